@@ -1,0 +1,1 @@
+"""Listings: capacity assets, process/material taxonomy and availability calendars."""

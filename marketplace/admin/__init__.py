@@ -1,0 +1,1 @@
+"""Platform-admin endpoints that belong to the shell (organisation verification, audit log)."""

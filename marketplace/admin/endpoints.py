@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Query
+from sqlmodel import col
+
+from marketplace.audit import AuditLog
+from marketplace.auth.deps import AdminPrincipal
+from marketplace.db import SessionDep
+from marketplace.errors import BadRequest, error_responses
+from marketplace.orgs import service as org_service
+from marketplace.orgs.schemas import AuditOut, OrgPublic, VerificationDecision
+from marketplace.pagination import CursorParam, LimitParam, Page, decode_cursor, encode_cursor
+
+router = APIRouter(prefix="/admin", tags=["admin"])
+
+
+@router.get("/orgs", response_model=Page[OrgPublic], responses=error_responses(401, 403))
+async def list_orgs(
+    session: SessionDep,
+    admin: AdminPrincipal,
+    status: Annotated[Literal["unverified", "pending", "verified", "rejected"] | None, Query()] = None,
+    limit: LimitParam = 50,
+    cursor: CursorParam = None,
+) -> Page[OrgPublic]:
+    after = None
+    if (values := decode_cursor(cursor)) is not None:
+        try:
+            after = (datetime.fromisoformat(values[0]), uuid.UUID(values[1]))
+        except (ValueError, IndexError, TypeError) as exc:
+            raise BadRequest("Malformed cursor.") from exc
+    orgs = await org_service.list_orgs_for_admin(session, status, after=after, limit=limit + 1)
+    next_cursor = None
+    if len(orgs) > limit:
+        orgs = orgs[:limit]
+        next_cursor = encode_cursor([orgs[-1].created_at.isoformat(), str(orgs[-1].id)])
+    return Page(items=[OrgPublic.model_validate(o) for o in orgs], next_cursor=next_cursor)
+
+
+@router.post(
+    "/orgs/{org_id}/verify",
+    response_model=OrgPublic,
+    responses=error_responses(401, 403, 404, 409, 422),
+)
+async def verify_org(
+    org_id: uuid.UUID, data: VerificationDecision, session: SessionDep, admin: AdminPrincipal
+) -> OrgPublic:
+    return OrgPublic.model_validate(await org_service.decide_verification(session, admin, org_id, data))
+
+
+@router.get("/audit", response_model=Page[AuditOut], responses=error_responses(401, 403))
+async def audit_log(
+    session: SessionDep,
+    admin: AdminPrincipal,
+    target_type: str | None = None,
+    target_id: str | None = None,
+    action: str | None = None,
+    limit: LimitParam = 50,
+    cursor: CursorParam = None,
+) -> Page[AuditOut]:
+    stmt = sa.select(AuditLog).order_by(col(AuditLog.id).desc())
+    if target_type:
+        stmt = stmt.where(col(AuditLog.target_type) == target_type)
+    if target_id:
+        stmt = stmt.where(col(AuditLog.target_id) == target_id)
+    if action:
+        stmt = stmt.where(col(AuditLog.action) == action)
+    if (values := decode_cursor(cursor)) is not None:
+        if not values or not isinstance(values[0], int):
+            raise BadRequest("Malformed cursor.")
+        stmt = stmt.where(col(AuditLog.id) < values[0])
+    rows = list((await session.execute(stmt.limit(limit + 1))).scalars())
+    next_cursor = encode_cursor([rows[limit - 1].id]) if len(rows) > limit else None
+    return Page(items=[AuditOut.model_validate(r) for r in rows[:limit]], next_cursor=next_cursor)

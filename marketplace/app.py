@@ -1,0 +1,144 @@
+"""The FastAPI application factory: API under ``/api/v1``, health and metrics at the root."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.asyncio import Redis
+
+from marketplace import celery_app, embedded
+from marketplace.admin.endpoints import router as admin_router
+from marketplace.auth.endpoints import router as auth_router
+from marketplace.db import create_engine, create_sessionmaker
+from marketplace.errors import ERROR_SCHEMA, install_error_handlers
+from marketplace.idempotency import IdempotentReplay, handle_replay
+from marketplace.observability import RequestContextMiddleware, configure_logging
+from marketplace.orgs.endpoints import router as orgs_router
+from marketplace.ratelimit import RateLimiter
+from marketplace.settings import Settings, get_settings
+
+logger = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+
+
+def resolve_database_url(settings: Settings) -> str:
+    return settings.database_url or embedded.start_postgres(settings.data_dir)
+
+
+def resolve_redis_url(settings: Settings) -> str:
+    return settings.redis_url or embedded.start_redis(settings.data_dir)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    database_url: str | None = None,
+    redis_url: str | None = None,
+) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db_url = database_url or resolve_database_url(settings)
+        r_url = redis_url or resolve_redis_url(settings)
+        engine = create_engine(db_url, settings)
+        app.state.engine = engine
+        app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.redis = Redis.from_url(r_url)
+        app.state.auth_rate_limiter = RateLimiter(
+            app.state.redis,
+            limit=settings.auth_rate_limit,
+            window_seconds=settings.auth_rate_window_seconds,
+        )
+        celery_app.configure(r_url)
+        try:
+            yield
+        finally:
+            await app.state.redis.aclose()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Shared Manufacturing Marketplace",
+        version="0.1.0",
+        description=(
+            "Factories share idle machine time and testing-lab capacity; SMEs find, book and pay for it. "
+            'Every error has the shape `{"error", "detail", "request_id"}`.'
+        ),
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.add_middleware(RequestContextMiddleware)
+    install_error_handlers(app)
+    app.add_exception_handler(IdempotentReplay, handle_replay)
+
+    api = APIRouter(prefix=API_PREFIX)
+    api.include_router(auth_router)
+    api.include_router(orgs_router)
+    api.include_router(admin_router)
+    app.include_router(api)
+    _add_operational_routes(app)
+    _customise_openapi(app)
+    return app
+
+
+def _add_operational_routes(app: FastAPI) -> None:
+    @app.get("/healthz", tags=["operations"], summary="The process is up")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"], summary="The database and the broker are reachable")
+    async def readyz(request: Request) -> JSONResponse:
+        checks: dict[str, str] = {}
+        try:
+            async with request.app.state.engine.connect() as conn:
+                await conn.execute(sa.text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as exc:  # readiness reports, never raises
+            checks["database"] = f"error: {type(exc).__name__}"
+        try:
+            await request.app.state.redis.ping()
+            checks["broker"] = "ok"
+        except Exception as exc:
+            checks["broker"] = f"error: {type(exc).__name__}"
+        ok = all(v == "ok" for v in checks.values())
+        return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", include_in_schema=True)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _customise_openapi(app: FastAPI) -> None:
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        schema.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+        # FastAPI's default 422 schema is not ours: point every 422 at the shared error shape.
+        for path in schema.get("paths", {}).values():
+            for op in path.values():
+                if isinstance(op, dict) and "422" in op.get("responses", {}):
+                    op["responses"]["422"] = {
+                        "description": "Validation error",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                    }
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def main_app() -> FastAPI:
+    """Entry for ``uvicorn --factory marketplace.app:main_app``."""
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)

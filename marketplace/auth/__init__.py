@@ -1,0 +1,1 @@
+"""Users, credentials (JWT access/refresh tokens, organisation API keys) and who may call what."""

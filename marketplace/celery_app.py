@@ -1,0 +1,63 @@
+"""The Celery application (broker and results on Redis).
+
+Configured from settings at import time when ``MARKETPLACE_REDIS_URL`` is set (worker, beat and API
+processes started by ``marketplace run`` or docker compose always set it); ``configure`` is called
+explicitly by the CLI after it has started the embedded Redis.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from celery import Celery
+
+from marketplace.settings import get_settings
+
+TASK_MODULES = ["marketplace.tasks"]
+
+celery = Celery("marketplace", include=TASK_MODULES)
+
+BEAT_SCHEDULE = {
+    "purge-expired-idempotency-keys": {
+        "task": "marketplace.purge_idempotency_keys",
+        "schedule": timedelta(hours=1),
+    },
+}
+
+
+def kombu_url(redis_url: str) -> str:
+    """redis-py speaks ``unix://``; kombu wants ``redis+socket://`` for a Unix socket."""
+    if redis_url.startswith("unix://"):
+        return "redis+socket://" + redis_url[len("unix://") :]
+    return redis_url
+
+
+def configure(redis_url: str) -> Celery:
+    settings = get_settings()
+    url = kombu_url(redis_url)
+    celery.conf.update(
+        broker_url=url,
+        result_backend=url,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        timezone="UTC",
+        enable_utc=True,
+        # A task is acknowledged only after it ran, so a crashed worker's task is redelivered;
+        # every task is therefore idempotent.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        result_expires=timedelta(days=1),
+        broker_connection_retry_on_startup=True,
+        task_always_eager=settings.celery_always_eager,
+        task_default_queue=settings.celery_queue,
+        beat_schedule=BEAT_SCHEDULE,
+        worker_hijack_root_logger=False,
+    )
+    return celery
+
+
+_settings = get_settings()
+if _settings.redis_url:
+    configure(_settings.redis_url)

@@ -1,0 +1,234 @@
+"""``marketplace`` command line: run everything for development, or each process for production."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from marketplace import embedded
+from marketplace.db import normalise_url
+from marketplace.settings import get_settings
+
+app = typer.Typer(help="Shared-manufacturing capacity marketplace.", no_args_is_help=True, add_completion=False)
+
+T = TypeVar("T")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _database_url() -> str:
+    settings = get_settings()
+    return settings.database_url or embedded.start_postgres(settings.data_dir)
+
+
+def _redis_url() -> str:
+    settings = get_settings()
+    return settings.redis_url or embedded.start_redis(settings.data_dir)
+
+
+def _alembic_config(url: str):  # type: ignore[no-untyped-def]
+    from alembic.config import Config
+
+    ini = ROOT / "alembic.ini"
+    if not ini.exists():
+        ini = Path.cwd() / "alembic.ini"
+    cfg = Config(str(ini))
+    cfg.set_main_option("script_location", str(ini.parent / "alembic"))
+    cfg.set_main_option("sqlalchemy.url", normalise_url(url).replace("%", "%%"))
+    return cfg
+
+
+def migrate_database(url: str) -> None:
+    from alembic import command
+
+    command.upgrade(_alembic_config(url), "head")
+
+
+def _in_session(url: str, fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    async def runner() -> T:
+        engine = create_async_engine(normalise_url(url), poolclass=NullPool)
+        try:
+            async with AsyncSession(engine, expire_on_commit=False) as session:
+                result = await fn(session)
+                await session.commit()
+                return result
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(runner())
+
+
+@app.command()
+def migrate() -> None:
+    """Apply every Alembic migration (upgrade to head)."""
+    migrate_database(_database_url())
+    typer.echo("database is at the latest migration")
+
+
+@app.command("create-admin")
+def create_admin(
+    email: Annotated[str, typer.Option(help="The admin's e-mail address.")],
+    password: Annotated[str | None, typer.Option(help="Omit to be prompted (not echoed).")] = None,
+    full_name: Annotated[str, typer.Option(help="Display name.")] = "Platform admin",
+) -> None:
+    """Create a platform admin (idempotent: an existing account is promoted, its password kept)."""
+    from marketplace.auth.service import ensure_admin
+
+    if password is None:
+        password = getpass.getpass("Password: ")
+    if len(password) < 10:
+        typer.echo("error: the password must have at least 10 characters", err=True)
+        raise typer.Exit(2)
+    pw = password
+    user, created = _in_session(_database_url(), lambda s: ensure_admin(s, email, pw, full_name))
+    typer.echo(f"{'created' if created else 'already exists, ensured admin'}: {user.email}")
+
+
+@app.command()
+def seed(
+    demo: Annotated[bool, typer.Option(help="Load the small demo data set if the database is empty.")] = True,
+) -> None:
+    """Load demo data into an empty database."""
+    from marketplace.demo import database_is_empty, seed_demo
+
+    async def work(session: AsyncSession) -> int:
+        if demo and await database_is_empty(session):
+            return len(await seed_demo(session))
+        return 0
+
+    n = _in_session(_database_url(), work)
+    typer.echo(f"seeded {n} demo organisations" if n else "database not empty: nothing seeded")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port.")] = None,
+    workers: Annotated[int, typer.Option(help="Uvicorn worker processes.")] = 1,
+) -> None:
+    """Serve the HTTP API with uvicorn."""
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run(
+        "marketplace.app:main_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        log_config=None,
+        proxy_headers=True,
+    )
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(help="Worker processes.")] = 2,
+    loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
+) -> None:
+    """Run a Celery worker."""
+    from marketplace.celery_app import configure
+
+    celery = configure(_redis_url())
+    celery.worker_main(["worker", f"--loglevel={loglevel}", f"--concurrency={concurrency}"])
+
+
+@app.command()
+def beat(loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO") -> None:
+    """Run Celery beat, the scheduler (exactly one per deployment)."""
+    from marketplace.celery_app import configure
+
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    celery = configure(_redis_url())
+    celery.start(["beat", f"--loglevel={loglevel}", f"--schedule={settings.data_dir / 'celerybeat-schedule'}"])
+
+
+@app.command()
+def run(
+    host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port.")] = None,
+) -> None:
+    """Development all-in-one: embedded services if no URLs are set, migrations, demo data, then the API,
+    a Celery worker and beat together. One Ctrl-C stops everything."""
+    settings = get_settings()
+    db_url = _database_url()
+    redis_url = _redis_url()
+    typer.echo("applying migrations ...")
+    migrate_database(db_url)
+
+    from marketplace.auth.service import ensure_admin
+    from marketplace.demo import DEMO_ACCOUNTS, DEMO_PASSWORD, database_is_empty, seed_demo
+
+    async def prepare(session: AsyncSession) -> bool:
+        empty = await database_is_empty(session)
+        await ensure_admin(session, settings.demo_admin_email, settings.demo_admin_password)
+        if empty:
+            await seed_demo(session)
+        return empty
+
+    seeded = _in_session(db_url, prepare)
+    env = {**os.environ, "MARKETPLACE_DATABASE_URL": db_url, "MARKETPLACE_REDIS_URL": redis_url}
+    exe = [sys.executable, "-m", "marketplace"]
+    bind_host, bind_port = host or settings.host, port or settings.port
+    procs = [
+        subprocess.Popen([*exe, "serve", "--host", bind_host, "--port", str(bind_port)], env=env),
+        subprocess.Popen([*exe, "worker", "--concurrency", "1"], env=env),
+        subprocess.Popen([*exe, "beat"], env=env),
+    ]
+    url = f"http://{bind_host}:{bind_port}"
+    typer.echo(
+        f"\n  Marketplace: {url}   API docs: {url}/docs\n"
+        f"  Admin: {settings.demo_admin_email} / {settings.demo_admin_password}\n"
+        + (
+            f"  Demo accounts (password {DEMO_PASSWORD}): " + ", ".join(a.email for a in DEMO_ACCOUNTS) + "\n"
+            if seeded
+            else ""
+        )
+        + "  Press Ctrl-C to stop.\n"
+    )
+    stopping = False
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        while not stopping and all(p.poll() is None for p in procs):
+            time.sleep(0.3)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for p in procs:
+            try:
+                p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        embedded.stop_all()
+        typer.echo("stopped")
+    if any(p.returncode not in (0, -signal.SIGTERM, -signal.SIGINT, None) for p in procs) and not stopping:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

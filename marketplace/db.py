@@ -1,0 +1,59 @@
+"""Database engine and the request-scoped unit of work.
+
+One session per request: the ``get_session`` dependency commits when the endpoint returns normally and
+rolls back when it raises. Services and repositories only ``flush``; they never commit. Jobs buffered
+with :func:`marketplace.jobs.enqueue_after_commit` are sent only after the commit succeeded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from marketplace.settings import Settings
+
+
+def normalise_url(url: str) -> str:
+    """Accept ``postgres://`` and ``postgresql://`` URLs and use the asyncpg driver."""
+    for prefix in ("postgres://", "postgresql://", "postgresql+psycopg://", "postgresql+psycopg2://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    return url
+
+
+def create_engine(url: str, settings: Settings) -> AsyncEngine:
+    return create_async_engine(
+        normalise_url(url),
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+        pool_pre_ping=True,
+    )
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's unit of work. Declared with ``scope="function"`` so that the commit happens before
+    the response is sent: a failing commit becomes an error response, never a lost write."""
+    from marketplace import jobs
+
+    maker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    async with maker() as session:
+        buffer = jobs.open_buffer()
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            jobs.discard_buffer(buffer)
+            raise
+        else:
+            await session.commit()
+            jobs.flush_buffer(buffer)
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

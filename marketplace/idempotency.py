@@ -1,0 +1,167 @@
+"""``Idempotency-Key`` support for writes (a reusable dependency).
+
+The first request with a key stores a hash of the request and, in the same transaction as the write, the
+response it got. A replay with the same key and body returns that response (same status and body, header
+``Idempotent-Replayed: true``); the same key with a different body is 422. Concurrent duplicates serialise
+on the unique ``(scope, key)`` row: the second waits for the first to commit, then replays it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import Depends, Header, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from sqlalchemy.dialects.postgresql import insert
+from sqlmodel import Field, SQLModel, col
+
+from marketplace.auth.deps import CurrentPrincipal
+from marketplace.db import SessionDep
+from marketplace.errors import BadRequest, Unprocessable
+from marketplace.sqltypes import jsonb_column, ts_column, utcnow
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (sa.UniqueConstraint("scope", "key", name="uq_idempotency_scope_key"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    scope: str = Field(max_length=100)
+    key: str = Field(max_length=255)
+    method: str = Field(max_length=10)
+    path: str = Field(max_length=500)
+    request_hash: str = Field(max_length=64)
+    status_code: int | None = Field(default=None)
+    response_body: Any | None = Field(default=None, sa_column=jsonb_column())
+    created_at: datetime = Field(default_factory=utcnow, sa_column=ts_column(default_now=True))
+    expires_at: datetime = Field(sa_column=ts_column(index=True))
+
+
+class IdempotentReplay(Exception):
+    """Raised by the dependency to short-circuit the endpoint with the stored response."""
+
+    def __init__(self, status_code: int, body: Any) -> None:
+        self.status_code = status_code
+        self.body = body
+
+
+class IdempotencyKeyMismatch(Unprocessable):
+    """This Idempotency-Key was already used with a different request."""
+
+    code = "idempotency_key_mismatch"
+
+
+class Idempotency:
+    def __init__(self, session: SessionDep, record_id: uuid.UUID) -> None:
+        self._session = session
+        self._record_id = record_id
+
+    async def respond(self, body: Any, status_code: int = 200) -> JSONResponse:
+        """Store the response with the write (same transaction) and return it."""
+        payload = jsonable_encoder(body)
+        await self._session.execute(
+            sa.update(IdempotencyRecord)
+            .where(col(IdempotencyRecord.id) == self._record_id)
+            .values(status_code=status_code, response_body=payload)
+        )
+        return JSONResponse(payload, status_code=status_code)
+
+
+def _request_hash(method: str, path: str, body: bytes) -> str:
+    try:
+        canonical = json.dumps(json.loads(body or b"null"), sort_keys=True, separators=(",", ":")).encode()
+    except ValueError:
+        canonical = body
+    return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + canonical).hexdigest()
+
+
+async def _idempotency(
+    request: Request,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="Unique per logical write (max 255 chars); replays return the first response.",
+        ),
+    ] = None,
+) -> Idempotency:
+    if not idempotency_key:
+        raise BadRequest("This endpoint requires an Idempotency-Key header.")
+    if len(idempotency_key) > 255:
+        raise BadRequest("Idempotency-Key must be at most 255 characters.")
+    scope = f"key:{principal.api_key_id}" if principal.api_key_id else f"user:{principal.user_id}"
+    digest = _request_hash(request.method, request.url.path, await request.body())
+    ttl = timedelta(hours=request.app.state.settings.idempotency_ttl_hours)
+    now = utcnow()
+    # An expired record frees its key.
+    await session.execute(
+        sa.delete(IdempotencyRecord).where(
+            col(IdempotencyRecord.scope) == scope,
+            col(IdempotencyRecord.key) == idempotency_key,
+            col(IdempotencyRecord.expires_at) < now,
+        )
+    )
+    inserted = (
+        await session.execute(
+            insert(IdempotencyRecord)
+            .values(
+                id=uuid.uuid4(),
+                scope=scope,
+                key=idempotency_key,
+                method=request.method,
+                path=request.url.path,
+                request_hash=digest,
+                created_at=now,
+                expires_at=now + ttl,
+            )
+            .on_conflict_do_nothing(constraint="uq_idempotency_scope_key")
+            .returning(col(IdempotencyRecord.id))
+        )
+    ).scalar_one_or_none()
+    if inserted is not None:
+        return Idempotency(session, inserted)
+    existing = (
+        await session.execute(
+            sa.select(IdempotencyRecord).where(
+                col(IdempotencyRecord.scope) == scope, col(IdempotencyRecord.key) == idempotency_key
+            )
+        )
+    ).scalar_one()
+    if existing.request_hash != digest:
+        raise IdempotencyKeyMismatch("This Idempotency-Key was already used with a different request body or path.")
+    if existing.status_code is None:  # pragma: no cover - the first request committed without a response
+        raise BadRequest("The original request with this Idempotency-Key did not complete; use a new key.")
+    raise IdempotentReplay(existing.status_code, existing.response_body)
+
+
+IdempotencyDep = Annotated[Idempotency, Depends(_idempotency)]
+
+
+async def _optional_idempotency(
+    request: Request,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    idempotency_key: Annotated[
+        str | None,
+        Header(alias="Idempotency-Key", description="Optional: makes a retried request safe."),
+    ] = None,
+) -> Idempotency | None:
+    if not idempotency_key:
+        return None
+    return await _idempotency(request, session, principal, idempotency_key)
+
+
+OptionalIdempotencyDep = Annotated[Idempotency | None, Depends(_optional_idempotency)]
+
+
+async def handle_replay(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, IdempotentReplay)
+    return JSONResponse(exc.body, status_code=exc.status_code, headers={"Idempotent-Replayed": "true"})

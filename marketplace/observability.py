@@ -1,0 +1,87 @@
+"""Request ids, structured-ish logging that never prints secrets, and Prometheus metrics."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import re
+import time
+import uuid
+
+from prometheus_client import Counter, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+
+HTTP_REQUESTS = Counter("marketplace_http_requests_total", "HTTP requests", ["method", "route", "status"])
+HTTP_LATENCY = Histogram("marketplace_http_request_duration_seconds", "HTTP request latency", ["method", "route"])
+
+_VALID_ID = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+# Anything that looks like a credential is masked before a log line is written.
+_SECRET = re.compile(
+    r"(?i)(password|passwd|secret|token|api[_-]?key|authorization|x-api-key)(\"?\s*[:=]\s*\"?)([^\s\",&]+)"
+)
+
+
+class RequestContextMiddleware:
+    """Pure ASGI middleware: assigns a request id (or accepts a sane ``X-Request-ID``), echoes it, and
+    records metrics per route template (not per raw path, which would explode cardinality)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
+        rid = incoming if _VALID_ID.match(incoming) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = rid
+        token = request_id_var.set(rid)
+        status = 500
+        start = time.perf_counter()
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", []).append((b"x-request-id", rid.encode()))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            HTTP_REQUESTS.labels(scope["method"], template, str(status)).inc()
+            HTTP_LATENCY.labels(scope["method"], template).observe(time.perf_counter() - start)
+            request_id_var.reset(token)
+
+
+class RedactingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id_var.get() or "-"
+        if isinstance(record.msg, str) and not record.args:
+            record.msg = _SECRET.sub(r"\1\2***", record.msg)
+        elif record.args:
+            record.msg = _SECRET.sub(r"\1\2***", record.getMessage())
+            record.args = ()
+        return True
+
+
+def redact(text: str) -> str:
+    return _SECRET.sub(r"\1\2***", text)
+
+
+def configure_logging(level: str) -> None:
+    handler = logging.StreamHandler()
+    handler.addFilter(RedactingFilter())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"))
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(level.upper())
+    # uvicorn's access log prints query strings (which may carry an iCal token): keep it but redact.
+    for name in ("uvicorn", "uvicorn.access", "uvicorn.error", "celery"):
+        lg = logging.getLogger(name)
+        lg.handlers = []
+        lg.propagate = True

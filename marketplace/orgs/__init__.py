@@ -1,0 +1,1 @@
+"""Organisations (suppliers and buyers), memberships and company verification."""

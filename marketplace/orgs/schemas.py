@@ -1,0 +1,154 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
+
+from marketplace.auth.principal import API_SCOPES
+from marketplace.orgs.uscc import normalise_uscc, validate_uscc
+
+Role = Literal["supplier", "buyer"]
+
+
+def _check_uscc(v: str | None) -> str | None:
+    if v is None or v == "":
+        return None
+    v = normalise_uscc(v)
+    reason = validate_uscc(v)
+    if reason:
+        raise ValueError(f"invalid Unified Social Credit Code: {reason}")
+    return v
+
+
+class OrgCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    roles: list[Role] = Field(min_length=1, description="supplier, buyer or both")
+    country: str = Field(min_length=2, max_length=2, description="ISO 3166-1 alpha-2")
+    legal_name: str | None = Field(default=None, max_length=300)
+    uscc: str | None = Field(default=None, description="统一社会信用代码 (18 characters), Chinese companies")
+
+    @field_validator("country")
+    @classmethod
+    def _country(cls, v: str) -> str:
+        if not v.isalpha():
+            raise ValueError("must be an ISO 3166-1 alpha-2 code such as CN or DE")
+        return v.upper()
+
+    @field_validator("roles")
+    @classmethod
+    def _roles(cls, v: list[str]) -> list[str]:
+        return sorted(set(v))
+
+    @field_validator("uscc")
+    @classmethod
+    def _uscc(cls, v: str | None) -> str | None:
+        return _check_uscc(v)
+
+
+class OrgPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    legal_name: str | None
+    country: str
+    uscc: str | None
+    roles: list[str]
+    verification_status: str
+    verification_reason: str | None
+    created_at: datetime
+
+
+class VerificationDocument(BaseModel):
+    name: str = Field(min_length=1, max_length=200, description="e.g. business licence (营业执照)")
+    reference: str = Field(min_length=1, max_length=1000, description="URL or document-store reference")
+
+
+class VerificationSubmit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    legal_name: str = Field(min_length=1, max_length=300)
+    uscc: str | None = None
+    documents: list[VerificationDocument] = Field(min_length=1, max_length=20)
+    contact_phone: str | None = Field(default=None, max_length=40)
+    notes: str | None = Field(default=None, max_length=2000)
+
+    @field_validator("uscc")
+    @classmethod
+    def _uscc(cls, v: str | None) -> str | None:
+        return _check_uscc(v)
+
+
+class VerificationDecision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Literal["verified", "rejected"]
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+class MemberInvite(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr
+    role: Literal["owner", "member"] = "member"
+
+
+class MemberOut(BaseModel):
+    user_id: uuid.UUID | None
+    email: str
+    full_name: str | None
+    role: str
+    status: Literal["active", "invited"]
+    created_at: datetime
+
+
+class ApiKeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100)
+    scopes: list[str] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _known_scopes(self) -> ApiKeyCreate:
+        unknown = sorted(set(self.scopes) - API_SCOPES)
+        if unknown:
+            raise ValueError(f"unknown scopes {unknown}; valid scopes: {sorted(API_SCOPES)}")
+        self.scopes = sorted(set(self.scopes))
+        return self
+
+
+class ApiKeyOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    org_id: uuid.UUID
+    name: str
+    prefix: str
+    scopes: list[str]
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyOut):
+    secret: str = Field(description="Shown once. Send as `Authorization: Bearer` or `X-API-Key`.")
+
+
+class AuditOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    actor_user_id: uuid.UUID | None
+    actor_api_key_id: uuid.UUID | None
+    action: str
+    target_type: str
+    target_id: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    reason: str | None
+    request_id: str | None
+    created_at: datetime

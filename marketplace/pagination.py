@@ -1,0 +1,41 @@
+"""Keyset pagination: ``limit`` (max 100) and an opaque ``cursor``; responses are
+``{"items": [...], "next_cursor": "..." | null}``."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Annotated, Any, Generic, TypeVar
+
+from fastapi import Query
+from pydantic import BaseModel
+
+from marketplace.errors import BadRequest
+
+T = TypeVar("T")
+
+LimitParam = Annotated[int, Query(ge=1, le=100, description="Page size (1-100).")]
+CursorParam = Annotated[str | None, Query(description="Opaque cursor from a previous page's next_cursor.")]
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = None
+
+
+def encode_cursor(values: list[Any]) -> str:
+    raw = json.dumps(values, default=str, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> list[Any] | None:
+    if not cursor:
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest("Malformed cursor.") from exc
+    if not isinstance(values, list):
+        raise BadRequest("Malformed cursor.")
+    return values

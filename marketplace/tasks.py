@@ -1,0 +1,65 @@
+"""Background jobs of the app shell. Each task opens its own unit of work (commit on success)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from marketplace import jobs
+from marketplace.celery_app import celery
+from marketplace.db import normalise_url
+from marketplace.settings import get_settings
+
+T = TypeVar("T")
+
+
+def run_in_unit_of_work(fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run ``fn`` in a fresh session and commit; jobs it buffers are sent after the commit."""
+
+    async def runner() -> T:
+        settings = get_settings()
+        if not settings.database_url:
+            raise RuntimeError("MARKETPLACE_DATABASE_URL is not set for this worker")
+        # NullPool: each task runs in its own event loop, and asyncpg connections are loop-bound.
+        engine = create_async_engine(normalise_url(settings.database_url), poolclass=NullPool)
+        try:
+            async with AsyncSession(engine, expire_on_commit=False) as session:
+                token = jobs.open_buffer()
+                try:
+                    result = await fn(session)
+                    await session.commit()
+                except BaseException:
+                    jobs.discard_buffer(token)
+                    raise
+                jobs.flush_buffer(token)
+                return result
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(runner())
+
+
+@celery.task(name="marketplace.health.roundtrip")
+def roundtrip(token: str) -> dict[str, Any]:
+    """Proves a worker is connected to the broker and the database: echoes the token with the name of
+    the database it reached."""
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        db = (await session.execute(sa.text("SELECT current_database()"))).scalar_one()
+        return {"token": token, "database": db}
+
+    return run_in_unit_of_work(work)
+
+
+@celery.task(name="marketplace.purge_idempotency_keys", acks_late=True)
+def purge_idempotency_keys() -> int:
+    async def work(session: AsyncSession) -> int:
+        result = await session.execute(sa.text("DELETE FROM idempotency_keys WHERE expires_at < now()"))
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    return run_in_unit_of_work(work)

@@ -1,0 +1,1 @@
+"""Domain package (matching). Never imports marketplace."""

@@ -1,0 +1,1 @@
+"""Domain package (payments). Never imports marketplace."""
