@@ -12,23 +12,13 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from alembic import context
 from marketplace.db import normalise_url
-from marketplace.models import metadata
+from marketplace.models import include_object, metadata
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 target_metadata = metadata
-
-# Objects that live only in migrations (hand-written): autogenerate must not try to drop them.
-_MIGRATION_ONLY_INDEXES: set[str] = set()
-
-
-def include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
-    if type_ == "index" and reflected and compare_to is None and name in _MIGRATION_ONLY_INDEXES:
-        return False
-    return True
-
 
 def _url() -> str:
     url = config.get_main_option("sqlalchemy.url")

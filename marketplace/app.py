@@ -8,20 +8,26 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
 
+from listings import endpoints as listings_endpoints
+from listings.errors import ListingsError
+from listings.service import ListingsConfig, NoBookings
 from marketplace import celery_app, embedded
 from marketplace.admin.endpoints import router as admin_router
+from marketplace.admin.listings import router as admin_listings_router
+from marketplace.auth.deps import get_optional_principal, get_principal
 from marketplace.auth.endpoints import router as auth_router
-from marketplace.db import create_engine, create_sessionmaker
-from marketplace.errors import ERROR_SCHEMA, install_error_handlers
+from marketplace.db import create_engine, create_sessionmaker, get_session
+from marketplace.errors import ERROR_SCHEMA, error_responses, install_error_handlers
 from marketplace.idempotency import IdempotentReplay, handle_replay
 from marketplace.observability import RequestContextMiddleware, configure_logging
 from marketplace.orgs.endpoints import router as orgs_router
+from marketplace.pagination import decode_cursor, encode_cursor
 from marketplace.ratelimit import RateLimiter
 from marketplace.settings import Settings, get_settings
 
@@ -36,6 +42,10 @@ def resolve_database_url(settings: Settings) -> str:
 
 def resolve_redis_url(settings: Settings) -> str:
     return settings.redis_url or embedded.start_redis(settings.data_dir)
+
+
+def listings_config(settings: Settings) -> ListingsConfig:
+    return ListingsConfig(horizon_days=settings.availability_horizon_days)
 
 
 def create_app(
@@ -77,13 +87,26 @@ def create_app(
     )
     app.state.settings = settings
     app.add_middleware(RequestContextMiddleware)
-    install_error_handlers(app)
+    install_error_handlers(app, domain_errors=(ListingsError,))
     app.add_exception_handler(IdempotentReplay, handle_replay)
 
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(auth_router)
     api.include_router(orgs_router)
     api.include_router(admin_router)
+    api.include_router(admin_listings_router)
+    api.include_router(
+        listings_endpoints.build_router(
+            session_dep=Depends(get_session, scope="function"),
+            actor_dep=Depends(get_principal),
+            optional_actor_dep=Depends(get_optional_principal),
+            config=listings_config(settings),
+            blocked=NoBookings(),
+            error_responses=error_responses,
+            encode_cursor=encode_cursor,
+            decode_cursor=decode_cursor,
+        )
+    )
     app.include_router(api)
     _add_operational_routes(app)
     _customise_openapi(app)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import SQLModel
 
+from listings.models import Asset, AssetStatusEvent, AvailabilityException, Certificate, ListingFlag, Site
 from marketplace.audit import AuditLog
 from marketplace.auth.models import ApiKey, User
 from marketplace.idempotency import IdempotencyRecord
@@ -11,13 +12,29 @@ from marketplace.orgs.models import Membership, Organisation, OrgInvitation
 
 metadata = SQLModel.metadata
 
+# Objects that live only in hand-written migrations (expression indexes, exclusion constraints):
+# autogenerate and `alembic check` must not try to drop them.
+MIGRATION_ONLY_INDEXES = frozenset({"ix_sites_earth", "ix_sites_region_code"})
+
+
+def include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
+    return not (type_ == "index" and reflected and compare_to is None and name in MIGRATION_ONLY_INDEXES)
+
+
 __all__ = [
     "ApiKey",
+    "Asset",
+    "AssetStatusEvent",
     "AuditLog",
+    "AvailabilityException",
+    "Certificate",
     "IdempotencyRecord",
+    "ListingFlag",
     "Membership",
     "OrgInvitation",
     "Organisation",
+    "Site",
     "User",
+    "include_object",
     "metadata",
 ]

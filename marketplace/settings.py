@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     auth_rate_window_seconds: int = Field(default=60, ge=1)
 
     idempotency_ttl_hours: int = Field(default=24, ge=1)
+    # How far ahead availability is computed and bookable (the rolling horizon), in days.
+    availability_horizon_days: int = Field(default=180, ge=7, le=730)
 
     demo_admin_email: str = "admin@example.com"
     demo_admin_password: str = "admin-password-123"

@@ -131,7 +131,7 @@ def settings() -> Settings:
     return Settings(
         environment="test",
         jwt_secret="test-secret-" + "x" * 32,
-        auth_rate_limit=5,
+        auth_rate_limit=10_000,  # many tests sign in from one address; rate-limit tests tighten it
         celery_queue=f"test-{RUN_ID}",
     )
 

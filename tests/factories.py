@@ -84,3 +84,140 @@ async def admin_headers(client: AsyncClient, db: AsyncSession) -> dict[str, str]
     admin = await create_admin(db)
     await db.commit()
     return await login(client, admin.email)
+
+
+# -- listings --------------------------------------------------------------------------------------
+
+SUZHOU = {
+    "name": "Plant 1",
+    "address": "88 Industrial Rd",
+    "country": "CN",
+    "region_code": "320500",
+    "latitude": 31.30,
+    "longitude": 120.62,
+    "timezone": "Asia/Shanghai",
+}
+DONGGUAN = {
+    "name": "Dongguan works",
+    "address": "1 Songshan Lake",
+    "country": "CN",
+    "region_code": "441900",
+    "latitude": 23.02,
+    "longitude": 113.76,
+    "timezone": "Asia/Shanghai",
+}
+BERLIN = {
+    "name": "Werk Berlin",
+    "address": "Industriestr. 5",
+    "country": "DE",
+    "region_code": "DE-BE",
+    "latitude": 52.52,
+    "longitude": 13.40,
+    "timezone": "Europe/Berlin",
+}
+WEEKDAYS_8_18 = [{"weekday": d, "start": "08:00", "end": "18:00"} for d in range(5)]
+
+
+def machine_payload(site_id: str, **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "site_id": site_id,
+        "kind": "machine",
+        "title": "DMG MORI DMU 50 5-axis",
+        "process_codes": ["machining.milling.cnc_5axis"],
+        "materials": ["al_6061"],
+        "envelope_mm": {"x": 800, "y": 500, "z": 500},
+        "max_part_mass_kg": 200,
+        "tolerance_mm": 0.01,
+        "hourly_rate": 30000,
+        "setup_fee": 20000,
+        "currency": "CNY",
+        "min_booking_minutes": 60,
+        "slot_minutes": 30,
+        "buffer_minutes": 0,
+        "operator_included": True,
+        "description": "5-axis centre",
+    }
+    body.update(overrides)
+    return body
+
+
+def lab_payload(site_id: str, **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "site_id": site_id,
+        "kind": "lab_service",
+        "title": "Tensile test, room temperature",
+        "process_codes": ["testing.mechanical.tensile"],
+        "materials": ["q235", "steel_45"],
+        "test_standard": "GB/T 228.1-2021",
+        "accredited": True,
+        "price_per_sample": 15000,
+        "currency": "CNY",
+        "turnaround_days": 3,
+        "daily_sample_capacity": 40,
+        "sample_requirements": "2 specimens per sample",
+    }
+    body.update(overrides)
+    return body
+
+
+async def verify_org(db: AsyncSession, org_id: str) -> None:
+    import sqlalchemy as sa
+
+    await db.execute(
+        sa.text("UPDATE organisations SET verification_status = 'verified' WHERE id = :id"), {"id": org_id}
+    )
+    await db.commit()
+
+
+async def supplier(
+    client: AsyncClient, db: AsyncSession, *, verified: bool = True, site: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], dict[str, str], dict[str, Any]]:
+    """A supplier organisation (verified by default) with one site; returns (registration, headers, site)."""
+    reg, headers = await signed_up(client, roles=("supplier",), country="CN")
+    if verified:
+        await verify_org(db, reg["org"]["id"])
+    resp = await client.post("/api/v1/sites", json=site or SUZHOU, headers=headers)
+    assert resp.status_code == 201, resp.text
+    return reg, headers, resp.json()
+
+
+async def create_asset(
+    client: AsyncClient, headers: dict[str, str], payload: dict[str, Any], weekly: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    resp = await client.post("/api/v1/assets", json=payload, headers=headers)
+    assert resp.status_code == 201, resp.text
+    asset: dict[str, Any] = resp.json()
+    if payload["kind"] == "machine":
+        avail = await client.put(
+            f"/api/v1/assets/{asset['id']}/availability",
+            json={"weekly": weekly if weekly is not None else WEEKDAYS_8_18, "exceptions": []},
+            headers=headers,
+        )
+        assert avail.status_code == 200, avail.text
+    return asset
+
+
+async def publish(client: AsyncClient, headers: dict[str, str], admin: dict[str, str], asset_id: str) -> dict[str, Any]:
+    sub = await client.post(f"/api/v1/assets/{asset_id}/submit", headers=headers)
+    assert sub.status_code == 200, sub.text
+    ok = await client.post(f"/api/v1/admin/assets/{asset_id}/approve", headers=admin)
+    assert ok.status_code == 200, ok.text
+    data: dict[str, Any] = ok.json()
+    return data
+
+
+async def published_asset(
+    client: AsyncClient,
+    db: AsyncSession,
+    admin: dict[str, str],
+    *,
+    kind: str = "machine",
+    site: dict[str, Any] | None = None,
+    weekly: list[dict[str, Any]] | None = None,
+    **overrides: Any,
+) -> tuple[dict[str, Any], dict[str, str], dict[str, Any]]:
+    """A published listing of a fresh verified supplier; returns (asset, owner headers, site)."""
+    _reg, headers, site_out = await supplier(client, db, site=site)
+    payload = (machine_payload if kind == "machine" else lab_payload)(site_out["id"], **overrides)
+    asset = await create_asset(client, headers, payload, weekly)
+    return await publish(client, headers, admin, asset["id"]), headers, site_out

@@ -11,7 +11,7 @@ from sqlalchemy.pool import NullPool
 
 from alembic import command
 from marketplace.cli import _alembic_config
-from marketplace.models import metadata
+from marketplace.models import include_object, metadata
 from tests.conftest import _admin, _with_database
 
 
@@ -45,7 +45,8 @@ async def test_models_and_migrations_agree(engine) -> None:  # type: ignore[no-u
     async with engine.connect() as conn:
         diff = await conn.run_sync(
             lambda sync_conn: compare_metadata(
-                MigrationContext.configure(sync_conn, opts={"compare_type": True}), metadata
+                MigrationContext.configure(sync_conn, opts={"compare_type": True, "include_object": include_object}),
+                metadata,
             )
         )
     assert diff == []

@@ -1,0 +1,55 @@
+"""Errors of the listings domain. The app shell renders any of them as
+``{"error": code, "detail": ..., "request_id": ...}`` with ``status_code``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ListingsError(Exception):
+    status_code = 400
+    code = "bad_request"
+
+    def __init__(self, detail: str | None = None, *, extra: dict[str, Any] | None = None) -> None:
+        self.detail = detail or self.__class__.__doc__ or self.code
+        self.extra = extra or {}
+        super().__init__(self.detail)
+
+
+class BadRequest(ListingsError):
+    """Malformed request."""
+
+
+class NotFound(ListingsError):
+    """Not found."""
+
+    status_code = 404
+    code = "not_found"
+
+
+class Forbidden(ListingsError):
+    """You are not allowed to do this."""
+
+    status_code = 403
+    code = "forbidden"
+
+
+class OrganisationNotVerified(Forbidden):
+    """Only verified organisations can submit listings for review."""
+
+    code = "organisation_not_verified"
+
+
+class Invalid(ListingsError):
+    """The request is invalid."""
+
+    status_code = 422
+    code = "validation_error"
+
+
+class InvalidTransition(ListingsError):
+    status_code = 409
+    code = "invalid_transition"
+
+    def __init__(self, current: str, action: str) -> None:
+        super().__init__(f"Cannot {action} a listing that is {current}.", extra={"current_status": current})

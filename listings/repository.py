@@ -1,0 +1,306 @@
+"""All SQL of the listings domain."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from listings.models import (
+    Asset,
+    AssetStatusEvent,
+    AvailabilityException,
+    Certificate,
+    ListingFlag,
+    Site,
+)
+
+# The app shell's organisations table, referenced read-only (listings never imports the shell).
+organisations = sa.table("organisations", sa.column("id"), sa.column("verification_status"))
+
+
+_TEXT_ARRAY = pg.ARRAY(sa.Text)
+
+
+def _earth(lat: Any, lon: Any) -> Any:
+    return sa.func.ll_to_earth(lat, lon)
+
+
+@dataclass
+class SearchFilters:
+    serving_codes: list[str] | None = None
+    material: str | None = None
+    envelope_sorted: tuple[float, float, float] | None = None
+    tolerance_mm: float | None = None
+    certificate: str | None = None
+    certificate_valid_from: date | None = None
+    certificate_valid_until: date | None = None
+    region_prefixes: list[str] = field(default_factory=list)
+    near: tuple[float, float] | None = None
+    radius_km: float | None = None
+    max_hourly_rate: int | None = None
+    max_price_per_sample: int | None = None
+    kind: str | None = None
+    currency: str | None = None
+    org_id: uuid.UUID | None = None
+
+
+class ListingsRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # -- generic ---------------------------------------------------------------------------------
+
+    async def add(self, obj: Any) -> Any:
+        self.session.add(obj)
+        await self.session.flush()
+        return obj
+
+    async def org_is_verified(self, org_id: uuid.UUID) -> bool:
+        status = (
+            await self.session.execute(
+                sa.select(organisations.c.verification_status).where(organisations.c.id == org_id)
+            )
+        ).scalar_one_or_none()
+        return status == "verified"
+
+    # -- sites -----------------------------------------------------------------------------------
+
+    async def get_site(self, site_id: uuid.UUID) -> Site | None:
+        return await self.session.get(Site, site_id)
+
+    async def sites_of_org(self, org_id: uuid.UUID) -> list[Site]:
+        rows = await self.session.execute(
+            sa.select(Site).where(col(Site.org_id) == org_id).order_by(col(Site.created_at))
+        )
+        return list(rows.scalars())
+
+    async def sites_by_ids(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Site]:
+        if not ids:
+            return {}
+        rows = await self.session.execute(sa.select(Site).where(col(Site.id).in_(list(ids))))
+        return {s.id: s for s in rows.scalars()}
+
+    # -- certificates ----------------------------------------------------------------------------
+
+    async def get_certificate(self, cert_id: uuid.UUID, *, for_update: bool = False) -> Certificate | None:
+        stmt = sa.select(Certificate).where(col(Certificate.id) == cert_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def certificates_of_org(self, org_id: uuid.UUID) -> list[Certificate]:
+        rows = await self.session.execute(
+            sa.select(Certificate)
+            .where(col(Certificate.org_id) == org_id)
+            .order_by(col(Certificate.standard), col(Certificate.valid_until))
+        )
+        return list(rows.scalars())
+
+    async def valid_standards(
+        self, pairs: Sequence[tuple[uuid.UUID, uuid.UUID]], on: date
+    ) -> dict[tuple[uuid.UUID, uuid.UUID], list[str]]:
+        """Verified certificates valid on ``on`` for each (org, site): organisation-wide or site-specific."""
+        if not pairs:
+            return {}
+        org_ids = list({o for o, _ in pairs})
+        rows = await self.session.execute(
+            sa.select(col(Certificate.org_id), col(Certificate.site_id), col(Certificate.standard)).where(
+                col(Certificate.org_id).in_(org_ids),
+                col(Certificate.status) == "verified",
+                col(Certificate.valid_from) <= on,
+                col(Certificate.valid_until) >= on,
+            )
+        )
+        found = rows.all()
+        result: dict[tuple[uuid.UUID, uuid.UUID], list[str]] = {}
+        for org_id, site_id in pairs:
+            result[(org_id, site_id)] = sorted(
+                {std for o, s, std in found if o == org_id and (s is None or s == site_id)}
+            )
+        return result
+
+    # -- assets ----------------------------------------------------------------------------------
+
+    async def get_asset(self, asset_id: uuid.UUID, *, for_update: bool = False) -> Asset | None:
+        stmt = sa.select(Asset).where(col(Asset.id) == asset_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def assets_of_org(
+        self, org_id: uuid.UUID, status: str | None, *, after: tuple[datetime, uuid.UUID] | None, limit: int
+    ) -> list[Asset]:
+        stmt = sa.select(Asset).where(col(Asset.org_id) == org_id)
+        if status:
+            stmt = stmt.where(col(Asset.status) == status)
+        if after is not None:
+            stmt = stmt.where(sa.tuple_(col(Asset.created_at), col(Asset.id)) > sa.tuple_(*after))
+        rows = await self.session.execute(stmt.order_by(col(Asset.created_at), col(Asset.id)).limit(limit))
+        return list(rows.scalars())
+
+    async def published_assets_at_site(self, site_id: uuid.UUID) -> list[Asset]:
+        rows = await self.session.execute(
+            sa.select(Asset).where(col(Asset.site_id) == site_id, col(Asset.status) == "published").with_for_update()
+        )
+        return list(rows.scalars())
+
+    async def pending_review(self, limit: int) -> list[Asset]:
+        rows = await self.session.execute(
+            sa.select(Asset)
+            .where(col(Asset.status) == "pending_review")
+            .order_by(col(Asset.submitted_at), col(Asset.id))
+            .limit(limit)
+        )
+        return list(rows.scalars())
+
+    async def published_assets_due_for_refresh(self, before: datetime, limit: int) -> list[Asset]:
+        rows = await self.session.execute(
+            sa.select(Asset)
+            .where(
+                col(Asset.status) == "published",
+                sa.or_(col(Asset.next_free_at).is_(None), col(Asset.next_free_at) < before),
+            )
+            .limit(limit)
+        )
+        return list(rows.scalars())
+
+    # -- availability ----------------------------------------------------------------------------
+
+    async def exceptions_for(
+        self, asset_ids: Sequence[uuid.UUID], start: datetime | None = None, end: datetime | None = None
+    ) -> dict[uuid.UUID, list[AvailabilityException]]:
+        result: dict[uuid.UUID, list[AvailabilityException]] = {a: [] for a in asset_ids}
+        if not asset_ids:
+            return result
+        stmt = sa.select(AvailabilityException).where(col(AvailabilityException.asset_id).in_(list(asset_ids)))
+        if start is not None:
+            stmt = stmt.where(col(AvailabilityException.ends_at) > start)
+        if end is not None:
+            stmt = stmt.where(col(AvailabilityException.starts_at) < end)
+        rows = await self.session.execute(stmt.order_by(col(AvailabilityException.starts_at)))
+        for exc in rows.scalars():
+            result[exc.asset_id].append(exc)
+        return result
+
+    async def delete_exceptions(self, asset_id: uuid.UUID) -> None:
+        await self.session.execute(
+            sa.delete(AvailabilityException).where(col(AvailabilityException.asset_id) == asset_id)
+        )
+
+    async def exceptions_overlapping(
+        self, asset_id: uuid.UUID, start: datetime, end: datetime
+    ) -> list[AvailabilityException]:
+        rows = await self.session.execute(
+            sa.select(AvailabilityException).where(
+                col(AvailabilityException.asset_id) == asset_id,
+                col(AvailabilityException.ends_at) > start,
+                col(AvailabilityException.starts_at) < end,
+            )
+        )
+        return list(rows.scalars())
+
+    async def delete(self, obj: Any) -> None:
+        await self.session.delete(obj)
+
+    # -- flags and history -----------------------------------------------------------------------
+
+    async def open_flags(self, limit: int) -> list[ListingFlag]:
+        rows = await self.session.execute(
+            sa.select(ListingFlag)
+            .where(col(ListingFlag.status) == "open")
+            .order_by(col(ListingFlag.created_at))
+            .limit(limit)
+        )
+        return list(rows.scalars())
+
+    async def get_flag(self, flag_id: uuid.UUID) -> ListingFlag | None:
+        return await self.session.get(ListingFlag, flag_id)
+
+    async def status_events(self, asset_id: uuid.UUID) -> list[AssetStatusEvent]:
+        rows = await self.session.execute(
+            sa.select(AssetStatusEvent)
+            .where(col(AssetStatusEvent.asset_id) == asset_id)
+            .order_by(col(AssetStatusEvent.id))
+        )
+        return list(rows.scalars())
+
+    # -- search ----------------------------------------------------------------------------------
+
+    def search_statement(self, f: SearchFilters, sort: str) -> tuple[Any, Any]:
+        """The published-listings query with every SQL-expressible filter, and its sort expression."""
+        distance = (
+            sa.func.earth_distance(_earth(f.near[0], f.near[1]), _earth(col(Site.latitude), col(Site.longitude)))
+            if f.near
+            else sa.literal(None, sa.Float)
+        )
+        stmt = (
+            sa.select(Asset, Site, (distance / 1000.0).label("distance_km"))
+            .join(Site, col(Site.id) == col(Asset.site_id))
+            .join(organisations, organisations.c.id == col(Asset.org_id))
+            .where(col(Asset.status) == "published", organisations.c.verification_status == "verified")
+        )
+        if f.kind:
+            stmt = stmt.where(col(Asset.kind) == f.kind)
+        if f.org_id:
+            stmt = stmt.where(col(Asset.org_id) == f.org_id)
+        if f.serving_codes is not None:
+            stmt = stmt.where(col(Asset.process_codes).op("&&")(sa.cast(f.serving_codes, _TEXT_ARRAY)))
+        if f.material:
+            stmt = stmt.where(col(Asset.materials).op("@>")(sa.cast([f.material], _TEXT_ARRAY)))
+        if f.envelope_sorted:
+            a, b, c = f.envelope_sorted
+            stmt = stmt.where(
+                col(Asset.envelope_max_mm) >= a, col(Asset.envelope_mid_mm) >= b, col(Asset.envelope_min_mm) >= c
+            )
+        if f.tolerance_mm is not None:
+            stmt = stmt.where(col(Asset.tolerance_mm) <= f.tolerance_mm)
+        if f.max_hourly_rate is not None:
+            stmt = stmt.where(col(Asset.hourly_rate) <= f.max_hourly_rate)
+        if f.max_price_per_sample is not None:
+            stmt = stmt.where(col(Asset.price_per_sample) <= f.max_price_per_sample)
+        if f.currency:
+            stmt = stmt.where(col(Asset.currency) == f.currency)
+        if f.region_prefixes:
+            stmt = stmt.where(
+                sa.or_(*[col(Site.region_code).startswith(p, autoescape=True) for p in f.region_prefixes])
+            )
+        if f.near and f.radius_km is not None:
+            radius_m = f.radius_km * 1000.0
+            stmt = stmt.where(
+                sa.func.earth_box(_earth(f.near[0], f.near[1]), radius_m).op("@>")(
+                    _earth(col(Site.latitude), col(Site.longitude))
+                ),
+                distance <= radius_m,
+            )
+        if f.certificate:
+            valid_from = f.certificate_valid_from or date.today()
+            valid_until = f.certificate_valid_until or valid_from
+            stmt = stmt.where(
+                sa.exists().where(
+                    col(Certificate.org_id) == col(Asset.org_id),
+                    sa.or_(col(Certificate.site_id).is_(None), col(Certificate.site_id) == col(Asset.site_id)),
+                    col(Certificate.standard) == f.certificate,
+                    col(Certificate.status) == "verified",
+                    col(Certificate.valid_from) <= valid_from,
+                    col(Certificate.valid_until) >= valid_until,
+                )
+            )
+        sort_expr: Any
+        if sort == "price":
+            sort_expr = sa.func.coalesce(col(Asset.hourly_rate), col(Asset.price_per_sample))
+        elif sort == "distance":
+            sort_expr = distance
+        else:  # next_free
+            # Listings with no free slot in the horizon sort last (a far-future stand-in keeps the cursor a date).
+            sort_expr = sa.func.coalesce(
+                col(Asset.next_free_at), sa.literal_column("'9999-12-31T00:00:00Z'::timestamptz")
+            )
+        return stmt, sort_expr
