@@ -16,7 +16,6 @@ from redis.asyncio import Redis
 
 from listings import endpoints as listings_endpoints
 from listings.errors import ListingsError
-from listings.service import ListingsConfig, NoBookings
 from marketplace import celery_app, embedded
 from marketplace.admin.endpoints import router as admin_router
 from marketplace.admin.listings import router as admin_listings_router
@@ -25,6 +24,7 @@ from marketplace.auth.endpoints import router as auth_router
 from marketplace.db import create_engine, create_sessionmaker, get_session
 from marketplace.errors import ERROR_SCHEMA, error_responses, install_error_handlers
 from marketplace.idempotency import IdempotentReplay, handle_replay
+from marketplace.listings_wiring import blocked_time, listings_config
 from marketplace.observability import RequestContextMiddleware, configure_logging
 from marketplace.orgs.endpoints import router as orgs_router
 from marketplace.pagination import decode_cursor, encode_cursor
@@ -42,10 +42,6 @@ def resolve_database_url(settings: Settings) -> str:
 
 def resolve_redis_url(settings: Settings) -> str:
     return settings.redis_url or embedded.start_redis(settings.data_dir)
-
-
-def listings_config(settings: Settings) -> ListingsConfig:
-    return ListingsConfig(horizon_days=settings.availability_horizon_days)
 
 
 def create_app(
@@ -101,7 +97,7 @@ def create_app(
             actor_dep=Depends(get_principal),
             optional_actor_dep=Depends(get_optional_principal),
             config=listings_config(settings),
-            blocked=NoBookings(),
+            blocked=blocked_time(),
             error_responses=error_responses,
             encode_cursor=encode_cursor,
             decode_cursor=decode_cursor,

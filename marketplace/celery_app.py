@@ -22,6 +22,10 @@ BEAT_SCHEDULE = {
         "task": "marketplace.purge_idempotency_keys",
         "schedule": timedelta(hours=1),
     },
+    "refresh-listing-next-free-slots": {
+        "task": "listings.refresh_next_free",
+        "schedule": timedelta(minutes=10),
+    },
 }
 
 

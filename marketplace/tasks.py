@@ -63,3 +63,13 @@ def purge_idempotency_keys() -> int:
         return int(result.rowcount)  # type: ignore[attr-defined]
 
     return run_in_unit_of_work(work)
+
+
+@celery.task(name="listings.refresh_next_free", acks_late=True)
+def refresh_next_free() -> int:
+    """Keep each published listing's stored next free slot (used to sort search results) current."""
+    from listings import tasks as listings_tasks
+    from marketplace.listings_wiring import blocked_time, listings_config
+
+    config = listings_config(get_settings())
+    return run_in_unit_of_work(lambda session: listings_tasks.refresh_next_free(session, config, blocked_time()))
