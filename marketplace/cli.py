@@ -98,8 +98,27 @@ def create_admin(
 @app.command()
 def seed(
     demo: Annotated[bool, typer.Option(help="Load the small demo data set if the database is empty.")] = True,
+    suppliers: Annotated[int | None, typer.Option(min=0, help="Generated market: supplier factories.")] = None,
+    labs: Annotated[int | None, typer.Option(min=0, help="Generated market: testing labs.")] = None,
+    buyers: Annotated[int | None, typer.Option(min=0, help="Generated market: buyer organisations.")] = None,
+    requests: Annotated[int | None, typer.Option(min=0, help="Generated market: buyer requests (not yet).")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same market.")] = 0,
 ) -> None:
-    """Load demo data into an empty database."""
+    """Load demo data into an empty database, or generate a deterministic market (see docs/seeding.md)."""
+    if any(n is not None for n in (suppliers, labs, buyers, requests)):
+        from marketplace.seeding import seed_market
+
+        n_suppliers, n_labs, n_buyers, n_requests = (n or 0 for n in (suppliers, labs, buyers, requests))
+        summary = _in_session(
+            _database_url(),
+            lambda s: seed_market(s, suppliers=n_suppliers, labs=n_labs, buyers=n_buyers, requests=n_requests,
+                                  seed=seed),
+        )
+        typer.echo(summary.line())
+        if n_requests and not summary.skipped:
+            typer.echo("requests: not yet supported, skipped")
+        return
+
     from marketplace.demo import database_is_empty, seed_demo
 
     async def work(session: AsyncSession) -> int:
