@@ -21,15 +21,16 @@ from marketplace.admin.endpoints import router as admin_router
 from marketplace.admin.listings import router as admin_listings_router
 from marketplace.auth.deps import get_optional_principal, get_principal
 from marketplace.auth.endpoints import router as auth_router
+from marketplace.bookings.endpoints import router as bookings_router
 from marketplace.db import create_engine, create_sessionmaker, get_session
 from marketplace.errors import ERROR_SCHEMA, error_responses, install_error_handlers
 from marketplace.idempotency import IdempotentReplay, handle_replay
-from marketplace.listings_wiring import blocked_time, listings_config
 from marketplace.observability import RequestContextMiddleware, configure_logging
 from marketplace.orgs.endpoints import router as orgs_router
 from marketplace.pagination import decode_cursor, encode_cursor
 from marketplace.ratelimit import RateLimiter
 from marketplace.settings import Settings, get_settings
+from marketplace.wiring import blocked_time, booking_deps, listings_config
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ def create_app(
             limit=settings.auth_rate_limit,
             window_seconds=settings.auth_rate_window_seconds,
         )
-        celery_app.configure(r_url)
+        celery_app.configure(r_url, settings)
         try:
             yield
         finally:
@@ -82,6 +83,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.booking_deps = booking_deps(settings)
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app, domain_errors=(ListingsError,))
     app.add_exception_handler(IdempotentReplay, handle_replay)
@@ -91,6 +93,7 @@ def create_app(
     api.include_router(orgs_router)
     api.include_router(admin_router)
     api.include_router(admin_listings_router)
+    api.include_router(bookings_router)
     api.include_router(
         listings_endpoints.build_router(
             session_dep=Depends(get_session, scope="function"),

@@ -11,9 +11,9 @@ from datetime import timedelta
 
 from celery import Celery
 
-from marketplace.settings import get_settings
+from marketplace.settings import Settings, get_settings
 
-TASK_MODULES = ["marketplace.tasks"]
+TASK_MODULES = ["marketplace.tasks", "marketplace.bookings.tasks"]
 
 celery = Celery("marketplace", include=TASK_MODULES)
 
@@ -21,6 +21,10 @@ BEAT_SCHEDULE = {
     "purge-expired-idempotency-keys": {
         "task": "marketplace.purge_idempotency_keys",
         "schedule": timedelta(hours=1),
+    },
+    "booking-timers": {
+        "task": "bookings.sweep",
+        "schedule": timedelta(minutes=1),
     },
     "refresh-listing-next-free-slots": {
         "task": "listings.refresh_next_free",
@@ -36,8 +40,8 @@ def kombu_url(redis_url: str) -> str:
     return redis_url
 
 
-def configure(redis_url: str) -> Celery:
-    settings = get_settings()
+def configure(redis_url: str, settings: Settings | None = None) -> Celery:
+    settings = settings or get_settings()
     url = kombu_url(redis_url)
     celery.conf.update(
         broker_url=url,

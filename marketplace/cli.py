@@ -191,10 +191,14 @@ def run(
     from marketplace.demo import DEMO_ACCOUNTS, DEMO_PASSWORD, database_is_empty, seed_demo
 
     async def prepare(session: AsyncSession) -> bool:
+        from marketplace.seeding import seed_market
+
         empty = await database_is_empty(session)
         await ensure_admin(session, settings.demo_admin_email, settings.demo_admin_password)
         if empty:
             await seed_demo(session)
+            # A small, browsable market in real industrial clusters (see docs/seeding.md).
+            await seed_market(session, suppliers=40, labs=8, buyers=10, seed=2027)
         return empty
 
     seeded = _in_session(db_url, prepare)

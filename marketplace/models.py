@@ -7,6 +7,14 @@ from sqlmodel import SQLModel
 from listings.models import Asset, AssetStatusEvent, AvailabilityException, Certificate, ListingFlag, Site
 from marketplace.audit import AuditLog
 from marketplace.auth.models import ApiKey, User
+from marketplace.bookings.models import (
+    Booking,
+    BookingEvent,
+    Notification,
+    Review,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from marketplace.idempotency import IdempotencyRecord
 from marketplace.orgs.models import Membership, Organisation, OrgInvitation
 
@@ -14,7 +22,7 @@ metadata = SQLModel.metadata
 
 # Objects that live only in hand-written migrations (expression indexes, exclusion constraints):
 # autogenerate and `alembic check` must not try to drop them.
-MIGRATION_ONLY_INDEXES = frozenset({"ix_sites_earth", "ix_sites_region_code"})
+MIGRATION_ONLY_INDEXES = frozenset({"ix_sites_earth", "ix_sites_region_code", "ex_bookings_no_overlap"})
 
 
 def include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
@@ -27,14 +35,20 @@ __all__ = [
     "AssetStatusEvent",
     "AuditLog",
     "AvailabilityException",
+    "Booking",
+    "BookingEvent",
     "Certificate",
     "IdempotencyRecord",
     "ListingFlag",
     "Membership",
+    "Notification",
     "OrgInvitation",
     "Organisation",
+    "Review",
     "Site",
     "User",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "include_object",
     "metadata",
 ]

@@ -46,6 +46,27 @@ class Settings(BaseSettings):
     # How far ahead availability is computed and bookable (the rolling horizon), in days.
     availability_horizon_days: int = Field(default=180, ge=7, le=730)
 
+    # Bookings
+    hold_minutes: float = Field(default=15, gt=0)  # a held slot waits this long for payment or invoice terms
+    accept_hours: int = Field(default=24, ge=1)  # the supplier must accept a requested booking within this
+    checkin_hours_before: int = Field(default=24, ge=0)  # suppliers may start a job this early
+    dispute_window_hours: int = Field(default=72, ge=1)  # buyer may dispute; afterwards it settles itself
+    reminder_hours_before: int = Field(default=24, ge=1)
+    commission_rate_bp: int = Field(default=800, ge=0, le=10_000)  # platform commission, basis points
+    # Lab capacity is counted under a per-day advisory lock. Only the race test's control turns it off.
+    lab_capacity_lock: bool = True
+
+    # E-mail: with no SMTP host, notifications are written to the log (development).
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    smtp_from: str = "marketplace@example.com"
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Outbound webhooks to loopback/private addresses are refused unless allowed (tests, on-premise).
+    webhook_allow_private: bool = False
+
     demo_admin_email: str = "admin@example.com"
     demo_admin_password: str = "admin-password-123"
 

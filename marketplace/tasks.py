@@ -69,7 +69,7 @@ def purge_idempotency_keys() -> int:
 def refresh_next_free() -> int:
     """Keep each published listing's stored next free slot (used to sort search results) current."""
     from listings import tasks as listings_tasks
-    from marketplace.listings_wiring import blocked_time, listings_config
+    from marketplace.wiring import blocked_time, listings_config
 
     config = listings_config(get_settings())
     return run_in_unit_of_work(lambda session: listings_tasks.refresh_next_free(session, config, blocked_time()))

@@ -133,6 +133,7 @@ def settings() -> Settings:
         jwt_secret="test-secret-" + "x" * 32,
         auth_rate_limit=10_000,  # many tests sign in from one address; rate-limit tests tighten it
         celery_queue=f"test-{RUN_ID}",
+        webhook_allow_private=True,  # tests deliver webhooks to a receiver on 127.0.0.1
     )
 
 
@@ -143,9 +144,19 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
-def build_app(settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], engine: AsyncEngine, redis: Redis):  # type: ignore[no-untyped-def]
+def build_app(  # type: ignore[no-untyped-def]
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    engine: AsyncEngine,
+    redis: Redis,
+    redis_url: str,
+):
+    from marketplace import celery_app
     from marketplace.app import create_app
 
+    # Jobs enqueued by requests go to this run's own queue on the test Redis (no worker consumes it
+    # unless a test starts one).
+    celery_app.configure(redis_url, settings)
     app = create_app(settings, database_url="unused", redis_url="unused")
     app.state.engine = engine
     app.state.sessionmaker = sessionmaker
@@ -161,8 +172,14 @@ def build_app(settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
 
 
 @pytest.fixture
-def app(settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], engine: AsyncEngine, redis: Redis):  # type: ignore[no-untyped-def]
-    return build_app(settings, sessionmaker, engine, redis)
+def app(  # type: ignore[no-untyped-def]
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    engine: AsyncEngine,
+    redis: Redis,
+    redis_url: str,
+):
+    return build_app(settings, sessionmaker, engine, redis, redis_url)
 
 
 @pytest.fixture

@@ -1,0 +1,180 @@
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
+from sqlmodel import Field, SQLModel
+
+from marketplace.sqltypes import jsonb_column, text_array_column, ts_column, utcnow
+
+
+class BookingStatus(StrEnum):
+    held = "held"
+    requested = "requested"
+    confirmed = "confirmed"
+    in_progress = "in_progress"
+    completed = "completed"
+    settled = "settled"
+    cancelled = "cancelled"
+    declined = "declined"
+    expired = "expired"
+    disputed = "disputed"
+    resolved = "resolved"
+
+
+# Statuses that hold the asset's time (or a lab day's samples). Kept in sync with the exclusion
+# constraint's WHERE clause in migration 0003.
+BLOCKING = (BookingStatus.held, BookingStatus.requested, BookingStatus.confirmed, BookingStatus.in_progress)
+BLOCKING_SQL = "status IN ('held', 'requested', 'confirmed', 'in_progress')"
+
+
+class Booking(SQLModel, table=True):
+    __tablename__ = "bookings"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "status IN ('held', 'requested', 'confirmed', 'in_progress', 'completed', 'settled', 'cancelled',"
+            " 'declined', 'expired', 'disputed', 'resolved')",
+            name="ck_bookings_status",
+        ),
+        sa.CheckConstraint("kind IN ('machine', 'lab_service')", name="ck_bookings_kind"),
+        sa.CheckConstraint(
+            "(kind = 'machine' AND period IS NOT NULL AND start_at < end_at)"
+            " OR (kind = 'lab_service' AND drop_off_date IS NOT NULL AND samples > 0)",
+            name="ck_bookings_shape",
+        ),
+        sa.CheckConstraint(
+            "amount >= 0 AND refund_amount >= 0 AND refund_amount <= amount", name="ck_bookings_amounts"
+        ),
+        sa.CheckConstraint("buyer_org_id <> supplier_org_id", name="ck_bookings_not_own_asset"),
+        sa.Index("ix_bookings_asset_status", "asset_id", "status"),
+        sa.Index("ix_bookings_buyer", "buyer_org_id", "created_at"),
+        sa.Index("ix_bookings_supplier", "supplier_org_id", "created_at"),
+        sa.Index("ix_bookings_lab_day", "asset_id", "drop_off_date", postgresql_where=sa.text("kind = 'lab_service'")),
+        sa.Index("ix_bookings_hold_expiry", "hold_expires_at", postgresql_where=sa.text("status = 'held'")),
+        sa.Index("ix_bookings_accept_by", "accept_by", postgresql_where=sa.text("status = 'requested'")),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    asset_id: uuid.UUID = Field(foreign_key="assets.id", ondelete="RESTRICT")
+    kind: str = Field(max_length=16)
+    supplier_org_id: uuid.UUID = Field(foreign_key="organisations.id", ondelete="RESTRICT")
+    buyer_org_id: uuid.UUID = Field(foreign_key="organisations.id", ondelete="RESTRICT")
+    created_by: uuid.UUID | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    status: str = Field(default=BookingStatus.held, max_length=16)
+    request_id: uuid.UUID | None = Field(default=None, index=True)
+
+    # Machines: the booked time, and the period the asset is blocked (setup before, buffer after).
+    start_at: datetime | None = Field(default=None, sa_column=ts_column(nullable=True))
+    end_at: datetime | None = Field(default=None, sa_column=ts_column(nullable=True))
+    period: Any = Field(default=None, sa_column=sa.Column(pg.TSTZRANGE, nullable=True))
+    # Lab services: samples dropped off on a day, results due on a working day.
+    drop_off_date: date | None = None
+    samples: int | None = None
+    due_date: date | None = None
+
+    # Terms snapshotted at booking time; later edits of the listing never change them.
+    currency: str = Field(max_length=3)
+    unit_price: int = Field(sa_type=sa.BigInteger)  # hourly rate, or price per sample
+    setup_fee: int = Field(default=0, sa_type=sa.BigInteger)
+    amount: int = Field(sa_type=sa.BigInteger)
+    commission_rate_bp: int = Field(default=800)  # basis points: 800 = 8 %
+    cancellation_policy: dict[str, Any] = Field(sa_column=jsonb_column(nullable=False))
+    site_timezone: str = Field(max_length=64)
+
+    refund_amount: int = Field(default=0, sa_type=sa.BigInteger)
+    hold_expires_at: datetime | None = Field(default=None, sa_column=ts_column(nullable=True))
+    accept_by: datetime | None = Field(default=None, sa_column=ts_column(nullable=True))
+    completed_at: datetime | None = Field(default=None, sa_column=ts_column(nullable=True))
+    settled_at: datetime | None = Field(default=None, sa_column=ts_column(nullable=True))
+    cancelled_by: str | None = Field(default=None, max_length=16)  # buyer | supplier | admin
+    result_reference: str | None = Field(default=None, max_length=1000)
+    dispute_reason: str | None = Field(default=None, max_length=2000)
+    reminder_sent_at: datetime | None = Field(default=None, sa_column=ts_column(nullable=True))
+    payment_method: str = Field(default="invoice", max_length=16)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=ts_column(default_now=True))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=ts_column(default_now=True))
+
+
+class BookingEvent(SQLModel, table=True):
+    """The booking's timeline: every transition with who, when and why."""
+
+    __tablename__ = "booking_events"
+
+    id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, sa.Identity(), primary_key=True))
+    booking_id: uuid.UUID = Field(foreign_key="bookings.id", index=True, ondelete="CASCADE")
+    from_status: str | None = Field(default=None, max_length=16)
+    to_status: str = Field(max_length=16)
+    action: str = Field(max_length=30)
+    actor_kind: str = Field(max_length=16)  # buyer | supplier | admin | system
+    actor_user_id: uuid.UUID | None = None
+    reason: str | None = Field(default=None, max_length=2000)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=ts_column(default_now=True))
+
+
+class Review(SQLModel, table=True):
+    __tablename__ = "reviews"
+    __table_args__ = (
+        sa.UniqueConstraint("booking_id", "author_org_id", name="uq_reviews_booking_author"),
+        sa.CheckConstraint("rating BETWEEN 1 AND 5", name="ck_reviews_rating"),
+        sa.Index("ix_reviews_subject", "subject_org_id"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    booking_id: uuid.UUID = Field(foreign_key="bookings.id", ondelete="CASCADE")
+    author_org_id: uuid.UUID = Field(foreign_key="organisations.id", ondelete="CASCADE")
+    subject_org_id: uuid.UUID = Field(foreign_key="organisations.id", ondelete="CASCADE")
+    author_user_id: uuid.UUID | None = None
+    rating: int
+    comment: str = Field(default="", max_length=4000)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=ts_column(default_now=True))
+
+
+class Notification(SQLModel, table=True):
+    __tablename__ = "notifications"
+    __table_args__ = (sa.Index("ix_notifications_user_created", "user_id", "created_at"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: uuid.UUID = Field(foreign_key="users.id", ondelete="CASCADE")
+    kind: str = Field(max_length=50)
+    subject: str = Field(max_length=300)
+    body: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    locale: str = Field(max_length=8)
+    data: dict[str, Any] | None = Field(default=None, sa_column=jsonb_column())
+    created_at: datetime = Field(default_factory=utcnow, sa_column=ts_column(default_now=True))
+    read_at: datetime | None = Field(default=None, sa_column=ts_column(nullable=True))
+    delivered_at: datetime | None = Field(default=None, sa_column=ts_column(nullable=True))
+    delivery_attempts: int = 0
+
+
+class WebhookEndpoint(SQLModel, table=True):
+    __tablename__ = "webhook_endpoints"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    org_id: uuid.UUID = Field(foreign_key="organisations.id", index=True, ondelete="CASCADE")
+    url: str = Field(max_length=2000)
+    secret: str = Field(max_length=100)  # shared HMAC key; shown once at creation
+    events: list[str] = Field(default_factory=list, sa_column=text_array_column())
+    active: bool = True
+    created_at: datetime = Field(default_factory=utcnow, sa_column=ts_column(default_now=True))
+
+
+class WebhookDelivery(SQLModel, table=True):
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        sa.CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="ck_webhook_deliveries_status"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    endpoint_id: uuid.UUID = Field(foreign_key="webhook_endpoints.id", index=True, ondelete="CASCADE")
+    event: str = Field(max_length=50)
+    payload: dict[str, Any] = Field(sa_column=jsonb_column(nullable=False))
+    status: str = Field(default="pending", max_length=16)
+    attempts: int = 0
+    last_status_code: int | None = None
+    last_error: str | None = Field(default=None, max_length=1000)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=ts_column(default_now=True))
+    delivered_at: datetime | None = Field(default=None, sa_column=ts_column(nullable=True))

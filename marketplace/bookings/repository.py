@@ -1,0 +1,258 @@
+"""All SQL of bookings."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import Range
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from marketplace.bookings.models import BLOCKING, Booking, BookingEvent, BookingStatus, Review
+
+LAB_LOCK_NAMESPACE = 7_342_001  # first key of pg_advisory_xact_lock(int, int) for lab-day capacity
+
+
+class BookingRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, booking_id: uuid.UUID, *, for_update: bool = False) -> Booking | None:
+        stmt = sa.select(Booking).where(col(Booking.id) == booking_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def add(self, booking: Booking) -> Booking:
+        self.session.add(booking)
+        await self.session.flush()
+        return booking
+
+    async def add_event(self, event: BookingEvent) -> None:
+        self.session.add(event)
+
+    async def events(self, booking_id: uuid.UUID) -> list[BookingEvent]:
+        rows = await self.session.execute(
+            sa.select(BookingEvent).where(col(BookingEvent.booking_id) == booking_id).order_by(col(BookingEvent.id))
+        )
+        return list(rows.scalars())
+
+    async def expire_stale_overlapping(
+        self, asset_id: uuid.UUID, period: Range[datetime], now: datetime
+    ) -> list[uuid.UUID]:
+        """Lazily expire holds and unanswered requests whose deadline passed and that stand in the way."""
+        result = await self.session.execute(
+            sa.update(Booking)
+            .where(
+                col(Booking.asset_id) == asset_id,
+                sa.or_(
+                    sa.and_(col(Booking.status) == BookingStatus.held, col(Booking.hold_expires_at) < now),
+                    sa.and_(col(Booking.status) == BookingStatus.requested, col(Booking.accept_by) < now),
+                ),
+                col(Booking.period).op("&&")(period),
+            )
+            .values(status=BookingStatus.expired, updated_at=now)
+            .returning(col(Booking.id))
+        )
+        return list(result.scalars())
+
+    async def expire_stale_lab_day(self, asset_id: uuid.UUID, day: date, now: datetime) -> list[uuid.UUID]:
+        result = await self.session.execute(
+            sa.update(Booking)
+            .where(
+                col(Booking.asset_id) == asset_id,
+                col(Booking.drop_off_date) == day,
+                sa.or_(
+                    sa.and_(col(Booking.status) == BookingStatus.held, col(Booking.hold_expires_at) < now),
+                    sa.and_(col(Booking.status) == BookingStatus.requested, col(Booking.accept_by) < now),
+                ),
+            )
+            .values(status=BookingStatus.expired, updated_at=now)
+            .returning(col(Booking.id))
+        )
+        return list(result.scalars())
+
+    async def lock_lab_day(self, asset_id: uuid.UUID, day: date) -> None:
+        """Serialise capacity checks for one lab day (transaction-scoped advisory lock)."""
+        await self.session.execute(
+            sa.text("SELECT pg_advisory_xact_lock(:ns, hashtext(:key))"),
+            {"ns": LAB_LOCK_NAMESPACE, "key": f"{asset_id}:{day.isoformat()}"},
+        )
+
+    async def lab_samples_booked(self, asset_id: uuid.UUID, day: date) -> int:
+        total = (
+            await self.session.execute(
+                sa.select(sa.func.coalesce(sa.func.sum(col(Booking.samples)), 0)).where(
+                    col(Booking.asset_id) == asset_id,
+                    col(Booking.drop_off_date) == day,
+                    col(Booking.status).in_(BLOCKING),
+                )
+            )
+        ).scalar_one()
+        return int(total or 0)
+
+    async def lab_samples_by_day(self, asset_id: uuid.UUID, first: date, last: date, now: datetime) -> dict[date, int]:
+        rows = await self.session.execute(
+            sa.select(col(Booking.drop_off_date), sa.func.sum(col(Booking.samples)))
+            .where(
+                col(Booking.asset_id) == asset_id,
+                col(Booking.drop_off_date).between(first, last),
+                col(Booking.status).in_(BLOCKING),
+                _not_stale(now),
+            )
+            .group_by(col(Booking.drop_off_date))
+        )
+        return {d: int(n or 0) for d, n in rows.all() if d is not None}
+
+    async def blocked_periods(
+        self, asset_ids: Sequence[uuid.UUID], start: datetime, end: datetime, now: datetime
+    ) -> dict[uuid.UUID, list[tuple[datetime, datetime]]]:
+        result: dict[uuid.UUID, list[tuple[datetime, datetime]]] = {a: [] for a in asset_ids}
+        if not asset_ids:
+            return result
+        rows = await self.session.execute(
+            sa.select(col(Booking.asset_id), col(Booking.period)).where(
+                col(Booking.asset_id).in_(list(asset_ids)),
+                col(Booking.status).in_(BLOCKING),
+                col(Booking.period).op("&&")(Range(start, end, bounds="[)")),
+                _not_stale(now),
+            )
+        )
+        for asset_id, period in rows.all():
+            result[asset_id].append((period.lower, period.upper))
+        return result
+
+    async def list_for_org(
+        self,
+        org_ids: Sequence[uuid.UUID],
+        role: str | None,
+        status: str | None,
+        after: tuple[datetime, uuid.UUID] | None,
+        limit: int,
+    ) -> list[Booking]:
+        if role == "buyer":
+            where: Any = col(Booking.buyer_org_id).in_(list(org_ids))
+        elif role == "supplier":
+            where = col(Booking.supplier_org_id).in_(list(org_ids))
+        else:
+            where = sa.or_(
+                col(Booking.buyer_org_id).in_(list(org_ids)), col(Booking.supplier_org_id).in_(list(org_ids))
+            )
+        stmt = sa.select(Booking).where(where)
+        if status:
+            stmt = stmt.where(col(Booking.status) == status)
+        if after is not None:
+            stmt = stmt.where(sa.tuple_(col(Booking.created_at), col(Booking.id)) < sa.tuple_(*after))
+        stmt = stmt.order_by(col(Booking.created_at).desc(), col(Booking.id).desc()).limit(limit)
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def due(self, condition: Any, limit: int = 500) -> list[Booking]:
+        rows = await self.session.execute(
+            sa.select(Booking)
+            .where(condition)
+            .order_by(col(Booking.created_at))
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return list(rows.scalars())
+
+    async def add_review(self, review: Review) -> Review:
+        self.session.add(review)
+        await self.session.flush()
+        return review
+
+    async def supplier_stats(self, org_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
+        """Counts behind the supplier scorecard, for many suppliers at once (matching uses it)."""
+        if not org_ids:
+            return {}
+        b = Booking.__table__.c  # type: ignore[attr-defined]
+        on_time = sa.or_(
+            sa.and_(b.kind == "machine", b.completed_at <= b.end_at),
+            sa.and_(b.kind == "lab_service", sa.func.date(b.completed_at) <= b.due_date),
+        )
+        decided = b.status.notin_(["held", "requested", "expired"])
+        rows = await self.session.execute(
+            sa.select(
+                b.supplier_org_id,
+                sa.func.count().filter(b.completed_at.isnot(None)).label("completed"),
+                sa.func.count().filter(sa.and_(b.completed_at.isnot(None), on_time)).label("on_time"),
+                sa.func.count().filter(b.status == "declined").label("declined"),
+                sa.func.count().filter(decided).label("decided"),
+                sa.func.count()
+                .filter(sa.and_(b.status == "cancelled", b.cancelled_by == "supplier"))
+                .label("cancelled_by_supplier"),
+                sa.func.count().label("total"),
+            )
+            .where(b.supplier_org_id.in_(list(org_ids)))
+            .group_by(b.supplier_org_id)
+        )
+        ratings = await self.session.execute(
+            sa.select(col(Review.subject_org_id), sa.func.count(), sa.func.coalesce(sa.func.sum(col(Review.rating)), 0))
+            .join(Booking, col(Booking.id) == col(Review.booking_id))
+            .where(
+                col(Review.subject_org_id).in_(list(org_ids)),
+                col(Review.subject_org_id) == col(Booking.supplier_org_id),
+            )
+            .group_by(col(Review.subject_org_id))
+        )
+        out: dict[uuid.UUID, dict[str, Any]] = {
+            o: {
+                "completed": 0,
+                "on_time": 0,
+                "declined": 0,
+                "decided": 0,
+                "cancelled_by_supplier": 0,
+                "total": 0,
+                "rating_count": 0,
+                "rating_sum": 0,
+            }
+            for o in org_ids
+        }
+        for row in rows.all():
+            out[row.supplier_org_id].update(
+                completed=row.completed,
+                on_time=row.on_time,
+                declined=row.declined,
+                decided=row.decided,
+                cancelled_by_supplier=row.cancelled_by_supplier,
+                total=row.total,
+            )
+        for org_id, count, total in ratings.all():
+            out[org_id].update(rating_count=int(count), rating_sum=int(total))
+        return out
+
+    async def buyer_stats(self, org_id: uuid.UUID) -> dict[str, Any]:
+        b = Booking.__table__.c  # type: ignore[attr-defined]
+        row = (
+            await self.session.execute(
+                sa.select(
+                    sa.func.count().label("total"),
+                    sa.func.count()
+                    .filter(sa.and_(b.status == "cancelled", b.cancelled_by == "buyer"))
+                    .label("cancelled_by_buyer"),
+                    sa.func.count()
+                    .filter(
+                        b.status.in_(
+                            ["requested", "confirmed", "in_progress", "completed", "settled", "disputed", "resolved"]
+                        )
+                    )
+                    .label("paid"),
+                    sa.func.count().filter(b.status == "expired").label("expired_unpaid"),
+                ).where(b.buyer_org_id == org_id)
+            )
+        ).one()
+        return dict(row._mapping)
+
+
+def _not_stale(now: datetime) -> Any:
+    """Holds and requests past their deadline no longer block (a sweep or the next insert expires them)."""
+    return sa.not_(
+        sa.or_(
+            sa.and_(col(Booking.status) == BookingStatus.held, col(Booking.hold_expires_at) < now),
+            sa.and_(col(Booking.status) == BookingStatus.requested, col(Booking.accept_by) < now),
+        )
+    )

@@ -1,0 +1,241 @@
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+
+class BookingCreate(BaseModel):
+    """Machine time: ``asset_id``, ``start``, ``end``. Lab service: ``asset_id``, ``drop_off_date``, ``samples``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    asset_id: uuid.UUID
+    start: AwareDatetime | None = None
+    end: AwareDatetime | None = None
+    drop_off_date: date | None = None
+    samples: int | None = Field(default=None, ge=1, le=100_000)
+    request_id: uuid.UUID | None = None
+    buyer_org_id: uuid.UUID | None = Field(default=None, description="Needed if you belong to several buyers")
+
+    @model_validator(mode="after")
+    def _shape(self) -> BookingCreate:
+        machine = self.start is not None or self.end is not None
+        lab = self.drop_off_date is not None or self.samples is not None
+        if machine == lab:
+            raise ValueError("give either start and end (machine time) or drop_off_date and samples (lab service)")
+        if machine and (self.start is None or self.end is None):
+            raise ValueError("start and end go together")
+        if machine and self.start is not None and self.end is not None and self.end <= self.start:
+            raise ValueError("end must be after start")
+        if lab and (self.drop_off_date is None or self.samples is None):
+            raise ValueError("drop_off_date and samples go together")
+        return self
+
+
+class ReasonIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class DisputeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class CompleteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    result_reference: str | None = Field(
+        default=None, max_length=1000, description="Result or inspection-report reference"
+    )
+
+
+class ResolveIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    refund_amount: int = Field(ge=0)
+    note: str = Field(min_length=1, max_length=2000)
+
+
+class ReviewIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rating: int = Field(ge=1, le=5)
+    comment: str = Field(default="", max_length=4000)
+
+
+class EventOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    from_status: str | None
+    to_status: str
+    action: str
+    actor_kind: str
+    actor_user_id: uuid.UUID | None
+    reason: str | None
+    created_at: datetime
+
+
+class BookingOut(BaseModel):
+    id: uuid.UUID
+    asset_id: uuid.UUID
+    kind: str
+    status: str
+    supplier_org_id: uuid.UUID
+    buyer_org_id: uuid.UUID
+    request_id: uuid.UUID | None
+    start: datetime | None
+    end: datetime | None
+    blocked_from: datetime | None = Field(description="Start of the blocked period (setup included)")
+    blocked_until: datetime | None = Field(description="End of the blocked period (buffer included)")
+    drop_off_date: date | None
+    samples: int | None
+    due_date: date | None
+    currency: str
+    unit_price: int
+    setup_fee: int
+    amount: int
+    commission_rate_bp: int
+    cancellation_policy: dict[str, Any]
+    site_timezone: str
+    refund_amount: int
+    hold_expires_at: datetime | None
+    accept_by: datetime | None
+    completed_at: datetime | None
+    settled_at: datetime | None
+    cancelled_by: str | None
+    result_reference: str | None
+    dispute_reason: str | None
+    payment_method: str
+    created_at: datetime
+    your_role: str | None = None
+    refund_if_cancelled_now: int | None = Field(default=None, description="What the caller's cancellation would refund")
+    timeline: list[EventOut] | None = None
+
+
+class BookingPage(BaseModel):
+    items: list[BookingOut]
+    next_cursor: str | None = None
+
+
+class ReviewOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    booking_id: uuid.UUID
+    author_org_id: uuid.UUID
+    subject_org_id: uuid.UUID
+    rating: int
+    comment: str
+    created_at: datetime
+
+
+class ScorecardOut(BaseModel):
+    org_id: uuid.UUID
+    as_supplier: dict[str, Any]
+    as_buyer: dict[str, Any]
+
+
+class NotificationOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    kind: str
+    subject: str
+    body: str
+    locale: str
+    data: dict[str, Any] | None
+    created_at: datetime
+    read_at: datetime | None
+    delivered_at: datetime | None
+
+
+class NotificationPage(BaseModel):
+    items: list[NotificationOut]
+    next_cursor: str | None = None
+
+
+WEBHOOK_EVENTS = (
+    "booking.*",
+    "booking.held",
+    "booking.requested",
+    "booking.confirmed",
+    "booking.declined",
+    "booking.expired",
+    "booking.in_progress",
+    "booking.completed",
+    "booking.settled",
+    "booking.cancelled",
+    "booking.disputed",
+    "booking.resolved",
+    "request.matched",
+)
+
+
+class WebhookCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: AnyHttpUrl
+    events: list[
+        Literal[
+            "booking.*",
+            "booking.held",
+            "booking.requested",
+            "booking.confirmed",
+            "booking.declined",
+            "booking.expired",
+            "booking.in_progress",
+            "booking.completed",
+            "booking.settled",
+            "booking.cancelled",
+            "booking.disputed",
+            "booking.resolved",
+            "request.matched",
+        ]
+    ] = Field(min_length=1)
+
+
+class WebhookOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    org_id: uuid.UUID
+    url: str
+    events: list[str]
+    active: bool
+    created_at: datetime
+
+
+class WebhookCreated(WebhookOut):
+    secret: str = Field(description="Shown once: verify `X-Marketplace-Signature` with it")
+
+
+class DeliveryOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    event: str
+    status: str
+    attempts: int
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+
+
+class WebhookWithDeliveries(WebhookOut):
+    deliveries: list[DeliveryOut]
+
+
+class WebhookPage(BaseModel):
+    items: list[WebhookWithDeliveries]
+    next_cursor: str | None = None
+
+
+class CalendarLink(BaseModel):
+    url: str

@@ -1,0 +1,599 @@
+"""Booking rules. Functions take a session and never commit; jobs are buffered until the commit.
+
+No double booking, ever:
+* machine time is protected by the exclusion constraint ``EXCLUDE USING gist (asset_id WITH =, period
+  WITH &&) WHERE (status in the blocking states)``; a conflicting insert raises ``23P01``, answered as
+  409 ``slot_unavailable``. There is deliberately no check-then-insert in Python: the database decides.
+* lab capacity is counted under a transaction-scoped advisory lock per (asset, day), with a lock timeout.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import Range
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from listings import availability as av
+from listings import service as listings
+from listings.models import Asset, AssetKind, AssetStatus, Site
+from listings.repository import ListingsRepository
+from marketplace.auth.principal import Principal
+from marketplace.bookings import policy
+from marketplace.bookings.models import BLOCKING, Booking, BookingEvent, BookingStatus, Review
+from marketplace.bookings.repository import BookingRepository
+from marketplace.bookings.schemas import BookingCreate, ReviewIn
+from marketplace.bookings.transitions import target
+from marketplace.errors import Conflict, Forbidden, NotFound, Unprocessable
+from marketplace.jobs import enqueue_after_commit
+from marketplace.notifications import notify_org
+from marketplace.orgs.models import Organisation
+from marketplace.settings import Settings
+from marketplace.webhooks import fan_out
+from payments.port import BookingMoney, PaymentGateway
+
+
+class SlotUnavailable(Conflict):
+    """That time overlaps another booking of this machine."""
+
+    code = "slot_unavailable"
+
+
+class CapacityUnavailable(Conflict):
+    """Not enough sample capacity left on that day."""
+
+    code = "capacity_unavailable"
+
+
+class TryAgain(Conflict):
+    """The lab day is busy with other bookings right now; retry in a moment."""
+
+    code = "try_again"
+
+
+class OwnAsset(Forbidden):
+    """An organisation cannot book its own asset."""
+
+    code = "own_asset"
+
+
+class NotBookable(Unprocessable):
+    code = "not_bookable"
+
+
+@dataclass(frozen=True)
+class Deps:
+    """What the booking rules need from the rest of the shell."""
+
+    settings: Settings
+    payments: PaymentGateway
+    listings_config: listings.ListingsConfig
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def money(b: Booking) -> BookingMoney:
+    return BookingMoney(
+        booking_id=b.id,
+        buyer_org_id=b.buyer_org_id,
+        supplier_org_id=b.supplier_org_id,
+        amount=b.amount,
+        currency=b.currency,
+        commission_rate_bp=b.commission_rate_bp,
+    )
+
+
+def starts_at(b: Booking) -> datetime:
+    """When the work starts: the booked start, or the drop-off day's midnight in the site's zone."""
+    if b.start_at is not None:
+        return b.start_at
+    assert b.drop_off_date is not None
+    return datetime.combine(b.drop_off_date, time(0), ZoneInfo(b.site_timezone))
+
+
+class BookingsBlockedTime:
+    """Booked time as the listings domain sees it (free slots, search, next free slot)."""
+
+    async def machine_blocked(
+        self, session: AsyncSession, asset_ids: Any, start: datetime, end: datetime
+    ) -> dict[uuid.UUID, list[av.Interval]]:
+        return await BookingRepository(session).blocked_periods(list(asset_ids), start, end, _now())
+
+    async def lab_booked(self, session: AsyncSession, asset_id: uuid.UUID, start: date, end: date) -> dict[date, int]:
+        return await BookingRepository(session).lab_samples_by_day(asset_id, start, end, _now())
+
+
+# -- placing a booking -----------------------------------------------------------------------------
+
+
+async def _buyer_org(session: AsyncSession, principal: Principal, requested: uuid.UUID | None) -> Organisation:
+    candidates = [requested] if requested else sorted(principal.org_ids)
+    orgs = []
+    for org_id in candidates:
+        if not principal.can_act_for(org_id, "bookings:write"):
+            continue
+        org = await session.get(Organisation, org_id)
+        if org is not None and "buyer" in org.roles:
+            orgs.append(org)
+    if requested and not orgs:
+        raise NotFound("Organisation not found.")
+    if len(orgs) != 1:
+        raise Unprocessable("buyer_org_id: say which of your buyer organisations books (or you have none).")
+    return orgs[0]
+
+
+async def create(session: AsyncSession, principal: Principal, data: BookingCreate, deps: Deps) -> Booking:
+    if not principal.has_scope("bookings:write"):
+        raise Forbidden("This API key lacks the 'bookings:write' scope.")
+    now = _now()
+    lrepo = ListingsRepository(session)
+    asset = await lrepo.get_asset(data.asset_id)
+    if asset is None or asset.status != AssetStatus.published or not await lrepo.org_is_verified(asset.org_id):
+        raise NotFound("Listing not found.")
+    buyer = await _buyer_org(session, principal, data.buyer_org_id)
+    if buyer.id == asset.org_id:
+        raise OwnAsset()
+    site = await lrepo.get_site(asset.site_id)
+    assert site is not None
+    booking = Booking(
+        asset_id=asset.id,
+        kind=asset.kind,
+        supplier_org_id=asset.org_id,
+        buyer_org_id=buyer.id,
+        created_by=principal.user_id,
+        request_id=data.request_id,
+        currency=asset.currency,
+        cancellation_policy=dict(asset.cancellation_policy or listings.DEFAULT_CANCELLATION_POLICY),
+        site_timezone=site.timezone,
+        status=BookingStatus.held,
+        hold_expires_at=now + timedelta(minutes=deps.settings.hold_minutes),
+        commission_rate_bp=deps.settings.commission_rate_bp,
+        payment_method=deps.payments.method,
+        unit_price=0,
+        amount=0,
+    )
+    repo = BookingRepository(session)
+    if asset.kind == AssetKind.machine:
+        assert data.start is not None and data.end is not None
+        expired = await _place_machine(session, repo, booking, asset, site, data.start, data.end, now, deps)
+    else:
+        assert data.drop_off_date is not None and data.samples is not None
+        expired = await _place_lab(session, repo, booking, asset, site, data.drop_off_date, data.samples, now, deps)
+    for stale_id in expired:
+        await _record(repo, stale_id, None, BookingStatus.expired, "expire", "system", None, "deadline passed")
+    await _record(repo, booking.id, None, BookingStatus.held, "book", "buyer", principal.user_id, None)
+    await deps.payments.on_booked(session, money(booking))
+    enqueue_after_commit("bookings.expire_one", str(booking.id), countdown=deps.settings.hold_minutes * 60 + 1)
+    await _announce(session, booking, asset, "booking.held", notify=False)
+    await listings.refresh_next_free(session, asset, deps.listings_config, BookingsBlockedTime())
+    return booking
+
+
+async def _place_machine(
+    session: AsyncSession,
+    repo: BookingRepository,
+    booking: Booking,
+    asset: Asset,
+    site: Site,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    deps: Deps,
+) -> list[uuid.UUID]:
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    grid = asset.slot_minutes or 1
+    minutes = int((end - start).total_seconds() // 60)
+    if start < now:
+        raise NotBookable("start: a booking cannot start in the past.")
+    if start > now + timedelta(days=deps.listings_config.horizon_days):
+        raise NotBookable(f"start: bookings open {deps.listings_config.horizon_days} days ahead.")
+    epoch_minutes = int(start.timestamp() // 60)
+    if start.second or start.microsecond or epoch_minutes % grid or minutes % grid:
+        raise NotBookable(f"start and end must sit on the machine's {grid}-minute slot grid.")
+    if minutes < (asset.min_booking_minutes or 0):
+        raise NotBookable(f"The minimum booking for this machine is {asset.min_booking_minutes} minutes.")
+    blocked_from = start - timedelta(minutes=asset.setup_minutes or 0)
+    blocked_until = end + timedelta(minutes=asset.buffer_minutes or 0)
+    # Open hours only (plan + exceptions); other bookings are the exclusion constraint's job.
+    excs = (await ListingsRepository(session).exceptions_for([asset.id], blocked_from, blocked_until))[asset.id]
+    open_time = av.free_intervals(
+        listings.weekly_windows(asset), site.timezone, listings.exception_ranges(excs), [], blocked_from, blocked_until
+    )
+    if open_time != [(blocked_from, blocked_until)]:
+        raise NotBookable("The machine is not open for that whole time (setup and buffer included).")
+    booking.start_at, booking.end_at = start, end
+    booking.period = Range(blocked_from, blocked_until, bounds="[)")
+    booking.unit_price = asset.hourly_rate or 0
+    booking.setup_fee = asset.setup_fee or 0
+    booking.amount = policy.machine_price(booking.unit_price, minutes, booking.setup_fee)
+    expired = await repo.expire_stale_overlapping(asset.id, booking.period, now)
+    try:
+        async with session.begin_nested():
+            await repo.add(booking)
+    except IntegrityError as exc:
+        if getattr(exc.orig, "sqlstate", None) == "23P01" or "exclusion" in str(exc.orig).lower():
+            raise SlotUnavailable() from None
+        raise
+    return expired
+
+
+async def _place_lab(
+    session: AsyncSession,
+    repo: BookingRepository,
+    booking: Booking,
+    asset: Asset,
+    site: Site,
+    day: date,
+    samples: int,
+    now: datetime,
+    deps: Deps,
+) -> list[uuid.UUID]:
+    zone = ZoneInfo(site.timezone)
+    today = now.astimezone(zone).date()
+    if day < today:
+        raise NotBookable("drop_off_date: the day has passed.")
+    if day > today + timedelta(days=deps.listings_config.horizon_days):
+        raise NotBookable(f"drop_off_date: bookings open {deps.listings_config.horizon_days} days ahead.")
+    capacity = await listings.lab_capacity(session, None, asset.id, day, day, listings.NoBookings())
+    if not capacity[0]["open"]:
+        raise NotBookable("drop_off_date: the lab does not accept samples that day.")
+    if deps.settings.lab_capacity_lock:
+        await _lock_lab_day(session, repo, asset.id, day)
+    expired = await repo.expire_stale_lab_day(asset.id, day, now)
+    used = await repo.lab_samples_booked(asset.id, day)
+    remaining = (asset.daily_sample_capacity or 0) - used
+    if samples > remaining:
+        raise CapacityUnavailable(
+            f"Only {max(remaining, 0)} samples of capacity are left on {day}.", extra={"remaining": max(remaining, 0)}
+        )
+    excs = (await ListingsRepository(session).exceptions_for([asset.id]))[asset.id]
+    closed = {
+        d
+        for d in _days(day, day + timedelta(days=60))
+        if d not in set(listings._lab_open_days(asset, site, excs, day, day + timedelta(days=60)))
+    }
+    booking.drop_off_date, booking.samples = day, samples
+    booking.due_date = av.working_days_after(day, asset.turnaround_days or 0, closed)
+    booking.unit_price = asset.price_per_sample or 0
+    booking.amount = policy.lab_price(booking.unit_price, samples)
+    await repo.add(booking)
+    return expired
+
+
+def _days(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+async def _lock_lab_day(session: AsyncSession, repo: BookingRepository, asset_id: uuid.UUID, day: date) -> None:
+    """Wait at most a few seconds per try, three tries, so a pile-up answers 409 instead of hanging."""
+    for _ in range(3):
+        try:
+            async with session.begin_nested():
+                await session.execute(sa.text("SET LOCAL lock_timeout = '3s'"))
+                await repo.lock_lab_day(asset_id, day)
+            await session.execute(sa.text("SET LOCAL lock_timeout = 0"))
+            return
+        except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) != "55P03":
+                raise
+    raise TryAgain()
+
+
+# -- transitions -----------------------------------------------------------------------------------
+
+
+async def _record(
+    repo: BookingRepository,
+    booking_id: uuid.UUID,
+    before: str | None,
+    after: str,
+    action: str,
+    actor_kind: str,
+    actor_user_id: uuid.UUID | None,
+    reason: str | None,
+) -> None:
+    await repo.add_event(
+        BookingEvent(
+            booking_id=booking_id,
+            from_status=before,
+            to_status=after,
+            action=action,
+            actor_kind=actor_kind,
+            actor_user_id=actor_user_id,
+            reason=reason,
+        )
+    )
+
+
+def role_of(principal: Principal, booking: Booking) -> str | None:
+    if principal.can_act_for(booking.buyer_org_id):
+        return "buyer"
+    if principal.can_act_for(booking.supplier_org_id):
+        return "supplier"
+    if principal.is_platform_admin:
+        return "admin"
+    return None
+
+
+async def get_for(
+    session: AsyncSession, principal: Principal, booking_id: uuid.UUID, *, for_update: bool = False
+) -> tuple[Booking, str]:
+    booking = await BookingRepository(session).get(booking_id, for_update=for_update)
+    role = role_of(principal, booking) if booking else None
+    if booking is None or role is None:
+        raise NotFound("Booking not found.")
+    if role in ("buyer", "supplier") and not principal.has_scope("bookings:read"):
+        raise Forbidden("This API key lacks the 'bookings:read' scope.")
+    return booking, role
+
+
+async def act(
+    session: AsyncSession,
+    principal: Principal,
+    booking_id: uuid.UUID,
+    action: str,
+    deps: Deps,
+    *,
+    reason: str | None = None,
+    refund_amount: int | None = None,
+    result_reference: str | None = None,
+) -> Booking:
+    """A person's action on a booking; the caller's role (buyer, supplier, admin) must be allowed."""
+    booking, role = await get_for(session, principal, booking_id, for_update=True)
+    if role in ("buyer", "supplier") and not principal.has_scope("bookings:write"):
+        raise Forbidden("This API key lacks the 'bookings:write' scope.")
+    to, allowed = target(booking.status, action)
+    if role not in allowed:
+        # An admin may also act for either side where the table allows the side (support cases).
+        raise Forbidden(f"The {role} cannot {action} this booking.")
+    now = _now()
+    if action == "start" and role == "supplier":
+        earliest = starts_at(booking) - timedelta(hours=deps.settings.checkin_hours_before)
+        if now < earliest:
+            raise Conflict(
+                f"Check-in opens {deps.settings.checkin_hours_before} hours before the start.",
+                extra={"current_status": booking.status},
+            )
+    if action == "dispute":
+        if not reason:
+            raise Unprocessable("reason: say what is wrong.")
+        assert booking.completed_at is not None
+        if now > booking.completed_at + timedelta(hours=deps.settings.dispute_window_hours):
+            raise Conflict("The dispute window has closed.", extra={"current_status": booking.status})
+    if action == "resolve":
+        if refund_amount is None or refund_amount > booking.amount:
+            raise Unprocessable(f"refund_amount must be between 0 and the booking amount ({booking.amount}).")
+    await _apply(
+        session,
+        booking,
+        action,
+        to,
+        role,
+        principal.user_id,
+        now,
+        deps,
+        reason=reason,
+        refund_amount=refund_amount,
+        result_reference=result_reference,
+    )
+    return booking
+
+
+async def system_act(session: AsyncSession, booking: Booking, action: str, deps: Deps, reason: str) -> bool:
+    """A scheduled job's action; ignored if the booking has moved on (jobs are idempotent)."""
+    try:
+        to, allowed = target(booking.status, action)
+    except Conflict:
+        return False
+    assert "system" in allowed
+    await _apply(session, booking, action, to, "system", None, _now(), deps, reason=reason)
+    return True
+
+
+async def _apply(
+    session: AsyncSession,
+    booking: Booking,
+    action: str,
+    to: str,
+    role: str,
+    user_id: uuid.UUID | None,
+    now: datetime,
+    deps: Deps,
+    *,
+    reason: str | None = None,
+    refund_amount: int | None = None,
+    result_reference: str | None = None,
+) -> None:
+    before = booking.status
+    booking.status = to
+    booking.updated_at = now
+    m = money(booking)
+    if action == "pay":
+        booking.hold_expires_at = None
+        booking.accept_by = now + timedelta(hours=deps.settings.accept_hours)
+        enqueue_after_commit("bookings.expire_one", str(booking.id), countdown=deps.settings.accept_hours * 3600 + 1)
+    elif action == "accept":
+        booking.accept_by = None
+        await deps.payments.on_accepted(session, m)
+    elif action in ("decline", "expire"):
+        await deps.payments.on_released(session, m)
+    elif action == "cancel":
+        booking.cancelled_by = role
+        paid = before in (BookingStatus.requested, BookingStatus.confirmed)
+        percent = policy.refund_percent(booking.cancellation_policy, start=starts_at(booking), now=now, by=role)
+        booking.refund_amount = policy.refund_amount(booking.amount, percent) if paid else 0
+        if paid:
+            await deps.payments.on_cancelled(session, m, booking.refund_amount)
+        else:
+            await deps.payments.on_released(session, m)
+    elif action == "complete":
+        booking.completed_at = now
+        booking.result_reference = result_reference
+        enqueue_after_commit(
+            "bookings.settle_one", str(booking.id), countdown=deps.settings.dispute_window_hours * 3600 + 1
+        )
+    elif action == "confirm":
+        booking.settled_at = now
+        await deps.payments.on_settled(session, m)
+    elif action == "dispute":
+        booking.dispute_reason = reason
+    elif action == "resolve":
+        assert refund_amount is not None
+        booking.refund_amount = refund_amount
+        booking.settled_at = now
+        await deps.payments.on_resolved(session, m, refund_amount)
+    await session.flush()
+    repo = BookingRepository(session)
+    await _record(repo, booking.id, before, to, action, role, user_id, reason)
+    asset = await ListingsRepository(session).get_asset(booking.asset_id)
+    assert asset is not None
+    await _announce(session, booking, asset, f"booking.{to}", reason=reason)
+    if to not in BLOCKING:
+        await listings.refresh_next_free(session, asset, deps.listings_config, BookingsBlockedTime())
+
+
+async def _announce(
+    session: AsyncSession, booking: Booking, asset: Asset, event: str, *, notify: bool = True, reason: str | None = None
+) -> None:
+    """Notify the other side(s) and the organisations' webhooks."""
+    buyer = await session.get(Organisation, booking.buyer_org_id)
+    supplier = await session.get(Organisation, booking.supplier_org_id)
+    when = (
+        f"{booking.start_at:%Y-%m-%d %H:%M} UTC"
+        if booking.start_at
+        else f"{booking.drop_off_date} ({booking.samples} samples)"
+    )
+    data = {
+        "booking_id": str(booking.id),
+        "asset_id": str(asset.id),
+        "title": asset.title,
+        "status": booking.status,
+        "when": when,
+        "buyer": buyer.name if buyer else "",
+        "supplier": supplier.name if supplier else "",
+        "accept_by": f"{booking.accept_by:%Y-%m-%d %H:%M} UTC" if booking.accept_by else "",
+        "refund": f"{booking.refund_amount / 100:.2f} {booking.currency}",
+        "cancelled_by": booking.cancelled_by or "",
+        "reason": reason or "",
+        "dispute_hours": 72,
+    }
+    if notify:
+        recipients = {
+            "booking.requested": [booking.supplier_org_id],
+            "booking.confirmed": [booking.buyer_org_id],
+            "booking.declined": [booking.buyer_org_id],
+            "booking.expired": [booking.buyer_org_id, booking.supplier_org_id],
+            "booking.cancelled": [booking.buyer_org_id, booking.supplier_org_id],
+            "booking.in_progress": [booking.buyer_org_id],
+            "booking.completed": [booking.buyer_org_id],
+            "booking.settled": [booking.buyer_org_id, booking.supplier_org_id],
+            "booking.disputed": [booking.supplier_org_id],
+            "booking.resolved": [booking.buyer_org_id, booking.supplier_org_id],
+        }.get(event, [])
+        for org_id in recipients:
+            await notify_org(session, org_id, event, data)
+    await fan_out(
+        session,
+        [booking.buyer_org_id, booking.supplier_org_id],
+        event,
+        {
+            "booking_id": str(booking.id),
+            "asset_id": str(asset.id),
+            "status": booking.status,
+            "start": booking.start_at.isoformat() if booking.start_at else None,
+            "end": booking.end_at.isoformat() if booking.end_at else None,
+            "drop_off_date": booking.drop_off_date.isoformat() if booking.drop_off_date else None,
+            "samples": booking.samples,
+            "amount": booking.amount,
+            "currency": booking.currency,
+        },
+    )
+
+
+def refund_if_cancelled_now(booking: Booking, role: str) -> int | None:
+    """What cancelling now would refund (shown before the person confirms)."""
+    try:
+        target(booking.status, "cancel")
+    except Conflict:
+        return None
+    if booking.status == BookingStatus.held:
+        return 0
+    percent = policy.refund_percent(booking.cancellation_policy, start=starts_at(booking), now=_now(), by=role)
+    return policy.refund_amount(booking.amount, percent)
+
+
+# -- reviews and scorecards ------------------------------------------------------------------------
+
+
+async def review(session: AsyncSession, principal: Principal, booking_id: uuid.UUID, data: ReviewIn) -> Review:
+    booking, role = await get_for(session, principal, booking_id)
+    if role not in ("buyer", "supplier"):
+        raise Forbidden("Only the buyer and the supplier review a booking.")
+    if booking.status not in (BookingStatus.settled, BookingStatus.resolved):
+        raise Conflict("Reviews open once the booking is settled.", extra={"current_status": booking.status})
+    author, subject = (
+        (booking.buyer_org_id, booking.supplier_org_id)
+        if role == "buyer"
+        else (booking.supplier_org_id, booking.buyer_org_id)
+    )
+    try:
+        async with session.begin_nested():
+            return await BookingRepository(session).add_review(
+                Review(
+                    booking_id=booking.id,
+                    author_org_id=author,
+                    subject_org_id=subject,
+                    author_user_id=principal.user_id,
+                    rating=data.rating,
+                    comment=data.comment,
+                )
+            )
+    except IntegrityError:
+        raise Conflict("You already reviewed this booking.") from None
+
+
+def supplier_scorecard(stats: dict[str, Any]) -> dict[str, Any]:
+    completed, decided = stats["completed"], stats["decided"]
+    return {
+        "completed_bookings": completed,
+        "on_time_rate": round(stats["on_time"] / completed, 4) if completed else None,
+        "acceptance_rate": round(1 - stats["declined"] / decided, 4) if decided else None,
+        "cancellation_rate": round(stats["cancelled_by_supplier"] / decided, 4) if decided else None,
+        "average_rating": round(stats["rating_sum"] / stats["rating_count"], 2) if stats["rating_count"] else None,
+        "ratings": stats["rating_count"],
+    }
+
+
+async def scorecard(session: AsyncSession, org_id: uuid.UUID) -> dict[str, Any]:
+    repo = BookingRepository(session)
+    supplier = (await repo.supplier_stats([org_id]))[org_id]
+    buyer = await repo.buyer_stats(org_id)
+    total = buyer["total"]
+    ratings = await session.execute(
+        sa.select(sa.func.count(), sa.func.avg(col(Review.rating)))
+        .join(Booking, col(Booking.id) == col(Review.booking_id))
+        .where(col(Review.subject_org_id) == org_id, col(Booking.buyer_org_id) == org_id)
+    )
+    count, avg = ratings.one()
+    return {
+        "org_id": org_id,
+        "as_supplier": supplier_scorecard(supplier),
+        "as_buyer": {
+            "bookings": total,
+            "cancellation_rate": round(buyer["cancelled_by_buyer"] / total, 4) if total else None,
+            "payment_punctuality": round(buyer["paid"] / (buyer["paid"] + buyer["expired_unpaid"]), 4)
+            if buyer["paid"] + buyer["expired_unpaid"]
+            else None,
+            "average_rating": round(float(avg), 2) if avg is not None else None,
+            "ratings": int(count),
+        },
+    }

@@ -1,0 +1,46 @@
+"""The booking state machine: one explicit transition table, and who may perform each action.
+
+held ──pay──▶ requested ──accept──▶ confirmed ──start──▶ in_progress ──complete──▶ completed
+ │               │   └─decline─▶ declined       │                                  │   │
+ │               └─expire─▶ expired              │                      confirm/72 h│   └dispute─▶ disputed
+ └─expire─▶ expired                              │                                 ▼               │resolve
+held / requested / confirmed ──cancel──▶ cancelled                               settled        resolved
+"""
+
+from __future__ import annotations
+
+from marketplace.bookings.models import BookingStatus as S
+from marketplace.errors import Conflict
+
+# (from status, action) -> (to status, roles allowed: buyer, supplier, admin, system)
+TRANSITIONS: dict[tuple[str, str], tuple[str, frozenset[str]]] = {
+    (S.held, "pay"): (S.requested, frozenset({"buyer", "system"})),
+    (S.held, "expire"): (S.expired, frozenset({"system"})),
+    (S.held, "cancel"): (S.cancelled, frozenset({"buyer", "supplier", "admin"})),
+    (S.requested, "accept"): (S.confirmed, frozenset({"supplier"})),
+    (S.requested, "decline"): (S.declined, frozenset({"supplier"})),
+    (S.requested, "expire"): (S.expired, frozenset({"system"})),
+    (S.requested, "cancel"): (S.cancelled, frozenset({"buyer", "supplier", "admin"})),
+    (S.confirmed, "start"): (S.in_progress, frozenset({"supplier", "system"})),
+    (S.confirmed, "cancel"): (S.cancelled, frozenset({"buyer", "supplier", "admin"})),
+    (S.in_progress, "complete"): (S.completed, frozenset({"supplier"})),
+    (S.completed, "confirm"): (S.settled, frozenset({"buyer", "system"})),
+    (S.completed, "dispute"): (S.disputed, frozenset({"buyer", "system"})),
+    (S.disputed, "resolve"): (S.resolved, frozenset({"admin"})),
+}
+
+ACTIONS = frozenset(action for _, action in TRANSITIONS)
+
+
+class InvalidBookingTransition(Conflict):
+    code = "invalid_transition"
+
+    def __init__(self, current: str, action: str) -> None:
+        super().__init__(f"Cannot {action} a booking that is {current}.", extra={"current_status": current})
+
+
+def target(current: str, action: str) -> tuple[str, frozenset[str]]:
+    try:
+        return TRANSITIONS[(current, action)]
+    except KeyError:
+        raise InvalidBookingTransition(current, action) from None

@@ -1,0 +1,145 @@
+"""Notifications: stored per user, rendered in the recipient's locale, delivered by e-mail (SMTP, or the
+log in development) from a Celery task enqueued after commit."""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import uuid
+from email.message import EmailMessage
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from marketplace.auth.models import User
+from marketplace.bookings.models import Notification
+from marketplace.jobs import enqueue_after_commit
+from marketplace.orgs.models import Membership
+from marketplace.settings import Settings
+from marketplace.sqltypes import utcnow
+
+logger = logging.getLogger(__name__)
+
+# (kind, locale) -> (subject, body); bodies are str.format templates over the notification data.
+TEMPLATES: dict[tuple[str, str], tuple[str, str]] = {
+    ("booking.requested", "en"): (
+        "New booking request: {title}",
+        "{buyer} requests {title} ({when}). Please accept or decline by {accept_by}.",
+    ),
+    ("booking.requested", "zh-CN"): (
+        "新的预订请求：{title}",
+        "{buyer} 预订了 {title}（{when}），请在 {accept_by} 前确认或拒绝。",
+    ),
+    ("booking.confirmed", "en"): (
+        "Booking confirmed: {title}",
+        "{supplier} confirmed your booking of {title} ({when}).",
+    ),
+    ("booking.confirmed", "zh-CN"): ("预订已确认：{title}", "{supplier} 已确认您对 {title} 的预订（{when}）。"),
+    ("booking.declined", "en"): ("Booking declined: {title}", "{supplier} declined your booking of {title} ({when})."),
+    ("booking.declined", "zh-CN"): ("预订被拒绝：{title}", "{supplier} 拒绝了您对 {title} 的预订（{when}）。"),
+    ("booking.expired", "en"): ("Booking expired: {title}", "The booking of {title} ({when}) expired."),
+    ("booking.expired", "zh-CN"): ("预订已过期：{title}", "{title} 的预订（{when}）已过期。"),
+    ("booking.cancelled", "en"): (
+        "Booking cancelled: {title}",
+        "The booking of {title} ({when}) was cancelled by the {cancelled_by}. Refund: {refund}.",
+    ),
+    ("booking.cancelled", "zh-CN"): (
+        "预订已取消：{title}",
+        "{title} 的预订（{when}）已被{cancelled_by}取消。退款：{refund}。",
+    ),
+    ("booking.in_progress", "en"): ("Work started: {title}", "Work on {title} ({when}) has started."),
+    ("booking.in_progress", "zh-CN"): ("已开工：{title}", "{title}（{when}）已开始加工。"),
+    ("booking.completed", "en"): (
+        "Work completed: {title}",
+        "{supplier} marked {title} ({when}) as completed. Confirm it, or dispute it within {dispute_hours} hours.",
+    ),
+    ("booking.completed", "zh-CN"): (
+        "已完工：{title}",
+        "{supplier} 已将 {title}（{when}）标记为完成。请确认，或在 {dispute_hours} 小时内提出异议。",
+    ),
+    ("booking.settled", "en"): ("Booking settled: {title}", "The booking of {title} ({when}) is settled."),
+    ("booking.settled", "zh-CN"): ("预订已结算：{title}", "{title} 的预订（{when}）已结算。"),
+    ("booking.disputed", "en"): ("Booking disputed: {title}", "The buyer disputed {title} ({when}): {reason}"),
+    ("booking.disputed", "zh-CN"): ("预订有争议：{title}", "买方对 {title}（{when}）提出异议：{reason}"),
+    ("booking.resolved", "en"): ("Dispute resolved: {title}", "The dispute on {title} was resolved. Refund: {refund}."),
+    ("booking.resolved", "zh-CN"): ("争议已解决：{title}", "{title} 的争议已解决。退款：{refund}。"),
+    ("booking.reminder", "en"): ("Tomorrow: {title}", "Reminder: {title} starts {when}."),
+    ("booking.reminder", "zh-CN"): ("明天开始：{title}", "提醒：{title} 将于 {when} 开始。"),
+    ("request.matched", "en"): ("A new request matches {title}", "An open request for {process} matches {title}."),
+    ("request.matched", "zh-CN"): ("有新的需求匹配 {title}", "一个 {process} 的需求与 {title} 匹配。"),
+    ("capacity.published", "en"): (
+        "New capacity for your request",
+        "{title} was published and matches your open request.",
+    ),
+    ("capacity.published", "zh-CN"): ("有新产能匹配您的需求", "{title} 已上架，与您的需求匹配。"),
+}
+
+
+class _Defaults(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def render(kind: str, locale: str, data: dict[str, Any]) -> tuple[str, str]:
+    subject, body = TEMPLATES.get((kind, locale)) or TEMPLATES.get((kind, "en")) or (kind, kind)
+    values = _Defaults(data)
+    return subject.format_map(values), body.format_map(values)
+
+
+async def notify_org(session: AsyncSession, org_id: uuid.UUID, kind: str, data: dict[str, Any]) -> int:
+    """A notification for every member of the organisation, in each member's own locale."""
+    rows = await session.execute(
+        sa.select(col(User.id), col(User.locale))
+        .join(Membership, col(Membership.user_id) == col(User.id))
+        .where(col(Membership.org_id) == org_id, col(User.is_active))
+    )
+    count = 0
+    for user_id, locale in rows.all():
+        subject, body = render(kind, locale, data)
+        note = Notification(user_id=user_id, kind=kind, subject=subject, body=body, locale=locale, data=data)
+        session.add(note)
+        await session.flush()
+        enqueue_after_commit("notifications.deliver", str(note.id))
+        count += 1
+    return count
+
+
+def send_email(settings: Settings, to: str, subject: str, body: str) -> None:
+    if not settings.smtp_host:
+        logger.info("e-mail (no SMTP configured) to=%s subject=%s\n%s", to, subject, body)
+        return
+    msg = EmailMessage()
+    msg["From"] = settings.smtp_from
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg.set_content(body)
+    with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=30) as smtp:
+        if settings.smtp_starttls:
+            smtp.starttls()
+        if settings.smtp_username and settings.smtp_password:
+            smtp.login(settings.smtp_username, settings.smtp_password)
+        smtp.send_message(msg)
+
+
+async def deliver(session: AsyncSession, settings: Settings, notification_id: uuid.UUID) -> bool:
+    """Send one notification by e-mail; idempotent (a delivered notification is not sent again)."""
+    row = (
+        await session.execute(
+            sa.select(Notification, col(User.email))
+            .join(User, col(User.id) == col(Notification.user_id))
+            .where(col(Notification.id) == notification_id)
+            .with_for_update(of=Notification)  # type: ignore[arg-type]
+        )
+    ).first()
+    if row is None:
+        return False
+    note, email = row
+    if note.delivered_at is not None:
+        return False
+    note.delivery_attempts += 1
+    send_email(settings, email, note.subject, note.body)
+    note.delivered_at = utcnow()
+    await session.flush()
+    return True

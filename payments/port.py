@@ -1,0 +1,66 @@
+"""The interface through which bookings move money. The bookings service (in the app shell) calls a
+``PaymentGateway``; implementations live in this package. Plain data in, no shell imports."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+
+@dataclass(frozen=True)
+class BookingMoney:
+    booking_id: uuid.UUID
+    buyer_org_id: uuid.UUID
+    supplier_org_id: uuid.UUID
+    amount: int  # minor units, what the buyer owes
+    currency: str
+    commission_rate_bp: int
+
+
+class PaymentGateway(Protocol):
+    method: str
+
+    async def on_booked(self, session: AsyncSession, money: BookingMoney) -> None:
+        """A booking was placed (held): issue an invoice, or place a card hold."""
+
+    async def on_accepted(self, session: AsyncSession, money: BookingMoney) -> None:
+        """The supplier accepted: capture the payment."""
+
+    async def on_released(self, session: AsyncSession, money: BookingMoney) -> None:
+        """Declined or expired before capture: release the hold / void the invoice."""
+
+    async def on_cancelled(self, session: AsyncSession, money: BookingMoney, refund: int) -> None:
+        """Cancelled: refund ``refund`` minor units of what was paid."""
+
+    async def on_settled(self, session: AsyncSession, money: BookingMoney) -> None:
+        """Work accepted: pay the supplier out, minus commission."""
+
+    async def on_resolved(self, session: AsyncSession, money: BookingMoney, refund: int) -> None:
+        """A dispute was resolved with ``refund`` to the buyer; the rest goes to the supplier."""
+
+
+class NoPayments:
+    """Records nothing. Used until a gateway is configured (the payments issue provides the real ones)."""
+
+    method = "invoice"
+
+    async def on_booked(self, session: AsyncSession, money: BookingMoney) -> None:
+        return None
+
+    async def on_accepted(self, session: AsyncSession, money: BookingMoney) -> None:
+        return None
+
+    async def on_released(self, session: AsyncSession, money: BookingMoney) -> None:
+        return None
+
+    async def on_cancelled(self, session: AsyncSession, money: BookingMoney, refund: int) -> None:
+        return None
+
+    async def on_settled(self, session: AsyncSession, money: BookingMoney) -> None:
+        return None
+
+    async def on_resolved(self, session: AsyncSession, money: BookingMoney, refund: int) -> None:
+        return None
