@@ -116,8 +116,6 @@ class Asset(SQLModel, table=True):
         sa.Index("ix_assets_process_codes", "process_codes", postgresql_using="gin"),
         sa.Index("ix_assets_materials", "materials", postgresql_using="gin"),
         sa.Index("ix_assets_status_kind", "status", "kind"),
-        sa.Index("ix_assets_published_rate", "hourly_rate", postgresql_where=sa.text("status = 'published'")),
-        sa.Index("ix_assets_published_next_free", "next_free_at", postgresql_where=sa.text("status = 'published'")),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)

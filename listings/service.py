@@ -619,6 +619,73 @@ async def lab_capacity(
     return out
 
 
+# A first look covers two weeks; only listings with nothing free there are searched to the horizon.
+_FIRST_LOOK = timedelta(days=14)
+
+
+async def next_free_slots(
+    session: AsyncSession,
+    items: Sequence[tuple[Asset, Site]],
+    config: ListingsConfig,
+    blocked: BlockedTime,
+    earliest: datetime | None = None,
+    duration_minutes: int | None = None,
+    latest_end: datetime | None = None,
+) -> dict[uuid.UUID, Interval | None]:
+    """The first bookable slot of each listing from ``earliest`` (default now) until ``latest_end``
+    (default the horizon): for a machine ``duration_minutes`` (default its minimum booking), for a lab
+    the next open day with capacity (from the start of that local day, or now when it is today).
+    Batched: a constant number of queries for any number of machines."""
+    now = _now()
+    start = max(earliest or now, now)
+    end = min(latest_end or now + timedelta(days=config.horizon_days), now + timedelta(days=config.horizon_days))
+    result: dict[uuid.UUID, Interval | None] = {}
+    machines = [(a, s) for a, s in items if a.kind == AssetKind.machine]
+    pending = machines
+    window_end = min(end, start + _FIRST_LOOK)
+    lo = start
+    while pending and lo < end:
+        # Setup may begin before ``start`` and the buffer run past ``window_end``: load a margin.
+        margin = timedelta(minutes=max((a.setup_minutes or 0) + (a.buffer_minutes or 0) for a, _ in pending))
+        free = await machine_free(session, pending, lo - margin, window_end + margin, blocked)
+        still = []
+        for asset, _site in pending:
+            minutes = max(duration_minutes or 0, asset.min_booking_minutes or 0) or (asset.slot_minutes or 60)
+            found = av.earliest_slot(
+                bookable_windows(asset, free[asset.id]),
+                timedelta(minutes=minutes),
+                granularity_minutes=asset.slot_minutes or 1,
+                earliest=start,
+                latest_end=window_end,
+            )
+            if found is None and window_end < end:
+                still.append((asset, _site))
+            else:
+                result[asset.id] = found
+        pending, window_end = still, end
+    for asset, site in items:
+        if asset.kind == AssetKind.lab_service:
+            result[asset.id] = await _lab_next_day(session, asset, site, blocked, start, end)
+    return result
+
+
+async def _lab_next_day(
+    session: AsyncSession, asset: Asset, site: Site, blocked: BlockedTime, start: datetime, end: datetime
+) -> Interval | None:
+    zone = ZoneInfo(site.timezone)
+    first = start.astimezone(zone).date()
+    last = end.astimezone(zone).date()
+    excs = (await ListingsRepository(session).exceptions_for([asset.id]))[asset.id]
+    booked = await blocked.lab_booked(session, asset.id, first, last)
+    cap = asset.daily_sample_capacity or 0
+    for d in _lab_open_days(asset, site, excs, first, last):
+        if booked.get(d, 0) < cap:
+            day_start = datetime.combine(d, time(0), zone).astimezone(UTC)
+            day_end = datetime.combine(d + timedelta(days=1), time(0), zone).astimezone(UTC)
+            return max(day_start, start), day_end
+    return None
+
+
 async def next_free_slot(
     session: AsyncSession,
     asset: Asset,
@@ -628,35 +695,9 @@ async def next_free_slot(
     earliest: datetime | None = None,
     duration_minutes: int | None = None,
 ) -> Interval | None:
-    """The first bookable slot from ``earliest`` (default now) within the horizon: for a machine
-    ``duration_minutes`` (default the minimum booking), for a lab the next open day with capacity
-    (start of that local day, or now when it is today)."""
-    now = _now()
-    start = max(earliest or now, now)
-    end = now + timedelta(days=config.horizon_days)
-    if asset.kind == AssetKind.machine:
-        free = (await machine_free(session, [(asset, site)], start, end, blocked))[asset.id]
-        minutes = max(duration_minutes or 0, asset.min_booking_minutes or 0) or (asset.slot_minutes or 60)
-        return av.earliest_slot(
-            bookable_windows(asset, free),
-            timedelta(minutes=minutes),
-            granularity_minutes=asset.slot_minutes or 1,
-            earliest=start,
-            latest_end=end,
-        )
-    zone = ZoneInfo(site.timezone)
-    first = start.astimezone(zone).date()
-    last = end.astimezone(zone).date()
-    repo = ListingsRepository(session)
-    excs = (await repo.exceptions_for([asset.id]))[asset.id]
-    booked = await blocked.lab_booked(session, asset.id, first, last)
-    cap = asset.daily_sample_capacity or 0
-    for d in _lab_open_days(asset, site, excs, first, last):
-        if booked.get(d, 0) < cap:
-            day_start = datetime.combine(d, time(0), zone).astimezone(UTC)
-            day_end = datetime.combine(d + timedelta(days=1), time(0), zone).astimezone(UTC)
-            return max(day_start, start), day_end
-    return None
+    """:func:`next_free_slots` for one listing."""
+    slots = await next_free_slots(session, [(asset, site)], config, blocked, earliest, duration_minutes)
+    return slots[asset.id]
 
 
 async def refresh_next_free(session: AsyncSession, asset: Asset, config: ListingsConfig, blocked: BlockedTime) -> None:
@@ -817,15 +858,15 @@ async def _with_calendar(
     blocked: BlockedTime,
 ) -> list[tuple[Asset, Site, float | None, Any, Interval | None]]:
     """Attach each candidate's next free slot (within the free filter's window when given)."""
-    out = []
-    for asset, site, dist, sort_value in rows:
-        if q.free_minutes is not None and q.free_from is not None and q.free_to is not None:
-            slot = await next_free_slot(
-                session, asset, site, config, blocked, earliest=q.free_from, duration_minutes=q.free_minutes
-            )
-            if slot is not None and (slot[1] > q.free_to if asset.kind == AssetKind.machine else slot[0] >= q.free_to):
-                slot = None
-        else:
-            slot = await next_free_slot(session, asset, site, config, blocked)
-        out.append((asset, site, dist, sort_value, slot))
-    return out
+    pairs = [(a, s) for a, s, _, _ in rows]
+    if q.free_minutes is not None and q.free_from is not None and q.free_to is not None:
+        slots = await next_free_slots(
+            session, pairs, config, blocked, earliest=q.free_from, duration_minutes=q.free_minutes, latest_end=q.free_to
+        )
+        for asset, _ in pairs:  # a lab qualifies with a drop-off day that starts inside the window
+            slot = slots[asset.id]
+            if slot is not None and asset.kind == AssetKind.lab_service and slot[0] >= q.free_to:
+                slots[asset.id] = None
+    else:
+        slots = await next_free_slots(session, pairs, config, blocked)
+    return [(a, s, d, v, slots[a.id]) for a, s, d, v in rows]

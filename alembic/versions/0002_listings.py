@@ -1,8 +1,9 @@
 """listings: sites, certificates, assets, availability exceptions, flags, moderation history
 
-Reviewed by hand. Two indexes are hand-written (autogenerate cannot express them and env.py tells it
+Reviewed by hand. Four indexes are hand-written (autogenerate cannot express them and env.py tells it
 to leave them alone): a GiST index on the site's earth position for distance search (earthdistance),
-and a text_pattern_ops index for region-code prefix search.
+a text_pattern_ops index for region-code prefix search, and two expression indexes for the search sort
+orders.
 
 Revision ID: 0002
 Revises: 0001
@@ -92,8 +93,6 @@ def upgrade() -> None:
     op.create_index('ix_assets_materials', 'assets', ['materials'], unique=False, postgresql_using='gin')
     op.create_index(op.f('ix_assets_org_id'), 'assets', ['org_id'], unique=False)
     op.create_index('ix_assets_process_codes', 'assets', ['process_codes'], unique=False, postgresql_using='gin')
-    op.create_index('ix_assets_published_next_free', 'assets', ['next_free_at'], unique=False, postgresql_where=sa.text("status = 'published'"))
-    op.create_index('ix_assets_published_rate', 'assets', ['hourly_rate'], unique=False, postgresql_where=sa.text("status = 'published'"))
     op.create_index(op.f('ix_assets_site_id'), 'assets', ['site_id'], unique=False)
     op.create_index('ix_assets_status_kind', 'assets', ['status', 'kind'], unique=False)
     op.create_table('certificates',
@@ -162,9 +161,21 @@ def upgrade() -> None:
     op.create_index(op.f('ix_listing_flags_status'), 'listing_flags', ['status'], unique=False)
     op.execute("CREATE INDEX ix_sites_earth ON sites USING gist (ll_to_earth(latitude, longitude))")
     op.execute("CREATE INDEX ix_sites_region_code ON sites (region_code text_pattern_ops)")
+    # Search sorts published listings by these expressions (keyset on (expression, id)); the indexes let
+    # PostgreSQL walk them in order and stop after a page instead of sorting every match.
+    op.execute(
+        "CREATE INDEX ix_assets_search_next_free ON assets "
+        "((coalesce(next_free_at, '9999-12-31T00:00:00Z'::timestamptz)), id) WHERE status = 'published'"
+    )
+    op.execute(
+        "CREATE INDEX ix_assets_search_price ON assets "
+        "((coalesce(hourly_rate, price_per_sample)), id) WHERE status = 'published'"
+    )
 
 
 def downgrade() -> None:
+    op.execute("DROP INDEX IF EXISTS ix_assets_search_price")
+    op.execute("DROP INDEX IF EXISTS ix_assets_search_next_free")
     op.execute("DROP INDEX IF EXISTS ix_sites_region_code")
     op.execute("DROP INDEX IF EXISTS ix_sites_earth")
     op.drop_index(op.f('ix_listing_flags_status'), table_name='listing_flags')
@@ -178,8 +189,6 @@ def downgrade() -> None:
     op.drop_table('certificates')
     op.drop_index('ix_assets_status_kind', table_name='assets')
     op.drop_index(op.f('ix_assets_site_id'), table_name='assets')
-    op.drop_index('ix_assets_published_rate', table_name='assets', postgresql_where=sa.text("status = 'published'"))
-    op.drop_index('ix_assets_published_next_free', table_name='assets', postgresql_where=sa.text("status = 'published'"))
     op.drop_index('ix_assets_process_codes', table_name='assets', postgresql_using='gin')
     op.drop_index(op.f('ix_assets_org_id'), table_name='assets')
     op.drop_index('ix_assets_materials', table_name='assets', postgresql_using='gin')
