@@ -35,7 +35,9 @@ COPY payments/ ./payments/
 COPY alembic/ ./alembic/
 COPY alembic.ini ./
 
-RUN pip install --no-cache-dir --upgrade pip \
+# Compile the web app's message catalogs (zh-CN, en) before installing, so the .mo files ship as package data.
+RUN pip install --no-cache-dir --upgrade pip babel \
+    && pybabel compile -d marketplace/web/translations -D messages \
     && pip install --no-cache-dir .
 
 # ---------------------------------------------------------------------------------------------------

@@ -4,13 +4,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck check bench clean
+.PHONY: run test lint typecheck check bench clean i18n
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/pybabel compile --statistics -d marketplace/web/translations -D messages
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -28,7 +29,13 @@ typecheck: $(STAMP)
 check: lint typecheck test
 
 bench: $(STAMP)
-	$(BIN)/python -m pytest -m bench -p no:randomly -s $(PYTEST_ARGS)
+	$(BIN)/python bench/seed_bench.py
+	$(BIN)/python bench/matching_bench.py
+	if [ -f bench/bookings_bench.py ]; then $(BIN)/python bench/bookings_bench.py; fi
+
+i18n: $(STAMP)
+	$(BIN)/python -m marketplace.web.translations.update
+	$(BIN)/pybabel compile -d marketplace/web/translations -D messages
 
 clean:
 	rm -rf $(VENV) .data .mypy_cache .ruff_cache

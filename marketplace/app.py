@@ -107,6 +107,9 @@ def create_app(
         )
     )
     app.include_router(api)
+    from marketplace.web.mount import mount_web
+
+    mount_web(app, settings)
     _add_operational_routes(app)
     _customise_openapi(app)
     return app

@@ -1,0 +1,166 @@
+"""Web plumbing: session-cookie sign-in, CSRF tokens, locale and time-zone choice, template rendering, and
+turning service errors into messages next to the form fields."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from pathlib import Path
+from typing import Annotated, Any
+
+import jinja2
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+
+from marketplace.auth.deps import _principal_for_user
+from marketplace.auth.principal import Principal
+from marketplace.db import SessionDep
+from marketplace.web import i18n
+
+TEMPLATES = Path(__file__).parent / "templates"
+_env = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True, extensions=["jinja2.ext.i18n"]
+)
+_env.policies["ext.i18n.trimmed"] = True
+templates = Jinja2Templates(env=_env)
+
+
+class WebError(Exception):
+    """Rendered as a friendly page (never a stack trace)."""
+
+    def __init__(self, status_code: int, message: str) -> None:
+        self.status_code = status_code
+        self.message = message
+        super().__init__(message)
+
+
+def locale_of(request: Request) -> str:
+    chosen = request.session.get("locale") if "session" in request.scope else None
+    if chosen in i18n.LOCALES:
+        return str(chosen)
+    return i18n.negotiate(request.headers.get("accept-language"))
+
+
+def viewer_tz(request: Request) -> str:
+    """The browser reports its zone in a cookie (set by app.js); Chinese pages default to China time."""
+    tz = request.cookies.get("tz")
+    if tz:
+        try:
+            i18n.zone(tz)
+            return tz
+        except Exception:  # an invalid cookie never breaks a page
+            pass
+    return "Asia/Shanghai" if locale_of(request) == "zh-CN" else "UTC"
+
+
+def csrf_token(request: Request) -> str:
+    token = request.session.get("csrf")
+    if not token:
+        token = secrets.token_urlsafe(32)
+        request.session["csrf"] = token
+    return str(token)
+
+
+async def check_csrf(request: Request) -> None:
+    """Every state-changing form carries the session's CSRF token (HTMX sends it as a header)."""
+    expected = request.session.get("csrf")
+    sent = request.headers.get("x-csrf-token")
+    if sent is None:
+        form = await request.form()
+        value = form.get("csrf_token")
+        sent = value if isinstance(value, str) else None
+    if not expected or not sent or not secrets.compare_digest(str(expected), sent):
+        raise WebError(403, "csrf")
+
+
+CsrfChecked = Annotated[None, Depends(check_csrf)]
+
+
+async def optional_user(request: Request, session: SessionDep) -> Principal | None:
+    user_id = request.session.get("user_id")
+    if not user_id:
+        return None
+    try:
+        principal = await _principal_for_user(session, uuid.UUID(str(user_id)))
+    except ValueError:
+        principal = None
+    if principal is None:
+        request.session.clear()
+    return principal
+
+
+WebUser = Annotated[Principal | None, Depends(optional_user)]
+
+
+async def required_user(request: Request, user: WebUser) -> Principal:
+    if user is None:
+        raise WebError(401, "login")
+    return user
+
+
+SignedIn = Annotated[Principal, Depends(required_user)]
+
+
+def render(request: Request, template: str, context: dict[str, Any] | None = None, *, status: int = 200,
+           user: Principal | None = None) -> HTMLResponse:
+    locale = locale_of(request)
+    translations = i18n.translations(locale)
+    templates.env.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
+    tz = viewer_tz(request)
+    ctx: dict[str, Any] = {
+        "request": request,
+        "locale": locale,
+        "lang": "zh-Hans" if locale == "zh-CN" else "en",
+        "user": user,
+        "csrf": csrf_token(request),
+        "viewer_tz": tz,
+        "money": lambda amount, currency: i18n.money(amount, currency, locale),
+        "when": lambda value, tz_name=None: i18n.when(value, locale, tz_name or tz),
+        "tname": lambda code: _taxonomy_name(code, locale),
+    }
+    ctx.update(context or {})
+    return templates.TemplateResponse(request, template, ctx, status_code=status)
+
+
+def _taxonomy_name(code: str | None, locale: str) -> str:
+    from listings.taxonomy import get_taxonomy
+
+    if not code:
+        return ""
+    tax = get_taxonomy()
+    if tax.is_process(code):
+        return tax.name(code, locale)
+    if tax.is_material(code):
+        m = tax.materials[code]
+        return m.name_zh if locale == "zh-CN" else m.name_en
+    return code
+
+
+def field_errors(exc: Exception) -> dict[str, str]:
+    """Map a service or validation error to ``{field: message}`` (``_`` for the form as a whole)."""
+    if isinstance(exc, ValidationError):
+        out: dict[str, str] = {}
+        for err in exc.errors():
+            loc = [str(p) for p in err.get("loc", ())]
+            msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+            key = loc[0] if loc else "_"
+            out.setdefault(key, msg)
+        return out
+    detail = str(getattr(exc, "detail", exc))
+    head, sep, rest = detail.partition(": ")
+    if sep and head.replace("_", "").isalnum() and " " not in head:
+        return {head: rest}
+    return {"_": detail}
+
+
+def redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+def hx_redirect(request: Request, url: str) -> Response:
+    """Redirect that works for plain form posts and for HTMX requests alike."""
+    if request.headers.get("hx-request"):
+        return Response(status_code=204, headers={"HX-Redirect": url})
+    return redirect(url)

@@ -1,0 +1,63 @@
+"""Attach the web app to the FastAPI application: sessions, static files, pages and friendly errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.sessions import SessionMiddleware
+
+from marketplace.settings import Settings
+from marketplace.web import i18n
+from marketplace.web.core import WebError, locale_of, redirect, render
+
+STATIC = Path(__file__).parent / "static"
+
+def N_(message: str) -> str:  # noqa: N802 - marks a string for extraction; translated when rendered
+    return message
+
+
+_MESSAGES = {
+    401: (N_("Sign in required"), N_("Please sign in to continue.")),
+    403: (N_("Not allowed"), N_("You do not have access to this page.")),
+    404: (N_("Not found"), N_("This page does not exist or is not visible to you.")),
+}
+_GENERIC = (N_("Something went wrong"), N_("Please try again."))
+_CSRF = N_("The form expired. Go back, reload the page and try again.")
+
+
+def error_page(request: Request, status: int, message: str | None = None) -> HTMLResponse:
+    translate = i18n.translations(locale_of(request)).gettext
+    title, default = _MESSAGES.get(status, _GENERIC)
+    if message == "csrf":
+        title, default, message = _MESSAGES[403][0], _CSRF, None
+    return render(request, "error.html", {"title": translate(title), "message": message or translate(default)},
+                  status=status)
+
+
+def mount_web(app: FastAPI, settings: Settings) -> None:
+    from marketplace.web import pages, public
+
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.jwt_secret,
+        session_cookie="mk_session",
+        max_age=14 * 24 * 3600,
+        same_site="lax",
+        https_only=settings.environment == "production",
+    )
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+    app.include_router(public.router)
+    app.include_router(pages.router)
+
+    async def handle_web_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, WebError)
+        if exc.status_code == 401:
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return redirect(f"/login?next={quote(target)}")
+        return error_page(request, exc.status_code, exc.message if exc.message not in ("not_found", "login") else None)
+
+    app.add_exception_handler(WebError, handle_web_error)

@@ -1,0 +1,260 @@
+"""Public pages (home, search, listing) and account pages (sign in, register, language)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from pydantic import ValidationError
+from sqlmodel import col
+
+from listings import service as listings
+from listings.errors import ListingsError
+from listings.models import Asset, AssetKind, Site
+from listings.repository import ListingsRepository
+from listings.taxonomy import get_taxonomy
+from marketplace.auth import service as auth_service
+from marketplace.auth.schemas import RegisterIn
+from marketplace.bookings.models import Booking, Review
+from marketplace.db import SessionDep
+from marketplace.errors import AppError
+from marketplace.orgs.models import Organisation
+from marketplace.web import i18n
+from marketplace.web.core import CsrfChecked, WebError, WebUser, field_errors, locale_of, redirect, render
+
+router = APIRouter(include_in_schema=False)
+
+
+def _config(request: Request) -> listings.ListingsConfig:
+    cfg: listings.ListingsConfig = request.app.state.booking_deps.listings_config
+    return cfg
+
+
+def _blocked() -> listings.BlockedTime:
+    from marketplace.wiring import blocked_time
+
+    return blocked_time()
+
+
+def taxonomy_choices(locale: str) -> dict[str, Any]:
+    tax = get_taxonomy()
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for p in sorted(tax.leaves(), key=lambda p: p.code):
+        top = p.code.split(".")[0]
+        groups.setdefault(tax.name(top, locale), []).append((p.code, tax.name(p.code, locale)))
+    materials = sorted(
+        ((m.code, m.name_zh if locale == "zh-CN" else m.name_en) for m in tax.materials.values()), key=lambda x: x[1]
+    )
+    return {"process_groups": groups, "materials": materials}
+
+
+@router.get("/", response_class=HTMLResponse)
+async def home(request: Request, session: SessionDep, user: WebUser) -> HTMLResponse:
+    latest = (
+        await session.execute(
+            sa.select(Asset)
+            .where(col(Asset.status) == "published")
+            .order_by(col(Asset.published_at).desc().nulls_last())
+            .limit(6)
+        )
+    ).scalars().all()
+    return render(request, "public/home.html", {"latest": latest, **taxonomy_choices(locale_of(request))}, user=user)
+
+
+@router.get("/search", response_class=HTMLResponse)
+async def search(
+    request: Request,
+    session: SessionDep,
+    user: WebUser,
+    process: str | None = None,
+    material: str | None = None,
+    region: str | None = None,
+    kind: str | None = None,
+    date_from: Annotated[str | None, Query(alias="from")] = None,
+    date_to: Annotated[str | None, Query(alias="to")] = None,
+    minutes: str | None = None,
+    sort: str = "next_free",
+    cursor: str | None = None,
+) -> HTMLResponse:
+    from marketplace.pagination import decode_cursor, encode_cursor
+
+    locale = locale_of(request)
+    errors: dict[str, str] = {}
+    q = listings.SearchQuery(process=process or None, material=material or None,
+                             region=[region] if region else None, kind=kind or None,
+                             sort=sort if sort in ("price", "next_free") else "next_free", limit=20)
+    try:
+        if date_from or date_to or minutes:
+            tz = i18n.zone(request.cookies.get("tz"), "Asia/Shanghai")
+            start = datetime.combine(date.fromisoformat(date_from), time(0), tz) if date_from else datetime.now(UTC)
+            end = (datetime.combine(date.fromisoformat(date_to), time(0), tz) + timedelta(days=1)) if date_to \
+                else start + timedelta(days=14)
+            q.free_from, q.free_to, q.free_minutes = start, end, int(minutes or 60)
+        if cursor and (values := decode_cursor(cursor)):
+            key = datetime.fromisoformat(values[1]) if q.sort == "next_free" else values[1]
+            q.after = (key, uuid.UUID(values[2]))
+        hits, last = await listings.search(session, q, _config(request), _blocked())
+    except (ListingsError, AppError, ValueError) as exc:
+        errors = field_errors(exc) if not isinstance(exc, ValueError) else {"_": str(exc)}
+        hits, last = [], None
+    next_cursor = None
+    if last is not None:
+        key = last[0].isoformat() if isinstance(last[0], datetime) else last[0]
+        next_cursor = encode_cursor([q.sort, key, str(last[1])])
+    params = {"process": process or "", "material": material or "", "region": region or "", "kind": kind or "",
+              "from": date_from or "", "to": date_to or "", "minutes": minutes or "", "sort": sort}
+    ctx = {"hits": hits, "params": params, "errors": errors, "next_cursor": next_cursor,
+           **taxonomy_choices(locale)}
+    template = "public/_results.html" if request.headers.get("hx-request") else "public/search.html"
+    return render(request, template, ctx, user=user)
+
+
+@router.get("/listings/{asset_id}", response_class=HTMLResponse)
+async def listing(request: Request, asset_id: uuid.UUID, session: SessionDep, user: WebUser) -> HTMLResponse:
+    try:
+        asset = await listings.visible_asset(session, user, asset_id)
+    except ListingsError:
+        raise WebError(404, "not_found") from None
+    repo = ListingsRepository(session)
+    site = await repo.get_site(asset.site_id)
+    assert site is not None
+    org = await session.get(Organisation, asset.org_id)
+    certs = (await repo.valid_standards([(asset.org_id, asset.site_id)], date.today())).get(
+        (asset.org_id, asset.site_id), [])
+    reviews = (
+        await session.execute(
+            sa.select(Review)
+            .join(Booking, col(Booking.id) == col(Review.booking_id))
+            .where(col(Booking.asset_id) == asset.id, col(Review.subject_org_id) == asset.org_id)
+            .order_by(col(Review.created_at).desc())
+            .limit(20)
+        )
+    ).scalars().all()
+    ctx: dict[str, Any] = {"asset": asset, "site": site, "org": org, "certificates": certs, "reviews": reviews}
+    site_zone = i18n.zone(site.timezone)
+    today = datetime.now(site_zone).date()
+    if asset.kind == AssetKind.machine:
+        start = datetime.combine(today, time(0), site_zone)
+        end = start + timedelta(days=7)
+        free = (await listings.machine_free(session, [(asset, site)], start, end, _blocked()))[asset.id]
+        windows = listings.bookable_windows(asset, free)
+        ctx["week"] = _week(windows, start, site_zone)
+    else:
+        ctx["lab_days"] = await listings.lab_capacity(session, None, asset.id, today, today + timedelta(days=13),
+                                                      _blocked())
+    ctx["next_slot"] = await listings.next_free_slot(session, asset, site, _config(request), _blocked())
+    return render(request, "public/listing.html", ctx, user=user)
+
+
+def _week(windows: list[tuple[datetime, datetime]], start: datetime, site_zone: Any) -> list[dict[str, Any]]:
+    """Free windows per local day of the site, for the week calendar."""
+    days = []
+    for i in range(7):
+        day_start = (start + timedelta(days=i)).replace(hour=0, minute=0)
+        day_end = day_start + timedelta(days=1)
+        slots = []
+        for s, e in windows:
+            s_local, e_local = s.astimezone(site_zone), e.astimezone(site_zone)
+            lo, hi = max(s_local, day_start), min(e_local, day_end)
+            if lo < hi:
+                slots.append((lo, hi))
+        days.append({"date": day_start.date(), "slots": slots})
+    return days
+
+
+# -- account ---------------------------------------------------------------------------------------
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_page(request: Request, user: WebUser, next: str = "/") -> HTMLResponse:  # noqa: A002
+    return render(request, "account/login.html", {"next": _safe_next(next), "errors": {}}, user=user)
+
+
+def _safe_next(target: str) -> str:
+    return target if target.startswith("/") and not target.startswith("//") else "/"
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(
+    request: Request, session: SessionDep, _csrf: CsrfChecked, email: Annotated[str, Form()],
+    password: Annotated[str, Form()], next: Annotated[str, Form()] = "/",  # noqa: A002
+) -> Response:
+    limiter = request.app.state.auth_rate_limiter
+    ip = request.client.host if request.client else "unknown"
+    try:
+        await limiter.hit("login", f"ip:{ip}", f"email:{email.strip().lower()}")
+        user = await auth_service.authenticate(session, email, password)
+    except AppError as exc:
+        return render(request, "account/login.html", {"next": _safe_next(next), "errors": {"_": exc.detail},
+                                                      "email": email}, status=exc.status_code)
+    request.session.clear()  # a fresh session (and CSRF token) at sign-in
+    request.session["user_id"] = str(user.id)
+    request.session["locale"] = user.locale
+    return redirect(_safe_next(next))
+
+
+@router.post("/logout")
+async def logout(request: Request, _csrf: CsrfChecked) -> Response:
+    request.session.clear()
+    return redirect("/")
+
+
+@router.get("/register", response_class=HTMLResponse)
+async def register_page(request: Request, user: WebUser) -> HTMLResponse:
+    return render(request, "account/register.html", {"errors": {}, "form": {}}, user=user)
+
+
+@router.post("/register", response_class=HTMLResponse)
+async def register(request: Request, session: SessionDep, _csrf: CsrfChecked) -> Response:
+    form = dict(await request.form())
+    roles = [r for r in ("supplier", "buyer") if form.get(f"role_{r}")]
+    payload = {
+        "email": form.get("email", ""), "password": form.get("password", ""),
+        "full_name": form.get("full_name", ""), "locale": form.get("locale") or locale_of(request),
+        "org": {"name": form.get("org_name", ""), "roles": roles, "country": form.get("country", ""),
+                "legal_name": form.get("legal_name") or None, "uscc": form.get("uscc") or None},
+    }
+    try:
+        limiter = request.app.state.auth_rate_limiter
+        ip = request.client.host if request.client else "unknown"
+        await limiter.hit("register", f"ip:{ip}", f"email:{str(payload['email']).lower()}")
+        data = RegisterIn.model_validate(payload)
+        user, _ = await auth_service.register(session, data)
+    except ValidationError as exc:
+        errors = {}
+        for err in exc.errors():
+            loc = [str(p) for p in err["loc"]]
+            key = loc[-1] if loc and loc[0] == "org" else (loc[0] if loc else "_")
+            errors.setdefault(key, str(err["msg"]).removeprefix("Value error, "))
+        return render(request, "account/register.html", {"errors": errors, "form": form}, status=422)
+    except AppError as exc:
+        return render(request, "account/register.html", {"errors": field_errors(exc), "form": form},
+                      status=exc.status_code)
+    request.session.clear()
+    request.session["user_id"] = str(user.id)
+    request.session["locale"] = user.locale
+    return redirect("/dashboard")
+
+
+@router.post("/lang")
+async def set_language(
+    request: Request, session: SessionDep, user: WebUser, _csrf: CsrfChecked, locale: Annotated[str, Form()],
+    next: Annotated[str, Form()] = "/",  # noqa: A002
+) -> Response:
+    if locale in i18n.LOCALES:
+        request.session["locale"] = locale
+        if user is not None and user.user_id is not None:
+            from marketplace.auth.models import User
+
+            account = await session.get(User, user.user_id)
+            if account is not None:
+                account.locale = locale
+    return redirect(_safe_next(next))
+
+
+async def sites_by_id(session: SessionDep, ids: list[uuid.UUID]) -> dict[uuid.UUID, Site]:
+    return await ListingsRepository(session).sites_by_ids(ids)
