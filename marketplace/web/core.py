@@ -47,11 +47,8 @@ def viewer_tz(request: Request) -> str:
     """The browser reports its zone in a cookie (set by app.js); Chinese pages default to China time."""
     tz = request.cookies.get("tz")
     if tz:
-        try:
-            i18n.zone(tz)
+        if i18n.zone(tz).key == tz:  # an invalid cookie falls back instead of breaking the page
             return tz
-        except Exception:  # an invalid cookie never breaks a page
-            pass
     return "Asia/Shanghai" if locale_of(request) == "zh-CN" else "UTC"
 
 
@@ -103,8 +100,14 @@ async def required_user(request: Request, user: WebUser) -> Principal:
 SignedIn = Annotated[Principal, Depends(required_user)]
 
 
-def render(request: Request, template: str, context: dict[str, Any] | None = None, *, status: int = 200,
-           user: Principal | None = None) -> HTMLResponse:
+def render(
+    request: Request,
+    template: str,
+    context: dict[str, Any] | None = None,
+    *,
+    status: int = 200,
+    user: Principal | None = None,
+) -> HTMLResponse:
     locale = locale_of(request)
     translations = i18n.translations(locale)
     templates.env.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
@@ -143,7 +146,8 @@ def field_errors(exc: Exception) -> dict[str, str]:
     if isinstance(exc, ValidationError):
         out: dict[str, str] = {}
         for err in exc.errors():
-            loc = [str(p) for p in err.get("loc", ())]
+            # Skip the request body and discriminated-union tags ("machine", "lab_service") in the path.
+            loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "machine", "lab_service")]
             msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
             key = loc[0] if loc else "_"
             out.setdefault(key, msg)

@@ -16,7 +16,8 @@ from marketplace.web.core import WebError, locale_of, redirect, render
 
 STATIC = Path(__file__).parent / "static"
 
-def N_(message: str) -> str:  # noqa: N802 - marks a string for extraction; translated when rendered
+
+def N_(message: str) -> str:
     return message
 
 
@@ -34,12 +35,13 @@ def error_page(request: Request, status: int, message: str | None = None) -> HTM
     title, default = _MESSAGES.get(status, _GENERIC)
     if message == "csrf":
         title, default, message = _MESSAGES[403][0], _CSRF, None
-    return render(request, "error.html", {"title": translate(title), "message": message or translate(default)},
-                  status=status)
+    return render(
+        request, "error.html", {"title": translate(title), "message": message or translate(default)}, status=status
+    )
 
 
 def mount_web(app: FastAPI, settings: Settings) -> None:
-    from marketplace.web import pages, public
+    from marketplace.web import admin, factory, pages, public
 
     app.add_middleware(
         SessionMiddleware,
@@ -52,6 +54,8 @@ def mount_web(app: FastAPI, settings: Settings) -> None:
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     app.include_router(public.router)
     app.include_router(pages.router)
+    app.include_router(admin.router)
+    app.include_router(factory.router)
 
     async def handle_web_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, WebError)

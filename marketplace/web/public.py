@@ -55,13 +55,17 @@ def taxonomy_choices(locale: str) -> dict[str, Any]:
 @router.get("/", response_class=HTMLResponse)
 async def home(request: Request, session: SessionDep, user: WebUser) -> HTMLResponse:
     latest = (
-        await session.execute(
-            sa.select(Asset)
-            .where(col(Asset.status) == "published")
-            .order_by(col(Asset.published_at).desc().nulls_last())
-            .limit(6)
+        (
+            await session.execute(
+                sa.select(Asset)
+                .where(col(Asset.status) == "published")
+                .order_by(col(Asset.published_at).desc().nulls_last())
+                .limit(6)
+            )
         )
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
     return render(request, "public/home.html", {"latest": latest, **taxonomy_choices(locale_of(request))}, user=user)
 
 
@@ -84,15 +88,23 @@ async def search(
 
     locale = locale_of(request)
     errors: dict[str, str] = {}
-    q = listings.SearchQuery(process=process or None, material=material or None,
-                             region=[region] if region else None, kind=kind or None,
-                             sort=sort if sort in ("price", "next_free") else "next_free", limit=20)
+    q = listings.SearchQuery(
+        process=process or None,
+        material=material or None,
+        region=[region] if region else None,
+        kind=kind or None,
+        sort=sort if sort in ("price", "next_free") else "next_free",
+        limit=20,
+    )
     try:
         if date_from or date_to or minutes:
             tz = i18n.zone(request.cookies.get("tz"), "Asia/Shanghai")
             start = datetime.combine(date.fromisoformat(date_from), time(0), tz) if date_from else datetime.now(UTC)
-            end = (datetime.combine(date.fromisoformat(date_to), time(0), tz) + timedelta(days=1)) if date_to \
+            end = (
+                (datetime.combine(date.fromisoformat(date_to), time(0), tz) + timedelta(days=1))
+                if date_to
                 else start + timedelta(days=14)
+            )
             q.free_from, q.free_to, q.free_minutes = start, end, int(minutes or 60)
         if cursor and (values := decode_cursor(cursor)):
             key = datetime.fromisoformat(values[1]) if q.sort == "next_free" else values[1]
@@ -105,10 +117,17 @@ async def search(
     if last is not None:
         key = last[0].isoformat() if isinstance(last[0], datetime) else last[0]
         next_cursor = encode_cursor([q.sort, key, str(last[1])])
-    params = {"process": process or "", "material": material or "", "region": region or "", "kind": kind or "",
-              "from": date_from or "", "to": date_to or "", "minutes": minutes or "", "sort": sort}
-    ctx = {"hits": hits, "params": params, "errors": errors, "next_cursor": next_cursor,
-           **taxonomy_choices(locale)}
+    params = {
+        "process": process or "",
+        "material": material or "",
+        "region": region or "",
+        "kind": kind or "",
+        "from": date_from or "",
+        "to": date_to or "",
+        "minutes": minutes or "",
+        "sort": sort,
+    }
+    ctx = {"hits": hits, "params": params, "errors": errors, "next_cursor": next_cursor, **taxonomy_choices(locale)}
     template = "public/_results.html" if request.headers.get("hx-request") else "public/search.html"
     return render(request, template, ctx, user=user)
 
@@ -124,16 +143,21 @@ async def listing(request: Request, asset_id: uuid.UUID, session: SessionDep, us
     assert site is not None
     org = await session.get(Organisation, asset.org_id)
     certs = (await repo.valid_standards([(asset.org_id, asset.site_id)], date.today())).get(
-        (asset.org_id, asset.site_id), [])
+        (asset.org_id, asset.site_id), []
+    )
     reviews = (
-        await session.execute(
-            sa.select(Review)
-            .join(Booking, col(Booking.id) == col(Review.booking_id))
-            .where(col(Booking.asset_id) == asset.id, col(Review.subject_org_id) == asset.org_id)
-            .order_by(col(Review.created_at).desc())
-            .limit(20)
+        (
+            await session.execute(
+                sa.select(Review)
+                .join(Booking, col(Booking.id) == col(Review.booking_id))
+                .where(col(Booking.asset_id) == asset.id, col(Review.subject_org_id) == asset.org_id)
+                .order_by(col(Review.created_at).desc())
+                .limit(20)
+            )
         )
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
     ctx: dict[str, Any] = {"asset": asset, "site": site, "org": org, "certificates": certs, "reviews": reviews}
     site_zone = i18n.zone(site.timezone)
     today = datetime.now(site_zone).date()
@@ -144,8 +168,9 @@ async def listing(request: Request, asset_id: uuid.UUID, session: SessionDep, us
         windows = listings.bookable_windows(asset, free)
         ctx["week"] = _week(windows, start, site_zone)
     else:
-        ctx["lab_days"] = await listings.lab_capacity(session, None, asset.id, today, today + timedelta(days=13),
-                                                      _blocked())
+        ctx["lab_days"] = await listings.lab_capacity(
+            session, None, asset.id, today, today + timedelta(days=13), _blocked()
+        )
     ctx["next_slot"] = await listings.next_free_slot(session, asset, site, _config(request), _blocked())
     return render(request, "public/listing.html", ctx, user=user)
 
@@ -170,7 +195,7 @@ def _week(windows: list[tuple[datetime, datetime]], start: datetime, site_zone: 
 
 
 @router.get("/login", response_class=HTMLResponse)
-async def login_page(request: Request, user: WebUser, next: str = "/") -> HTMLResponse:  # noqa: A002
+async def login_page(request: Request, user: WebUser, next: str = "/") -> HTMLResponse:
     return render(request, "account/login.html", {"next": _safe_next(next), "errors": {}}, user=user)
 
 
@@ -180,8 +205,12 @@ def _safe_next(target: str) -> str:
 
 @router.post("/login", response_class=HTMLResponse)
 async def login(
-    request: Request, session: SessionDep, _csrf: CsrfChecked, email: Annotated[str, Form()],
-    password: Annotated[str, Form()], next: Annotated[str, Form()] = "/",  # noqa: A002
+    request: Request,
+    session: SessionDep,
+    _csrf: CsrfChecked,
+    email: Annotated[str, Form()],
+    password: Annotated[str, Form()],
+    next: Annotated[str, Form()] = "/",
 ) -> Response:
     limiter = request.app.state.auth_rate_limiter
     ip = request.client.host if request.client else "unknown"
@@ -189,8 +218,12 @@ async def login(
         await limiter.hit("login", f"ip:{ip}", f"email:{email.strip().lower()}")
         user = await auth_service.authenticate(session, email, password)
     except AppError as exc:
-        return render(request, "account/login.html", {"next": _safe_next(next), "errors": {"_": exc.detail},
-                                                      "email": email}, status=exc.status_code)
+        return render(
+            request,
+            "account/login.html",
+            {"next": _safe_next(next), "errors": {"_": exc.detail}, "email": email},
+            status=exc.status_code,
+        )
     request.session.clear()  # a fresh session (and CSRF token) at sign-in
     request.session["user_id"] = str(user.id)
     request.session["locale"] = user.locale
@@ -213,10 +246,17 @@ async def register(request: Request, session: SessionDep, _csrf: CsrfChecked) ->
     form = dict(await request.form())
     roles = [r for r in ("supplier", "buyer") if form.get(f"role_{r}")]
     payload = {
-        "email": form.get("email", ""), "password": form.get("password", ""),
-        "full_name": form.get("full_name", ""), "locale": form.get("locale") or locale_of(request),
-        "org": {"name": form.get("org_name", ""), "roles": roles, "country": form.get("country", ""),
-                "legal_name": form.get("legal_name") or None, "uscc": form.get("uscc") or None},
+        "email": form.get("email", ""),
+        "password": form.get("password", ""),
+        "full_name": form.get("full_name", ""),
+        "locale": form.get("locale") or locale_of(request),
+        "org": {
+            "name": form.get("org_name", ""),
+            "roles": roles,
+            "country": form.get("country", ""),
+            "legal_name": form.get("legal_name") or None,
+            "uscc": form.get("uscc") or None,
+        },
     }
     try:
         limiter = request.app.state.auth_rate_limiter
@@ -225,15 +265,16 @@ async def register(request: Request, session: SessionDep, _csrf: CsrfChecked) ->
         data = RegisterIn.model_validate(payload)
         user, _ = await auth_service.register(session, data)
     except ValidationError as exc:
-        errors = {}
+        errors: dict[str, str] = {}
         for err in exc.errors():
             loc = [str(p) for p in err["loc"]]
             key = loc[-1] if loc and loc[0] == "org" else (loc[0] if loc else "_")
             errors.setdefault(key, str(err["msg"]).removeprefix("Value error, "))
         return render(request, "account/register.html", {"errors": errors, "form": form}, status=422)
     except AppError as exc:
-        return render(request, "account/register.html", {"errors": field_errors(exc), "form": form},
-                      status=exc.status_code)
+        return render(
+            request, "account/register.html", {"errors": field_errors(exc), "form": form}, status=exc.status_code
+        )
     request.session.clear()
     request.session["user_id"] = str(user.id)
     request.session["locale"] = user.locale
@@ -242,8 +283,12 @@ async def register(request: Request, session: SessionDep, _csrf: CsrfChecked) ->
 
 @router.post("/lang")
 async def set_language(
-    request: Request, session: SessionDep, user: WebUser, _csrf: CsrfChecked, locale: Annotated[str, Form()],
-    next: Annotated[str, Form()] = "/",  # noqa: A002
+    request: Request,
+    session: SessionDep,
+    user: WebUser,
+    _csrf: CsrfChecked,
+    locale: Annotated[str, Form()],
+    next: Annotated[str, Form()] = "/",
 ) -> Response:
     if locale in i18n.LOCALES:
         request.session["locale"] = locale

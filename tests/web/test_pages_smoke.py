@@ -51,9 +51,19 @@ async def test_login_requires_a_valid_csrf_token(client: AsyncClient) -> None:
 async def test_register_form_shows_errors_next_to_the_fields(client: AsyncClient) -> None:
     page = await client.get("/register")
     token = _csrf(page.text)
-    resp = await client.post("/register", data={
-        "csrf_token": token, "full_name": "Li", "email": "not-an-email", "password": "short", "org_name": "X",
-        "country": "CN", "uscc": "91350200776049653B", "role_buyer": "1"})
+    resp = await client.post(
+        "/register",
+        data={
+            "csrf_token": token,
+            "full_name": "Li",
+            "email": "not-an-email",
+            "password": "short",
+            "org_name": "X",
+            "country": "CN",
+            "uscc": "91350200776049653B",
+            "role_buyer": "1",
+        },
+    )
     assert resp.status_code == 422
     html = resp.text
     assert 'id="email-error"' in html and 'id="password-error"' in html and 'id="uscc-error"' in html
@@ -63,3 +73,140 @@ async def test_register_form_shows_errors_next_to_the_fields(client: AsyncClient
 async def test_signed_out_visitors_are_sent_to_sign_in(client: AsyncClient) -> None:
     resp = await client.get("/dashboard")
     assert resp.status_code == 303 and resp.headers["location"].startswith("/login?next=/dashboard")
+
+
+async def _sign_in(client: AsyncClient, email: str) -> str:
+    token = _csrf((await client.get("/login")).text)
+    resp = await client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": token})
+    assert resp.status_code == 303
+    return _csrf((await client.get("/dashboard")).text)
+
+
+async def test_admin_moderates_from_the_admin_page(client: AsyncClient, db: AsyncSession) -> None:
+    from tests.factories import create_admin, create_asset, machine_payload, supplier
+
+    admin = await create_admin(db)
+    await db.commit()
+    _, headers, site = await supplier(client, db)
+    asset = await create_asset(client, headers, machine_payload(site["id"], title="Pending mill"))
+    await client.post(f"/api/v1/assets/{asset['id']}/submit", headers=headers)
+    token = await _sign_in(client, admin.email)
+    page = await client.get("/admin")
+    assert page.status_code == 200 and "Pending mill" in page.text
+    rejected = await client.post(f"/admin/assets/{asset['id']}/reject", data={"csrf_token": token, "reason": ""})
+    assert rejected.status_code == 303 and "error=" in rejected.headers["location"]
+    ok = await client.post(f"/admin/assets/{asset['id']}/approve", data={"csrf_token": token})
+    assert ok.status_code == 303 and "notice" in ok.headers["location"]
+    status = (await client.get(f"/api/v1/assets/{asset['id']}")).json()["status"]
+    assert status == "published"
+    no_csrf = await client.post(f"/admin/assets/{asset['id']}/suspend", data={"reason": "x"})
+    assert no_csrf.status_code == 403
+
+
+async def test_a_non_admin_cannot_open_the_admin_pages(client: AsyncClient) -> None:
+    reg, _ = await signed_up(client, roles=("buyer",))
+    await _sign_in(client, reg["email"])
+    assert (await client.get("/admin")).status_code == 403
+
+
+async def test_factory_lists_a_machine_through_the_wizard(client: AsyncClient, db: AsyncSession) -> None:
+    from tests.factories import verify_org
+
+    reg, _ = await signed_up(client, roles=("supplier",), country="CN")
+    await verify_org(db, reg["org"]["id"])
+    token = await _sign_in(client, reg["email"])
+    org = reg["org"]["id"]
+    to_site = await client.get(f"/factory/{org}/assets/new")
+    assert to_site.status_code == 303 and to_site.headers["location"].endswith("/sites/new")
+    bad_site = await client.post(
+        f"/factory/{org}/sites/new",
+        data={
+            "csrf_token": token,
+            "name": "Plant",
+            "address": "1 Road",
+            "country": "CN",
+            "region_code": "Suzhou",
+            "latitude": "31.3",
+            "longitude": "120.6",
+            "timezone": "Asia/Shanghai",
+        },
+    )
+    assert bad_site.status_code == 422 and "6-digit" in bad_site.text
+    site = await client.post(
+        f"/factory/{org}/sites/new",
+        data={
+            "csrf_token": token,
+            "name": "Plant",
+            "address": "1 Road",
+            "country": "CN",
+            "region_code": "320500",
+            "latitude": "31.3",
+            "longitude": "120.6",
+            "timezone": "Asia/Shanghai",
+        },
+    )
+    assert site.status_code == 303
+    form = await client.get(f"/factory/{org}/assets/new?kind=machine")
+    site_id = re.search(r'<option value="([0-9a-f-]{36})"', form.text).group(1)  # type: ignore[union-attr]
+    fields = {
+        "csrf_token": token,
+        "kind": "machine",
+        "site_id": site_id,
+        "title": "Haas VF-2",
+        "process_codes": "machining.milling.cnc_3axis",
+        "materials": "al_6061",
+        "env_x": "760",
+        "env_y": "410",
+        "env_z": "510",
+        "tolerance_mm": "0.02",
+        "hourly_rate": "-5",
+        "setup_fee": "100",
+        "currency": "CNY",
+        "min_booking_minutes": "60",
+        "slot_minutes": "30",
+    }
+    bad = await client.post(f"/factory/{org}/assets/new", data=fields)
+    assert bad.status_code == 422 and 'id="f-hourly_rate-error"' in bad.text
+    created = await client.post(f"/factory/{org}/assets/new", data={**fields, "hourly_rate": "180"})
+    assert created.status_code == 303 and "/availability" in created.headers["location"]
+    avail_url = created.headers["location"].split("?")[0]
+    saved = await client.post(
+        avail_url,
+        data={
+            "csrf_token": token,
+            "d0_s1_start": "08:00",
+            "d0_s1_end": "18:00",
+            "d1_s1_start": "22:00",
+            "d1_s1_end": "06:00",
+            "exc_start": "2027-02-10",
+            "exc_end": "2027-02-16",
+            "exc_available": "closed",
+        },
+    )
+    assert saved.status_code == 303
+    asset_id = avail_url.split("/")[-2]
+    dash = await client.get(f"/factory/{org}")
+    assert "Haas VF-2" in dash.text and "draft" in dash.text
+    submit = await client.post(f"/factory/{org}/assets/{asset_id}/submit", data={"csrf_token": token})
+    assert submit.status_code == 303
+    page = await client.get(avail_url)
+    assert 'value="2027-02-10"' in page.text and 'value="2027-02-16"' in page.text and 'value="22:00"' in page.text
+    # The same service stored it: the closure is a week of Shanghai days, as instants in UTC.
+    from tests.factories import login
+
+    api = (
+        await client.get(f"/api/v1/assets/{asset_id}/availability", headers=await login(client, reg["email"]))
+    ).json()
+    assert (
+        api["exceptions"][0]["start"] == "2027-02-09T16:00:00Z"
+        and api["exceptions"][0]["end"] == "2027-02-16T16:00:00Z"
+    )
+    assert {"weekday": 1, "start": "22:00", "end": "06:00"} in api["weekly"]
+
+
+async def test_a_buyer_cannot_open_a_factorys_pages(client: AsyncClient) -> None:
+    supplier_reg, _ = await signed_up(client, roles=("supplier",))
+    buyer_reg, _ = await signed_up(client, roles=("buyer",))
+    await _sign_in(client, buyer_reg["email"])
+    assert (await client.get(f"/factory/{supplier_reg['org']['id']}")).status_code == 404
+    assert (await client.get(f"/factory/{buyer_reg['org']['id']}")).status_code == 403
