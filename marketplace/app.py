@@ -28,9 +28,12 @@ from marketplace.idempotency import IdempotentReplay, handle_replay
 from marketplace.observability import RequestContextMiddleware, configure_logging
 from marketplace.orgs.endpoints import router as orgs_router
 from marketplace.pagination import decode_cursor, encode_cursor
+from marketplace.payments_endpoints import router as payments_router
 from marketplace.ratelimit import RateLimiter
+from marketplace.requests.endpoints import router as requests_router
 from marketplace.settings import Settings, get_settings
 from marketplace.wiring import blocked_time, booking_deps, listings_config
+from payments.errors import PaymentsError
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +88,7 @@ def create_app(
     app.state.settings = settings
     app.state.booking_deps = booking_deps(settings)
     app.add_middleware(RequestContextMiddleware)
-    install_error_handlers(app, domain_errors=(ListingsError,))
+    install_error_handlers(app, domain_errors=(ListingsError, PaymentsError))
     app.add_exception_handler(IdempotentReplay, handle_replay)
 
     api = APIRouter(prefix=API_PREFIX)
@@ -94,6 +97,8 @@ def create_app(
     api.include_router(admin_router)
     api.include_router(admin_listings_router)
     api.include_router(bookings_router)
+    api.include_router(payments_router)
+    api.include_router(requests_router)
     api.include_router(
         listings_endpoints.build_router(
             session_dep=Depends(get_session, scope="function"),

@@ -13,7 +13,12 @@ from celery import Celery
 
 from marketplace.settings import Settings, get_settings
 
-TASK_MODULES = ["marketplace.tasks", "marketplace.bookings.tasks"]
+TASK_MODULES = [
+    "marketplace.tasks",
+    "marketplace.bookings.tasks",
+    "marketplace.requests.tasks",
+    "marketplace.payments_tasks",
+]
 
 celery = Celery("marketplace", include=TASK_MODULES)
 
@@ -25,6 +30,18 @@ BEAT_SCHEDULE = {
     "booking-timers": {
         "task": "bookings.sweep",
         "schedule": timedelta(minutes=1),
+    },
+    "expire-requests": {
+        "task": "requests.expire",
+        "schedule": timedelta(minutes=5),
+    },
+    "payments-process-pending-stripe-events": {
+        "task": "payments.sweep_stripe_events",
+        "schedule": timedelta(minutes=5),
+    },
+    "payments-flag-overdue-invoices": {
+        "task": "payments.flag_overdue_invoices",
+        "schedule": timedelta(hours=1),
     },
     "refresh-listing-next-free-slots": {
         "task": "listings.refresh_next_free",

@@ -17,6 +17,19 @@ from marketplace.bookings.models import (
 )
 from marketplace.idempotency import IdempotencyRecord
 from marketplace.orgs.models import Membership, Organisation, OrgInvitation
+from marketplace.requests.models import BuyerRequest, MatchPlan
+from payments.models import (
+    BankTransfer,
+    CardPayment,
+    CommissionOverride,
+    CreditNote,
+    DocumentCounter,
+    Invoice,
+    Journal,
+    JournalEntry,
+    StripeAccount,
+    StripeEvent,
+)
 
 metadata = SQLModel.metadata
 
@@ -38,17 +51,29 @@ __all__ = [
     "AssetStatusEvent",
     "AuditLog",
     "AvailabilityException",
+    "BankTransfer",
     "Booking",
     "BookingEvent",
+    "BuyerRequest",
+    "CardPayment",
     "Certificate",
+    "CommissionOverride",
+    "CreditNote",
+    "DocumentCounter",
     "IdempotencyRecord",
+    "Invoice",
+    "Journal",
+    "JournalEntry",
     "ListingFlag",
+    "MatchPlan",
     "Membership",
     "Notification",
     "OrgInvitation",
     "Organisation",
     "Review",
     "Site",
+    "StripeAccount",
+    "StripeEvent",
     "User",
     "WebhookDelivery",
     "WebhookEndpoint",

@@ -56,6 +56,16 @@ class Settings(BaseSettings):
     # Lab capacity is counted under a per-day advisory lock. Only the race test's control turns it off.
     lab_capacity_lock: bool = True
 
+    # Payments. Without a Stripe key the invoice / bank-transfer gateway is used.
+    stripe_secret_key: str | None = None  # sk_test_... / sk_live_...: enables Stripe Connect card payments
+    stripe_webhook_secret: str | None = None  # whsec_...: verifies POST /api/v1/payments/stripe/webhook
+    stripe_api_base: str | None = None  # another Stripe API base URL (localstripe in tests); unset = Stripe
+    stripe_max_network_retries: int = Field(default=2, ge=0, le=10)
+    stripe_webhook_tolerance_seconds: int = Field(default=300, ge=1)  # older signed timestamps are refused
+    invoice_tax_rate_bp: int = Field(default=600, ge=0, le=10_000)  # VAT contained in prices (600 = 6 %)
+    invoice_due_days: int = Field(default=14, ge=0, le=365)
+    invoice_number_prefix: str = Field(default="INV", min_length=1, max_length=10, pattern=r"^[A-Z0-9]+$")
+
     # E-mail: with no SMTP host, notifications are written to the log (development).
     smtp_host: str | None = None
     smtp_port: int = 25

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from listings.service import BlockedTime, ListingsConfig
 from marketplace.settings import Settings
-from payments.port import NoPayments, PaymentGateway
+from payments.invoices import InvoiceConfig, InvoiceGateway
+from payments.port import PaymentGateway
+from payments.stripe_gateway import StripeConfig, StripeGateway
 
 
 def listings_config(settings: Settings) -> ListingsConfig:
@@ -18,7 +20,23 @@ def blocked_time() -> BlockedTime:
 
 
 def payment_gateway(settings: Settings) -> PaymentGateway:
-    return NoPayments()
+    """Stripe Connect when a Stripe key is set, else invoices and bank transfer (docs/payments.md)."""
+    if settings.stripe_secret_key:
+        return StripeGateway(
+            StripeConfig(
+                secret_key=settings.stripe_secret_key,
+                api_base=settings.stripe_api_base,
+                max_network_retries=settings.stripe_max_network_retries,
+                public_url=settings.public_url,
+            )
+        )
+    return InvoiceGateway(
+        InvoiceConfig(
+            tax_rate_bp=settings.invoice_tax_rate_bp,
+            due_days=settings.invoice_due_days,
+            number_prefix=settings.invoice_number_prefix,
+        )
+    )
 
 
 def booking_deps(settings: Settings):  # type: ignore[no-untyped-def]

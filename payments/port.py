@@ -20,11 +20,28 @@ class BookingMoney:
     commission_rate_bp: int
 
 
+@dataclass(frozen=True)
+class PaymentView:
+    """What ``GET /bookings/{id}/payment`` shows."""
+
+    method: str  # invoice | stripe
+    status: str
+    amount_due: int
+    currency: str
+    invoice_id: uuid.UUID | None = None
+    payment_intent_id: str | None = None
+    client_secret: str | None = None
+
+
 class PaymentGateway(Protocol):
     method: str
 
     async def on_booked(self, session: AsyncSession, money: BookingMoney) -> None:
         """A booking was placed (held): issue an invoice, or place a card hold."""
+
+    async def on_paid(self, session: AsyncSession, money: BookingMoney) -> None:
+        """The held booking is about to become a request: check payment is secured (invoice terms
+        accepted, or a card hold in place) and raise if it is not."""
 
     async def on_accepted(self, session: AsyncSession, money: BookingMoney) -> None:
         """The supplier accepted: capture the payment."""
@@ -43,11 +60,14 @@ class PaymentGateway(Protocol):
 
 
 class NoPayments:
-    """Records nothing. Used until a gateway is configured (the payments issue provides the real ones)."""
+    """Records nothing. Kept for tests of the booking rules that want no money movement."""
 
     method = "invoice"
 
     async def on_booked(self, session: AsyncSession, money: BookingMoney) -> None:
+        return None
+
+    async def on_paid(self, session: AsyncSession, money: BookingMoney) -> None:
         return None
 
     async def on_accepted(self, session: AsyncSession, money: BookingMoney) -> None:

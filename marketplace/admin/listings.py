@@ -16,6 +16,7 @@ from marketplace import audit
 from marketplace.auth.deps import AdminPrincipal
 from marketplace.db import SessionDep
 from marketplace.errors import error_responses
+from marketplace.jobs import enqueue_after_commit
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
@@ -65,7 +66,10 @@ _MODERATION_ERRORS = error_responses(401, 403, 404, 409, 422)
 async def approve(
     asset_id: uuid.UUID, session: SessionDep, admin: AdminPrincipal, data: OptionalReasonIn | None = None
 ) -> AssetOut:
-    return await _moderate(session, admin, asset_id, "approve", data.reason if data else None)
+    out = await _moderate(session, admin, asset_id, "approve", data.reason if data else None)
+    if out.status == "published":
+        enqueue_after_commit("requests.notify_buyers", str(asset_id))
+    return out
 
 
 @router.post("/assets/{asset_id}/reject", response_model=AssetOut, responses=_MODERATION_ERRORS)

@@ -35,8 +35,10 @@ from marketplace.errors import Conflict, Forbidden, NotFound, Unprocessable
 from marketplace.jobs import enqueue_after_commit
 from marketplace.notifications import notify_org
 from marketplace.orgs.models import Organisation
+from marketplace.requests import service as requests_service
 from marketplace.settings import Settings
 from marketplace.webhooks import fan_out
+from payments import commission as payments_commission
 from payments.port import BookingMoney, PaymentGateway
 
 
@@ -161,6 +163,9 @@ async def create(session: AsyncSession, principal: Principal, data: BookingCreat
         unit_price=0,
         amount=0,
     )
+    booking.commission_rate_bp = await payments_commission.rate_for(
+        session, asset.org_id, deps.settings.commission_rate_bp
+    )
     repo = BookingRepository(session)
     if asset.kind == AssetKind.machine:
         assert data.start is not None and data.end is not None
@@ -168,14 +173,28 @@ async def create(session: AsyncSession, principal: Principal, data: BookingCreat
     else:
         assert data.drop_off_date is not None and data.samples is not None
         expired = await _place_lab(session, repo, booking, asset, site, data.drop_off_date, data.samples, now, deps)
+    if data.request_id is not None:
+        await requests_service.mark_booked(session, data.request_id, buyer.id)
     for stale_id in expired:
         await _record(repo, stale_id, None, BookingStatus.expired, "expire", "system", None, "deadline passed")
     await _record(repo, booking.id, None, BookingStatus.held, "book", "buyer", principal.user_id, None)
-    await deps.payments.on_booked(session, money(booking))
     enqueue_after_commit("bookings.expire_one", str(booking.id), countdown=deps.settings.hold_minutes * 60 + 1)
     await _announce(session, booking, asset, "booking.held", notify=False)
-    await listings.refresh_next_free(session, asset, deps.listings_config, BookingsBlockedTime())
+    if _takes_next_free(asset, booking):
+        await listings.refresh_next_free(session, asset, deps.listings_config, BookingsBlockedTime())
+    # Last, so that the invoice-number row lock is held only until the commit right after.
+    await deps.payments.on_booked(session, money(booking))
     return booking
+
+
+def _takes_next_free(asset: Asset, booking: Booking) -> bool:
+    """Does this booking take the listing's stored next free slot (so it must be recomputed)?"""
+    if asset.next_free_at is None:
+        return False
+    if booking.period is None:  # a lab day
+        return booking.drop_off_date is not None and booking.drop_off_date <= asset.next_free_at.date()
+    slot_end = asset.next_free_at + timedelta(minutes=max(asset.min_booking_minutes or 0, asset.slot_minutes or 1))
+    return bool(booking.period.lower < slot_end and booking.period.upper > asset.next_free_at)
 
 
 async def _place_machine(
@@ -418,6 +437,7 @@ async def _apply(
     booking.updated_at = now
     m = money(booking)
     if action == "pay":
+        await deps.payments.on_paid(session, m)
         booking.hold_expires_at = None
         booking.accept_by = now + timedelta(hours=deps.settings.accept_hours)
         enqueue_after_commit("bookings.expire_one", str(booking.id), countdown=deps.settings.accept_hours * 3600 + 1)
@@ -465,8 +485,8 @@ async def _announce(
     session: AsyncSession, booking: Booking, asset: Asset, event: str, *, notify: bool = True, reason: str | None = None
 ) -> None:
     """Notify the other side(s) and the organisations' webhooks."""
-    buyer = await session.get(Organisation, booking.buyer_org_id)
-    supplier = await session.get(Organisation, booking.supplier_org_id)
+    buyer = await session.get(Organisation, booking.buyer_org_id) if notify else None
+    supplier = await session.get(Organisation, booking.supplier_org_id) if notify else None
     when = (
         f"{booking.start_at:%Y-%m-%d %H:%M} UTC"
         if booking.start_at

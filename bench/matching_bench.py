@@ -1,0 +1,439 @@
+"""Matching benchmark: per-request matching latency, a naive baseline, and the batch optimiser.
+
+    python bench/matching_bench.py [--assets 100000 --requests 200 --bookings 1000000]
+
+Uses the server of ``MARKETPLACE_TEST_DATABASE_URL`` (or the embedded PostgreSQL under ``.data/bench``), creates
+a throw-away database, migrates, seeds ~``--assets`` listings with ``seed_market``, COPYs ~``--bookings``
+non-overlapping machine bookings (confirmed / in progress / completed, spread over the next 60 days), ANALYZEs,
+then measures:
+
+(a) ``--requests`` random requests matched through ``marketplace.requests.service.run_match`` (the endpoint's
+    code path, in-process): p50/p95/p99 latency;
+(b) the naive baseline in the same run (every published listing loaded with calendars, filtered by the same
+    engine) on a few of those requests, the speed ratio, and how often the capped top 20 equals the naive one;
+(c) the batch optimiser on ``--batch-requests`` requests x ``--batch-assets`` machines synthesised from the
+    seeded data: time, objective vs LP bound, matched hours vs greedy FCFS over the same options.
+
+Writes ``bench/results/matching.json`` and drops the database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import statistics
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.pool import NullPool
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from listings.taxonomy import get_taxonomy  # noqa: E402
+from marketplace.cli import migrate_database  # noqa: E402
+from marketplace.db import normalise_url  # noqa: E402
+from marketplace.requests import service  # noqa: E402
+from marketplace.seeding import AVG_MACHINES_PER_SUPPLIER, AVG_SERVICES_PER_LAB, seed_market  # noqa: E402
+from matching import adapter  # noqa: E402
+from matching.batch import generate_options, greedy_fcfs, plan_batch  # noqa: E402
+from matching.engine import match  # noqa: E402
+from matching.types import Candidate, MatchRequest  # noqa: E402
+
+BOOKING_COLUMNS = (
+    "id", "asset_id", "kind", "supplier_org_id", "buyer_org_id", "status", "start_at", "end_at", "period",
+    "currency", "unit_price", "setup_fee", "amount", "commission_rate_bp", "cancellation_policy", "site_timezone",
+    "refund_amount", "completed_at", "payment_method", "created_at", "updated_at",
+)  # fmt: skip
+POLICY = json.dumps({"full_refund_hours": 72, "partial_refund_hours": 24, "partial_refund_percent": 50})
+
+
+def _server_url() -> str:
+    url = os.environ.get("MARKETPLACE_TEST_DATABASE_URL")
+    if url:
+        return normalise_url(url)
+    from marketplace import embedded
+
+    return embedded.start_postgres(ROOT / ".data" / "bench", database="postgres")
+
+
+async def _admin(url: str, statement: str) -> None:
+    engine = create_async_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    async with engine.connect() as conn:
+        await conn.execute(sa.text(statement))
+    await engine.dispose()
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _pct(values: list[float], p: float) -> float:
+    s = sorted(values)
+    k = max(0, min(len(s) - 1, round(p / 100 * (len(s) - 1))))
+    return round(s[k], 2)
+
+
+# -- data --------------------------------------------------------------------------------------------------
+
+
+async def _seed(engine: AsyncEngine, assets: int, seed: int, now: datetime) -> dict[str, Any]:
+    per_supplier = AVG_MACHINES_PER_SUPPLIER + AVG_SERVICES_PER_LAB / 20
+    suppliers = max(1, round(assets / per_supplier))
+    async with AsyncSession(engine) as session:
+        labs, buyers = max(1, suppliers // 20), max(1, suppliers // 5)
+        summary = await seed_market(session, suppliers=suppliers, labs=labs, buyers=buyers, seed=seed, now=now)
+        await session.commit()
+    return {"machines": summary.machines, "lab_services": summary.lab_services, "seconds": summary.elapsed_seconds}
+
+
+async def _bookings(engine: AsyncEngine, target: int, rng: random.Random, now: datetime) -> int:
+    async with engine.connect() as conn:
+        machines = (
+            await conn.execute(
+                sa.text(
+                    "SELECT a.id, a.org_id, a.currency, a.hourly_rate, s.timezone FROM assets a"
+                    " JOIN sites s ON s.id = a.site_id WHERE a.kind = 'machine' ORDER BY a.id"
+                )
+            )
+        ).all()
+        buyers = list(
+            (await conn.execute(sa.text("SELECT id FROM organisations WHERE 'buyer' = ANY(roles)"))).scalars()
+        )
+    per_asset = max(1, round(target / len(machines)))
+    horizon = timedelta(days=60)
+    segment = horizon / per_asset
+    rows = []
+    for asset_id, org_id, currency, rate, tz in machines:
+        for k in range(per_asset):
+            hours = rng.choice([2, 4, 4, 8, 8, 16, 24])
+            length = min(timedelta(hours=hours), segment - timedelta(minutes=30))
+            slack = (segment - length).total_seconds()
+            start = now + segment * k + timedelta(seconds=rng.uniform(0, slack))
+            start = start.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+            end = start + length
+            if end > now + segment * (k + 1):
+                end = now + segment * (k + 1)
+            status = rng.choices(["confirmed", "in_progress", "completed"], weights=[8, 1, 1])[0]
+            amount = (rate or 0) * hours
+            buyer = rng.choice(buyers)
+            while buyer == org_id:
+                buyer = rng.choice(buyers)
+            rows.append(
+                (
+                    uuid.uuid4(), asset_id, "machine", org_id, buyer, status, start, end,
+                    asyncpg.Range(start, end, upper_inc=False), currency, rate or 0, 0, amount, 800, POLICY, tz, 0,
+                    end if status == "completed" else None, "invoice", now, now,
+                )
+            )  # fmt: skip
+    async with engine.begin() as conn:
+        raw = await conn.get_raw_connection()
+        await raw.driver_connection.copy_records_to_table("bookings", records=rows, columns=list(BOOKING_COLUMNS))
+    async with engine.connect() as conn:
+        await conn.execute(sa.text("COMMIT"))
+        await conn.execute(sa.text("VACUUM ANALYZE"))
+    return len(rows)
+
+
+async def _asset_sample(engine: AsyncEngine, n: int, rng: random.Random) -> list[dict[str, Any]]:
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                sa.text(
+                    "SELECT a.id, a.kind, a.process_codes, a.materials, a.currency, a.envelope_x_mm, a.envelope_y_mm,"
+                    " a.envelope_z_mm, a.tolerance_mm, a.hourly_rate, a.setup_fee, a.price_per_sample, s.latitude,"
+                    " s.longitude, s.region_code FROM assets a JOIN sites s ON s.id = a.site_id"
+                    " WHERE a.status = 'published' ORDER BY random() LIMIT :n"
+                ),
+                {"n": n},
+            )
+        ).mappings()
+        return [dict(r) for r in rows]
+
+
+def _request(rng: random.Random, a: dict[str, Any], now: datetime, request_id: str | None = None) -> MatchRequest:
+    """A plausible request that the sampled listing (and usually its neighbours) could serve."""
+    machine = a["kind"] == "machine"
+    code = rng.choice(a["process_codes"])
+    start = now + timedelta(hours=rng.uniform(2, 72))
+    end = start + timedelta(days=rng.choice([3, 7, 14]))
+    part = None
+    if machine and a["envelope_x_mm"] and rng.random() < 0.7:
+        env = sorted([a["envelope_x_mm"], a["envelope_y_mm"], a["envelope_z_mm"]])
+        part = tuple(round(rng.uniform(0.2, 0.8) * e, 1) for e in env)
+    duration = rng.choice([60, 120, 240, 480]) if machine else None
+    samples = rng.choice([1, 5, 20]) if not machine else None
+    price = (
+        (2 * a["hourly_rate"] * duration + 60) // 120 + (a["setup_fee"] or 0)
+        if machine
+        else a["price_per_sample"] * samples
+    )
+    return MatchRequest(
+        kind="machine" if machine else "lab_service",
+        process_code=code,
+        earliest_start=start,
+        deadline=end,
+        currency=a["currency"],
+        material=rng.choice(a["materials"]) if a["materials"] and rng.random() < 0.8 else None,
+        duration_minutes=duration,
+        samples=samples,
+        part_size_mm=part,  # type: ignore[arg-type]
+        tolerance_mm=a["tolerance_mm"] * rng.choice([1, 2, 4]) if a["tolerance_mm"] and rng.random() < 0.5 else None,
+        lat=a["latitude"] + rng.uniform(-0.3, 0.3),
+        lon=a["longitude"] + rng.uniform(-0.3, 0.3),
+        max_distance_km=rng.choice([50.0, 150.0, 300.0, None]),
+        budget_max=int(price * rng.uniform(1.2, 3.0)),
+        request_id=request_id,
+    )
+
+
+# -- (a) + (b) ----------------------------------------------------------------------------------------------
+
+
+async def _latency(engine: AsyncEngine, requests: list[MatchRequest], now: datetime) -> dict[str, Any]:
+    times: list[float] = []
+    prefiltered: list[int] = []
+    feasible: list[int] = []
+    capped = 0
+    for i, mr in enumerate([*requests[:10], *requests]):  # 10 warm-up runs
+        async with AsyncSession(engine) as session:
+            t0 = time.perf_counter()
+            out = await service.run_match(session, mr, limit=20, now=now)
+            elapsed = (time.perf_counter() - t0) * 1000
+            await session.rollback()
+        if i >= 10:
+            times.append(elapsed)
+            prefiltered.append(out.prefiltered)
+            feasible.append(out.feasible)
+            capped += out.prefiltered > out.examined
+    return {
+        "requests": len(times),
+        "p50_ms": _pct(times, 50),
+        "p95_ms": _pct(times, 95),
+        "p99_ms": _pct(times, 99),
+        "mean_ms": round(statistics.fmean(times), 2),
+        "max_ms": round(max(times), 2),
+        "target_p95_ms": 50,
+        "median_prefiltered_candidates": statistics.median(prefiltered),
+        "max_prefiltered_candidates": max(prefiltered),
+        "requests_hitting_cap": capped,
+        "cap": adapter.DEFAULT_CAP,
+        "median_feasible_examined": statistics.median(feasible),
+    }
+
+
+async def _naive(engine: AsyncEngine, requests: list[MatchRequest], now: datetime) -> dict[str, Any]:
+    naive_ms: list[float] = []
+    fast_ms: list[float] = []
+    same_top = 0
+    overlap: list[float] = []
+    for mr in requests:
+        codes = service.serving_codes(mr.process_code)
+        async with AsyncSession(engine) as session:
+            t0 = time.perf_counter()
+            everything = await adapter.load_assets(
+                session, mr.earliest_start, mr.deadline, blocked=service.BLOCKED, stats=service.STATS, now=now
+            )
+            naive = match(mr, everything, codes, limit=20)
+            naive_ms.append((time.perf_counter() - t0) * 1000)
+            del everything
+            t0 = time.perf_counter()
+            fast = await service.run_match(session, mr, limit=20, now=now)
+            fast_ms.append((time.perf_counter() - t0) * 1000)
+            await session.rollback()
+        want = [r.asset_id for r in naive.items]
+        got = [str(m.asset_id) for m in fast.items]
+        same_top += got == want
+        overlap.append(len(set(got) & set(want)) / len(want) if want else 1.0)
+    return {
+        "requests": len(requests),
+        "naive_mean_ms": round(statistics.fmean(naive_ms), 1),
+        "service_mean_ms_same_requests": round(statistics.fmean(fast_ms), 2),
+        "speedup": round(statistics.fmean(naive_ms) / statistics.fmean(fast_ms), 1),
+        "target_speedup": 20,
+        "identical_top20": same_top,
+        "mean_top20_overlap": round(statistics.fmean(overlap), 3),
+    }
+
+
+# -- (c) -----------------------------------------------------------------------------------------------------
+
+
+async def _batch(
+    engine: AsyncEngine, n_requests: int, n_assets: int, rng: random.Random, now: datetime, time_limit: float
+) -> dict[str, Any]:
+    lo = (now + timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
+    hi = lo + timedelta(days=7)
+    t0 = time.perf_counter()
+    async with AsyncSession(engine) as session:
+        ids = list(
+            (
+                await session.execute(
+                    sa.text(
+                        "SELECT id FROM assets WHERE kind = 'machine' AND status = 'published' ORDER BY md5(id::text)"
+                        " LIMIT :n"
+                    ),
+                    {"n": n_assets},
+                )
+            ).scalars()
+        )
+        candidates: list[Candidate] = await adapter.load_assets(
+            session, lo, hi, blocked=service.BLOCKED, stats=service.STATS, now=now, asset_ids=ids, kind="machine"
+        )
+    load_seconds = time.perf_counter() - t0
+    tax = get_taxonomy()
+    # Requests are synthesised around the loaded machines: each copies a random machine's process, material,
+    # location and (loosely) envelope, so demand concentrates where the capacity is and requests compete.
+    requests: list[MatchRequest] = []
+    codes: dict[str, set[str]] = {}
+    hot = candidates[: max(1, len(candidates) // 4)]  # demand concentrates on a quarter of the fleet
+    for i in range(n_requests):
+        c = rng.choice(hot)
+        rid = f"r{i}"
+        start = lo + timedelta(hours=rng.uniform(0, 120))
+        deadline = min(hi, start + timedelta(hours=rng.choice([24, 36, 48])))
+        duration = rng.choice([240, 480, 720, 960])
+        code = rng.choice(sorted(c.process_codes))
+        env = sorted(c.envelope_mm) if c.envelope_mm else None
+        price = ((2 * (c.hourly_rate or 0) * duration + 60) // 120) + c.setup_fee
+        requests.append(
+            MatchRequest(
+                kind="machine",
+                process_code=code,
+                earliest_start=start,
+                deadline=deadline,
+                currency=c.currency,
+                material=rng.choice(sorted(c.materials)) if c.materials and rng.random() < 0.7 else None,
+                duration_minutes=duration,
+                part_size_mm=tuple(round(e * rng.uniform(0.2, 0.7), 1) for e in env) if env else None,  # type: ignore[arg-type]
+                lat=c.lat,
+                lon=c.lon,
+                max_distance_km=rng.choice([30.0, 80.0, 200.0]),
+                budget_max=int(price * rng.uniform(1.2, 3.0)),
+                request_id=rid,
+            )
+        )
+        codes[rid] = tax.serving_codes(code)
+    out: dict[str, Any] = {
+        "requests": len(requests),
+        "assets": len(candidates),
+        "horizon_days": 7,
+        "candidate_load_seconds": round(load_seconds, 2),
+    }
+    for objective in ("hours", "score"):
+        t0 = time.perf_counter()
+        options = generate_options(requests, candidates, codes, objective=objective)  # type: ignore[arg-type]
+        options_seconds = time.perf_counter() - t0
+        plan = plan_batch(requests, candidates, codes, objective=objective, time_limit=time_limit, options=options)  # type: ignore[arg-type]
+        total = time.perf_counter() - t0
+        greedy = greedy_fcfs(requests, candidates, codes, objective=objective, options=options)  # type: ignore[arg-type]
+        lp = plan.lp_bound if plan.lp_bound is not None else plan.bound
+        out[objective] = {
+            "seconds": round(total, 2),
+            "options_seconds": round(options_seconds, 2),
+            "options": plan.option_count,
+            "method": plan.method,
+            "solver_status": plan.solver_status,
+            "objective": round(plan.objective, 3),
+            "lp_bound": round(lp, 3),
+            "bound": round(plan.bound, 3),
+            "objective_vs_lp_bound": round(plan.objective / lp, 5) if lp else 1.0,
+            "assigned": len(plan.assignments),
+            "matched_hours": round(plan.matched_hours, 1),
+            "greedy_objective": round(greedy.objective, 3),
+            "greedy_assigned": len(greedy.assignments),
+            "greedy_matched_hours": round(greedy.matched_hours, 1),
+            "hours_vs_greedy": (
+                round(plan.matched_hours / greedy.matched_hours - 1, 4) if greedy.matched_hours else None
+            ),
+        }
+    out["targets"] = {"seconds": 30, "objective_vs_lp_bound": 0.99, "hours_vs_greedy": 0.10}
+    return out
+
+
+async def _run(url: str, args: argparse.Namespace) -> dict[str, Any]:
+    rng = random.Random(args.seed)
+    now = datetime.now(UTC).replace(microsecond=0)
+    engine = create_async_engine(url, pool_size=2)
+    try:
+        t0 = time.perf_counter()
+        seeded = await _seed(engine, args.assets, args.seed, now)
+        print(f"seeded {seeded['machines']} machines + {seeded['lab_services']} lab services", flush=True)
+        n_bookings = await _bookings(engine, args.bookings, rng, now)
+        setup_seconds = time.perf_counter() - t0
+        print(f"loaded {n_bookings} bookings; setup {setup_seconds:.0f} s", flush=True)
+        sample = await _asset_sample(engine, args.requests, rng)
+        requests = [_request(rng, a, now) for a in sample]
+        latency = await _latency(engine, requests, now)
+        print(f"(a) {json.dumps(latency)}", flush=True)
+        naive = await _naive(engine, requests[: args.naive_requests], now)
+        print(f"(b) {json.dumps(naive)}", flush=True)
+        batch = await _batch(engine, args.batch_requests, args.batch_assets, rng, now, args.time_limit)
+        print(f"(c) {json.dumps(batch, default=str)}", flush=True)
+    finally:
+        await engine.dispose()
+    return {
+        "data": {**seeded, "bookings": n_bookings, "setup_seconds": round(setup_seconds, 1)},
+        "match_latency": latency,
+        "naive_baseline": naive,
+        "batch": batch,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--assets", type=int, default=100_000)
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--bookings", type=int, default=1_000_000)
+    parser.add_argument("--naive-requests", type=int, default=3)
+    parser.add_argument("--batch-requests", type=int, default=5000)
+    parser.add_argument("--batch-assets", type=int, default=20_000)
+    parser.add_argument("--time-limit", type=float, default=20.0)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "matching.json")
+    parser.add_argument("--keep-database", help="(profiling) seed into this database name and keep it")
+    args = parser.parse_args()
+
+    server = _server_url()
+    name = args.keep_database or f"mk_match_bench_{uuid.uuid4().hex[:8]}"
+    url = make_url(server).set(database=name).render_as_string(hide_password=False)
+    asyncio.run(_admin(server, f'CREATE DATABASE "{name}"'))
+    try:
+        migrate_database(url)
+        figures = asyncio.run(_run(url, args))
+    finally:
+        if not args.keep_database:
+            asyncio.run(_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    result = {
+        "benchmark": "matching",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"nproc": os.cpu_count(), "cpu_model": _cpu_model(), "python": platform.python_version()},
+        "database": "embedded" if not os.environ.get("MARKETPLACE_TEST_DATABASE_URL") else "server",
+        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        **figures,
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()

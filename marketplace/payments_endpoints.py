@@ -1,0 +1,364 @@
+"""Payments HTTP API: a booking's payment, invoices (JSON or printable HTML), admin bank-transfer
+records, the trial balance, organisation statements, commission overrides, Stripe onboarding, the
+Stripe webhook and the reconciliation report. Admin actions are audited."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Request, status
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from marketplace import audit
+from marketplace.auth.deps import AdminPrincipal, CurrentPrincipal
+from marketplace.bookings import service as bookings
+from marketplace.db import SessionDep
+from marketplace.errors import Conflict, Forbidden, NotFound, error_responses
+from marketplace.jobs import enqueue_after_commit
+from marketplace.settings import Settings
+from payments import commission, invoices, ledger, stripe_gateway, webhooks
+from payments.invoices import InvoiceGateway
+from payments.repository import PaymentsRepository
+from payments.schemas import (
+    BankTransferIn,
+    BankTransferOut,
+    CommissionIn,
+    CommissionOut,
+    InvoiceOut,
+    OnboardingLink,
+    PaymentOut,
+    ReconciliationOut,
+    StatementOut,
+    TrialBalanceOut,
+    WebhookAck,
+)
+from payments.stripe_gateway import StripeGateway
+
+router = APIRouter(tags=["payments"])
+
+
+def _deps(request: Request) -> bookings.Deps:
+    built: bookings.Deps = request.app.state.booking_deps
+    return built
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _invoice_gateway(request: Request) -> InvoiceGateway:
+    gateway = _deps(request).payments
+    # Bank-transfer records apply to invoices even while Stripe is the gateway for new bookings.
+    return gateway if isinstance(gateway, InvoiceGateway) else InvoiceGateway()
+
+
+def _stripe(request: Request) -> StripeGateway:
+    gateway = _deps(request).payments
+    if not isinstance(gateway, StripeGateway):
+        raise Conflict("Stripe is not configured (set MARKETPLACE_STRIPE_SECRET_KEY).")
+    return gateway
+
+
+# -- a booking's payment -------------------------------------------------------------------------------
+
+
+@router.get(
+    "/bookings/{booking_id}/payment",
+    response_model=PaymentOut,
+    responses=error_responses(401, 403, 404, 422),
+    summary="How a booking is paid: invoice or card, status, amount due (buyer, supplier, admin)",
+)
+async def booking_payment(booking_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal) -> PaymentOut:
+    booking, role = await bookings.get_for(session, principal, booking_id)
+    if booking.payment_method == "stripe":
+        view = await stripe_gateway.view(session, booking.id, booking.amount, booking.currency)
+    else:
+        view = await invoices.view(session, booking.id, booking.amount, booking.currency)
+    return PaymentOut(
+        method="stripe" if view.method == "stripe" else "invoice",
+        status=view.status,
+        amount_due=view.amount_due,
+        currency=view.currency,
+        invoice_id=view.invoice_id,
+        payment_intent_id=view.payment_intent_id,
+        # Only the buyer confirms the card hold.
+        client_secret=view.client_secret if role == "buyer" else None,
+    )
+
+
+@router.post(
+    "/bookings/{booking_id}/payment/refresh",
+    response_model=PaymentOut,
+    responses=error_responses(401, 403, 404, 409, 422),
+    summary="Card bookings: re-check the PaymentIntent; a hold in place makes the booking a request",
+)
+async def refresh_payment(
+    booking_id: uuid.UUID, request: Request, session: SessionDep, principal: CurrentPrincipal
+) -> PaymentOut:
+    booking, role = await bookings.get_for(session, principal, booking_id, for_update=True)
+    if role not in ("buyer", "admin"):
+        raise Forbidden("Only the buyer refreshes the payment.")
+    if booking.payment_method == "stripe":
+        gateway = _stripe(request)
+        payment = await PaymentsRepository(session).card_payment(booking.id)
+        if payment is not None:
+            _, intent_status = await gateway.sync_intent(session, payment.payment_intent_id)
+            if intent_status == "requires_capture":
+                await bookings.system_act(session, booking, "pay", _deps(request), "card hold in place")
+    return await booking_payment(booking_id, session, principal)
+
+
+# -- invoices ----------------------------------------------------------------------------------------
+
+
+async def _invoice_for(session: SessionDep, principal: CurrentPrincipal, invoice_id: uuid.UUID) -> Any:
+    invoice = await PaymentsRepository(session).invoice(invoice_id)
+    if invoice is None or not (
+        principal.is_platform_admin
+        or principal.can_act_for(invoice.buyer_org_id)
+        or principal.can_act_for(invoice.supplier_org_id)
+    ):
+        raise NotFound("Invoice not found.")
+    if not principal.is_platform_admin and not (
+        principal.has_scope("payments:read") or principal.has_scope("bookings:read")
+    ):
+        raise Forbidden("This API key lacks the 'payments:read' scope.")
+    return invoice
+
+
+@router.get(
+    "/invoices/{invoice_id}",
+    response_model=InvoiceOut,
+    responses={
+        **error_responses(401, 403, 404, 422),
+        200: {"content": {"application/json": {}, "text/html": {}}, "description": "The invoice"},
+    },
+    summary="An invoice as JSON, or printable HTML with `Accept: text/html`",
+)
+async def get_invoice(
+    invoice_id: uuid.UUID, request: Request, session: SessionDep, principal: CurrentPrincipal
+) -> Response:
+    invoice = await _invoice_for(session, principal, invoice_id)
+    doc = await invoices.invoice_document(session, invoice)
+    accept = request.headers.get("accept", "")
+    if "text/html" in accept and "application/json" not in accept.split(",")[0]:
+        return HTMLResponse(invoices.render_html(doc), media_type="text/html; charset=utf-8")
+    return JSONResponse(InvoiceOut.model_validate(doc).model_dump(mode="json"))
+
+
+async def _record(
+    request: Request,
+    session: SessionDep,
+    admin: AdminPrincipal,
+    invoice_id: uuid.UUID,
+    data: BankTransferIn,
+    direction: str,
+) -> BankTransferOut:
+    gateway = _invoice_gateway(request)
+    op = {
+        "in": gateway.record_received,
+        "payout": gateway.record_payout,
+        "refund": gateway.record_refund,
+    }[direction]
+    before = await ledger.booking_balances(session, (await _admin_invoice(session, invoice_id)).booking_id)
+    transfer = await op(session, invoice_id, data.amount, data.reference, admin.user_id)
+    await audit.record(
+        session,
+        actor_user_id=admin.user_id,
+        actor_api_key_id=admin.api_key_id,
+        action=f"invoice.{'payment' if direction == 'in' else direction}",
+        target_type="invoice",
+        target_id=invoice_id,
+        before={"balances": before},
+        after={"amount": data.amount, "reference": data.reference, "transfer_id": str(transfer.id)},
+    )
+    return BankTransferOut.model_validate(transfer)
+
+
+async def _admin_invoice(session: SessionDep, invoice_id: uuid.UUID) -> Any:
+    invoice = await PaymentsRepository(session).invoice(invoice_id)
+    if invoice is None:
+        raise NotFound("Invoice not found.")
+    return invoice
+
+
+_ADMIN_ERRORS = error_responses(401, 403, 404, 409, 422)
+
+
+@router.post(
+    "/admin/invoices/{invoice_id}/payments",
+    status_code=status.HTTP_201_CREATED,
+    response_model=BankTransferOut,
+    responses=_ADMIN_ERRORS,
+    tags=["admin"],
+    summary="Record a bank transfer received from the buyer (audited)",
+)
+async def record_payment(
+    invoice_id: uuid.UUID, data: BankTransferIn, request: Request, session: SessionDep, admin: AdminPrincipal
+) -> BankTransferOut:
+    return await _record(request, session, admin, invoice_id, data, "in")
+
+
+@router.post(
+    "/admin/invoices/{invoice_id}/payouts",
+    status_code=status.HTTP_201_CREATED,
+    response_model=BankTransferOut,
+    responses=_ADMIN_ERRORS,
+    tags=["admin"],
+    summary="Record a payout sent to the supplier (audited)",
+)
+async def record_payout(
+    invoice_id: uuid.UUID, data: BankTransferIn, request: Request, session: SessionDep, admin: AdminPrincipal
+) -> BankTransferOut:
+    return await _record(request, session, admin, invoice_id, data, "payout")
+
+
+@router.post(
+    "/admin/invoices/{invoice_id}/refunds",
+    status_code=status.HTTP_201_CREATED,
+    response_model=BankTransferOut,
+    responses=_ADMIN_ERRORS,
+    tags=["admin"],
+    summary="Record a refund sent back to the buyer for a credit note (audited)",
+)
+async def record_refund(
+    invoice_id: uuid.UUID, data: BankTransferIn, request: Request, session: SessionDep, admin: AdminPrincipal
+) -> BankTransferOut:
+    return await _record(request, session, admin, invoice_id, data, "refund")
+
+
+# -- ledger ------------------------------------------------------------------------------------------
+
+
+@router.get(
+    "/admin/ledger/trial-balance",
+    response_model=TrialBalanceOut,
+    responses=error_responses(401, 403),
+    tags=["admin"],
+    summary="Debits and credits per currency and account; balanced is always true",
+)
+async def trial_balance(session: SessionDep, admin: AdminPrincipal) -> TrialBalanceOut:
+    return TrialBalanceOut.model_validate(await ledger.trial_balance(session))
+
+
+@router.get(
+    "/orgs/{org_id}/statement",
+    response_model=StatementOut,
+    responses=error_responses(401, 403, 404, 422),
+    tags=["organisations"],
+    summary="The organisation's own ledger entries (receivable, payable, refunds owed) and balances",
+)
+async def statement(org_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal) -> StatementOut:
+    if not (principal.can_act_for(org_id) or principal.is_platform_admin):
+        raise NotFound("Organisation not found.")
+    if not principal.is_platform_admin and not principal.has_scope("payments:read"):
+        raise Forbidden("This API key lacks the 'payments:read' scope.")
+    entries = await ledger.statement(session, org_id)
+    balances: dict[str, dict[str, int]] = {}
+    for e in entries:
+        per = balances.setdefault(e["currency"], {})
+        per[e["account"]] = per.get(e["account"], 0) + e["amount"]
+    return StatementOut.model_validate({"org_id": org_id, "balances": balances, "entries": entries})
+
+
+# -- commission ----------------------------------------------------------------------------------------
+
+
+@router.put(
+    "/admin/orgs/{org_id}/commission",
+    response_model=CommissionOut,
+    responses=error_responses(401, 403, 404, 422),
+    tags=["admin"],
+    summary="Set (or remove, with null) an organisation's commission rate for new bookings (audited)",
+)
+async def set_commission(
+    org_id: uuid.UUID, data: CommissionIn, request: Request, session: SessionDep, admin: AdminPrincipal
+) -> CommissionOut:
+    from marketplace.orgs.models import Organisation
+
+    if await session.get(Organisation, org_id) is None:
+        raise NotFound("Organisation not found.")
+    before = await commission.set_override(session, org_id, data.rate_bp)
+    await audit.record(
+        session,
+        actor_user_id=admin.user_id,
+        actor_api_key_id=admin.api_key_id,
+        action="org.commission",
+        target_type="organisation",
+        target_id=org_id,
+        before={"rate_bp": before},
+        after={"rate_bp": data.rate_bp},
+        reason=data.reason,
+    )
+    default = _settings(request).commission_rate_bp
+    return CommissionOut(
+        org_id=org_id, rate_bp=data.rate_bp, effective_rate_bp=await commission.rate_for(session, org_id, default)
+    )
+
+
+# -- Stripe ------------------------------------------------------------------------------------------
+
+
+@router.post(
+    "/orgs/{org_id}/payments/stripe-account",
+    response_model=OnboardingLink,
+    responses=error_responses(401, 403, 404, 409, 422),
+    tags=["organisations"],
+    summary="Start (or continue) Stripe Express onboarding: answers the onboarding link (owners)",
+)
+async def stripe_onboarding(
+    org_id: uuid.UUID, request: Request, session: SessionDep, principal: CurrentPrincipal
+) -> OnboardingLink:
+    if not (principal.can_act_for(org_id) or principal.is_platform_admin):
+        raise NotFound("Organisation not found.")
+    if not (principal.is_owner(org_id) or principal.is_platform_admin):
+        raise Forbidden("Only an owner of the organisation sets up payouts.")
+    gateway = _stripe(request)
+    return OnboardingLink(url=await gateway.onboarding_link(session, org_id))
+
+
+@router.get("/orgs/{org_id}/payments/stripe-account/{step}", include_in_schema=False)
+async def stripe_onboarding_landing(org_id: uuid.UUID, step: str) -> HTMLResponse:
+    text = (
+        "Stripe onboarding submitted; card bookings open once Stripe enables charges and payouts."
+        if step == "return"
+        else "The onboarding link expired; request a new one from the marketplace."
+    )
+    return HTMLResponse(f'<!DOCTYPE html><meta charset="utf-8"><p>{text}</p>')
+
+
+@router.post(
+    "/payments/stripe/webhook",
+    response_model=WebhookAck,
+    responses=error_responses(400, 404),
+    tags=["payments"],
+    summary="Stripe events: verified on the raw body, stored once, processed by a worker",
+)
+async def stripe_webhook(request: Request, session: SessionDep) -> WebhookAck:
+    settings = _settings(request)
+    if not settings.stripe_webhook_secret:
+        raise NotFound("Stripe webhooks are not configured.")
+    payload = await request.body()
+    event = webhooks.verify(
+        payload,
+        request.headers.get("stripe-signature"),
+        settings.stripe_webhook_secret,
+        tolerance=settings.stripe_webhook_tolerance_seconds,
+    )
+    new = await webhooks.store(session, event)
+    if new:
+        enqueue_after_commit("payments.process_stripe_event", str(event["id"]))
+    return WebhookAck(received=True, duplicate=not new)
+
+
+@router.get(
+    "/admin/payments/reconciliation",
+    response_model=ReconciliationOut,
+    responses=error_responses(401, 403, 409),
+    tags=["admin"],
+    summary="Ledger versus Stripe balance transactions, per currency and category",
+)
+async def reconciliation(request: Request, session: SessionDep, admin: AdminPrincipal) -> ReconciliationOut:
+    return ReconciliationOut.model_validate(await _stripe(request).reconcile(session))

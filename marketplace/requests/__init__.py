@@ -1,0 +1,1 @@
+"""Buyer requests, their matches and batch plans (uses the pure algorithms and the adapter in ``matching``)."""

@@ -1,0 +1,150 @@
+"""Routes of buyer requests, matches, supplier views and batch plans."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, status
+
+from marketplace.auth.deps import AdminPrincipal, CurrentPrincipal
+from marketplace.db import SessionDep
+from marketplace.errors import BadRequest, error_responses
+from marketplace.pagination import CursorParam, LimitParam, decode_cursor, encode_cursor
+from marketplace.requests import service
+from marketplace.requests.schemas import (
+    BatchIn,
+    MatchesOut,
+    PlanOut,
+    RequestCreate,
+    RequestMatchList,
+    RequestOut,
+    RequestPage,
+    RequestUpdate,
+    SuggestionOut,
+)
+
+router = APIRouter(tags=["requests"])
+
+MatchLimit = Annotated[int, Query(ge=1, le=100, description="How many ranked matches to return")]
+Explain = Annotated[bool, Query(description="Count the first failing constraint per rejected listing")]
+
+
+@router.post(
+    "/requests",
+    status_code=status.HTTP_201_CREATED,
+    response_model=RequestOut,
+    responses=error_responses(401, 403, 404, 422),
+    summary="Post a request for machine time or lab testing (suppliers with matching capacity are notified)",
+)
+async def create_request(data: RequestCreate, session: SessionDep, principal: CurrentPrincipal) -> RequestOut:
+    return service.request_out(await service.create(session, principal, data))
+
+
+@router.get("/requests", response_model=RequestPage, responses=error_responses(401, 422))
+async def list_requests(
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    status_filter: Annotated[
+        Literal["open", "booked", "closed", "cancelled", "expired"] | None, Query(alias="status")
+    ] = None,
+    limit: LimitParam = 50,
+    cursor: CursorParam = None,
+) -> RequestPage:
+    after = None
+    if (values := decode_cursor(cursor)) is not None:
+        try:
+            after = (datetime.fromisoformat(values[0]), uuid.UUID(values[1]))
+        except (ValueError, IndexError, TypeError):
+            raise BadRequest("Malformed cursor.") from None
+    rows = await service.list_for(session, principal, status_filter, after, limit + 1)
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor([rows[-1].created_at.isoformat(), str(rows[-1].id)])
+    return RequestPage(items=[service.request_out(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.get("/requests/{request_id}", response_model=RequestOut, responses=error_responses(401, 404, 422))
+async def get_request(request_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal) -> RequestOut:
+    return service.request_out(await service.get(session, principal, request_id))
+
+
+@router.patch("/requests/{request_id}", response_model=RequestOut, responses=error_responses(401, 403, 404, 409, 422))
+async def update_request(
+    request_id: uuid.UUID, data: RequestUpdate, session: SessionDep, principal: CurrentPrincipal
+) -> RequestOut:
+    return service.request_out(await service.update(session, principal, request_id, data))
+
+
+@router.post(
+    "/requests/{request_id}/cancel", response_model=RequestOut, responses=error_responses(401, 403, 404, 409, 422)
+)
+async def cancel_request(request_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal) -> RequestOut:
+    return service.request_out(await service.cancel(session, principal, request_id))
+
+
+@router.get(
+    "/requests/{request_id}/matches",
+    response_model=MatchesOut,
+    responses=error_responses(401, 404, 422),
+    summary="Ranked listings that satisfy every hard constraint, each with its earliest slot and a score breakdown",
+)
+async def request_matches(
+    request_id: uuid.UUID,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    limit: MatchLimit = 20,
+    explain_rejections: Explain = False,
+) -> MatchesOut:
+    return await service.matches_for(session, principal, request_id, limit, explain_rejections)
+
+
+@router.get(
+    "/requests/{request_id}/suggestion",
+    response_model=SuggestionOut,
+    responses=error_responses(401, 404, 422),
+    summary="The booking suggested for this request by the latest batch plan",
+)
+async def request_suggestion(request_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal) -> SuggestionOut:
+    return await service.suggestion(session, principal, request_id)
+
+
+@router.post(
+    "/matches/preview",
+    response_model=MatchesOut,
+    responses=error_responses(401, 422),
+    summary="Matches for a request body without saving it (any signed-in caller)",
+)
+async def preview_matches(
+    data: RequestCreate,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    limit: MatchLimit = 20,
+    explain_rejections: Explain = False,
+) -> MatchesOut:
+    return await service.preview(session, principal, data, limit, explain_rejections)
+
+
+@router.get(
+    "/assets/{asset_id}/matching-requests",
+    response_model=RequestMatchList,
+    responses=error_responses(401, 403, 404, 422),
+    summary="Open requests this listing can serve (owner only)",
+)
+async def asset_matching_requests(
+    asset_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal, limit: LimitParam = 50
+) -> RequestMatchList:
+    return RequestMatchList(items=await service.matching_requests(session, principal, asset_id, limit))
+
+
+@router.post(
+    "/admin/matching/batch",
+    response_model=PlanOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(401, 403, 422),
+    summary="Optimise the assignment of open machine requests in a horizon; buyers see the suggestions",
+)
+async def batch_plan(data: BatchIn, session: SessionDep, admin: AdminPrincipal) -> PlanOut:
+    return service.plan_out(await service.run_batch(session, admin, data))

@@ -1,0 +1,419 @@
+"""The invoice / bank-transfer gateway (B2B 对公转账), the default when no Stripe key is configured.
+
+* booked: an invoice is issued (gap-free number, due date, line items, tax breakdown) and the buyer's
+  receivable is posted against "customer funds held";
+* the buyer accepts the terms (the bookings service's ``pay`` action), the supplier accepts;
+* an admin records the money received (amount, bank reference) and later the payout sent;
+* released / cancelled / resolved: refunds are credit notes; the kept part is settled (commission to
+  the platform, the rest owed to the supplier); an invoice with nothing kept and nothing paid is void;
+* overdue open invoices are flagged by a scheduled job.
+
+Prices are tax-inclusive (含税价): the invoice total is the booking amount; the tax shown is the part of
+it at ``tax_rate_bp`` (round half up), and it belongs to the supplier's price, not to the ledger.
+"""
+
+from __future__ import annotations
+
+import html
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from payments import ledger
+from payments.errors import Invalid, NotFound, Overpayment, PaymentConflict
+from payments.models import BankTransfer, CreditNote, Invoice, utcnow
+from payments.port import BookingMoney, PaymentView
+from payments.repository import PaymentsRepository
+
+
+@dataclass(frozen=True)
+class InvoiceConfig:
+    tax_rate_bp: int = 600
+    due_days: int = 14
+    number_prefix: str = "INV"
+    credit_note_prefix: str = "CN"
+
+
+def tax_included(total: int, rate_bp: int) -> int:
+    """The tax contained in a tax-inclusive total, rounded half up: total x rate / (10 000 + rate)."""
+    return ledger.round_half_up_div(total * rate_bp, 10_000 + rate_bp)
+
+
+def line_items(facts: dict[str, Any], amount: int) -> list[dict[str, Any]]:
+    title = facts.get("title") or "Booking"
+    setup_fee = int(facts.get("setup_fee") or 0)
+    if facts.get("kind") == "lab_service" and facts.get("samples"):
+        samples = int(facts["samples"])
+        return [
+            {
+                "description": f"{title}: {samples} samples, drop-off {facts.get('drop_off_date')}",
+                "quantity": samples,
+                "unit": "sample",
+                "unit_price": int(facts.get("unit_price") or 0),
+                "amount": amount,
+            }
+        ]
+    items = []
+    start, end = facts.get("start_at"), facts.get("end_at")
+    hours = round((end - start).total_seconds() / 3600, 2) if start and end else None
+    when = f"{start:%Y-%m-%d %H:%M}–{end:%H:%M} UTC" if start and end else ""
+    items.append(
+        {
+            "description": f"{title}: machine time {when}".strip(),
+            "quantity": hours,
+            "unit": "hour",
+            "unit_price": int(facts.get("unit_price") or 0),
+            "amount": amount - setup_fee,
+        }
+    )
+    if setup_fee:
+        items.append(
+            {"description": "Setup fee", "quantity": 1, "unit": "job", "unit_price": setup_fee, "amount": setup_fee}
+        )
+    return items
+
+
+class InvoiceGateway:
+    method = "invoice"
+
+    def __init__(self, config: InvoiceConfig | None = None) -> None:
+        self.config = config or InvoiceConfig()
+
+    # -- the port -------------------------------------------------------------------------------------
+
+    async def on_paid(self, session: AsyncSession, money: BookingMoney) -> None:
+        """Accepting the invoice terms secures the booking; the money follows by bank transfer."""
+        return None
+
+    async def on_booked(self, session: AsyncSession, money: BookingMoney) -> None:
+        repo = PaymentsRepository(session)
+        if await repo.invoice_for_booking(money.booking_id) is not None:
+            return
+        now = utcnow()
+        facts = await repo.booking_facts(money.booking_id)
+        number = await repo.next_number(f"{self.config.number_prefix}-{now.year}")
+        tax = tax_included(money.amount, self.config.tax_rate_bp)
+        invoice = await repo.add(
+            Invoice(
+                number=f"{self.config.number_prefix}-{now.year}-{number:06d}",
+                booking_id=money.booking_id,
+                buyer_org_id=money.buyer_org_id,
+                supplier_org_id=money.supplier_org_id,
+                currency=money.currency,
+                line_items=line_items(facts, money.amount),
+                subtotal=money.amount - tax,
+                tax_rate_bp=self.config.tax_rate_bp,
+                tax=tax,
+                total=money.amount,
+                issued_at=now,
+                due_date=now.date() + timedelta(days=self.config.due_days),
+            )
+        )
+        await ledger.post(
+            session,
+            key=f"booking:{money.booking_id}:invoice",
+            kind="invoice_issued",
+            lines=ledger.issue(money.buyer_org_id, money.currency, money.amount),
+            booking_id=money.booking_id,
+            invoice_id=invoice.id,
+            memo=f"Invoice {invoice.number}",
+        )
+
+    async def on_accepted(self, session: AsyncSession, money: BookingMoney) -> None:
+        """The invoice stays payable; nothing moves until the bank transfer arrives."""
+        return None
+
+    async def on_released(self, session: AsyncSession, money: BookingMoney) -> None:
+        await self._close(session, money, refund=money.amount, reason="released")
+
+    async def on_cancelled(self, session: AsyncSession, money: BookingMoney, refund: int) -> None:
+        await self._close(session, money, refund=refund, reason="cancelled")
+
+    async def on_settled(self, session: AsyncSession, money: BookingMoney) -> None:
+        await self._close(session, money, refund=0, reason="settled")
+
+    async def on_resolved(self, session: AsyncSession, money: BookingMoney, refund: int) -> None:
+        await self._close(session, money, refund=refund, reason="dispute resolved")
+
+    async def _close(self, session: AsyncSession, money: BookingMoney, *, refund: int, reason: str) -> None:
+        """Credit note for ``refund``, settle the kept rest. Runs once per booking (journal keys)."""
+        if not 0 <= refund <= money.amount:
+            raise Invalid(f"refund must be between 0 and {money.amount}.")
+        repo = PaymentsRepository(session)
+        invoice = await repo.invoice_for_booking(money.booking_id, for_update=True)
+        if invoice is None:  # booked before invoices existed (or by another gateway): nothing to close
+            return
+        if invoice.status in ("void", "closed"):
+            return
+        if refund:
+            outstanding = await ledger.booking_balance(session, money.booking_id, ledger.BUYER_RECEIVABLE)
+            note_no = await repo.next_number(f"{self.config.credit_note_prefix}-{utcnow().year}")
+            note = await repo.add(
+                CreditNote(
+                    number=f"{self.config.credit_note_prefix}-{utcnow().year}-{note_no:06d}",
+                    invoice_id=invoice.id,
+                    amount=refund,
+                    reason=reason,
+                )
+            )
+            await ledger.post(
+                session,
+                key=f"booking:{money.booking_id}:credit",
+                kind="credit_note",
+                lines=ledger.credit(money.buyer_org_id, money.currency, refund, outstanding),
+                booking_id=money.booking_id,
+                invoice_id=invoice.id,
+                memo=f"Credit note {note.number} ({reason})",
+            )
+        kept = money.amount - refund
+        await ledger.post(
+            session,
+            key=f"booking:{money.booking_id}:settle",
+            kind="settlement",
+            lines=ledger.settle(money.supplier_org_id, money.currency, kept, money.commission_rate_bp),
+            booking_id=money.booking_id,
+            invoice_id=invoice.id,
+            memo=f"Settlement ({reason}), commission {money.commission_rate_bp} bp",
+        )
+        received = sum(t.amount for t in await repo.transfers(invoice.id) if t.direction == "in")
+        invoice.status = "void" if kept == 0 and received == 0 else "closed"
+        invoice.updated_at = utcnow()
+        await session.flush()
+
+    # -- admin operations -----------------------------------------------------------------------------
+
+    async def record_received(
+        self, session: AsyncSession, invoice_id: uuid.UUID, amount: int, reference: str, actor: uuid.UUID | None
+    ) -> BankTransfer:
+        invoice = await _invoice(session, invoice_id)
+        outstanding = await ledger.booking_balance(session, invoice.booking_id, ledger.BUYER_RECEIVABLE)
+        if amount > outstanding:
+            raise Overpayment(
+                f"The invoice has {outstanding} outstanding; {amount} was recorded.", extra={"outstanding": outstanding}
+            )
+        transfer = await _transfer(session, invoice, "in", amount, reference, actor)
+        await ledger.post(
+            session,
+            key=f"invoice:{invoice.id}:in:{transfer.id}",
+            kind="payment_received",
+            lines=ledger.received(invoice.buyer_org_id, invoice.currency, amount),
+            booking_id=invoice.booking_id,
+            invoice_id=invoice.id,
+            memo=f"Bank transfer received, ref {reference}",
+        )
+        if invoice.status == "open" and amount == outstanding:
+            invoice.status = "paid"
+            invoice.updated_at = utcnow()
+        await session.flush()
+        return transfer
+
+    async def record_payout(
+        self, session: AsyncSession, invoice_id: uuid.UUID, amount: int, reference: str, actor: uuid.UUID | None
+    ) -> BankTransfer:
+        invoice = await _invoice(session, invoice_id)
+        balances = await ledger.booking_balances(session, invoice.booking_id)
+        owed = -balances.get(ledger.SUPPLIER_PAYABLE, 0)
+        # Cash of this booking still in the bank, less the platform's commission and refunds owed.
+        available = (
+            balances.get(ledger.CLEARING_BANK, 0)
+            + balances.get(ledger.COMMISSION_REVENUE, 0)
+            + balances.get(ledger.REFUNDS_PAYABLE, 0)
+        )
+        limit = min(owed, available)
+        if amount > limit:
+            raise Overpayment(
+                f"At most {max(limit, 0)} can be paid out now (owed to the supplier: {owed}; received and not"
+                f" otherwise owed: {max(available, 0)}).",
+                extra={"payable": owed, "available": max(available, 0)},
+            )
+        transfer = await _transfer(session, invoice, "payout", amount, reference, actor)
+        await ledger.post(
+            session,
+            key=f"invoice:{invoice.id}:payout:{transfer.id}",
+            kind="payout_sent",
+            lines=ledger.payout_paid(invoice.supplier_org_id, invoice.currency, amount, ledger.CLEARING_BANK),
+            booking_id=invoice.booking_id,
+            invoice_id=invoice.id,
+            memo=f"Payout sent, ref {reference}",
+        )
+        return transfer
+
+    async def record_refund(
+        self, session: AsyncSession, invoice_id: uuid.UUID, amount: int, reference: str, actor: uuid.UUID | None
+    ) -> BankTransfer:
+        invoice = await _invoice(session, invoice_id)
+        owed = -await ledger.booking_balance(session, invoice.booking_id, ledger.REFUNDS_PAYABLE)
+        if amount > owed:
+            raise Overpayment(f"Only {owed} is owed back to the buyer.", extra={"refund_due": owed})
+        transfer = await _transfer(session, invoice, "refund", amount, reference, actor)
+        await ledger.post(
+            session,
+            key=f"invoice:{invoice.id}:refund:{transfer.id}",
+            kind="refund_sent",
+            lines=ledger.refund_paid(invoice.buyer_org_id, invoice.currency, amount, ledger.CLEARING_BANK),
+            booking_id=invoice.booking_id,
+            invoice_id=invoice.id,
+            memo=f"Refund sent, ref {reference}",
+        )
+        return transfer
+
+
+async def _invoice(session: AsyncSession, invoice_id: uuid.UUID) -> Invoice:
+    invoice = await PaymentsRepository(session).invoice(invoice_id, for_update=True)
+    if invoice is None:
+        raise NotFound("Invoice not found.")
+    return invoice
+
+
+async def _transfer(
+    session: AsyncSession, invoice: Invoice, direction: str, amount: int, reference: str, actor: uuid.UUID | None
+) -> BankTransfer:
+    if amount <= 0:
+        raise Invalid("amount must be positive.")
+    reference = reference.strip()
+    if not reference:
+        raise Invalid("reference: give the bank reference.")
+    repo = PaymentsRepository(session)
+    if await repo.transfer_exists(invoice.id, direction, reference):
+        raise PaymentConflict(f"A {direction} transfer with reference {reference!r} is already recorded.")
+    transfer: BankTransfer = await repo.add(
+        BankTransfer(invoice_id=invoice.id, direction=direction, amount=amount, reference=reference, recorded_by=actor)
+    )
+    return transfer
+
+
+# -- reads -------------------------------------------------------------------------------------------
+
+
+def invoice_status(invoice: Invoice, balances: dict[str, int]) -> str:
+    receivable = balances.get(ledger.BUYER_RECEIVABLE, 0)
+    if invoice.status == "void":
+        return "void"
+    if receivable > 0:
+        received = balances.get(ledger.CLEARING_BANK, 0) > 0
+        overdue = invoice.due_date < datetime.now(UTC).date()
+        return "overdue" if overdue else ("partially_paid" if received else "awaiting_payment")
+    if -balances.get(ledger.REFUNDS_PAYABLE, 0) > 0:
+        return "refund_due"
+    if invoice.status == "closed":
+        return "payout_due" if -balances.get(ledger.SUPPLIER_PAYABLE, 0) > 0 else "settled"
+    return "paid"
+
+
+async def view(session: AsyncSession, booking_id: uuid.UUID, amount: int, currency: str) -> PaymentView:
+    invoice = await PaymentsRepository(session).invoice_for_booking(booking_id)
+    if invoice is None:
+        return PaymentView(method="invoice", status="no_invoice", amount_due=0, currency=currency)
+    balances = await ledger.booking_balances(session, booking_id)
+    return PaymentView(
+        method="invoice",
+        status=invoice_status(invoice, balances),
+        amount_due=max(balances.get(ledger.BUYER_RECEIVABLE, 0), 0),
+        currency=invoice.currency,
+        invoice_id=invoice.id,
+    )
+
+
+async def invoice_document(session: AsyncSession, invoice: Invoice) -> dict[str, Any]:
+    repo = PaymentsRepository(session)
+    balances = await ledger.booking_balances(session, invoice.booking_id)
+    transfers = await repo.transfers(invoice.id)
+    return {
+        "id": invoice.id,
+        "number": invoice.number,
+        "booking_id": invoice.booking_id,
+        "status": invoice_status(invoice, balances),
+        "document_status": invoice.status,
+        "currency": invoice.currency,
+        "issued_at": invoice.issued_at,
+        "due_date": invoice.due_date,
+        "overdue": invoice.overdue_flagged_at is not None,
+        "buyer": {"id": invoice.buyer_org_id, **_party(await repo.org(invoice.buyer_org_id))},
+        "supplier": {"id": invoice.supplier_org_id, **_party(await repo.org(invoice.supplier_org_id))},
+        "line_items": invoice.line_items,
+        "subtotal": invoice.subtotal,
+        "tax_rate_bp": invoice.tax_rate_bp,
+        "tax": invoice.tax,
+        "total": invoice.total,
+        "amount_due": max(balances.get(ledger.BUYER_RECEIVABLE, 0), 0),
+        "amount_received": sum(t.amount for t in transfers if t.direction == "in"),
+        "credit_notes": [
+            {"number": n.number, "amount": n.amount, "reason": n.reason, "created_at": n.created_at}
+            for n in await repo.credit_notes(invoice.id)
+        ],
+        "transfers": [
+            {"direction": t.direction, "amount": t.amount, "reference": t.reference, "created_at": t.created_at}
+            for t in transfers
+        ],
+    }
+
+
+def _party(org: dict[str, Any]) -> dict[str, Any]:
+    return {"name": org.get("name"), "legal_name": org.get("legal_name"), "uscc": org.get("uscc")}
+
+
+def _money(amount: int, currency: str) -> str:
+    sign = "-" if amount < 0 else ""
+    return f"{sign}{abs(amount) // 100:,}.{abs(amount) % 100:02d} {currency}"
+
+
+def render_html(doc: dict[str, Any]) -> str:
+    """A printable invoice. UTF-8 and a CJK-capable font stack, so Chinese names render."""
+    e = html.escape
+    cur = doc["currency"]
+
+    def party(p: dict[str, Any]) -> str:
+        lines = [p.get("legal_name") or p.get("name") or ""]
+        if p.get("legal_name") and p.get("name") and p["name"] != p["legal_name"]:
+            lines.append(p["name"])
+        if p.get("uscc"):
+            lines.append(f"统一社会信用代码 USCC: {p['uscc']}")
+        return "<br>".join(e(str(x)) for x in lines)
+
+    rows = "".join(
+        f"<tr><td>{e(str(i.get('description', '')))}</td><td class=n>{e(str(i.get('quantity') or ''))}</td>"
+        f"<td class=n>{_money(int(i.get('unit_price') or 0), cur)}</td>"
+        f"<td class=n>{_money(int(i.get('amount') or 0), cur)}</td></tr>"
+        for i in doc["line_items"]
+    )
+    notes = "".join(
+        f"<tr><td>{e(n['number'])} ({e(n['reason'])})</td><td class=n>-{_money(n['amount'], cur)}</td></tr>"
+        for n in doc["credit_notes"]
+    )
+    return f"""<!DOCTYPE html>
+<html lang="zh-CN"><head><meta charset="utf-8"><title>Invoice 发票 {e(doc["number"])}</title>
+<style>
+body {{ font-family: "Noto Sans CJK SC", "Source Han Sans SC", "PingFang SC", "Microsoft YaHei", "WenQuanYi Micro Hei",
+  "Hiragino Sans GB", "Heiti SC", SimSun, "Helvetica Neue", Arial, sans-serif; margin: 2em; color: #111; }}
+table {{ border-collapse: collapse; width: 100%; }} td, th {{ border-bottom: 1px solid #ccc; padding: .4em; }}
+.n {{ text-align: right; white-space: nowrap; }} .parties {{ display: flex; gap: 4em; margin: 1em 0; }}
+@media print {{ body {{ margin: 0; }} }}
+</style></head><body>
+<h1>Invoice 发票 {e(doc["number"])}</h1>
+<p>Issued 开票日期: {doc["issued_at"]:%Y-%m-%d} · Due 付款期限: {doc["due_date"]} · Status 状态: {e(doc["status"])}</p>
+<div class=parties><div><h3>Buyer 购买方</h3>{party(doc["buyer"])}</div>
+<div><h3>Supplier 销售方</h3>{party(doc["supplier"])}</div></div>
+<table><tr><th>Item 项目</th><th class=n>Qty 数量</th><th class=n>Unit price 单价</th><th class=n>Amount 金额</th></tr>
+{rows}
+<tr><td colspan=3>Subtotal 不含税金额</td><td class=n>{_money(doc["subtotal"], cur)}</td></tr>
+<tr><td colspan=3>Tax 税额 ({doc["tax_rate_bp"] / 100:.2f} %)</td><td class=n>{_money(doc["tax"], cur)}</td></tr>
+<tr><th colspan=3>Total 价税合计</th><th class=n>{_money(doc["total"], cur)}</th></tr></table>
+{f"<h3>Credit notes 红字发票</h3><table>{notes}</table>" if notes else ""}
+<p><strong>Amount due 应付金额: {_money(doc["amount_due"], cur)}</strong></p>
+<p>Pay by bank transfer quoting the invoice number 请对公转账并注明发票号 {e(doc["number"])}.</p>
+</body></html>"""
+
+
+async def flag_overdue(session: AsyncSession, today: date | None = None) -> list[uuid.UUID]:
+    """Flag open invoices past their due date that still have money outstanding."""
+    today = today or datetime.now(UTC).date()
+    flagged = []
+    for invoice in await PaymentsRepository(session).overdue_invoices(today):
+        if await ledger.booking_balance(session, invoice.booking_id, ledger.BUYER_RECEIVABLE) > 0:
+            invoice.overdue_flagged_at = utcnow()
+            flagged.append(invoice.id)
+    await session.flush()
+    return flagged

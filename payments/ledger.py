@@ -1,0 +1,271 @@
+"""The double-entry ledger: chart of accounts, pure posting rules, and the one posting function.
+
+Sign convention: an entry's ``amount`` is in integer minor units, positive for a debit and negative for
+a credit. Every journal sums to zero per currency. :func:`post` refuses an unbalanced journal, and a
+deferred constraint trigger (migration 0005) re-checks every journal at commit.
+
+The posting rules (``issue`` ... ``dispute_lost``) are pure functions returning the lines of one
+journal, so the same rules are exercised by the gateways and by the property tests' in-memory model.
+See docs/payments.md for the chart of accounts and the journal of each event.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from payments.errors import UnbalancedJournal
+from payments.models import Journal, JournalEntry
+
+# -- chart of accounts -------------------------------------------------------------------------------
+# Assets (normal debit balance)
+CLEARING_BANK = "clearing_bank"  # the platform's bank account (invoice / bank transfer path)
+CLEARING_STRIPE = "clearing_stripe"  # the platform's Stripe balance (card path)
+BUYER_RECEIVABLE = "buyer_receivable"  # per buyer org: invoiced, not yet paid
+# Liabilities (normal credit balance)
+FUNDS_HELD = "customer_funds_held"  # booking money between invoice/capture and settlement (escrow)
+SUPPLIER_PAYABLE = "supplier_payable"  # per supplier org: earned by the supplier, not yet paid out
+REFUNDS_PAYABLE = "refunds_payable"  # per buyer org: refunds/credit notes owed, not yet paid back
+# Income and expenses
+COMMISSION_REVENUE = "commission_revenue"
+DISPUTE_LOSSES = "dispute_losses"
+
+ACCOUNTS: dict[str, str] = {
+    CLEARING_BANK: "asset",
+    CLEARING_STRIPE: "asset",
+    BUYER_RECEIVABLE: "asset",
+    FUNDS_HELD: "liability",
+    SUPPLIER_PAYABLE: "liability",
+    REFUNDS_PAYABLE: "liability",
+    COMMISSION_REVENUE: "income",
+    DISPUTE_LOSSES: "expense",
+}
+
+
+@dataclass(frozen=True)
+class Line:
+    account: str
+    org_id: uuid.UUID | None
+    currency: str
+    amount: int  # + debit, - credit
+
+
+def round_half_up_div(numerator: int, denominator: int) -> int:
+    """Integer division rounding halves up, for non-negative numerators."""
+    if numerator < 0 or denominator <= 0:
+        raise ValueError("round_half_up_div expects a non-negative numerator and a positive denominator")
+    return (2 * numerator + denominator) // (2 * denominator)
+
+
+def commission(kept: int, rate_bp: int) -> int:
+    """THE rounding rule: commission = round half up of (kept amount x rate / 10 000), in minor units.
+    ``kept`` is what the buyer finally pays for the booking (captured/invoiced minus refunds)."""
+    return round_half_up_div(kept * rate_bp, 10_000)
+
+
+def check_balanced(lines: Sequence[Line]) -> None:
+    sums: dict[str, int] = defaultdict(int)
+    for line in lines:
+        if line.account not in ACCOUNTS:
+            raise UnbalancedJournal(f"Unknown account {line.account!r}.")
+        sums[line.currency] += line.amount
+    bad = {c: s for c, s in sums.items() if s != 0}
+    if bad:
+        raise UnbalancedJournal(f"Journal does not balance: {bad}.")
+
+
+# -- posting rules (pure) -----------------------------------------------------------------------------
+
+
+def _lines(currency: str, *parts: tuple[str, uuid.UUID | None, int]) -> list[Line]:
+    return [Line(a, o, currency, amt) for a, o, amt in parts if amt != 0]
+
+
+def issue(buyer: uuid.UUID, currency: str, amount: int) -> list[Line]:
+    """Invoice issued: the buyer owes the booking amount, held for the booking until settlement."""
+    return _lines(currency, (BUYER_RECEIVABLE, buyer, amount), (FUNDS_HELD, None, -amount))
+
+
+def received(buyer: uuid.UUID, currency: str, amount: int, clearing: str = CLEARING_BANK) -> list[Line]:
+    """The buyer's money arrived (bank transfer recorded by an admin)."""
+    return _lines(currency, (clearing, None, amount), (BUYER_RECEIVABLE, buyer, -amount))
+
+
+def captured(currency: str, amount: int) -> list[Line]:
+    """A card hold was captured: the money sits in the Stripe balance, held for the booking."""
+    return _lines(currency, (CLEARING_STRIPE, None, amount), (FUNDS_HELD, None, -amount))
+
+
+def credit(buyer: uuid.UUID, currency: str, amount: int, receivable_outstanding: int) -> list[Line]:
+    """A credit note / refund of ``amount``: it first reduces what the buyer still owes; the rest is
+    owed back to the buyer until the refund is paid."""
+    against_receivable = min(amount, max(receivable_outstanding, 0))
+    return _lines(
+        currency,
+        (FUNDS_HELD, None, amount),
+        (BUYER_RECEIVABLE, buyer, -against_receivable),
+        (REFUNDS_PAYABLE, buyer, -(amount - against_receivable)),
+    )
+
+
+def settle(supplier: uuid.UUID, currency: str, kept: int, rate_bp: int) -> list[Line]:
+    """The booking's kept amount is earned: commission to the platform, the rest to the supplier."""
+    fee = commission(kept, rate_bp)
+    return _lines(
+        currency,
+        (FUNDS_HELD, None, kept),
+        (SUPPLIER_PAYABLE, supplier, -(kept - fee)),
+        (COMMISSION_REVENUE, None, -fee),
+    )
+
+
+def refund_paid(buyer: uuid.UUID, currency: str, amount: int, clearing: str) -> list[Line]:
+    return _lines(currency, (REFUNDS_PAYABLE, buyer, amount), (clearing, None, -amount))
+
+
+def payout_paid(supplier: uuid.UUID, currency: str, amount: int, clearing: str) -> list[Line]:
+    """Paid to the supplier (bank payout or Stripe transfer); negative ``amount`` = a reversal."""
+    return _lines(currency, (SUPPLIER_PAYABLE, supplier, amount), (clearing, None, -amount))
+
+
+def dispute_lost(currency: str, amount: int) -> list[Line]:
+    """A card dispute was lost: the platform's Stripe balance pays it."""
+    return _lines(currency, (DISPUTE_LOSSES, None, amount), (CLEARING_STRIPE, None, -amount))
+
+
+# -- posting ------------------------------------------------------------------------------------------
+
+
+async def post(
+    session: AsyncSession,
+    *,
+    key: str,
+    kind: str,
+    lines: Sequence[Line],
+    booking_id: uuid.UUID | None = None,
+    invoice_id: uuid.UUID | None = None,
+    memo: str = "",
+) -> uuid.UUID | None:
+    """Post one journal, at most once per ``key``. Returns its id, or None if ``key`` was already
+    posted (or there is nothing to post). Only flushes: the caller's unit of work commits."""
+    lines = [line for line in lines if line.amount != 0]
+    if not lines:
+        return None
+    check_balanced(lines)
+    journal_id = uuid.uuid4()
+    inserted = await session.execute(
+        insert(Journal)
+        .values(id=journal_id, key=key, kind=kind, booking_id=booking_id, invoice_id=invoice_id, memo=memo[:500])
+        .on_conflict_do_nothing(index_elements=["key"])
+        .returning(col(Journal.id))
+    )
+    if inserted.scalar_one_or_none() is None:
+        return None
+    await session.execute(
+        sa.insert(JournalEntry),
+        [
+            {
+                "journal_id": journal_id,
+                "account": x.account,
+                "org_id": x.org_id,
+                "currency": x.currency,
+                "amount": x.amount,
+            }
+            for x in lines
+        ],
+    )
+    return journal_id
+
+
+async def booking_balance(session: AsyncSession, booking_id: uuid.UUID, account: str) -> int:
+    """The balance (debits - credits) of one account for one booking's journals."""
+    total = await session.scalar(
+        sa.select(sa.func.coalesce(sa.func.sum(col(JournalEntry.amount)), 0))
+        .join(Journal, col(Journal.id) == col(JournalEntry.journal_id))
+        .where(col(Journal.booking_id) == booking_id, col(JournalEntry.account) == account)
+    )
+    return int(total or 0)
+
+
+async def booking_balances(session: AsyncSession, booking_id: uuid.UUID) -> dict[str, int]:
+    rows = await session.execute(
+        sa.select(col(JournalEntry.account), sa.func.sum(col(JournalEntry.amount)))
+        .join(Journal, col(Journal.id) == col(JournalEntry.journal_id))
+        .where(col(Journal.booking_id) == booking_id)
+        .group_by(col(JournalEntry.account))
+    )
+    return {a: int(s) for a, s in rows.all()}
+
+
+async def has_journal(session: AsyncSession, key: str) -> bool:
+    return (await session.scalar(sa.select(col(Journal.id)).where(col(Journal.key) == key))) is not None
+
+
+async def trial_balance(session: AsyncSession) -> dict[str, Any]:
+    amount = col(JournalEntry.amount)
+    rows = await session.execute(
+        sa.select(
+            col(JournalEntry.currency),
+            col(JournalEntry.account),
+            sa.func.coalesce(sa.func.sum(sa.case((amount > 0, amount), else_=0)), 0),
+            sa.func.coalesce(sa.func.sum(sa.case((amount < 0, -amount), else_=0)), 0),
+        )
+        .group_by(col(JournalEntry.currency), col(JournalEntry.account))
+        .order_by(col(JournalEntry.currency), col(JournalEntry.account))
+    )
+    currencies: dict[str, dict[str, Any]] = {}
+    for currency, account, debits, credits in rows.all():
+        c = currencies.setdefault(currency, {"debits": 0, "credits": 0, "accounts": []})
+        c["debits"] += int(debits)
+        c["credits"] += int(credits)
+        c["accounts"].append(
+            {
+                "account": account,
+                "type": ACCOUNTS.get(account, "unknown"),
+                "debits": int(debits),
+                "credits": int(credits),
+                "balance": int(debits) - int(credits),
+            }
+        )
+    return {"balanced": all(c["debits"] == c["credits"] for c in currencies.values()), "currencies": currencies}
+
+
+async def statement(session: AsyncSession, org_id: uuid.UUID, limit: int = 500) -> list[dict[str, Any]]:
+    """An organisation's own sub-ledger lines (receivable, payable, refunds owed), newest first."""
+    rows = await session.execute(
+        sa.select(JournalEntry, Journal)
+        .join(Journal, col(Journal.id) == col(JournalEntry.journal_id))
+        .where(col(JournalEntry.org_id) == org_id)
+        .order_by(col(Journal.created_at).desc(), col(JournalEntry.id).desc())
+        .limit(limit)
+    )
+    return [
+        {
+            "journal_id": j.id,
+            "kind": j.kind,
+            "booking_id": j.booking_id,
+            "invoice_id": j.invoice_id,
+            "account": e.account,
+            "currency": e.currency,
+            "amount": e.amount,
+            "created_at": j.created_at,
+            "memo": j.memo,
+        }
+        for e, j in rows.all()
+    ]
+
+
+def balances_by_account(lines: Iterable[Line]) -> dict[tuple[str, str], int]:
+    """(account, currency) -> balance of an in-memory set of lines (used by the property tests)."""
+    out: dict[tuple[str, str], int] = defaultdict(int)
+    for line in lines:
+        out[(line.account, line.currency)] += line.amount
+    return dict(out)

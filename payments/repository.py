@@ -1,0 +1,195 @@
+"""All SQL of the payments domain that is not the ledger's. Shell tables (bookings, assets,
+organisations) are read through lightweight ``sa.table`` clauses: a documented read-only contract."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from payments.models import (
+    BankTransfer,
+    CardPayment,
+    CreditNote,
+    DocumentCounter,
+    Invoice,
+    StripeAccount,
+    StripeEvent,
+    utcnow,
+)
+
+# Read-only views of shell tables.
+bookings_t = sa.table(
+    "bookings",
+    sa.column("id"),
+    sa.column("kind"),
+    sa.column("asset_id"),
+    sa.column("status"),
+    sa.column("unit_price"),
+    sa.column("setup_fee"),
+    sa.column("amount"),
+    sa.column("start_at"),
+    sa.column("end_at"),
+    sa.column("samples"),
+    sa.column("drop_off_date"),
+    sa.column("payment_method"),
+)
+assets_t = sa.table("assets", sa.column("id"), sa.column("title"))
+orgs_t = sa.table("organisations", sa.column("id"), sa.column("name"), sa.column("legal_name"), sa.column("uscc"))
+
+
+class PaymentsRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # -- numbering ------------------------------------------------------------------------------------
+
+    async def next_number(self, series: str) -> int:
+        """Gap-free within committed transactions: the counter row is locked until commit."""
+        result = await self.session.execute(
+            insert(DocumentCounter)
+            .values(series=series, last=1)
+            .on_conflict_do_update(index_elements=["series"], set_={"last": DocumentCounter.last + 1})
+            .returning(col(DocumentCounter.last))
+        )
+        return int(result.scalar_one())
+
+    # -- invoices -------------------------------------------------------------------------------------
+
+    async def add(self, obj: Any) -> Any:
+        self.session.add(obj)
+        await self.session.flush()
+        return obj
+
+    async def invoice(self, invoice_id: uuid.UUID, *, for_update: bool = False) -> Invoice | None:
+        stmt = sa.select(Invoice).where(col(Invoice.id) == invoice_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def invoice_for_booking(self, booking_id: uuid.UUID, *, for_update: bool = False) -> Invoice | None:
+        stmt = sa.select(Invoice).where(col(Invoice.booking_id) == booking_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def credit_notes(self, invoice_id: uuid.UUID) -> list[CreditNote]:
+        rows = await self.session.execute(
+            sa.select(CreditNote).where(col(CreditNote.invoice_id) == invoice_id).order_by(col(CreditNote.created_at))
+        )
+        return list(rows.scalars())
+
+    async def transfers(self, invoice_id: uuid.UUID) -> list[BankTransfer]:
+        rows = await self.session.execute(
+            sa.select(BankTransfer)
+            .where(col(BankTransfer.invoice_id) == invoice_id)
+            .order_by(col(BankTransfer.created_at))
+        )
+        return list(rows.scalars())
+
+    async def transfer_exists(self, invoice_id: uuid.UUID, direction: str, reference: str) -> bool:
+        found = await self.session.scalar(
+            sa.select(col(BankTransfer.id)).where(
+                col(BankTransfer.invoice_id) == invoice_id,
+                col(BankTransfer.direction) == direction,
+                col(BankTransfer.reference) == reference,
+            )
+        )
+        return found is not None
+
+    async def overdue_invoices(self, today: date) -> list[Invoice]:
+        rows = await self.session.execute(
+            sa.select(Invoice)
+            .where(
+                col(Invoice.status) == "open",
+                col(Invoice.due_date) < today,
+                col(Invoice.overdue_flagged_at).is_(None),
+            )
+            .with_for_update(skip_locked=True)
+        )
+        return list(rows.scalars())
+
+    # -- shell reads ----------------------------------------------------------------------------------
+
+    async def booking_facts(self, booking_id: uuid.UUID) -> dict[str, Any]:
+        row = (
+            (
+                await self.session.execute(
+                    sa.select(bookings_t, assets_t.c.title)
+                    .select_from(bookings_t.outerjoin(assets_t, assets_t.c.id == bookings_t.c.asset_id))
+                    .where(bookings_t.c.id == booking_id)
+                )
+            )
+            .mappings()
+            .one_or_none()
+        )
+        return dict(row) if row else {}
+
+    async def org(self, org_id: uuid.UUID) -> dict[str, Any]:
+        row = (await self.session.execute(sa.select(orgs_t).where(orgs_t.c.id == org_id))).mappings().one_or_none()
+        return dict(row) if row else {}
+
+    # -- stripe ---------------------------------------------------------------------------------------
+
+    async def stripe_account(self, org_id: uuid.UUID) -> StripeAccount | None:
+        return await self.session.get(StripeAccount, org_id)
+
+    async def stripe_account_by_id(self, account_id: str) -> StripeAccount | None:
+        return (
+            await self.session.execute(sa.select(StripeAccount).where(col(StripeAccount.account_id) == account_id))
+        ).scalar_one_or_none()
+
+    async def card_payment(self, booking_id: uuid.UUID, *, for_update: bool = False) -> CardPayment | None:
+        stmt = sa.select(CardPayment).where(col(CardPayment.booking_id) == booking_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def card_payment_by_intent(self, payment_intent_id: str, *, for_update: bool = False) -> CardPayment | None:
+        stmt = sa.select(CardPayment).where(col(CardPayment.payment_intent_id) == payment_intent_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def card_payment_by_charge(self, charge_id: str, *, for_update: bool = False) -> CardPayment | None:
+        stmt = sa.select(CardPayment).where(col(CardPayment.charge_id) == charge_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def card_payments(self) -> list[CardPayment]:
+        return list((await self.session.execute(sa.select(CardPayment))).scalars())
+
+    async def store_event(self, event_id: str, type_: str, object_id: str | None, payload: dict[str, Any]) -> bool:
+        """Insert the event once; True if it is new."""
+        result = await self.session.execute(
+            insert(StripeEvent)
+            .values(event_id=event_id, type=type_, object_id=object_id, payload=payload, status="pending")
+            .on_conflict_do_nothing(index_elements=["event_id"])
+            .returning(col(StripeEvent.id))
+        )
+        return result.scalar_one_or_none() is not None
+
+    async def event(self, event_id: str, *, for_update: bool = False) -> StripeEvent | None:
+        stmt = sa.select(StripeEvent).where(col(StripeEvent.event_id) == event_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def pending_events(self, limit: int = 100) -> list[str]:
+        rows = await self.session.execute(
+            sa.select(col(StripeEvent.event_id))
+            .where(col(StripeEvent.status) == "pending")
+            .order_by(col(StripeEvent.id))
+            .limit(limit)
+        )
+        return list(rows.scalars())
+
+    async def mark_event(self, event: StripeEvent, status: str, error: str | None = None) -> None:
+        event.status, event.error, event.processed_at = status, (error or None) and error[:2000], utcnow()
+        await self.session.flush()
