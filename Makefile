@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/seed_bench.py
 	$(BIN)/python bench/matching_bench.py
 	if [ -f bench/bookings_bench.py ]; then $(BIN)/python bench/bookings_bench.py; fi
+	$(BIN)/python bench/analytics_bench.py
 
 i18n: $(STAMP)
 	$(BIN)/python -m marketplace.web.translations.update

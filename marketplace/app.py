@@ -19,6 +19,7 @@ from listings.errors import ListingsError
 from marketplace import celery_app, embedded
 from marketplace.admin.endpoints import router as admin_router
 from marketplace.admin.listings import router as admin_listings_router
+from marketplace.analytics.endpoints import router as analytics_router
 from marketplace.auth.deps import get_optional_principal, get_principal
 from marketplace.auth.endpoints import router as auth_router
 from marketplace.bookings.endpoints import router as bookings_router
@@ -99,6 +100,7 @@ def create_app(
     api.include_router(bookings_router)
     api.include_router(payments_router)
     api.include_router(requests_router)
+    api.include_router(analytics_router)
     api.include_router(
         listings_endpoints.build_router(
             session_dep=Depends(get_session, scope="function"),

@@ -18,6 +18,7 @@ TASK_MODULES = [
     "marketplace.bookings.tasks",
     "marketplace.requests.tasks",
     "marketplace.payments_tasks",
+    "marketplace.analytics.tasks",
 ]
 
 celery = Celery("marketplace", include=TASK_MODULES)
@@ -46,6 +47,10 @@ BEAT_SCHEDULE = {
     "refresh-listing-next-free-slots": {
         "task": "listings.refresh_next_free",
         "schedule": timedelta(minutes=10),
+    },
+    "analytics-rollup-previous-month": {
+        "task": "analytics.rollup_previous_month",
+        "schedule": timedelta(days=1),
     },
 }
 

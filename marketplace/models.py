@@ -5,6 +5,14 @@ from __future__ import annotations
 from sqlmodel import SQLModel
 
 from listings.models import Asset, AssetStatusEvent, AvailabilityException, Certificate, ListingFlag, Site
+from marketplace.analytics.models import (
+    ObservatoryCell,
+    ObservatoryFlow,
+    ObservatoryGmv,
+    ObservatoryLabTests,
+    ObservatoryRollup,
+    ObserverGrant,
+)
 from marketplace.audit import AuditLog
 from marketplace.auth.models import ApiKey, User
 from marketplace.bookings.models import (
@@ -68,6 +76,12 @@ __all__ = [
     "MatchPlan",
     "Membership",
     "Notification",
+    "ObservatoryCell",
+    "ObservatoryFlow",
+    "ObservatoryGmv",
+    "ObservatoryLabTests",
+    "ObservatoryRollup",
+    "ObserverGrant",
     "OrgInvitation",
     "Organisation",
     "Review",

@@ -85,6 +85,13 @@ class Settings(BaseSettings):
     # The Celery queue this deployment's API enqueues to and its workers consume.
     celery_queue: str = "marketplace"
 
+    # Regional observatory (docs/indicators.md): a cell backed by fewer organisations than this on the supplier
+    # or buyer side is suppressed; complementary suppression protects it from recovery through totals.
+    observatory_min_organisations: int = Field(default=3, ge=2, le=100)
+    observatory_complementary_suppression: bool = True
+    observatory_region_depth: int = Field(default=6, ge=0, le=20)  # region-code characters per row
+    analytics_max_days: int = Field(default=731, ge=7, le=3660)  # longest from..to range of org analytics
+
     @model_validator(mode="after")
     def _refuse_insecure_production(self) -> Settings:
         if self.environment == "production" and self.jwt_secret == DEFAULT_JWT_SECRET:

@@ -24,6 +24,7 @@ from marketplace.orgs import service as orgs
 from marketplace.orgs.models import Organisation
 from marketplace.orgs.schemas import VerificationDecision
 from marketplace.web.core import CsrfChecked, SignedIn, WebError, field_errors, redirect, render
+from payments import ledger
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 
@@ -52,6 +53,7 @@ async def overview(
     )
     entries = (await session.execute(sa.select(AuditLog).order_by(col(AuditLog.id).desc()).limit(30))).scalars().all()
     org_names = {o.id: o.name for o in (await session.execute(sa.select(Organisation))).scalars()}
+    trial = await ledger.trial_balance(session)
     return render(
         request,
         "admin/overview.html",
@@ -64,6 +66,7 @@ async def overview(
             "org_names": org_names,
             "notice": notice,
             "error": error,
+            "trial": trial,
         },
         user=user,
     )

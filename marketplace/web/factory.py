@@ -604,3 +604,28 @@ async def revoke_key(
     await _org(session, user, org_id)
     await orgs.revoke_api_key(session, user, org_id, key_id)
     return redirect(f"/factory/{org_id}/integrations")
+
+
+# -- earnings --------------------------------------------------------------------------------------
+
+
+@router.get("/earnings", response_class=HTMLResponse)
+async def earnings(request: Request, org_id: uuid.UUID, session: SessionDep, user: SignedIn) -> HTMLResponse:
+    """Ledger lines of the factory's payable account: what it earned (net of commission) and was paid."""
+    from payments import ledger
+
+    org = await _org(session, user, org_id)
+    lines = [e for e in await ledger.statement(session, org_id) if e["account"] == ledger.SUPPLIER_PAYABLE]
+    balances: dict[str, int] = {}
+    earned: dict[str, int] = {}
+    for e in lines:
+        # The payable is a liability: credits (negative) are earnings, debits (positive) are payouts.
+        balances[e["currency"]] = balances.get(e["currency"], 0) - e["amount"]
+        if e["amount"] < 0:
+            earned[e["currency"]] = earned.get(e["currency"], 0) - e["amount"]
+    return render(
+        request,
+        "factory/earnings.html",
+        {"org": org, "lines": lines, "balances": balances, "earned": earned},
+        user=user,
+    )

@@ -41,7 +41,7 @@ def error_page(request: Request, status: int, message: str | None = None) -> HTM
 
 
 def mount_web(app: FastAPI, settings: Settings) -> None:
-    from marketplace.web import admin, factory, pages, public
+    from marketplace.web import admin, buyer, factory, pages, public
 
     app.add_middleware(
         SessionMiddleware,
@@ -56,6 +56,7 @@ def mount_web(app: FastAPI, settings: Settings) -> None:
     app.include_router(pages.router)
     app.include_router(admin.router)
     app.include_router(factory.router)
+    app.include_router(buyer.router)
 
     async def handle_web_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, WebError)

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import uuid
+from urllib.parse import quote
+
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
+from pydantic import ValidationError
 
 from marketplace.db import SessionDep
+from marketplace.errors import AppError
+from marketplace.orgs import service as orgs
 from marketplace.orgs.repository import OrgRepository
-from marketplace.web.core import SignedIn, render
+from marketplace.orgs.schemas import VerificationDocument, VerificationSubmit
+from marketplace.web.core import CsrfChecked, SignedIn, field_errors, redirect, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -17,3 +24,26 @@ async def dashboard(request: Request, session: SessionDep, user: SignedIn) -> HT
     assert user.user_id is not None
     memberships = await OrgRepository(session).memberships_of(user.user_id)
     return render(request, "dashboard.html", {"memberships": memberships}, user=user)
+
+
+@router.post("/orgs/{org_id}/verification")
+async def submit_verification(
+    request: Request, org_id: uuid.UUID, session: SessionDep, user: SignedIn, _csrf: CsrfChecked
+) -> Response:
+    """The owner sends the company's details and a document reference for an admin to verify."""
+    form = await request.form()
+    try:
+        data = VerificationSubmit(
+            legal_name=str(form.get("legal_name") or ""),
+            uscc=str(form.get("uscc") or "") or None,
+            documents=[
+                VerificationDocument(
+                    name=str(form.get("document_name") or "business licence"),
+                    reference=str(form.get("document_reference") or ""),
+                )
+            ],
+        )
+        await orgs.submit_verification(session, user, org_id, data)
+    except (ValidationError, AppError) as exc:
+        return redirect(f"/dashboard?error={quote(next(iter(field_errors(exc).values())))}")
+    return redirect("/dashboard?notice=submitted")

@@ -1,0 +1,349 @@
+"""SME (buyer) pages: post a request, ranked matches with explanations, book, pay, and follow bookings
+(timeline, cancel with the refund shown first, confirm, dispute, review)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from urllib.parse import quote
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from pydantic import ValidationError
+from sqlmodel import col
+
+from listings.models import Asset, AssetKind
+from listings.repository import ListingsRepository
+from marketplace.auth.principal import Principal
+from marketplace.bookings import service as bookings
+from marketplace.bookings.models import Booking
+from marketplace.bookings.repository import BookingRepository
+from marketplace.bookings.schemas import BookingCreate, ReviewIn
+from marketplace.db import SessionDep
+from marketplace.errors import AppError
+from marketplace.orgs.models import Organisation
+from marketplace.requests import service as requests_service
+from marketplace.requests.models import BuyerRequest
+from marketplace.requests.schemas import RequestCreate
+from marketplace.web import i18n
+from marketplace.web.core import CsrfChecked, SignedIn, WebError, field_errors, locale_of, redirect, render
+from marketplace.web.public import taxonomy_choices
+from payments import invoices
+from payments.errors import PaymentsError
+from payments.repository import PaymentsRepository
+
+router = APIRouter(include_in_schema=False)
+
+CERTIFICATES = ("ISO 9001", "IATF 16949", "AS9100", "ISO 13485", "ISO 14001", "ISO/IEC 17025", "CMA")
+
+
+async def _buyer_org(session: SessionDep, user: Principal, org_id: uuid.UUID) -> Organisation:
+    org = await session.get(Organisation, org_id)
+    if org is None or not (user.is_member(org_id) or user.is_platform_admin):
+        raise WebError(404, "not_found")
+    if "buyer" not in org.roles:
+        raise WebError(403, "not_buyer")
+    return org
+
+
+def _deps(request: Request) -> bookings.Deps:
+    deps: bookings.Deps = request.app.state.booking_deps
+    return deps
+
+
+@router.get("/buyer/{org_id}", response_class=HTMLResponse)
+async def home(request: Request, org_id: uuid.UUID, session: SessionDep, user: SignedIn) -> HTMLResponse:
+    org = await _buyer_org(session, user, org_id)
+    reqs = (
+        (
+            await session.execute(
+                sa.select(BuyerRequest)
+                .where(col(BuyerRequest.buyer_org_id) == org_id)
+                .order_by(col(BuyerRequest.created_at).desc())
+                .limit(50)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    rows = await BookingRepository(session).list_for_org([org_id], "buyer", None, None, 100)
+    titles = await _titles(session, [b.asset_id for b in rows])
+    return render(request, "buyer/home.html", {"org": org, "requests": reqs, "rows": rows, "titles": titles}, user=user)
+
+
+async def _titles(session: SessionDep, ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+    if not ids:
+        return {}
+    rows = await session.execute(sa.select(col(Asset.id), col(Asset.title)).where(col(Asset.id).in_(ids)))
+    return {i: t for i, t in rows.all()}
+
+
+# -- requests and matches --------------------------------------------------------------------------
+
+
+@router.get("/buyer/{org_id}/requests/new", response_class=HTMLResponse)
+async def new_request(request: Request, org_id: uuid.UUID, session: SessionDep, user: SignedIn) -> HTMLResponse:
+    org = await _buyer_org(session, user, org_id)
+    return render(
+        request,
+        "buyer/request_form.html",
+        {"org": org, "form": {}, "errors": {}, "certificates": CERTIFICATES, **taxonomy_choices(locale_of(request))},
+        user=user,
+    )
+
+
+def _request_payload(form: Any, org_id: uuid.UUID, tz_name: str) -> dict[str, Any]:
+    def num(name: str) -> float | None:
+        raw = str(form.get(name) or "").strip()
+        return float(raw) if raw else None
+
+    tz = i18n.zone(tz_name, "Asia/Shanghai")
+    kind = "lab_service" if str(form.get("process_code", "")).startswith("testing.") else "machine"
+    start_day, end_day = str(form.get("earliest") or ""), str(form.get("deadline") or "")
+
+    def local_midnight(day: str) -> str | None:
+        return datetime.combine(date.fromisoformat(day), time(0), tz).isoformat() if day else None
+
+    payload: dict[str, Any] = {
+        "kind": kind,
+        "process_code": form.get("process_code") or "",
+        "material": form.get("material") or None,
+        "quantity": int(num("quantity") or 1),
+        "currency": (form.get("currency") or "CNY").upper(),
+        "required_certificates": list(form.getlist("certificates")),
+        "buyer_org_id": str(org_id),
+        "earliest_start": datetime.combine(date.fromisoformat(start_day), time(0), tz).isoformat()
+        if start_day
+        else None,
+        "deadline": datetime.combine(date.fromisoformat(end_day), time(0), tz).isoformat() if end_day else None,
+        "region_prefixes": [r.strip() for r in str(form.get("region") or "").split(",") if r.strip()],
+    }
+    budget = num("budget")
+    if budget is not None:
+        payload["budget_max"] = round(budget * 100)
+    if kind == "machine":
+        hours = num("hours")
+        payload["duration_minutes"] = round(hours * 60) if hours else None
+        dims = [num("part_x"), num("part_y"), num("part_z")]
+        if all(d for d in dims):
+            payload["part_envelope_mm"] = {"x": dims[0], "y": dims[1], "z": dims[2]}
+        if num("tolerance_mm"):
+            payload["tolerance_mm"] = num("tolerance_mm")
+    else:
+        payload["samples"] = int(num("samples") or 0) or None
+    lat, lon = num("latitude"), num("longitude")
+    if lat is not None and lon is not None:
+        payload["location"] = {"latitude": lat, "longitude": lon}
+        if num("max_distance_km"):
+            payload["max_distance_km"] = num("max_distance_km")
+    return payload
+
+
+@router.post("/buyer/{org_id}/requests/new", response_class=HTMLResponse)
+async def create_request(
+    request: Request, org_id: uuid.UUID, session: SessionDep, user: SignedIn, _csrf: CsrfChecked
+) -> Response:
+    org = await _buyer_org(session, user, org_id)
+    form = await request.form()
+    try:
+        data = RequestCreate.model_validate(_request_payload(form, org_id, request.cookies.get("tz") or ""))
+        created = await requests_service.create(session, user, data)
+    except (ValidationError, AppError, ValueError) as exc:
+        errors = (
+            field_errors(exc)
+            if not isinstance(exc, ValueError) or isinstance(exc, ValidationError)
+            else {"_": str(exc)}
+        )
+        return render(
+            request,
+            "buyer/request_form.html",
+            {
+                "org": org,
+                "form": form,
+                "errors": errors,
+                "certificates": CERTIFICATES,
+                **taxonomy_choices(locale_of(request)),
+            },
+            status=422,
+            user=user,
+        )
+    return redirect(f"/buyer/{org_id}/requests/{created.id}")
+
+
+@router.get("/buyer/{org_id}/requests/{request_id}", response_class=HTMLResponse)
+async def matches(
+    request: Request, org_id: uuid.UUID, request_id: uuid.UUID, session: SessionDep, user: SignedIn
+) -> HTMLResponse:
+    org = await _buyer_org(session, user, org_id)
+    try:
+        row = await requests_service.get(session, user, request_id)
+    except AppError:
+        raise WebError(404, "not_found") from None
+    result = (
+        await requests_service.matches_for(session, user, request_id, limit=10, explain_rejections=True)
+        if row.status == "open"
+        else None
+    )
+    titles = await _titles(session, [m.asset_id for m in result.items]) if result else {}
+    return render(
+        request,
+        "buyer/matches.html",
+        {"org": org, "req": row, "result": result, "titles": titles, "error": request.query_params.get("error")},
+        user=user,
+    )
+
+
+# -- booking ---------------------------------------------------------------------------------------
+
+
+@router.get("/book/{asset_id}", response_class=HTMLResponse)
+async def book_page(request: Request, asset_id: uuid.UUID, session: SessionDep, user: SignedIn) -> HTMLResponse:
+    asset = await ListingsRepository(session).get_asset(asset_id)
+    if asset is None or asset.status != "published":
+        raise WebError(404, "not_found")
+    site = await ListingsRepository(session).get_site(asset.site_id)
+    buyers = [o for o in [await session.get(Organisation, i) for i in sorted(user.org_ids)] if o and "buyer" in o.roles]
+    return render(
+        request,
+        "buyer/book.html",
+        {"asset": asset, "site": site, "buyers": buyers, "errors": {}, "form": {}},
+        user=user,
+    )
+
+
+@router.post("/book/{asset_id}", response_class=HTMLResponse)
+async def book(
+    request: Request, asset_id: uuid.UUID, session: SessionDep, user: SignedIn, _csrf: CsrfChecked
+) -> Response:
+    form = await request.form()
+    asset = await ListingsRepository(session).get_asset(asset_id)
+    if asset is None:
+        raise WebError(404, "not_found")
+    site = await ListingsRepository(session).get_site(asset.site_id)
+    assert site is not None
+    tz = i18n.zone(site.timezone)
+    try:
+        payload: dict[str, Any] = {
+            "asset_id": str(asset_id),
+            "buyer_org_id": form.get("buyer_org_id") or None,
+            "request_id": form.get("request_id") or None,
+        }
+        if asset.kind == AssetKind.machine:
+            if form.get("start_utc") and form.get("end_utc"):  # a slot chosen on the matches page
+                payload["start"], payload["end"] = form.get("start_utc"), form.get("end_utc")
+            else:  # typed in the site's local time
+                start = datetime.fromisoformat(str(form.get("start"))).replace(tzinfo=tz)
+                hours = float(str(form.get("hours") or "0"))
+                payload["start"], payload["end"] = start.isoformat(), (start + timedelta(hours=hours)).isoformat()
+        else:
+            payload["drop_off_date"] = form.get("drop_off_date")
+            payload["samples"] = form.get("samples")
+        data = BookingCreate.model_validate(payload)
+        booking = await bookings.create(session, user, data, _deps(request))
+    except (ValidationError, AppError, PaymentsError, ValueError) as exc:
+        errors = (
+            field_errors(exc)
+            if not isinstance(exc, ValueError) or isinstance(exc, ValidationError)
+            else {"_": str(exc)}
+        )
+        if form.get("from_matches"):
+            return redirect(
+                f"/buyer/{form.get('buyer_org_id')}/requests/{form.get('request_id')}"
+                f"?error={quote(next(iter(errors.values())))}"
+            )
+        buyers = [
+            o for o in [await session.get(Organisation, i) for i in sorted(user.org_ids)] if o and "buyer" in o.roles
+        ]
+        return render(
+            request,
+            "buyer/book.html",
+            {"asset": asset, "site": site, "buyers": buyers, "errors": errors, "form": form},
+            status=422,
+            user=user,
+        )
+    return redirect(f"/buyer/{booking.buyer_org_id}/bookings/{booking.id}")
+
+
+@router.get("/buyer/{org_id}/bookings/{booking_id}", response_class=HTMLResponse)
+async def booking_page(
+    request: Request, org_id: uuid.UUID, booking_id: uuid.UUID, session: SessionDep, user: SignedIn
+) -> HTMLResponse:
+    org = await _buyer_org(session, user, org_id)
+    try:
+        booking, _role = await bookings.get_for(session, user, booking_id)
+    except AppError:
+        raise WebError(404, "not_found") from None
+    if booking.buyer_org_id != org_id:
+        raise WebError(404, "not_found")
+    events = await BookingRepository(session).events(booking.id)
+    asset = await ListingsRepository(session).get_asset(booking.asset_id)
+    invoice = await PaymentsRepository(session).invoice_for_booking(booking.id)
+    view = (
+        await invoices.view(session, booking.id, booking.amount, booking.currency)
+        if booking.payment_method == "invoice"
+        else None
+    )
+    return render(
+        request,
+        "buyer/booking.html",
+        {
+            "org": org,
+            "b": booking,
+            "events": events,
+            "asset": asset,
+            "invoice": invoice,
+            "payment": view,
+            "refund_now": bookings.refund_if_cancelled_now(booking, "buyer"),
+            "error": request.query_params.get("error"),
+            "now": datetime.now(UTC),
+        },
+        user=user,
+    )
+
+
+@router.post("/buyer/{org_id}/bookings/{booking_id}/{action}")
+async def booking_action(
+    request: Request,
+    org_id: uuid.UUID,
+    booking_id: uuid.UUID,
+    action: str,
+    session: SessionDep,
+    user: SignedIn,
+    _csrf: CsrfChecked,
+) -> Response:
+    await _buyer_org(session, user, org_id)
+    form = await request.form()
+    page = f"/buyer/{org_id}/bookings/{booking_id}"
+    try:
+        if action == "review":
+            data = ReviewIn(rating=int(str(form.get("rating") or 0)), comment=str(form.get("comment") or ""))
+            await bookings.review(session, user, booking_id, data)
+        elif action in ("pay", "cancel", "confirm", "dispute"):
+            await bookings.act(
+                session, user, booking_id, action, _deps(request), reason=str(form.get("reason") or "") or None
+            )
+        else:
+            raise WebError(404, "not_found")
+    except (AppError, PaymentsError, ValidationError, ValueError) as exc:
+        message = (
+            next(iter(field_errors(exc).values()))
+            if not isinstance(exc, ValueError) or isinstance(exc, ValidationError)
+            else str(exc)
+        )
+        return redirect(f"{page}?error={quote(message)}")
+    return redirect(page)
+
+
+@router.get("/buyer/{org_id}/invoices/{invoice_id}", response_class=HTMLResponse)
+async def invoice_page(org_id: uuid.UUID, invoice_id: uuid.UUID, session: SessionDep, user: SignedIn) -> HTMLResponse:
+    await _buyer_org(session, user, org_id)
+    invoice = await PaymentsRepository(session).invoice(invoice_id)
+    if invoice is None or invoice.buyer_org_id != org_id:
+        raise WebError(404, "not_found")
+    return HTMLResponse(invoices.render_html(await invoices.invoice_document(session, invoice)))
+
+
+async def booking_rows(session: SessionDep, org_id: uuid.UUID) -> list[Booking]:
+    return await BookingRepository(session).list_for_org([org_id], "buyer", None, None, 100)
