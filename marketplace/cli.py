@@ -111,8 +111,9 @@ def seed(
         n_suppliers, n_labs, n_buyers, n_requests = (n or 0 for n in (suppliers, labs, buyers, requests))
         summary = _in_session(
             _database_url(),
-            lambda s: seed_market(s, suppliers=n_suppliers, labs=n_labs, buyers=n_buyers, requests=n_requests,
-                                  seed=seed),
+            lambda s: seed_market(
+                s, suppliers=n_suppliers, labs=n_labs, buyers=n_buyers, requests=n_requests, seed=seed
+            ),
         )
         typer.echo(summary.line())
         if n_requests and not summary.skipped:
@@ -206,9 +207,11 @@ def run(
     exe = [sys.executable, "-m", "marketplace"]
     bind_host, bind_port = host or settings.host, port or settings.port
     procs = [
-        subprocess.Popen([*exe, "serve", "--host", bind_host, "--port", str(bind_port)], env=env),
-        subprocess.Popen([*exe, "worker", "--concurrency", "1"], env=env),
-        subprocess.Popen([*exe, "beat"], env=env),
+        subprocess.Popen(
+            [*exe, "serve", "--host", bind_host, "--port", str(bind_port)], env=env, preexec_fn=_die_with_parent
+        ),
+        subprocess.Popen([*exe, "worker", "--concurrency", "1"], env=env, preexec_fn=_die_with_parent),
+        subprocess.Popen([*exe, "beat"], env=env, preexec_fn=_die_with_parent),
     ]
     url = f"http://{bind_host}:{bind_port}"
     typer.echo(
@@ -247,6 +250,18 @@ def run(
         typer.echo("stopped")
     if any(p.returncode not in (0, -signal.SIGTERM, -signal.SIGINT, None) for p in procs) and not stopping:
         raise typer.Exit(1)
+
+
+def _die_with_parent() -> None:
+    """Linux: children get SIGTERM if `marketplace run` itself dies (even by SIGKILL), so none is orphaned."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    except OSError:  # not Linux: Ctrl-C still reaches the whole process group
+        pass
 
 
 def main() -> None:

@@ -133,6 +133,38 @@ async def test_run_serves_with_worker_and_beat_and_ctrl_c_stops_everything(serve
         await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+async def test_killing_run_leaves_no_orphans(server_url: str, redis_url: str) -> None:
+    """Even a SIGKILL of `marketplace run` (no chance to clean up) takes its API, worker and beat down."""
+    name = f"mk_run_{uuid.uuid4().hex[:8]}"
+    await _admin(server_url, f'CREATE DATABASE "{name}"')
+    url = _with_database(server_url, name)
+    port = _free_port()
+    env = _env(
+        url, redis_url, MARKETPLACE_CELERY_QUEUE=f"run-{uuid.uuid4().hex[:6]}", MARKETPLACE_AUTH_RATE_LIMIT="100000"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "marketplace", "run", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        children: list[psutil.Process] = []
+        while time.monotonic() < deadline and len(children) < 3:
+            time.sleep(0.5)
+            children = [c for c in psutil.Process(proc.pid).children() if c.is_running()]
+        assert len(children) == 3
+        proc.kill()
+        proc.wait(timeout=10)
+        _, alive = psutil.wait_procs(children, timeout=30)
+        assert alive == [], [c.cmdline() for c in alive]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.mark.parametrize("command", ["worker", "beat"])
 def test_worker_and_beat_commands_exist_for_compose(command: str) -> None:
     group = typer.main.get_command(app)

@@ -629,3 +629,25 @@ async def earnings(request: Request, org_id: uuid.UUID, session: SessionDep, use
         {"org": org, "lines": lines, "balances": balances, "earned": earned},
         user=user,
     )
+
+
+@router.post("/integrations/webhooks")
+async def create_webhook(request: Request, org_id: uuid.UUID, session: SessionDep, user: SignedIn,
+                         _csrf: CsrfChecked) -> Response:
+    """Register an outbound webhook (the secret is shown once, like an API key)."""
+    from marketplace.bookings.models import WebhookEndpoint
+    from marketplace.bookings.schemas import WebhookCreate
+    from marketplace.webhooks import check_url, new_secret
+
+    await _org(session, user, org_id)
+    form = await request.form()
+    try:
+        data = WebhookCreate.model_validate({"url": form.get("url"), "events": list(form.getlist("events"))})
+        check_url(str(data.url), request.app.state.settings)
+    except (ValidationError, AppError) as exc:
+        return redirect(f"/factory/{org_id}/integrations?error={quote(next(iter(field_errors(exc).values())))}")
+    endpoint = WebhookEndpoint(org_id=org_id, url=str(data.url), secret=new_secret(), events=sorted(set(data.events)))
+    session.add(endpoint)
+    await session.flush()
+    request.session["new_key"] = endpoint.secret
+    return redirect(f"/factory/{org_id}/integrations")

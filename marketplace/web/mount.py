@@ -41,7 +41,7 @@ def error_page(request: Request, status: int, message: str | None = None) -> HTM
 
 
 def mount_web(app: FastAPI, settings: Settings) -> None:
-    from marketplace.web import admin, buyer, factory, pages, public
+    from marketplace.web import admin, buyer, factory, observatory, pages, public
 
     app.add_middleware(
         SessionMiddleware,
@@ -57,6 +57,7 @@ def mount_web(app: FastAPI, settings: Settings) -> None:
     app.include_router(admin.router)
     app.include_router(factory.router)
     app.include_router(buyer.router)
+    app.include_router(observatory.router)
 
     async def handle_web_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, WebError)
