@@ -390,9 +390,12 @@ def main() -> None:
         overlaps = asyncio.run(
             _sql(
                 db_url,
-                "SELECT count(*) FROM bookings a JOIN bookings b ON a.asset_id = b.asset_id AND a.id < b.id"
-                " AND a.period && b.period WHERE a.status IN ('held', 'requested', 'confirmed', 'in_progress')"
-                " AND b.status IN ('held', 'requested', 'confirmed', 'in_progress')",
+                # Blocking bookings that overlap an earlier-starting one of the same machine (0 iff no two
+                # overlap); a sort per machine instead of a self-join, which took minutes at ~90k rows.
+                "SELECT count(*) FROM (SELECT period, max(upper(period)) OVER (PARTITION BY asset_id"
+                " ORDER BY lower(period), upper(period) ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end"
+                " FROM bookings WHERE status IN ('held', 'requested', 'confirmed', 'in_progress')) AS t"
+                " WHERE t.prev_end > lower(t.period)",
             )
         )
         rows = asyncio.run(_sql(db_url, "SELECT count(*) FROM bookings"))

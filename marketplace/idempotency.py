@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from fastapi import Depends, Header, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import Field, SQLModel, col
 
@@ -64,7 +65,7 @@ class Idempotency:
 
     async def respond(self, body: Any, status_code: int = 200) -> JSONResponse:
         """Store the response with the write (same transaction) and return it."""
-        payload = jsonable_encoder(body)
+        payload = body.model_dump(mode="json") if isinstance(body, BaseModel) else jsonable_encoder(body)
         await self._session.execute(
             sa.update(IdempotencyRecord)
             .where(col(IdempotencyRecord.id) == self._record_id)
@@ -101,29 +102,35 @@ async def _idempotency(
     digest = _request_hash(request.method, request.url.path, await request.body())
     ttl = timedelta(hours=request.app.state.settings.idempotency_ttl_hours)
     now = utcnow()
-    # An expired record frees its key.
-    await session.execute(
-        sa.delete(IdempotencyRecord).where(
-            col(IdempotencyRecord.scope) == scope,
-            col(IdempotencyRecord.key) == idempotency_key,
-            col(IdempotencyRecord.expires_at) < now,
-        )
+    # One statement: claim the key, or take over a record whose TTL has passed (an expired record frees its
+    # key). A live record (committed, or in flight: the statement waits for that transaction) is left alone.
+    stmt = insert(IdempotencyRecord).values(
+        id=uuid.uuid4(),
+        scope=scope,
+        key=idempotency_key,
+        method=request.method,
+        path=request.url.path,
+        request_hash=digest,
+        created_at=now,
+        expires_at=now + ttl,
     )
+    taken = stmt.excluded
     inserted = (
         await session.execute(
-            insert(IdempotencyRecord)
-            .values(
-                id=uuid.uuid4(),
-                scope=scope,
-                key=idempotency_key,
-                method=request.method,
-                path=request.url.path,
-                request_hash=digest,
-                created_at=now,
-                expires_at=now + ttl,
-            )
-            .on_conflict_do_nothing(constraint="uq_idempotency_scope_key")
-            .returning(col(IdempotencyRecord.id))
+            stmt.on_conflict_do_update(
+                constraint="uq_idempotency_scope_key",
+                set_={
+                    "id": taken.id,
+                    "method": taken.method,
+                    "path": taken.path,
+                    "request_hash": taken.request_hash,
+                    "status_code": None,
+                    "response_body": None,
+                    "created_at": taken.created_at,
+                    "expires_at": taken.expires_at,
+                },
+                where=col(IdempotencyRecord.expires_at) < now,
+            ).returning(col(IdempotencyRecord.id))
         )
     ).scalar_one_or_none()
     if inserted is not None:

@@ -58,6 +58,7 @@ class Settings(BaseSettings):
 
     # Payments. Without a Stripe key the invoice / bank-transfer gateway is used.
     stripe_secret_key: str | None = None  # sk_test_... / sk_live_...: enables Stripe Connect card payments
+    stripe_publishable_key: str | None = None  # pk_...: the web app's card form (Stripe.js) uses it
     stripe_webhook_secret: str | None = None  # whsec_...: verifies POST /api/v1/payments/stripe/webhook
     stripe_api_base: str | None = None  # another Stripe API base URL (localstripe in tests); unset = Stripe
     stripe_max_network_retries: int = Field(default=2, ge=0, le=10)

@@ -26,7 +26,7 @@ from payments import ledger
 from payments.errors import Invalid, NotFound, Overpayment, PaymentConflict
 from payments.models import BankTransfer, CreditNote, Invoice, utcnow
 from payments.port import BookingMoney, PaymentView
-from payments.repository import PaymentsRepository
+from payments.repository import PaymentsRepository, draft_number
 
 
 @dataclass(frozen=True)
@@ -89,16 +89,20 @@ class InvoiceGateway:
         return None
 
     async def on_booked(self, session: AsyncSession, money: BookingMoney) -> None:
+        """Issue the invoice and post its journal. The invoice's gap-free number is drawn from the counter by
+        the transaction's final statement, at commit (:meth:`PaymentsRepository.number_at_commit`), so the
+        counter row is locked only for the commit; nothing outside the transaction sees it unnumbered."""
         repo = PaymentsRepository(session)
-        if await repo.invoice_for_booking(money.booking_id) is not None:
+        facts = await repo.booking_facts(money.booking_id)
+        if facts.get("invoice_id") is not None:
             return
         now = utcnow()
-        facts = await repo.booking_facts(money.booking_id)
-        number = await repo.next_number(f"{self.config.number_prefix}-{now.year}")
         tax = tax_included(money.amount, self.config.tax_rate_bp)
+        invoice_id = uuid.uuid4()
         invoice = await repo.add(
             Invoice(
-                number=f"{self.config.number_prefix}-{now.year}-{number:06d}",
+                id=invoice_id,
+                number=draft_number(invoice_id),
                 booking_id=money.booking_id,
                 buyer_org_id=money.buyer_org_id,
                 supplier_org_id=money.supplier_org_id,
@@ -119,8 +123,9 @@ class InvoiceGateway:
             lines=ledger.issue(money.buyer_org_id, money.currency, money.amount),
             booking_id=money.booking_id,
             invoice_id=invoice.id,
-            memo=f"Invoice {invoice.number}",
+            memo=f"Invoice for booking {money.booking_id}",
         )
+        repo.number_at_commit(invoice, f"{self.config.number_prefix}-{now.year}")
 
     async def on_accepted(self, session: AsyncSession, money: BookingMoney) -> None:
         """The invoice stays payable; nothing moves until the bank transfer arrives."""

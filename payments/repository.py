@@ -8,13 +8,18 @@ from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import event
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 from sqlmodel import col
 
 from payments.models import (
     BankTransfer,
     CardPayment,
+    CommissionOverride,
     CreditNote,
     DocumentCounter,
     Invoice,
@@ -22,6 +27,58 @@ from payments.models import (
     StripeEvent,
     utcnow,
 )
+
+_PENDING_NUMBERS = "payments.invoice_numbers_at_commit"
+# One statement: lock and bump the series counter, and number the invoice, only if the invoice still carries
+# its provisional number in this transaction (rolled back to a savepoint: no row, no increment, no gap).
+_NUMBER_INVOICE = sa.text(
+    """
+    WITH draft AS (SELECT id FROM invoices WHERE id = :id AND number = :draft),
+    counter AS (
+        INSERT INTO document_counters (series, last) SELECT :series, 1 FROM draft
+        ON CONFLICT (series) DO UPDATE SET last = document_counters.last + 1
+        RETURNING last
+    )
+    UPDATE invoices
+       SET number = :series || '-' || CASE WHEN counter.last < 1000000 THEN lpad(counter.last::text, 6, '0')
+                                           ELSE counter.last::text END
+      FROM counter WHERE invoices.id = :id
+    RETURNING invoices.number
+    """
+)
+
+
+def draft_number(invoice_id: uuid.UUID) -> str:
+    """The provisional number of an invoice until its transaction's final statement (never committed)."""
+    return f"DRAFT-{invoice_id.hex}"
+
+
+@event.listens_for(Session, "before_commit")
+def _number_invoices_at_commit(session: Session) -> None:
+    """Runs inside ``commit()`` (for ``AsyncSession`` in its greenlet, so SQL may be emitted synchronously),
+    after everything else the unit of work did: the counter row lock is taken by the last statement."""
+    if session.in_nested_transaction():  # a savepoint is being released, not the transaction committed
+        return
+    pending = session.info.pop(_PENDING_NUMBERS, None)
+    for invoice_id, draft, series in pending or ():
+        number = session.execute(_NUMBER_INVOICE, {"id": invoice_id, "draft": draft, "series": series}).scalar()
+        invoice = session.identity_map.get(identity_key(Invoice, invoice_id))
+        if invoice is not None and number is not None:
+            set_committed_value(invoice, "number", number)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_numbers(session: Session, previous_transaction: SessionTransaction) -> None:
+    if not previous_transaction.nested:
+        session.info.pop(_PENDING_NUMBERS, None)
+
+
+def commission_override_rate(org_id: Any) -> Any:
+    """A scalar subquery: the organisation's commission override in basis points, or NULL. For a caller that
+    loads a supplier in one query; :func:`payments.commission.rate_for` is the one-off form (override, else
+    the platform default)."""
+    return sa.select(col(CommissionOverride.rate_bp)).where(col(CommissionOverride.org_id) == org_id).scalar_subquery()
+
 
 # Read-only views of shell tables.
 bookings_t = sa.table(
@@ -58,6 +115,13 @@ class PaymentsRepository:
             .returning(col(DocumentCounter.last))
         )
         return int(result.scalar_one())
+
+    def number_at_commit(self, invoice: Invoice, series: str) -> None:
+        """Give ``invoice`` (inserted with its provisional :func:`draft_number`) the next number of
+        ``series`` in the transaction's final statement, just before COMMIT: the counter row is then
+        locked only for the commit itself instead of for the rest of the request, and numbers stay
+        gap-free (a rolled-back transaction rolls its increment back)."""
+        self.session.sync_session.info.setdefault(_PENDING_NUMBERS, []).append((invoice.id, invoice.number, series))
 
     # -- invoices -------------------------------------------------------------------------------------
 
@@ -117,11 +181,16 @@ class PaymentsRepository:
     # -- shell reads ----------------------------------------------------------------------------------
 
     async def booking_facts(self, booking_id: uuid.UUID) -> dict[str, Any]:
+        """The booking's invoice facts, its asset's title and ``invoice_id`` (its invoice, if it has one)."""
         row = (
             (
                 await self.session.execute(
-                    sa.select(bookings_t, assets_t.c.title)
-                    .select_from(bookings_t.outerjoin(assets_t, assets_t.c.id == bookings_t.c.asset_id))
+                    sa.select(bookings_t, assets_t.c.title, col(Invoice.id).label("invoice_id"))
+                    .select_from(
+                        bookings_t.outerjoin(assets_t, assets_t.c.id == bookings_t.c.asset_id).outerjoin(
+                            Invoice, col(Invoice.booking_id) == bookings_t.c.id
+                        )
+                    )
                     .where(bookings_t.c.id == booking_id)
                 )
             )

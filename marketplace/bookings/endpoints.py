@@ -3,6 +3,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -13,7 +14,7 @@ from sqlmodel import col
 
 from marketplace.auth.deps import AdminPrincipal, CurrentPrincipal, CurrentUser
 from marketplace.bookings import service
-from marketplace.bookings.models import Booking, Notification, WebhookDelivery, WebhookEndpoint
+from marketplace.bookings.models import Booking, BookingEvent, Notification, WebhookDelivery, WebhookEndpoint
 from marketplace.bookings.repository import BookingRepository
 from marketplace.bookings.schemas import (
     BookingCreate,
@@ -53,9 +54,21 @@ def deps(request: Request) -> service.Deps:
     return built
 
 
-async def booking_out(session: SessionDep, booking: Booking, role: str | None, *, timeline: bool = False) -> BookingOut:
+async def booking_out(
+    session: SessionDep,
+    booking: Booking,
+    role: str | None,
+    *,
+    timeline: bool = False,
+    events: Sequence[BookingEvent] | None = None,
+) -> BookingOut:
+    """The booking as the API shows it. With ``timeline``, its events are loaded, unless the caller already
+    has them (``events``: a booking just placed has exactly its ``book`` event)."""
     period = booking.period
-    events = await BookingRepository(session).events(booking.id) if timeline else None
+    if timeline and events is None:
+        events = await BookingRepository(session).events(booking.id)
+    elif not timeline:
+        events = None
     return BookingOut(
         **{k: getattr(booking, k) for k in BookingOut.model_fields if hasattr(booking, k) and k not in ("timeline",)},
         start=booking.start_at,
@@ -80,8 +93,8 @@ async def booking_out(session: SessionDep, booking: Booking, role: str | None, *
 async def create_booking(
     data: BookingCreate, request: Request, session: SessionDep, principal: CurrentPrincipal, idem: IdempotencyDep
 ) -> JSONResponse:
-    booking = await service.create(session, principal, data, deps(request))
-    return await idem.respond(await booking_out(session, booking, "buyer", timeline=True), 201)
+    booking, events = await service.place(session, principal, data, deps(request))
+    return await idem.respond(await booking_out(session, booking, "buyer", timeline=True, events=events), 201)
 
 
 @router.get("/bookings", response_model=BookingPage, responses=error_responses(401, 403, 422))

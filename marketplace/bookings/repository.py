@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -12,9 +13,21 @@ from sqlalchemy.dialects.postgresql import Range
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from listings.models import Asset, Site
 from marketplace.bookings.models import BLOCKING, Booking, BookingEvent, BookingStatus, Review
+from marketplace.orgs.models import Organisation
+from payments.repository import commission_override_rate
 
 LAB_LOCK_NAMESPACE = 7_342_001  # first key of pg_advisory_xact_lock(int, int) for lab-day capacity
+
+
+@dataclass(frozen=True)
+class Bookable:
+    asset: Asset
+    site: Site
+    supplier_verified: bool
+    commission_override_bp: int | None
+    buyer_org_ids: list[uuid.UUID]
 
 
 class BookingRepository:
@@ -26,6 +39,33 @@ class BookingRepository:
         if for_update:
             stmt = stmt.with_for_update()
         return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def bookable(self, asset_id: uuid.UUID, buyer_candidates: Sequence[uuid.UUID]) -> Bookable | None:
+        """Everything placing a booking reads before it writes, in one query: the asset, its site, whether its
+        organisation is verified and its commission override, and which of ``buyer_candidates`` are buyers."""
+        buyers = (
+            sa.select(col(Organisation.id))
+            .where(col(Organisation.id).in_(list(buyer_candidates)), col(Organisation.roles).any_() == "buyer")
+            .order_by(col(Organisation.id))
+            .scalar_subquery()
+        )
+        row = (
+            await self.session.execute(
+                sa.select(
+                    Asset,
+                    Site,
+                    col(Organisation.verification_status) == "verified",
+                    commission_override_rate(col(Asset.org_id)),
+                    sa.func.array(buyers),
+                )
+                .join(Site, col(Site.id) == col(Asset.site_id))
+                .join(Organisation, col(Organisation.id) == col(Asset.org_id))
+                .where(col(Asset.id) == asset_id)
+            )
+        ).first()
+        if row is None:
+            return None
+        return Bookable(row[0], row[1], bool(row[2]), row[3], list(row[4] or []))
 
     async def add(self, booking: Booking) -> Booking:
         self.session.add(booking)

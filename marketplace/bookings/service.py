@@ -38,7 +38,6 @@ from marketplace.orgs.models import Organisation
 from marketplace.requests import service as requests_service
 from marketplace.settings import Settings
 from marketplace.webhooks import fan_out
-from payments import commission as payments_commission
 from payments.port import BookingMoney, PaymentGateway
 
 
@@ -117,40 +116,44 @@ class BookingsBlockedTime:
 # -- placing a booking -----------------------------------------------------------------------------
 
 
-async def _buyer_org(session: AsyncSession, principal: Principal, requested: uuid.UUID | None) -> Organisation:
-    candidates = [requested] if requested else sorted(principal.org_ids)
-    orgs = []
-    for org_id in candidates:
-        if not principal.can_act_for(org_id, "bookings:write"):
-            continue
-        org = await session.get(Organisation, org_id)
-        if org is not None and "buyer" in org.roles:
-            orgs.append(org)
-    if requested and not orgs:
+def _buyer_org_id(requested: uuid.UUID | None, buyers: list[uuid.UUID]) -> uuid.UUID:
+    """``buyers``: the candidate organisations (the requested one, else all of the caller's) that the caller
+    may book for and that are buyers."""
+    if requested and not buyers:
         raise NotFound("Organisation not found.")
-    if len(orgs) != 1:
+    if len(buyers) != 1:
         raise Unprocessable("buyer_org_id: say which of your buyer organisations books (or you have none).")
-    return orgs[0]
+    return buyers[0]
 
 
 async def create(session: AsyncSession, principal: Principal, data: BookingCreate, deps: Deps) -> Booking:
+    booking, _timeline = await place(session, principal, data, deps)
+    return booking
+
+
+async def place(
+    session: AsyncSession, principal: Principal, data: BookingCreate, deps: Deps
+) -> tuple[Booking, list[BookingEvent]]:
+    """Place a booking (held); returns it with its timeline (its single ``book`` event), so that the
+    response needs no query."""
     if not principal.has_scope("bookings:write"):
         raise Forbidden("This API key lacks the 'bookings:write' scope.")
     now = _now()
-    lrepo = ListingsRepository(session)
-    asset = await lrepo.get_asset(data.asset_id)
-    if asset is None or asset.status != AssetStatus.published or not await lrepo.org_is_verified(asset.org_id):
+    repo = BookingRepository(session)
+    candidates = [data.buyer_org_id] if data.buyer_org_id else sorted(principal.org_ids)
+    allowed = [org_id for org_id in candidates if principal.can_act_for(org_id, "bookings:write")]
+    found = await repo.bookable(data.asset_id, allowed)
+    if found is None or found.asset.status != AssetStatus.published or not found.supplier_verified:
         raise NotFound("Listing not found.")
-    buyer = await _buyer_org(session, principal, data.buyer_org_id)
-    if buyer.id == asset.org_id:
+    asset, site = found.asset, found.site
+    buyer_org_id = _buyer_org_id(data.buyer_org_id, found.buyer_org_ids)
+    if buyer_org_id == asset.org_id:
         raise OwnAsset()
-    site = await lrepo.get_site(asset.site_id)
-    assert site is not None
     booking = Booking(
         asset_id=asset.id,
         kind=asset.kind,
         supplier_org_id=asset.org_id,
-        buyer_org_id=buyer.id,
+        buyer_org_id=buyer_org_id,
         created_by=principal.user_id,
         request_id=data.request_id,
         currency=asset.currency,
@@ -158,15 +161,14 @@ async def create(session: AsyncSession, principal: Principal, data: BookingCreat
         site_timezone=site.timezone,
         status=BookingStatus.held,
         hold_expires_at=now + timedelta(minutes=deps.settings.hold_minutes),
-        commission_rate_bp=deps.settings.commission_rate_bp,
+        # The supplier's commission override (payments.commission.rate_for's rule), else the platform rate.
+        commission_rate_bp=deps.settings.commission_rate_bp
+        if found.commission_override_bp is None
+        else found.commission_override_bp,
         payment_method=deps.payments.method,
         unit_price=0,
         amount=0,
     )
-    booking.commission_rate_bp = await payments_commission.rate_for(
-        session, asset.org_id, deps.settings.commission_rate_bp
-    )
-    repo = BookingRepository(session)
     if asset.kind == AssetKind.machine:
         assert data.start is not None and data.end is not None
         expired = await _place_machine(session, repo, booking, asset, site, data.start, data.end, now, deps)
@@ -174,17 +176,22 @@ async def create(session: AsyncSession, principal: Principal, data: BookingCreat
         assert data.drop_off_date is not None and data.samples is not None
         expired = await _place_lab(session, repo, booking, asset, site, data.drop_off_date, data.samples, now, deps)
     if data.request_id is not None:
-        await requests_service.mark_booked(session, data.request_id, buyer.id)
+        await requests_service.mark_booked(session, data.request_id, buyer_org_id)
     for stale_id in expired:
         await _record(repo, stale_id, None, BookingStatus.expired, "expire", "system", None, "deadline passed")
-    await _record(repo, booking.id, None, BookingStatus.held, "book", "buyer", principal.user_id, None)
+        # Expired in bulk by the conflicting insert: release its invoice or card hold like the timer would.
+        stale = await repo.get(stale_id)
+        if stale is not None:
+            await deps.payments.on_released(session, money(stale))
+    booked = await _record(repo, booking.id, None, BookingStatus.held, "book", "buyer", principal.user_id, None)
     enqueue_after_commit("bookings.expire_one", str(booking.id), countdown=deps.settings.hold_minutes * 60 + 1)
     await _announce(session, booking, asset, "booking.held", notify=False)
     if _takes_next_free(asset, booking):
         await listings.refresh_next_free(session, asset, deps.listings_config, BookingsBlockedTime())
-    # Last, so that the invoice-number row lock is held only until the commit right after.
+    # Last: the invoice (and its ledger journal) is written here; its gap-free number is drawn from the
+    # counter row by the transaction's final statement, at commit (see payments.repository).
     await deps.payments.on_booked(session, money(booking))
-    return booking
+    return booking, [booked]
 
 
 def _takes_next_free(asset: Asset, booking: Booking) -> bool:
@@ -234,7 +241,20 @@ async def _place_machine(
     booking.unit_price = asset.hourly_rate or 0
     booking.setup_fee = asset.setup_fee or 0
     booking.amount = policy.machine_price(booking.unit_price, minutes, booking.setup_fee)
-    expired = await repo.expire_stale_overlapping(asset.id, booking.period, now)
+    # Optimistic: insert first. Only when the exclusion constraint refuses it are stale holds and requests
+    # (deadline passed) in the way expired, and the insert tried once more; the constraint decides both times.
+    try:
+        await _insert_machine_booking(session, repo, booking)
+        return []
+    except SlotUnavailable:
+        expired = await repo.expire_stale_overlapping(asset.id, booking.period, now)
+        if not expired:
+            raise
+    await _insert_machine_booking(session, repo, booking)
+    return expired
+
+
+async def _insert_machine_booking(session: AsyncSession, repo: BookingRepository, booking: Booking) -> None:
     try:
         async with session.begin_nested():
             await repo.add(booking)
@@ -242,7 +262,12 @@ async def _place_machine(
         if getattr(exc.orig, "sqlstate", None) == "23P01" or "exclusion" in str(exc.orig).lower():
             raise SlotUnavailable() from None
         raise
-    return expired
+    except DBAPIError as exc:
+        # Concurrent inserts of overlapping periods can deadlock inside the exclusion-constraint check
+        # (40P01) or fail serialisation (40001): the slot is contested, so the loser gets the 409.
+        if getattr(exc.orig, "sqlstate", None) in ("40P01", "40001"):
+            raise SlotUnavailable() from None
+        raise
 
 
 async def _place_lab(
@@ -319,18 +344,18 @@ async def _record(
     actor_kind: str,
     actor_user_id: uuid.UUID | None,
     reason: str | None,
-) -> None:
-    await repo.add_event(
-        BookingEvent(
-            booking_id=booking_id,
-            from_status=before,
-            to_status=after,
-            action=action,
-            actor_kind=actor_kind,
-            actor_user_id=actor_user_id,
-            reason=reason,
-        )
+) -> BookingEvent:
+    event = BookingEvent(
+        booking_id=booking_id,
+        from_status=before,
+        to_status=after,
+        action=action,
+        actor_kind=actor_kind,
+        actor_user_id=actor_user_id,
+        reason=reason,
     )
+    await repo.add_event(event)
+    return event
 
 
 def role_of(principal: Principal, booking: Booking) -> str | None:

@@ -86,6 +86,7 @@ async def verify_org(
         data = VerificationDecision(decision=decision, reason=reason or "-")  # type: ignore[arg-type]
         await orgs.decide_verification(session, user, org_id, data)
     except (AppError, ValueError) as exc:
+        await session.rollback()  # the failed service call may have flushed part of its work
         return redirect(f"/admin?error={quote(field_errors(exc).popitem()[1])}")
     return redirect("/admin?notice=saved")
 
@@ -115,6 +116,7 @@ async def moderate(
             reason=reason or None,
         )
     except (ListingsError, AppError) as exc:
+        await session.rollback()  # the failed service call may have flushed part of its work
         return redirect(f"/admin?error={quote(field_errors(exc).popitem()[1])}")
     return redirect("/admin?notice=saved")
 
@@ -140,6 +142,7 @@ async def resolve_flag(
             reason=resolution or None,
         )
     except ListingsError as exc:
+        await session.rollback()  # the failed service call may have flushed part of its work
         return redirect(f"/admin?error={quote(str(exc.detail))}")
     return redirect("/admin?notice=saved")
 
@@ -177,5 +180,6 @@ async def resolve_dispute(
             reason=note,
         )
     except (AppError, ValueError) as exc:
+        await session.rollback()  # the failed service call may have flushed part of its work
         return redirect(f"/admin?error={quote(field_errors(exc).popitem()[1])}")
     return redirect("/admin?notice=saved")

@@ -151,6 +151,8 @@ async def create_request(
         data = RequestCreate.model_validate(_request_payload(form, org_id, request.cookies.get("tz") or ""))
         created = await requests_service.create(session, user, data)
     except (ValidationError, AppError, ValueError) as exc:
+        await session.rollback()  # the failed service call may have flushed part of its work
+        org = await _buyer_org(session, user, org_id)  # reloaded: the rollback expired it
         errors = (
             field_errors(exc)
             if not isinstance(exc, ValueError) or isinstance(exc, ValidationError)
@@ -243,6 +245,7 @@ async def book(
         data = BookingCreate.model_validate(payload)
         booking = await bookings.create(session, user, data, _deps(request))
     except (ValidationError, AppError, PaymentsError, ValueError) as exc:
+        await session.rollback()  # the failed service call may have flushed part of its work
         errors = (
             field_errors(exc)
             if not isinstance(exc, ValueError) or isinstance(exc, ValidationError)
@@ -253,6 +256,9 @@ async def book(
                 f"/buyer/{form.get('buyer_org_id')}/requests/{form.get('request_id')}"
                 f"?error={quote(next(iter(errors.values())))}"
             )
+        asset = await ListingsRepository(session).get_asset(asset_id)  # reloaded: the rollback expired them
+        assert asset is not None
+        site = await ListingsRepository(session).get_site(asset.site_id)
         buyers = [
             o for o in [await session.get(Organisation, i) for i in sorted(user.org_ids)] if o and "buyer" in o.roles
         ]
@@ -280,11 +286,12 @@ async def booking_page(
     events = await BookingRepository(session).events(booking.id)
     asset = await ListingsRepository(session).get_asset(booking.asset_id)
     invoice = await PaymentsRepository(session).invoice_for_booking(booking.id)
-    view = (
-        await invoices.view(session, booking.id, booking.amount, booking.currency)
-        if booking.payment_method == "invoice"
-        else None
-    )
+    if booking.payment_method == "stripe":
+        from payments import stripe_gateway
+
+        view = await stripe_gateway.view(session, booking.id, booking.amount, booking.currency)
+    else:
+        view = await invoices.view(session, booking.id, booking.amount, booking.currency)
     return render(
         request,
         "buyer/booking.html",
@@ -298,6 +305,7 @@ async def booking_page(
             "refund_now": bookings.refund_if_cancelled_now(booking, "buyer"),
             "error": request.query_params.get("error"),
             "now": datetime.now(UTC),
+            "stripe_key": request.app.state.settings.stripe_publishable_key,
         },
         user=user,
     )
@@ -327,6 +335,7 @@ async def booking_action(
         else:
             raise WebError(404, "not_found")
     except (AppError, PaymentsError, ValidationError, ValueError) as exc:
+        await session.rollback()  # the failed service call may have flushed part of its work
         message = (
             next(iter(field_errors(exc).values()))
             if not isinstance(exc, ValueError) or isinstance(exc, ValidationError)

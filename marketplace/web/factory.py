@@ -184,6 +184,8 @@ async def create_site(
         )
         await listings.create_site(session, user, data)
     except (ValidationError, ListingsError) as exc:
+        await session.rollback()  # the failed service call may have flushed part of its work
+        org = await _org(session, user, org_id)  # reloaded: the rollback expired it
         return render(
             request,
             "factory/site_form.html",
@@ -279,6 +281,8 @@ async def create_asset(
         data = TypeAdapter(AssetCreate).validate_python(_asset_payload(form, kind))  # type: ignore[arg-type]
         asset = await listings.create_asset(session, user, data, _cfg(request), _blocked())
     except (ValidationError, ListingsError, ValueError) as exc:
+        await session.rollback()  # the failed service call may have flushed part of its work
+        org = await _org(session, user, org_id)  # reloaded: the rollback expired it
         sites = await ListingsRepository(session).sites_of_org(org_id)
         return render(
             request,
@@ -340,6 +344,9 @@ async def update_asset(
         data = AssetUpdate.model_validate(payload)
         await listings.update_asset(session, user, asset_id, data, _cfg(request), _blocked())
     except (ValidationError, ListingsError, ValueError) as exc:
+        await session.rollback()  # the failed service call may have flushed part of its work
+        org = await _org(session, user, org_id)  # reloaded: the rollback expired them
+        asset = await _owned(session, user, org_id, asset_id)
         sites = await ListingsRepository(session).sites_of_org(org_id)
         return render(
             request,
@@ -381,6 +388,7 @@ async def _asset_action(
     try:
         await listings.owner_transition(session, user, asset_id, action)
     except ListingsError as exc:
+        await session.rollback()  # the failed service call may have flushed part of its work
         return redirect(f"/factory/{org_id}?error={quote(str(exc.detail))}")
     return redirect(f"/factory/{org_id}?notice={action}")
 
@@ -452,6 +460,11 @@ async def save_availability(
         data = AvailabilityIn.model_validate({"weekly": weekly, "exceptions": exceptions})
         await listings.set_availability(session, user, asset_id, data, _cfg(request), _blocked())
     except (ValidationError, ListingsError, ValueError) as exc:
+        await session.rollback()  # the failed service call may have flushed part of its work
+        org = await _org(session, user, org_id)  # reloaded: the rollback expired them
+        asset = await _owned(session, user, org_id, asset_id)
+        site = await ListingsRepository(session).get_site(asset.site_id)
+        assert site is not None
         errors = (
             field_errors(exc)
             if not isinstance(exc, ValueError) or isinstance(exc, ValidationError)
@@ -538,6 +551,7 @@ async def booking_action(
             result_reference=str(form.get("result_reference") or "") or None,
         )
     except AppError as exc:
+        await session.rollback()  # the failed service call may have flushed part of its work
         return redirect(f"/factory/{org_id}/bookings?error={quote(exc.detail)}")
     return redirect(f"/factory/{org_id}/bookings")
 
@@ -592,6 +606,7 @@ async def create_key(
         )
         _, secret = await orgs.create_api_key(session, user, org_id, data)
     except (ValidationError, AppError) as exc:
+        await session.rollback()  # the failed service call may have flushed part of its work
         return redirect(f"/factory/{org_id}/integrations?error={quote(str(field_errors(exc)))}")
     request.session["new_key"] = secret  # shown once, on the next page
     return redirect(f"/factory/{org_id}/integrations")
@@ -645,6 +660,7 @@ async def create_webhook(request: Request, org_id: uuid.UUID, session: SessionDe
         data = WebhookCreate.model_validate({"url": form.get("url"), "events": list(form.getlist("events"))})
         check_url(str(data.url), request.app.state.settings)
     except (ValidationError, AppError) as exc:
+        await session.rollback()  # the failed service call may have flushed part of its work
         return redirect(f"/factory/{org_id}/integrations?error={quote(next(iter(field_errors(exc).values())))}")
     endpoint = WebhookEndpoint(org_id=org_id, url=str(data.url), secret=new_secret(), events=sorted(set(data.events)))
     session.add(endpoint)

@@ -32,6 +32,7 @@ async def _indicators(request: Request, session: SessionDep, user: Any, region: 
         return await analytics.observatory_indicators(session, user, request.app.state.settings, region=region,
                                                       start=start, end=end, process=process or None)
     except AppError as exc:
+        await session.rollback()  # the failed service call may have flushed part of its work
         raise WebError(exc.status_code if exc.status_code in (403, 404) else 400, exc.detail) from None
 
 

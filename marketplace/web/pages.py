@@ -45,5 +45,6 @@ async def submit_verification(
         )
         await orgs.submit_verification(session, user, org_id, data)
     except (ValidationError, AppError) as exc:
+        await session.rollback()  # the failed service call may have flushed part of its work
         return redirect(f"/dashboard?error={quote(next(iter(field_errors(exc).values())))}")
     return redirect("/dashboard?notice=submitted")

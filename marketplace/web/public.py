@@ -111,6 +111,7 @@ async def search(
             q.after = (key, uuid.UUID(values[2]))
         hits, last = await listings.search(session, q, _config(request), _blocked())
     except (ListingsError, AppError, ValueError) as exc:
+        await session.rollback()  # the failed service call may have flushed part of its work
         errors = field_errors(exc) if not isinstance(exc, ValueError) else {"_": str(exc)}
         hits, last = [], None
     next_cursor = None
@@ -218,6 +219,7 @@ async def login(
         await limiter.hit("login", f"ip:{ip}", f"email:{email.strip().lower()}")
         user = await auth_service.authenticate(session, email, password)
     except AppError as exc:
+        await session.rollback()  # the failed service call may have flushed part of its work
         return render(
             request,
             "account/login.html",
@@ -265,6 +267,7 @@ async def register(request: Request, session: SessionDep, _csrf: CsrfChecked) ->
         data = RegisterIn.model_validate(payload)
         user, _ = await auth_service.register(session, data)
     except ValidationError as exc:
+        await session.rollback()  # the failed service call may have flushed part of its work
         errors: dict[str, str] = {}
         for err in exc.errors():
             loc = [str(p) for p in err["loc"]]
@@ -272,6 +275,7 @@ async def register(request: Request, session: SessionDep, _csrf: CsrfChecked) ->
             errors.setdefault(key, str(err["msg"]).removeprefix("Value error, "))
         return render(request, "account/register.html", {"errors": errors, "form": form}, status=422)
     except AppError as exc:
+        await session.rollback()  # the failed service call may have flushed part of its work
         return render(
             request, "account/register.html", {"errors": field_errors(exc), "form": form}, status=exc.status_code
         )

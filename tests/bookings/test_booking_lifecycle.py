@@ -359,3 +359,25 @@ async def test_ical_feed_lists_the_machines_bookings(client: AsyncClient, db: As
     bad = await client.get(f"/api/v1/assets/{m['asset']['id']}/calendar.ics", params={"token": "0" * 40})
     assert bad.status_code == 404
     assert (await client.get(f"/api/v1/assets/{m['asset']['id']}/calendar-link", headers=m["buyer"])).status_code == 404
+
+
+async def test_a_stale_hold_is_expired_by_the_next_booking_and_its_invoice_released(
+    client: AsyncClient, db: AsyncSession
+) -> None:
+    import sqlalchemy as sa
+
+    m = await market(client, db)
+    start, end = slot(50)
+    first = (await book(client, m["buyer"], m["asset"]["id"], start, end, key="first")).json()
+    await db.execute(sa.text("UPDATE bookings SET hold_expires_at = now() - interval '1 minute' WHERE id = :id"),
+                     {"id": first["id"]})
+    await db.commit()
+    second = await book(client, m["buyer"], m["asset"]["id"], start, end, key="second")
+    assert second.status_code == 201, second.text
+    stale = (await client.get(f"/api/v1/bookings/{first['id']}", headers=m["buyer"])).json()
+    assert stale["status"] == "expired"
+    assert [(e["action"], e["actor_kind"]) for e in stale["timeline"]][-1] == ("expire", "system")
+    payment = (await client.get(f"/api/v1/bookings/{first['id']}/payment", headers=m["buyer"])).json()
+    assert payment["status"] == "void" and payment["amount_due"] == 0
+    trial = (await client.get("/api/v1/admin/ledger/trial-balance", headers=m["admin"])).json()
+    assert trial["balanced"] is True
