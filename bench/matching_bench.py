@@ -11,8 +11,11 @@ then measures:
     code path, in-process): p50/p95/p99 latency;
 (b) the naive baseline in the same run (every published listing loaded with calendars, filtered by the same
     engine) on a few of those requests, the speed ratio, and how often the capped top 20 equals the naive one;
-(c) the batch optimiser on ``--batch-requests`` requests x ``--batch-assets`` machines synthesised from the
-    seeded data: time, objective vs LP bound, matched hours vs greedy FCFS over the same options.
+(c) the batch optimiser on ``--batch-requests`` requests x ``--batch-assets`` machines in a busy week: the pool is
+    the machines of the four biggest clusters, whose free time in the one-week horizon is first booked at
+    ``BUSY_FILL`` by extra confirmed bookings (removed again afterwards); demand concentrates on the most common
+    processes around a few hot spots, with mixed job lengths. Reports time, objective vs LP bound and matched
+    hours vs greedy first-come-first-served over the same options.
 
 Writes ``bench/results/matching.json`` and drops the database.
 """
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import platform
@@ -146,11 +150,26 @@ async def _bookings(engine: AsyncEngine, target: int, rng: random.Random, now: d
             )  # fmt: skip
     async with engine.begin() as conn:
         raw = await conn.get_raw_connection()
+        assert raw.driver_connection is not None
         await raw.driver_connection.copy_records_to_table("bookings", records=rows, columns=list(BOOKING_COLUMNS))
     async with engine.connect() as conn:
         await conn.execute(sa.text("COMMIT"))
         await conn.execute(sa.text("VACUUM ANALYZE"))
     return len(rows)
+
+
+async def _existing(engine: AsyncEngine) -> tuple[dict[str, Any], int, datetime]:
+    """(--reuse) Figures of an already seeded database, and the seeding time as ``now``."""
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                sa.text(
+                    "SELECT count(*) FILTER (WHERE kind = 'machine'), count(*) FILTER (WHERE kind <> 'machine'),"
+                    " (SELECT min(created_at) FROM bookings), (SELECT count(*) FROM bookings) FROM assets"
+                )
+            )
+        ).one()
+    return {"machines": row[0], "lab_services": row[1], "seconds": None}, int(row[3]), row[2]
 
 
 async def _asset_sample(engine: AsyncEngine, n: int, rng: random.Random) -> list[dict[str, Any]]:
@@ -208,11 +227,11 @@ def _request(rng: random.Random, a: dict[str, Any], now: datetime, request_id: s
 # -- (a) + (b) ----------------------------------------------------------------------------------------------
 
 
-async def _latency(engine: AsyncEngine, requests: list[MatchRequest], now: datetime) -> dict[str, Any]:
+async def _latency_run(
+    engine: AsyncEngine, requests: list[MatchRequest], now: datetime
+) -> tuple[list[float], list[Any]]:
     times: list[float] = []
-    prefiltered: list[int] = []
-    feasible: list[int] = []
-    capped = 0
+    outs: list[Any] = []
     for i, mr in enumerate([*requests[:10], *requests]):  # 10 warm-up runs
         async with AsyncSession(engine) as session:
             t0 = time.perf_counter()
@@ -221,22 +240,44 @@ async def _latency(engine: AsyncEngine, requests: list[MatchRequest], now: datet
             await session.rollback()
         if i >= 10:
             times.append(elapsed)
-            prefiltered.append(out.prefiltered)
-            feasible.append(out.feasible)
-            capped += out.prefiltered > out.examined
+            outs.append(out)
+    return times, outs
+
+
+def _summary(times: list[float]) -> dict[str, float]:
     return {
-        "requests": len(times),
         "p50_ms": _pct(times, 50),
         "p95_ms": _pct(times, 95),
         "p99_ms": _pct(times, 99),
         "mean_ms": round(statistics.fmean(times), 2),
         "max_ms": round(max(times), 2),
+    }
+
+
+async def _latency(engine: AsyncEngine, requests: list[MatchRequest], now: datetime) -> dict[str, Any]:
+    """The requests twice: with the interpreter's default garbage collection, then with the start-up heap frozen
+    (``gc.freeze()``, as a server process would do after start-up), which removes the ~80-100 ms full
+    collections of this process's large start-up heap from the tail."""
+    service.STATS.clear()
+    times, outs = await _latency_run(engine, requests, now)
+    service.STATS.clear()
+    gc.collect()
+    gc.freeze()
+    try:
+        frozen, _ = await _latency_run(engine, requests, now)
+    finally:
+        gc.unfreeze()
+    prefiltered = [o.prefiltered for o in outs]
+    return {
+        "requests": len(times),
+        **_summary(times),
+        "gc_frozen": _summary(frozen),
         "target_p95_ms": 50,
         "median_prefiltered_candidates": statistics.median(prefiltered),
         "max_prefiltered_candidates": max(prefiltered),
-        "requests_hitting_cap": capped,
+        "requests_hitting_cap": sum(o.prefiltered > o.examined for o in outs),
         "cap": adapter.DEFAULT_CAP,
-        "median_feasible_examined": statistics.median(feasible),
+        "median_feasible_examined": statistics.median([o.feasible for o in outs]),
     }
 
 
@@ -277,41 +318,99 @@ async def _naive(engine: AsyncEngine, requests: list[MatchRequest], now: datetim
 # -- (c) -----------------------------------------------------------------------------------------------------
 
 
-async def _batch(
-    engine: AsyncEngine, n_requests: int, n_assets: int, rng: random.Random, now: datetime, time_limit: float
-) -> dict[str, Any]:
-    lo = (now + timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
-    hi = lo + timedelta(days=7)
-    t0 = time.perf_counter()
-    async with AsyncSession(engine) as session:
-        ids = list(
+BUSY_FILL = 0.9  # share of the pool's free time in the horizon week taken by the extra "busy week" bookings
+BUSY_LENGTHS_H = (2, 4, 4, 8, 8, 16, 24)
+BATCH_DURATIONS_MIN = (60, 120, 240, 480, 960, 1440)  # mixed job lengths, so packing matters
+BATCH_PROCESSES = 4  # demand concentrates on the most common processes of the pool ...
+BATCH_HOT_SHARE = 0.05  # ... around 5 % of the pool's machines (the hot spots of the big clusters)
+
+
+async def _pool(engine: AsyncEngine, n_assets: int) -> list[Any]:
+    """The batch pool: ``n_assets`` published machines of the four biggest clusters (region prefixes)."""
+    async with engine.connect() as conn:
+        return list(
             (
-                await session.execute(
+                await conn.execute(
                     sa.text(
-                        "SELECT id FROM assets WHERE kind = 'machine' AND status = 'published' ORDER BY md5(id::text)"
-                        " LIMIT :n"
+                        "WITH big AS (SELECT left(s.region_code, 4) AS r FROM assets a JOIN sites s ON s.id = a.site_id"
+                        " WHERE a.kind = 'machine' AND a.status = 'published' GROUP BY 1 ORDER BY count(*) DESC"
+                        " LIMIT 4)"
+                        " SELECT a.id FROM assets a JOIN sites s ON s.id = a.site_id WHERE a.kind = 'machine'"
+                        " AND a.status = 'published' AND left(s.region_code, 4) IN (SELECT r FROM big)"
+                        " ORDER BY md5(a.id::text) LIMIT :n"
                     ),
                     {"n": n_assets},
                 )
             ).scalars()
         )
-        candidates: list[Candidate] = await adapter.load_assets(
-            session, lo, hi, blocked=service.BLOCKED, stats=service.STATS, now=now, asset_ids=ids, kind="machine"
-        )
-    load_seconds = time.perf_counter() - t0
+
+
+async def _busy_week(
+    engine: AsyncEngine, candidates: list[Candidate], rng: random.Random, now: datetime, marker: datetime
+) -> int:
+    """Book ``BUSY_FILL`` of the pool's free time in the horizon: each free interval is cut into pieces of 2-24 h
+    and each piece becomes a confirmed booking with probability ``BUSY_FILL`` (pieces lie in free time, so they
+    never overlap existing bookings). ``marker`` (created_at) lets ``--reuse`` runs remove them again."""
+    buyers = await _buyers(engine)
+    rows = []
+    for c in candidates:
+        for s, e in c.free:
+            t = s
+            while t < e:
+                end = min(e, t + timedelta(hours=rng.choice(BUSY_LENGTHS_H)))
+                if rng.random() < BUSY_FILL:
+                    buyer = rng.choice(buyers)
+                    while str(buyer) == c.org_id:
+                        buyer = rng.choice(buyers)
+                    hours = (end - t).total_seconds() / 3600
+                    rows.append(
+                        (
+                            uuid.uuid4(), uuid.UUID(c.asset_id), "machine", uuid.UUID(c.org_id), buyer, "confirmed",
+                            t, end, asyncpg.Range(t, end, upper_inc=False), c.currency, c.hourly_rate or 0, 0,
+                            round((c.hourly_rate or 0) * hours), 800, POLICY, c.timezone, 0, None, "invoice", marker,
+                            marker,
+                        )
+                    )  # fmt: skip
+                t = end
+    async with engine.begin() as conn:
+        raw = await conn.get_raw_connection()
+        assert raw.driver_connection is not None
+        await raw.driver_connection.copy_records_to_table("bookings", records=rows, columns=list(BOOKING_COLUMNS))
+    async with engine.connect() as conn:
+        await conn.execute(sa.text("COMMIT"))
+        await conn.execute(sa.text("ANALYZE bookings"))
+    return len(rows)
+
+
+async def _buyers(engine: AsyncEngine) -> list[uuid.UUID]:
+    async with engine.connect() as conn:
+        return list((await conn.execute(sa.text("SELECT id FROM organisations WHERE 'buyer' = ANY(roles)"))).scalars())
+
+
+def _batch_requests(
+    rng: random.Random, candidates: list[Candidate], n: int, lo: datetime, hi: datetime
+) -> tuple[list[MatchRequest], dict[str, set[str]]]:
+    """Demand of a busy week, concentrated where the capacity is: each request copies a machine among the hot
+    spots (``BATCH_HOT_SHARE`` of the pool offering the ``BATCH_PROCESSES`` most common processes): its process,
+    often its material, a part of 20-60 % of its envelope, its location with a 20-60 km radius; jobs of 1-24 h
+    with windows of 1-3 days (+ the job) inside the week."""
     tax = get_taxonomy()
-    # Requests are synthesised around the loaded machines: each copies a random machine's process, material,
-    # location and (loosely) envelope, so demand concentrates where the capacity is and requests compete.
+    counts: dict[str, int] = {}
+    for c in candidates:
+        for code in c.process_codes:
+            counts[code] = counts.get(code, 0) + 1
+    common = set(sorted(counts, key=lambda k: (-counts[k], k))[:BATCH_PROCESSES])
+    eligible = [c for c in candidates if c.process_codes & common]
+    hot = eligible[: max(1, int(len(eligible) * BATCH_HOT_SHARE))]
     requests: list[MatchRequest] = []
     codes: dict[str, set[str]] = {}
-    hot = candidates[: max(1, len(candidates) // 4)]  # demand concentrates on a quarter of the fleet
-    for i in range(n_requests):
+    for i in range(n):
         c = rng.choice(hot)
         rid = f"r{i}"
-        start = lo + timedelta(hours=rng.uniform(0, 120))
-        deadline = min(hi, start + timedelta(hours=rng.choice([24, 36, 48])))
-        duration = rng.choice([240, 480, 720, 960])
-        code = rng.choice(sorted(c.process_codes))
+        code = rng.choice(sorted(c.process_codes & common))
+        duration = rng.choice(BATCH_DURATIONS_MIN)
+        window = timedelta(hours=rng.choice([24, 48, 72]), minutes=duration)
+        start = lo + timedelta(seconds=rng.uniform(0, max(0.0, (hi - lo - window).total_seconds())))
         env = sorted(c.envelope_mm) if c.envelope_mm else None
         price = ((2 * (c.hourly_rate or 0) * duration + 60) // 120) + c.setup_fee
         requests.append(
@@ -319,25 +418,71 @@ async def _batch(
                 kind="machine",
                 process_code=code,
                 earliest_start=start,
-                deadline=deadline,
+                deadline=min(hi, start + window),
                 currency=c.currency,
-                material=rng.choice(sorted(c.materials)) if c.materials and rng.random() < 0.7 else None,
+                material=rng.choice(sorted(c.materials)) if c.materials and rng.random() < 0.5 else None,
                 duration_minutes=duration,
-                part_size_mm=tuple(round(e * rng.uniform(0.2, 0.7), 1) for e in env) if env else None,  # type: ignore[arg-type]
+                part_size_mm=tuple(round(e * rng.uniform(0.2, 0.6), 1) for e in env) if env else None,  # type: ignore[arg-type]
                 lat=c.lat,
                 lon=c.lon,
-                max_distance_km=rng.choice([30.0, 80.0, 200.0]),
-                budget_max=int(price * rng.uniform(1.2, 3.0)),
+                max_distance_km=rng.choice([20.0, 40.0, 60.0]),
+                budget_max=int(price * rng.uniform(1.5, 3.0)),
                 request_id=rid,
             )
         )
         codes[rid] = tax.serving_codes(code)
-    out: dict[str, Any] = {
+    return requests, codes
+
+
+async def _batch(
+    engine: AsyncEngine, n_requests: int, n_assets: int, rng: random.Random, now: datetime, time_limit: float
+) -> dict[str, Any]:
+    lo = (now + timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
+    hi = lo + timedelta(days=7)
+    ids = await _pool(engine, n_assets)
+    async with AsyncSession(engine) as session:
+        before = await adapter.load_assets(
+            session, lo, hi, blocked=service.BLOCKED, stats=service.STATS, now=now, asset_ids=ids, kind="machine"
+        )
+    free_before = sum((e - s).total_seconds() for c in before for s, e in c.free) / 3600
+    marker = now - timedelta(days=1, microseconds=1)
+    busy = await _busy_week(engine, before, rng, now, marker)
+    del before
+    try:
+        t0 = time.perf_counter()
+        async with AsyncSession(engine) as session:
+            candidates: list[Candidate] = await adapter.load_assets(
+                session, lo, hi, blocked=service.BLOCKED, stats=service.STATS, now=now, asset_ids=ids, kind="machine"
+            )
+        load_seconds = time.perf_counter() - t0
+        free_after = sum((e - s).total_seconds() for c in candidates for s, e in c.free) / 3600
+        requests, codes = _batch_requests(rng, candidates, n_requests, lo, hi)
+        result = _solve(requests, candidates, codes, time_limit)
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("DELETE FROM bookings WHERE created_at = :m"), {"m": marker})
+    return {
         "requests": len(requests),
         "assets": len(candidates),
+        "pool": "published machines of the 4 biggest clusters",
         "horizon_days": 7,
+        "busy_week_bookings": busy,
+        "busy_fill": BUSY_FILL,
+        "pool_free_hours_before_busy_week": round(free_before),
+        "pool_free_hours": round(free_after),
+        "demand_hours": round(sum(r.duration_minutes or 0 for r in requests) / 60),
+        "durations_h": [d / 60 for d in BATCH_DURATIONS_MIN],
+        "processes": BATCH_PROCESSES,
+        "hot_share": BATCH_HOT_SHARE,
         "candidate_load_seconds": round(load_seconds, 2),
+        **result,
     }
+
+
+def _solve(
+    requests: list[MatchRequest], candidates: list[Candidate], codes: dict[str, set[str]], time_limit: float
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"requests_with_options": 0}
     for objective in ("hours", "score"):
         t0 = time.perf_counter()
         options = generate_options(requests, candidates, codes, objective=objective)  # type: ignore[arg-type]
@@ -345,6 +490,7 @@ async def _batch(
         plan = plan_batch(requests, candidates, codes, objective=objective, time_limit=time_limit, options=options)  # type: ignore[arg-type]
         total = time.perf_counter() - t0
         greedy = greedy_fcfs(requests, candidates, codes, objective=objective, options=options)  # type: ignore[arg-type]
+        out["requests_with_options"] = len({o.request_index for o in options})
         lp = plan.lp_bound if plan.lp_bound is not None else plan.bound
         out[objective] = {
             "seconds": round(total, 2),
@@ -369,25 +515,43 @@ async def _batch(
     return out
 
 
+async def _quiet(max_load: float, wait_seconds: float) -> float:
+    """Wait (up to ``wait_seconds``) for the 1-minute load average to drop below ``max_load``; returns it."""
+    for _ in range(int(wait_seconds // 10)):
+        if os.getloadavg()[0] < max_load:
+            break
+        await asyncio.sleep(10)
+    return round(os.getloadavg()[0], 2)
+
+
 async def _run(url: str, args: argparse.Namespace) -> dict[str, Any]:
     rng = random.Random(args.seed)
     now = datetime.now(UTC).replace(microsecond=0)
     engine = create_async_engine(url, pool_size=2)
     try:
         t0 = time.perf_counter()
-        seeded = await _seed(engine, args.assets, args.seed, now)
-        print(f"seeded {seeded['machines']} machines + {seeded['lab_services']} lab services", flush=True)
-        n_bookings = await _bookings(engine, args.bookings, rng, now)
+        if args.reuse:
+            seeded, n_bookings, now = await _existing(engine)
+        else:
+            seeded = await _seed(engine, args.assets, args.seed, now)
+            print(f"seeded {seeded['machines']} machines + {seeded['lab_services']} lab services", flush=True)
+            n_bookings = await _bookings(engine, args.bookings, rng, now)
         setup_seconds = time.perf_counter() - t0
         print(f"loaded {n_bookings} bookings; setup {setup_seconds:.0f} s", flush=True)
+        stages = set(args.stages.split(","))
+        latency = naive = batch = {}
         sample = await _asset_sample(engine, args.requests, rng)
         requests = [_request(rng, a, now) for a in sample]
-        latency = await _latency(engine, requests, now)
-        print(f"(a) {json.dumps(latency)}", flush=True)
-        naive = await _naive(engine, requests[: args.naive_requests], now)
-        print(f"(b) {json.dumps(naive)}", flush=True)
-        batch = await _batch(engine, args.batch_requests, args.batch_assets, rng, now, args.time_limit)
-        print(f"(c) {json.dumps(batch, default=str)}", flush=True)
+        if "latency" in stages:
+            load = await _quiet(args.max_load, args.load_wait)
+            latency = {"load_avg_1m_at_start": load, **await _latency(engine, requests, now)}
+            print(f"(a) {json.dumps(latency)}", flush=True)
+        if "naive" in stages:
+            naive = await _naive(engine, requests[: args.naive_requests], now)
+            print(f"(b) {json.dumps(naive)}", flush=True)
+        if "batch" in stages:
+            batch = await _batch(engine, args.batch_requests, args.batch_assets, rng, now, args.time_limit)
+            print(f"(c) {json.dumps(batch, default=str)}", flush=True)
     finally:
         await engine.dispose()
     return {
@@ -410,14 +574,24 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "matching.json")
     parser.add_argument("--keep-database", help="(profiling) seed into this database name and keep it")
+    parser.add_argument(
+        "--reuse", action="store_true", help="(profiling) measure on an existing --keep-database without re-seeding"
+    )
+    parser.add_argument("--stages", default="latency,naive,batch", help="comma-separated subset to run")
+    parser.add_argument("--max-load", type=float, default=2.0, help="wait for a 1-min load below this to measure (a)")
+    parser.add_argument("--load-wait", type=float, default=600.0, help="seconds to wait for --max-load at most")
     args = parser.parse_args()
+    if args.reuse and not args.keep_database:
+        parser.error("--reuse needs --keep-database")
 
     server = _server_url()
     name = args.keep_database or f"mk_match_bench_{uuid.uuid4().hex[:8]}"
     url = make_url(server).set(database=name).render_as_string(hide_password=False)
-    asyncio.run(_admin(server, f'CREATE DATABASE "{name}"'))
+    if not args.reuse:
+        asyncio.run(_admin(server, f'CREATE DATABASE "{name}"'))
     try:
-        migrate_database(url)
+        if not args.reuse:
+            migrate_database(url)
         figures = asyncio.run(_run(url, args))
     finally:
         if not args.keep_database:

@@ -20,15 +20,25 @@ total price, distance and ``next_free_at``) — the same shape as the engine's r
 and idle, and with the next free slot as a stand-in for the slot start. The engine normalises over the
 loaded set only. With ``cap=None`` (or when fewer rows pass the filter) results are identical to running
 the engine over every published listing; the benchmark reports how often the capped top 20 agrees.
+
+Speed (docs/performance.md, "Matching"): one statement selects the candidates (sites inside the radius first,
+then their assets via ``site_id = ANY(...)`` AND the GIN process index; a narrow materialised CTE of id, price,
+start and distance so the min-max aggregate and the cheap-score sort touch each matching row once; only the
+best ``cap`` rows are joined back to plain asset/site columns and their certificates) under
+``plan_cache_mode = force_custom_plan`` (the driver's prepared statements otherwise get generic plans).
+Weekly plans are parsed and expanded once per distinct (plan, time zone, window) per call, and machine free
+time is computed over a short first window, widened only for candidates without a slot there
+(:func:`load_for_request`; exact).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import uuid
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -41,12 +51,16 @@ from sqlmodel import col
 from listings import availability as av
 from listings.models import Asset, Certificate, Site
 from listings.models import AvailabilityException as Exc
-from listings.service import BlockedTime, machine_free
-from matching.feasibility import EARTH_RADIUS_KM
-from matching.types import Candidate, CertificateInfo, MatchRequest
+from listings.service import BlockedTime
+from matching.feasibility import EARTH_RADIUS_KM, check
+from matching.types import Candidate, CertificateInfo, FeasibleMatch, MatchRequest, Rejection
 
 DEFAULT_CAP = 200
 CHUNK = 5000
+# Machine free time is first computed over [earliest_start, earliest_start + max(FIRST_WINDOW, FIRST_WINDOW_JOBS x
+# the job's duration)) and widened to the whole request window only for candidates without a slot there.
+FIRST_WINDOW = timedelta(days=3)
+FIRST_WINDOW_JOBS = 6
 UTILISATION_DAYS = 28
 # Statuses whose booked time counts as used capacity for the utilisation (idle) component.
 _NOT_USED = ("cancelled", "declined", "expired")
@@ -80,6 +94,8 @@ class Loaded:
     candidates: list[Candidate]
     prefiltered: int  # rows that passed the SQL prefilter
     capped: bool  # True when fewer than ``prefiltered`` were loaded
+    # The engine's verdict (``matching.feasibility.check``) per candidate, aligned with ``candidates``.
+    checks: list[FeasibleMatch | Rejection] = field(default_factory=list)
 
 
 def norm_standard(name: str) -> str:
@@ -168,15 +184,18 @@ def _budget_ok(request: MatchRequest) -> Any:
     return price <= request.budget_max
 
 
-def static_conditions(request: MatchRequest, serving_codes: Sequence[str] | set[str] | frozenset[str]) -> list[Any]:
-    """WHERE clauses (over assets joined with sites) for every time-independent hard constraint."""
+def static_conditions(
+    request: MatchRequest, serving_codes: Sequence[str] | set[str] | frozenset[str], *, location: bool = True
+) -> list[Any]:
+    """WHERE clauses (over assets joined with sites) for every time-independent hard constraint (without the
+    location constraint when ``location`` is false: the caller applies :func:`_location_ok` itself)."""
     conds: list[Any] = [
         col(Asset.kind) == request.kind,
         col(Asset.process_codes).bool_op("&&")(sa.cast(sorted(serving_codes), _TEXT_ARRAY)),
     ]
     if request.material is not None:
         conds.append(_material_ok(request))
-    for extra in (_envelope_ok(request), _certificates_ok(request), _location_ok(request)):
+    for extra in (_envelope_ok(request), _certificates_ok(request), _location_ok(request) if location else None):
         if extra is not None:
             conds.append(extra)
     if request.tolerance_mm is not None:
@@ -190,17 +209,240 @@ def _published() -> list[Any]:
     return [col(Asset.status) == "published", organisations.c.verification_status == "verified"]
 
 
-def _base_select(*extra: Any) -> Any:
+_ROW_COLUMNS: tuple[Any, ...] = (
+    col(Asset.id),
+    col(Asset.org_id),
+    col(Asset.site_id),
+    col(Asset.kind),
+    col(Asset.status),
+    col(Asset.currency),
+    col(Asset.process_codes),
+    col(Asset.materials),
+    col(Asset.envelope_x_mm),
+    col(Asset.envelope_y_mm),
+    col(Asset.envelope_z_mm),
+    col(Asset.tolerance_mm),
+    col(Asset.hourly_rate),
+    col(Asset.setup_fee),
+    col(Asset.min_booking_minutes),
+    col(Asset.slot_minutes),
+    col(Asset.buffer_minutes),
+    col(Asset.setup_minutes),
+    col(Asset.price_per_sample),
+    col(Asset.turnaround_days),
+    col(Asset.daily_sample_capacity),
+    sa.cast(col(Asset.weekly_plan), sa.Text),  # decoded once per distinct plan (see _Plans)
+    col(Site.timezone),
+    col(Site.latitude),
+    col(Site.longitude),
+    col(Site.region_code),
+    organisations.c.verification_status == "verified",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AssetRow:
+    """The asset, site and organisation columns a candidate needs (plain column select, no ORM entities)."""
+
+    id: uuid.UUID
+    org_id: uuid.UUID
+    site_id: uuid.UUID
+    kind: str
+    status: str
+    currency: str
+    process_codes: list[str]
+    materials: list[str]
+    envelope_x_mm: float | None
+    envelope_y_mm: float | None
+    envelope_z_mm: float | None
+    tolerance_mm: float | None
+    hourly_rate: int | None
+    setup_fee: int | None
+    min_booking_minutes: int | None
+    slot_minutes: int | None
+    buffer_minutes: int | None
+    setup_minutes: int | None
+    price_per_sample: int | None
+    turnaround_days: int | None
+    daily_sample_capacity: int | None
+    weekly_plan: str  # JSON text
+    timezone: str
+    latitude: float | None
+    longitude: float | None
+    region_code: str | None
+    verified: bool
+
+
+def _row_select(*extra: Any) -> Any:
     return (
-        sa.select(Asset, Site, organisations.c.verification_status, *extra)
+        sa.select(*_ROW_COLUMNS, *extra)
+        .select_from(Asset)
         .join(Site, col(Site.id) == col(Asset.site_id))
         .join(organisations, organisations.c.id == col(Asset.org_id))
     )
 
 
-def _minmax_best_low(expr: Any) -> Any:
-    lo, hi = sa.func.min(expr).over(), sa.func.max(expr).over()
-    return sa.func.coalesce((hi - expr) / sa.func.nullif(hi - lo, 0), 1.0)
+def _asset_rows(rows: Sequence[Any]) -> list[AssetRow]:
+    n = len(_ROW_COLUMNS)
+    return [AssetRow(*r[:n]) for r in rows]
+
+
+@dataclass(frozen=True)
+class Selected:
+    rows: list[AssetRow]
+    total: int  # rows passing the prefilter (more than ``len(rows)`` when capped)
+    certificates: dict[tuple[uuid.UUID, uuid.UUID], list[CertificateInfo]]
+    booked_hours: dict[uuid.UUID, float] | None  # machines' booked hours over the utilisation window
+
+
+def _extra_columns(start: datetime, end: datetime, now: datetime | None) -> list[Any]:
+    """Correlated subqueries (per selected asset): its certificates as JSON (as :func:`_certificates`) and,
+    given ``now``, its booked hours over the utilisation window (as :func:`utilisation`)."""
+    lo, hi = start.astimezone(UTC).date() - _DAY, end.astimezone(UTC).date() + _DAY
+    certs = (
+        sa.select(
+            sa.func.json_agg(
+                sa.func.json_build_array(
+                    col(Certificate.standard), col(Certificate.valid_from), col(Certificate.valid_until)
+                )
+            )
+        )
+        .where(
+            col(Certificate.org_id) == col(Asset.org_id),
+            sa.or_(col(Certificate.site_id).is_(None), col(Certificate.site_id) == col(Asset.site_id)),
+            col(Certificate.status) == "verified",
+            col(Certificate.valid_until) >= lo,
+            col(Certificate.valid_from) <= hi,
+        )
+        .scalar_subquery()
+    )
+    out = [certs]
+    if now is not None:
+        window = sa.func.tstzrange(now - timedelta(days=UTILISATION_DAYS), now, "[)")
+        clipped = bookings.c.period * window
+        hours = (
+            sa.select(sa.func.sum(sa.extract("epoch", sa.func.upper(clipped) - sa.func.lower(clipped))) / 3600.0)
+            .where(
+                bookings.c.asset_id == col(Asset.id),
+                col(Asset.kind) == "machine",
+                bookings.c.period.bool_op("&&")(window),
+                bookings.c.status.notin_(_NOT_USED),
+            )
+            .scalar_subquery()
+        )
+        out.append(hours)
+    return out
+
+
+def _selected(rows: Sequence[Any], total: int, with_hours: bool) -> Selected:
+    n = len(_ROW_COLUMNS)
+    assets = _asset_rows(rows)
+    certs: dict[tuple[uuid.UUID, uuid.UUID], list[CertificateInfo]] = {}
+    hours: dict[uuid.UUID, float] = {}
+    for a, r in zip(assets, rows, strict=True):
+        raw = r[n]
+        items = json.loads(raw) if isinstance(raw, str) else raw or []
+        certs[(a.org_id, a.site_id)] = [
+            CertificateInfo(std, date.fromisoformat(frm), date.fromisoformat(until)) for std, frm, until in items
+        ]
+        if with_hours and r[n + 1] is not None:
+            hours[a.id] = float(r[n + 1])
+    return Selected(assets, total, certs, hours if with_hours else None)
+
+
+async def _custom_plan(session: AsyncSession, stmt: Any) -> list[Any]:
+    """Run ``stmt`` with a plan made for its actual parameters.
+
+    The driver prepares statements and PostgreSQL switches a prepared statement to a generic plan after five
+    executions; for the candidate query (earth box, process codes, budget ...) a generic plan can be an order
+    of magnitude slower than the custom one. The setting is transaction-local (it also applies to the rest of
+    the caller's transaction, where it only costs planning time)."""
+    await session.execute(sa.select(sa.func.set_config("plan_cache_mode", "force_custom_plan", True)))
+    return list((await session.execute(stmt)).all())
+
+
+def _cheap_component(weight: float, value: Any, lo: Any, hi: Any) -> Any:
+    """``weight`` x min-max normalised ``value`` (lower is better; 1 when the set has one value)."""
+    return weight * sa.func.coalesce((hi - value) / sa.func.nullif(hi - lo, 0.0, type_=sa.Float), 1.0)
+
+
+async def select_rows(
+    session: AsyncSession,
+    request: MatchRequest,
+    serving_codes: Sequence[str] | set[str] | frozenset[str],
+    cap: int | None = DEFAULT_CAP,
+    *,
+    now: datetime | None = None,
+) -> Selected:
+    """Rows passing the static prefilter (all of them, or the best ``cap`` by the cheap score) and their count.
+
+    One statement: a narrow CTE (id, price, start, distance — each computed once per matching row) feeds a
+    one-row min/max/count aggregate, the best ``cap`` ids are picked by the cheap score, and only those are
+    joined back to their asset, site and organisation columns, with their certificates and (given ``now``)
+    recently booked hours as correlated subqueries."""
+    extras = _extra_columns(request.earliest_start, request.deadline, now)
+    where = [*_published(), *static_conditions(request, serving_codes, location=False)]
+    near_ok = _location_ok(request)
+    if near_ok is not None:
+        # Sites first (GiST earth index / region prefix index), then the assets of those sites: the planner
+        # otherwise walks every nearby site and its assets one by one.
+        near = sa.select(col(Site.id)).where(near_ok).cte("near").prefix_with("MATERIALIZED")
+        where.append(col(Asset.site_id) == sa.any_(sa.func.array(sa.select(near.c.id).scalar_subquery())))
+    if cap is None:
+        rows = await _custom_plan(session, _row_select(*extras).where(*where))
+        return _selected(rows, len(rows), now is not None)
+    w = request.effective_weights
+    values: list[Any] = [
+        sa.cast(price_sql(request), sa.Float).label("p"),
+        sa.cast(
+            sa.extract(
+                "epoch",
+                sa.func.greatest(sa.func.coalesce(col(Asset.next_free_at), request.deadline), request.earliest_start),
+            ),
+            sa.Float,  # float, not numeric, arithmetic in the ORDER BY
+        ).label("t"),
+    ]
+    located = request.lat is not None and request.lon is not None
+    if located:
+        assert request.lat is not None and request.lon is not None
+        # Only ranks (min-max normalised): earthdistance's great-circle ``<@>`` (miles, one C call per row) orders
+        # like the engine's haversine; the distance limit itself is decided with the engine's formula.
+        here = sa.func.point(request.lon, request.lat)
+        values.append(sa.func.point(col(Site.longitude), col(Site.latitude)).op("<@>")(here).label("d"))
+    matched = (
+        sa.select(col(Asset.id).label("id"), *values)
+        .select_from(Asset)
+        .join(Site, col(Site.id) == col(Asset.site_id))
+        .join(organisations, organisations.c.id == col(Asset.org_id))
+        .where(*where)
+        .cte("matched")
+        .prefix_with("MATERIALIZED")
+    )
+    m = matched.c
+    aggregates = [sa.func.count().label("n")]
+    for name in ("p", "t", "d") if located else ("p", "t"):
+        aggregates += [sa.func.min(m[name]).label(f"{name}0"), sa.func.max(m[name]).label(f"{name}1")]
+    span = sa.select(*aggregates).select_from(matched).cte("span").prefix_with("MATERIALIZED")
+    r = span.c
+    cheap = _cheap_component(w.price, m.p, r.p0, r.p1) + _cheap_component(w.start, m.t, r.t0, r.t1)
+    if located:
+        cheap = cheap + _cheap_component(w.distance, m.d, r.d0, r.d1)
+    best = (
+        sa.select(m.id, r.n)
+        .select_from(matched.join(span, sa.true()))
+        .order_by(cheap.desc(), m.id)
+        .limit(cap)
+        .subquery("best")
+    )
+    stmt = _row_select(*extras, best.c.n).join(best, best.c.id == col(Asset.id))
+    rows = await _custom_plan(session, stmt)
+    return _selected(rows, int(rows[0][-1]) if rows else 0, now is not None)
+
+
+def first_window_end(request: MatchRequest) -> datetime:
+    """End of the short first window over which machine free time is computed (see :func:`load_for_request`)."""
+    need = timedelta(minutes=request.duration_minutes or 0)
+    return min(request.deadline, request.earliest_start + max(FIRST_WINDOW, FIRST_WINDOW_JOBS * need))
 
 
 async def load_for_request(
@@ -213,32 +455,45 @@ async def load_for_request(
     now: datetime,
     cap: int | None = DEFAULT_CAP,
 ) -> Loaded:
-    """Candidates for one request: the SQL prefilter, best ``cap`` by the cheap score, then calendars."""
-    w = request.effective_weights
-    price = sa.cast(price_sql(request), sa.Float)
-    start = sa.extract(
-        "epoch", sa.func.greatest(sa.func.coalesce(col(Asset.next_free_at), request.deadline), request.earliest_start)
-    )
-    cheap = w.price * _minmax_best_low(price) + w.start * _minmax_best_low(start)
-    if request.lat is not None and request.lon is not None:
-        cheap = cheap + w.distance * _minmax_best_low(_haversine_sql(request.lat, request.lon))
-    stmt = _base_select(sa.func.count().over().label("n")).where(
-        *_published(), *static_conditions(request, serving_codes)
-    )
-    if cap is not None:
-        stmt = stmt.order_by(cheap.desc(), col(Asset.id)).limit(cap)
-    rows = (await session.execute(stmt)).all()
-    total = int(rows[0].n) if rows else 0
+    """Candidates for one request: the SQL prefilter, best ``cap`` by the cheap score, then calendars.
+
+    Machine free time is first computed over a short window from ``earliest_start``
+    (:func:`first_window_end`); only candidates without a valid slot there (engine rejection
+    ``availability`` or ``certificate``) get their calendar widened to the whole request window. This is
+    exact: free time is only cut off at the end, so a slot found in the short window is the engine's
+    earliest slot over the whole window too. ``Loaded.checks`` holds the engine's verdict per candidate."""
+    selected = await select_rows(session, request, serving_codes, cap)
+    rows, total = selected.rows, selected.total
+    start, end = request.earliest_start, request.deadline
+    cut = first_window_end(request)
+    plans = _Plans()
     candidates = await build_candidates(
         session,
-        [(r[0], r[1], r[2] == "verified") for r in rows],
-        request.earliest_start,
-        request.deadline,
+        rows,
+        start,
+        end,
         blocked=blocked,
         stats=stats,
         now=now,
+        free_end=cut,
+        plans=plans,
+        certificates=selected.certificates,
+        booked_hours=selected.booked_hours,
     )
-    return Loaded(candidates=candidates, prefiltered=total, capped=len(rows) < total)
+    codes = frozenset(serving_codes)
+    checks = [check(request, c, codes) for c in candidates]
+    if cut < end:
+        redo = [
+            i
+            for i, (c, result) in enumerate(zip(candidates, checks, strict=True))
+            if c.kind == "machine" and result in (Rejection.AVAILABILITY, Rejection.CERTIFICATE)
+        ]
+        if redo:
+            wide = await machine_free(session, [rows[i] for i in redo], start, end, blocked, plans)
+            for i in redo:
+                candidates[i] = replace(candidates[i], free=wide[rows[i].id])
+                checks[i] = check(request, candidates[i], codes)
+    return Loaded(candidates=candidates, prefiltered=total, capped=len(rows) < total, checks=checks)
 
 
 async def load_assets(
@@ -258,7 +513,7 @@ async def load_assets(
 ) -> list[Candidate]:
     """Candidates for the given assets (or every published listing) with calendars over ``[start, end)``;
     no request-specific prefilter (the naive path, the supplier's view and the batch optimiser)."""
-    stmt = _base_select()
+    stmt = _row_select()
     if published_only:
         stmt = stmt.where(*_published())
     if asset_ids is not None:
@@ -272,18 +527,12 @@ async def load_assets(
     stmt = stmt.order_by(col(Asset.id))
     if limit is not None:
         stmt = stmt.limit(limit)
-    rows = (await session.execute(stmt)).all()
+    rows = _asset_rows((await session.execute(stmt)).all())
+    plans = _Plans()
     out: list[Candidate] = []
     for i in range(0, len(rows), CHUNK):  # bounded IN lists (asyncpg takes at most 32767 parameters)
-        chunk = rows[i : i + CHUNK]
         out += await build_candidates(
-            session,
-            [(r[0], r[1], r[2] == "verified") for r in chunk],
-            start,
-            end,
-            blocked=blocked,
-            stats=stats,
-            now=now,
+            session, rows[i : i + CHUNK], start, end, blocked=blocked, stats=stats, now=now, plans=plans
         )
     return out
 
@@ -336,41 +585,145 @@ def weekly_hours(plan: Sequence[Mapping[str, Any]]) -> float:
     return total / 60.0
 
 
-async def utilisation(session: AsyncSession, assets: Sequence[Asset], now: datetime) -> dict[uuid.UUID, float]:
-    """Booked hours / open hours over the last 28 days, per machine (one query); 0 without data.
+class _Plans:
+    """Per-call cache of weekly plans: parsed once per distinct JSON text, expanded once per (plan, time zone,
+    window). Listings share a handful of plans, so this removes most of the calendar arithmetic."""
+
+    def __init__(self) -> None:
+        self._parsed: dict[str, list[dict[str, Any]]] = {}
+        self._windows: dict[str, list[av.WeeklyWindow]] = {}
+        self._hours: dict[str, float] = {}
+        self._expanded: dict[tuple[str, str, datetime, datetime], list[av.Interval]] = {}
+
+    def parsed(self, text: str) -> list[dict[str, Any]]:
+        hit = self._parsed.get(text)
+        if hit is None:
+            hit = self._parsed[text] = list(json.loads(text) or [])
+        return hit
+
+    def hours(self, text: str) -> float:
+        hit = self._hours.get(text)
+        if hit is None:
+            hit = self._hours[text] = weekly_hours(self.parsed(text))
+        return hit
+
+    def windows(self, text: str) -> list[av.WeeklyWindow]:
+        """As :func:`listings.service.weekly_windows`."""
+        hit = self._windows.get(text)
+        if hit is None:
+            hit = self._windows[text] = [
+                av.WeeklyWindow(
+                    weekday=int(w["weekday"]),
+                    start=av.parse_hhmm(w["start"], allow_end_of_day=False),
+                    end=av.parse_hhmm(w["end"]),
+                )
+                for w in self.parsed(text)
+            ]
+        return hit
+
+    def expanded(self, text: str, tz: str, start: datetime, end: datetime) -> list[av.Interval]:
+        key = (text, tz, start, end)
+        hit = self._expanded.get(key)
+        if hit is None:
+            hit = self._expanded[key] = av.expand_weekly(self.windows(text), tz, start, end)
+        return hit
+
+
+def free_time(
+    plan: Sequence[av.Interval],
+    exceptions: Sequence[tuple[datetime, datetime, bool]],
+    booked: Sequence[av.Interval],
+    start: datetime,
+    end: datetime,
+) -> list[av.Interval]:
+    """:func:`listings.availability.free_intervals` with the weekly plan already expanded over ``[start, end)``
+    (``plan`` = ``expand_weekly(...)``, merged and clipped): ``(plan | open) - closed - booked``."""
+    if start >= end:
+        return []
+    opened = [(s, e) for s, e, ok in exceptions if ok]
+    closed = [(s, e) for s, e, ok in exceptions if not ok]
+    available: Sequence[av.Interval] = plan
+    if opened:
+        available = av.merge((max(s, start), min(e, end)) for s, e in av.merge([*plan, *opened]))
+    if not closed and not booked:
+        return list(available)
+    return av.subtract(available, [*closed, *booked])
+
+
+async def machine_free(
+    session: AsyncSession,
+    rows: Sequence[AssetRow],
+    start: datetime,
+    end: datetime,
+    blocked: BlockedTime,
+    plans: _Plans | None = None,
+) -> dict[uuid.UUID, list[av.Interval]]:
+    """Free time per machine (as :func:`listings.service.machine_free`) from the longest setup before ``start``
+    to the longest buffer after ``end``, so a slot at the window edge can have its setup and buffer checked.
+    Two queries (exceptions, bookings) for all rows."""
+    if not rows:
+        return {}
+    plans = plans or _Plans()
+    lo = (start - timedelta(minutes=max(r.setup_minutes or 0 for r in rows))).astimezone(UTC)
+    hi = (end + timedelta(minutes=max(r.buffer_minutes or 0 for r in rows))).astimezone(UTC)
+    ids = [r.id for r in rows]
+    excs = await _exceptions(session, ids, lo, hi)
+    booked = await blocked.machine_blocked(session, ids, lo, hi)
+    return {
+        r.id: free_time(
+            plans.expanded(r.weekly_plan, r.timezone, lo, hi), excs.get(r.id, ()), booked.get(r.id, []), lo, hi
+        )
+        for r in rows
+    }
+
+
+async def utilisation(
+    session: AsyncSession,
+    rows: Sequence[AssetRow],
+    now: datetime,
+    plans: _Plans | None = None,
+    booked_hours: Mapping[uuid.UUID, float] | None = None,
+) -> dict[uuid.UUID, float]:
+    """Booked hours / open hours over the last 28 days, per machine (one query unless ``booked_hours`` were
+    already fetched); 0 without data.
 
     Open hours come from the weekly plan (availability exceptions are ignored)."""
-    machines = [a for a in assets if a.kind == "machine"]
+    machines = [a for a in rows if a.kind == "machine"]
     if not machines:
         return {}
-    lo = now - timedelta(days=UTILISATION_DAYS)
-    window = sa.func.tstzrange(lo, now, "[)")
-    clipped = bookings.c.period * window
-    hours = sa.func.sum(sa.extract("epoch", sa.func.upper(clipped) - sa.func.lower(clipped))) / 3600.0
-    rows = await session.execute(
-        sa.select(bookings.c.asset_id, hours)
-        .where(
-            bookings.c.asset_id.in_([a.id for a in machines]),
-            bookings.c.period.bool_op("&&")(window),
-            bookings.c.status.notin_(_NOT_USED),
+    plans = plans or _Plans()
+    booked: Mapping[uuid.UUID, float]
+    if booked_hours is not None:
+        booked = booked_hours
+    else:
+        lo = now - timedelta(days=UTILISATION_DAYS)
+        window = sa.func.tstzrange(lo, now, "[)")
+        clipped = bookings.c.period * window
+        hours = sa.func.sum(sa.extract("epoch", sa.func.upper(clipped) - sa.func.lower(clipped))) / 3600.0
+        result = await session.execute(
+            sa.select(bookings.c.asset_id, hours)
+            .where(
+                bookings.c.asset_id.in_([a.id for a in machines]),
+                bookings.c.period.bool_op("&&")(window),
+                bookings.c.status.notin_(_NOT_USED),
+            )
+            .group_by(bookings.c.asset_id)
         )
-        .group_by(bookings.c.asset_id)
-    )
-    booked = {a: float(h or 0) for a, h in rows.all()}
+        booked = {a: float(h or 0) for a, h in result.all()}
     out: dict[uuid.UUID, float] = {}
     for a in machines:
-        open_hours = weekly_hours(a.weekly_plan) * UTILISATION_DAYS / 7
+        open_hours = plans.hours(a.weekly_plan) * UTILISATION_DAYS / 7
         used = booked.get(a.id, 0.0)
         out[a.id] = min(1.0, used / open_hours) if open_hours > 0 and used > 0 else 0.0
     return out
 
 
 async def _certificates(
-    session: AsyncSession, assets: Sequence[Asset], lo: date, hi: date
+    session: AsyncSession, rows: Sequence[AssetRow], lo: date, hi: date
 ) -> dict[tuple[uuid.UUID, uuid.UUID], list[CertificateInfo]]:
-    if not assets:
+    if not rows:
         return {}
-    rows = await session.execute(
+    result = await session.execute(
         sa.select(
             col(Certificate.org_id),
             col(Certificate.site_id),
@@ -378,17 +731,17 @@ async def _certificates(
             col(Certificate.valid_from),
             col(Certificate.valid_until),
         ).where(
-            col(Certificate.org_id).in_(list({a.org_id for a in assets})),
+            col(Certificate.org_id).in_(list({a.org_id for a in rows})),
             col(Certificate.status) == "verified",
             col(Certificate.valid_until) >= lo,
             col(Certificate.valid_from) <= hi,
         )
     )
     by_org: dict[uuid.UUID, list[tuple[uuid.UUID | None, CertificateInfo]]] = defaultdict(list)
-    for org_id, site_id, standard, valid_from, valid_until in rows.all():
+    for org_id, site_id, standard, valid_from, valid_until in result.all():
         by_org[org_id].append((site_id, CertificateInfo(standard, valid_from, valid_until)))
     return {
-        (a.org_id, a.site_id): [c for s, c in by_org.get(a.org_id, []) if s is None or s == a.site_id] for a in assets
+        (a.org_id, a.site_id): [c for s, c in by_org.get(a.org_id, []) if s is None or s == a.site_id] for a in rows
     }
 
 
@@ -409,43 +762,50 @@ async def _exceptions(
 
 
 async def _lab_calendars(
-    session: AsyncSession, labs: Sequence[tuple[Asset, Site]], start: datetime, end: datetime, blocked: BlockedTime
+    session: AsyncSession,
+    labs: Sequence[AssetRow],
+    start: datetime,
+    end: datetime,
+    blocked: BlockedTime,
+    plans: _Plans,
 ) -> dict[uuid.UUID, tuple[dict[date, int], frozenset[date]]]:
     """Remaining samples per open day and closed days (site-local) for each lab over the window."""
     if not labs:
         return {}
-    excs = await _exceptions(session, [a.id for a, _ in labs], start - 2 * _DAY, end + 2 * _DAY)
+    excs = await _exceptions(session, [a.id for a in labs], start - 2 * _DAY, end + 2 * _DAY)
     out: dict[uuid.UUID, tuple[dict[date, int], frozenset[date]]] = {}
     many = getattr(blocked, "lab_booked_many", None)
     firsts_lasts = {}
-    for asset, site in labs:
-        zone = ZoneInfo(site.timezone)
-        firsts_lasts[asset.id] = (start.astimezone(zone).date(), end.astimezone(zone).date())
+    for a in labs:
+        zone = ZoneInfo(a.timezone)
+        firsts_lasts[a.id] = (start.astimezone(zone).date(), end.astimezone(zone).date())
     booked_all: Mapping[uuid.UUID, Mapping[date, int]]
     if many is not None:
         lo = min(f for f, _ in firsts_lasts.values())
         hi = max(last for _, last in firsts_lasts.values())
-        booked_all = await many(session, [a.id for a, _ in labs], lo, hi)
+        booked_all = await many(session, [a.id for a in labs], lo, hi)
     else:
-        booked_all = {a.id: await blocked.lab_booked(session, a.id, *firsts_lasts[a.id]) for a, _ in labs}
-    for asset, site in labs:
-        zone = ZoneInfo(site.timezone)
+        booked_all = {a.id: await blocked.lab_booked(session, a.id, *firsts_lasts[a.id]) for a in labs}
+    for asset in labs:
+        zone = ZoneInfo(asset.timezone)
         first, last = firsts_lasts[asset.id]
-        open_weekdays = {int(w["weekday"]) for w in asset.weekly_plan} or {0, 1, 2, 3, 4}
+        open_weekdays = {int(w["weekday"]) for w in plans.parsed(asset.weekly_plan)} or {0, 1, 2, 3, 4}
         cap = asset.daily_sample_capacity or 0
         booked = booked_all.get(asset.id, {})
+        own = excs.get(asset.id, [])
         capacity: dict[date, int] = {}
         closed: set[date] = set()
         d = first
         while d <= last:
-            day_start = datetime.combine(d, time(0), zone)
-            day_end = datetime.combine(d + _DAY, time(0), zone)
-            overlapping = [(s, e, ok) for s, e, ok in excs.get(asset.id, []) if s < day_end and e > day_start]
             is_open = d.weekday() in open_weekdays
-            if any(ok for _, _, ok in overlapping):
-                is_open = True
-            if any(not ok for _, _, ok in overlapping):
-                is_open = False
+            if own:
+                day_start = datetime.combine(d, time(0), zone)
+                day_end = datetime.combine(d + _DAY, time(0), zone)
+                overlapping = [(s, e, ok) for s, e, ok in own if s < day_end and e > day_start]
+                if any(ok for _, _, ok in overlapping):
+                    is_open = True
+                if any(not ok for _, _, ok in overlapping):
+                    is_open = False
             if is_open:
                 capacity[d] = max(cap - booked.get(d, 0), 0)
             else:
@@ -457,78 +817,75 @@ async def _lab_calendars(
 
 async def build_candidates(
     session: AsyncSession,
-    rows: Sequence[tuple[Asset, Site, bool]],
+    rows: Sequence[AssetRow],
     start: datetime,
     end: datetime,
     *,
     blocked: BlockedTime,
     stats: SupplierStats,
     now: datetime,
+    free_end: datetime | None = None,
+    plans: _Plans | None = None,
+    certificates: Mapping[tuple[uuid.UUID, uuid.UUID], list[CertificateInfo]] | None = None,
+    booked_hours: Mapping[uuid.UUID, float] | None = None,
 ) -> list[Candidate]:
-    """Candidates for (asset, site, org verified) rows with calendars over ``[start, end)``.
-
-    Machine free time is ``listings.service.machine_free`` (plan + open exceptions - closed exceptions -
-    blocking bookings), computed from the longest setup before ``start`` to the longest buffer after
-    ``end`` so that a slot right at the window edge can still have its setup and buffer time checked."""
+    """Candidates for ``rows`` with calendars over ``[start, end)`` (machine free time only up to ``free_end``
+    when given, see :func:`load_for_request`)."""
     if not rows:
         return []
-    assets = [a for a, _, _ in rows]
-    machines = [(a, s) for a, s, _ in rows if a.kind == "machine"]
-    labs = [(a, s) for a, s, _ in rows if a.kind != "machine"]
-    free: dict[uuid.UUID, list[av.Interval]] = {}
-    if machines:
-        before = timedelta(minutes=max(a.setup_minutes or 0 for a, _ in machines))
-        after = timedelta(minutes=max(a.buffer_minutes or 0 for a, _ in machines))
-        free = await machine_free(session, machines, start - before, end + after, blocked)
-    lab_cal = await _lab_calendars(session, labs, start, end, blocked)
+    plans = plans or _Plans()
+    machines = [r for r in rows if r.kind == "machine"]
+    labs = [r for r in rows if r.kind != "machine"]
+    free = await machine_free(session, machines, start, min(end, free_end or end), blocked, plans)
+    lab_cal = await _lab_calendars(session, labs, start, end, blocked, plans)
     lo, hi = start.astimezone(UTC).date() - _DAY, end.astimezone(UTC).date() + _DAY
-    certs = await _certificates(session, assets, lo, hi)
-    scorecard = await stats.supplier_stats(session, sorted({a.org_id for a in assets}))
-    used = await utilisation(session, assets, now)
+    certs = certificates if certificates is not None else await _certificates(session, rows, lo, hi)
+    scorecard = await stats.supplier_stats(session, sorted({a.org_id for a in rows}))
+    used = await utilisation(session, rows, now, plans, booked_hours)
     out: list[Candidate] = []
-    for asset, site, verified in rows:
-        sc = scorecard.get(asset.org_id, {})
+    for a in rows:
+        sc = scorecard.get(a.org_id, {})
         envelope = (
-            (asset.envelope_x_mm, asset.envelope_y_mm, asset.envelope_z_mm)
-            if None not in (asset.envelope_x_mm, asset.envelope_y_mm, asset.envelope_z_mm)
+            (a.envelope_x_mm, a.envelope_y_mm, a.envelope_z_mm)
+            if a.envelope_x_mm is not None and a.envelope_y_mm is not None and a.envelope_z_mm is not None
             else None
         )
-        capacity, closed = lab_cal.get(asset.id, ({}, frozenset()))
+        capacity, closed = lab_cal.get(a.id, ({}, frozenset()))
         out.append(
             Candidate(
-                asset_id=str(asset.id),
-                org_id=str(asset.org_id),
-                site_id=str(asset.site_id),
-                kind="machine" if asset.kind == "machine" else "lab_service",
-                currency=asset.currency,
-                timezone=site.timezone,
-                process_codes=frozenset(asset.process_codes),
-                materials=frozenset(asset.materials),
-                envelope_mm=envelope,  # type: ignore[arg-type]
-                tolerance_mm=asset.tolerance_mm,
-                hourly_rate=asset.hourly_rate,
-                setup_fee=asset.setup_fee or 0,
-                min_booking_minutes=asset.min_booking_minutes or 0,
-                slot_minutes=asset.slot_minutes or 15,
-                buffer_minutes=asset.buffer_minutes or 0,
-                setup_minutes=asset.setup_minutes or 0,
-                free=free.get(asset.id, []),
-                price_per_sample=asset.price_per_sample,
-                turnaround_days=asset.turnaround_days,
-                daily_sample_capacity=asset.daily_sample_capacity,
+                asset_id=str(a.id),
+                org_id=str(a.org_id),
+                site_id=str(a.site_id),
+                kind="machine" if a.kind == "machine" else "lab_service",
+                currency=a.currency,
+                timezone=a.timezone,
+                process_codes=frozenset(a.process_codes),
+                materials=frozenset(a.materials),
+                envelope_mm=envelope,
+                tolerance_mm=a.tolerance_mm,
+                hourly_rate=a.hourly_rate,
+                setup_fee=a.setup_fee or 0,
+                min_booking_minutes=a.min_booking_minutes or 0,
+                slot_minutes=a.slot_minutes or 15,
+                buffer_minutes=a.buffer_minutes or 0,
+                setup_minutes=a.setup_minutes or 0,
+                free=free.get(a.id, []),
+                price_per_sample=a.price_per_sample,
+                turnaround_days=a.turnaround_days,
+                daily_sample_capacity=a.daily_sample_capacity,
                 lab_capacity=capacity,
                 closed_days=closed,
-                lat=site.latitude,
-                lon=site.longitude,
-                region_code=site.region_code,
-                certificates=certs.get((asset.org_id, asset.site_id), []),
-                org_verified=verified,
-                status=asset.status,
+                lat=a.latitude,
+                lon=a.longitude,
+                region_code=a.region_code,
+                certificates=certs.get((a.org_id, a.site_id), []),
+                org_verified=a.verified,
+                status=a.status,
                 rating_sum=float(sc.get("rating_sum", 0) or 0),
                 rating_count=int(sc.get("rating_count", 0) or 0),
                 completed_count=int(sc.get("completed", 0) or 0),
                 on_time_count=int(sc.get("on_time", 0) or 0),
-                utilisation=used.get(asset.id, 0.0),
+                utilisation=used.get(a.id, 0.0),
             )
         )
     return out

@@ -10,7 +10,9 @@ from __future__ import annotations
 import time as _time
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,7 +23,7 @@ from sqlmodel import col
 from listings.models import Asset, Site
 from listings.taxonomy import get_taxonomy
 from marketplace.auth.principal import Principal
-from marketplace.bookings.models import BLOCKING, Booking
+from marketplace.bookings.models import BLOCKING, BLOCKING_SQL, Booking
 from marketplace.bookings.repository import BookingRepository, _not_stale
 from marketplace.errors import Conflict, Forbidden, NotFound, Unprocessable
 from marketplace.jobs import enqueue_after_commit
@@ -47,8 +49,8 @@ from marketplace.requests.schemas import (
 from marketplace.webhooks import fan_out
 from matching import adapter
 from matching.batch import plan_batch
-from matching.engine import match
 from matching.feasibility import check
+from matching.scoring import delay_hours, rank, score_components
 from matching.types import FeasibleMatch, MatchRequest, RankedMatch, Rejection, Weights
 
 NOTIFY_LIMIT = 50  # suppliers notified per posted request (the best-ranked listings)
@@ -72,6 +74,14 @@ def _now() -> datetime:
 # -- collaborators handed to the adapter ---------------------------------------------------------------
 
 
+_BLOCKED_SQL = sa.text(
+    "SELECT b.asset_id, lower(b.period), upper(b.period) FROM unnest(CAST(:ids AS uuid[])) AS u(id)"
+    " JOIN LATERAL (SELECT asset_id, period FROM bookings WHERE asset_id = u.id"
+    " AND period && tstzrange(:start, :end, '[)') AND " + BLOCKING_SQL + " AND NOT ("
+    "(status = 'held' AND hold_expires_at < :now) OR (status = 'requested' AND accept_by < :now))) AS b ON true"
+)  # = BookingRepository.blocked_periods (BLOCKING statuses, overlapping, not stale: see _not_stale)
+
+
 class RequestsBlockedTime:
     """Booked time for the adapter (as ``BookingsBlockedTime``), plus lab bookings of many assets in one
     query. Not a subclass: bookings.service imports this module (the request_id hook)."""
@@ -79,7 +89,16 @@ class RequestsBlockedTime:
     async def machine_blocked(
         self, session: AsyncSession, asset_ids: Sequence[uuid.UUID], start: datetime, end: datetime
     ) -> dict[uuid.UUID, list[tuple[datetime, datetime]]]:
-        return await BookingRepository(session).blocked_periods(list(asset_ids), start, end, _now())
+        """As ``BookingRepository.blocked_periods``, but one probe of the exclusion constraint's GiST index
+        ``(asset_id, period) WHERE status IN BLOCKING`` per asset (a LATERAL join), so only the overlapping
+        bookings are read instead of every booking of every asset."""
+        out: dict[uuid.UUID, list[tuple[datetime, datetime]]] = {a: [] for a in asset_ids}
+        if not asset_ids:
+            return out
+        rows = await session.execute(_BLOCKED_SQL, {"ids": list(out), "start": start, "end": end, "now": _now()})
+        for asset_id, lower, upper in rows.all():
+            out[asset_id].append((lower, upper))
+        return out
 
     async def lab_booked(self, session: AsyncSession, asset_id: uuid.UUID, start: date, end: date) -> dict[date, int]:
         return await BookingRepository(session).lab_samples_by_day(asset_id, start, end, _now())
@@ -107,12 +126,43 @@ class RequestsBlockedTime:
 
 
 class BookingStats:
-    """Supplier quality from the bookings scorecard counts."""
+    """Supplier quality from the bookings scorecard counts, cached per organisation for ``ttl`` seconds.
+
+    The counts aggregate every booking of a supplier (about 10 ms for the ~150 organisations behind one
+    request's candidates), change only when bookings complete or are reviewed, and only feed the
+    ``quality`` component of the ranking: matching may see them up to ``ttl`` seconds late. ``ttl=0``
+    disables the cache."""
+
+    def __init__(self, ttl: float = 60.0, max_entries: int = 100_000) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._cache: dict[uuid.UUID, tuple[float, Mapping[str, Any]]] = {}
+
+    def clear(self) -> None:
+        self._cache.clear()
 
     async def supplier_stats(
         self, session: AsyncSession, org_ids: Sequence[uuid.UUID]
     ) -> Mapping[uuid.UUID, Mapping[str, Any]]:
-        return await BookingRepository(session).supplier_stats(list(org_ids))
+        if self.ttl <= 0:
+            return await BookingRepository(session).supplier_stats(list(org_ids))
+        now = _time.monotonic()
+        out: dict[uuid.UUID, Mapping[str, Any]] = {}
+        missing: list[uuid.UUID] = []
+        for org_id in org_ids:
+            hit = self._cache.get(org_id)
+            if hit is not None and hit[0] > now:
+                out[org_id] = hit[1]
+            else:
+                missing.append(org_id)
+        if missing:
+            fresh = await BookingRepository(session).supplier_stats(missing)
+            if len(self._cache) + len(fresh) > self.max_entries:
+                self._cache.clear()
+            for org_id, counts in fresh.items():
+                self._cache[org_id] = (now + self.ttl, counts)
+                out[org_id] = counts
+        return out
 
 
 BLOCKED = RequestsBlockedTime()
@@ -491,8 +541,62 @@ async def expire_due(session: AsyncSession, now: datetime | None = None) -> int:
 # -- matching --------------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=4096)
+def _serving_codes(process_code: str) -> frozenset[str]:
+    return frozenset(get_taxonomy().serving_codes(process_code))  # the taxonomy is immutable
+
+
 def serving_codes(process_code: str) -> set[str]:
-    return get_taxonomy().serving_codes(process_code)
+    return set(_serving_codes(process_code))
+
+
+async def _with_quality(
+    session: AsyncSession, request: MatchRequest, feasible: list[FeasibleMatch], limit: int
+) -> list[FeasibleMatch]:
+    """Supplier scorecards for the matches that can still reach the top ``limit``.
+
+    Quality is the only component that is not normalised over the set and it adds at most its weight, so
+    with quality 0 each score is a lower bound and with ``+ weight`` an upper bound. A match whose upper bound
+    is below the ``limit``-th best lower bound cannot be in the top ``limit``: it keeps empty counts (its own
+    score is then still below that of the top ``limit``), everyone else gets the real counts. The top
+    ``limit`` (scores, explanations, order) is therefore exactly the engine's."""
+    if not feasible:
+        return feasible
+    w = request.effective_weights
+    lower = [
+        score
+        for score, _ in score_components(
+            w,
+            [m.price.total for m in feasible],
+            [m.distance_km for m in feasible],
+            [delay_hours(request.earliest_start, m.slot_start) for m in feasible],
+            [0.0] * len(feasible),
+            [1.0 - m.candidate.utilisation for m in feasible],
+        )
+    ]
+    if limit >= len(feasible):
+        needed = list(range(len(feasible)))
+    elif limit == 0:
+        needed = []
+    else:
+        threshold = sorted(lower, reverse=True)[limit - 1]
+        needed = [i for i, lo in enumerate(lower) if lo + w.quality >= threshold - 1e-9]
+    if not needed:
+        return feasible
+    counts = await STATS.supplier_stats(session, sorted({uuid.UUID(feasible[i].candidate.org_id) for i in needed}))
+    out = list(feasible)
+    for i in needed:
+        m = feasible[i]
+        sc = counts.get(uuid.UUID(m.candidate.org_id), {})
+        candidate = replace(
+            m.candidate,
+            rating_sum=float(sc.get("rating_sum", 0) or 0),
+            rating_count=int(sc.get("rating_count", 0) or 0),
+            completed_count=int(sc.get("completed", 0) or 0),
+            on_time_count=int(sc.get("on_time", 0) or 0),
+        )
+        out[i] = replace(m, candidate=candidate)
+    return out
 
 
 async def run_match(
@@ -507,20 +611,25 @@ async def run_match(
     """The endpoint's code path: adapter (prefilter + calendars) then the engine."""
     if request is None:
         return MatchesOut(items=[], rejections={}, feasible=0, examined=0, prefiltered=0)
-    codes = serving_codes(request.process_code)
+    if limit < 0:
+        raise ValueError("limit must be >= 0")
+    codes = _serving_codes(request.process_code)
     loaded = await adapter.load_for_request(
-        session, request, codes, blocked=BLOCKED, stats=STATS, now=now or _now(), cap=cap
+        session, request, codes, blocked=BLOCKED, stats=adapter.NoStats(), now=now or _now(), cap=cap
     )
-    result = match(request, loaded.candidates, codes, limit=limit, explain_rejections=explain_rejections)
+    # = matching.engine.match over loaded.candidates; the adapter already ran the engine's check per candidate.
+    feasible = [r for r in loaded.checks if not isinstance(r, Rejection)]
+    ranked = rank(request, await _with_quality(session, request, feasible, limit))
     rejections: dict[str, int] = {}
     if explain_rejections:
         rejections = await adapter.static_rejections(session, request, codes)
-        for key, n in result.rejections.items():
-            rejections[key] = rejections.get(key, 0) + n
+        for r in loaded.checks:
+            if isinstance(r, Rejection):
+                rejections[r.value] = rejections.get(r.value, 0) + 1
     return MatchesOut(
-        items=[match_out(r) for r in result.items],
+        items=[match_out(r) for r in ranked[:limit]],
         rejections=rejections,
-        feasible=result.feasible_count,
+        feasible=len(feasible),
         examined=len(loaded.candidates),
         prefiltered=loaded.prefiltered,
     )
