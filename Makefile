@@ -30,8 +30,9 @@ check: lint typecheck test
 
 bench: $(STAMP)
 	$(BIN)/python bench/seed_bench.py
+	$(BIN)/python bench/search_bench.py
 	$(BIN)/python bench/matching_bench.py
-	if [ -f bench/bookings_bench.py ]; then $(BIN)/python bench/bookings_bench.py; fi
+	$(BIN)/python bench/bookings_bench.py
 	$(BIN)/python bench/analytics_bench.py
 
 i18n: $(STAMP)
