@@ -36,6 +36,23 @@ class WebError(Exception):
         super().__init__(message)
 
 
+def N_(message: str) -> str:
+    return message
+
+
+# Status codes and actor kinds shown to people (the code stays in data-status attributes for scripts).
+LABELS = {
+    "held": N_("held"), "requested": N_("requested"), "confirmed": N_("confirmed"), "in_progress": N_("in progress"),
+    "completed": N_("completed"), "settled": N_("settled"), "cancelled": N_("cancelled"), "declined": N_("declined"),
+    "expired": N_("expired"), "disputed": N_("disputed"), "resolved": N_("resolved"),
+    "draft": N_("draft"), "pending_review": N_("pending review"), "published": N_("published"),
+    "rejected": N_("rejected"), "suspended": N_("suspended"), "archived": N_("archived"),
+    "open": N_("open"), "booked": N_("booked"), "closed": N_("closed"),
+    "unverified": N_("unverified"), "pending": N_("pending"), "verified": N_("verified"),
+    "buyer": N_("buyer"), "supplier": N_("supplier"), "admin": N_("admin"), "system": N_("system"),
+}  # fmt: skip
+
+
 def locale_of(request: Request) -> str:
     chosen = request.session.get("locale") if "session" in request.scope else None
     if chosen in i18n.LOCALES:
@@ -122,6 +139,7 @@ def render(
         "money": lambda amount, currency: i18n.money(amount, currency, locale),
         "when": lambda value, tz_name=None: i18n.when(value, locale, tz_name or tz),
         "tname": lambda code: _taxonomy_name(code, locale),
+        "label": lambda code: translations.gettext(LABELS[code]) if code in LABELS else code,
     }
     ctx.update(context or {})
     return templates.TemplateResponse(request, template, ctx, status_code=status)

@@ -211,11 +211,11 @@ def _journey(browser: Any, live: tuple[LiveServer, str], artifacts: Path, locale
     j.shot(buyer, "06-matches-with-explanations")
     buyer.locator(".result", has_text=title).locator("form[action^='/book/'] button").click()
     buyer.wait_for_selector("#booking-status")
-    assert buyer.locator("#booking-status").inner_text() == "held"
+    assert buyer.locator("#booking-status").get_attribute("data-status") == "held"
     j.shot(buyer, "07-booking-held-invoice")
     buyer.click("form[action$='/pay'] button")
     buyer.wait_for_load_state("networkidle")
-    assert buyer.locator("#booking-status").inner_text() == "requested"
+    assert buyer.locator("#booking-status").get_attribute("data-status") == "requested"
     booking_url = buyer.url
 
     # 4. The factory accepts, starts and completes the job.
@@ -232,14 +232,14 @@ def _journey(browser: Any, live: tuple[LiveServer, str], artifacts: Path, locale
     buyer.goto(booking_url)
     buyer.click("form[action$='/confirm'] button")
     buyer.wait_for_load_state("networkidle")
-    assert buyer.locator("#booking-status").inner_text() == "settled"
+    assert buyer.locator("#booking-status").get_attribute("data-status") == "settled"
+    assert buyer.locator("#booking-status").inner_text() == ("已结算" if locale == "zh-CN" else "settled")
     buyer.select_option("#rating", "5")
     buyer.fill("#comment", "准时，精度高" if locale == "zh-CN" else "on time and precise")
     buyer.click("form[action$='/review'] button")
     buyer.wait_for_load_state("networkidle")
-    timeline = buyer.locator(".timeline").inner_text()
-    for status in ("held", "requested", "confirmed", "in_progress", "completed", "settled"):
-        assert status in timeline
+    timeline = [li.get_attribute("data-status") for li in buyer.locator(".timeline li").all()]
+    assert timeline == ["held", "requested", "confirmed", "in_progress", "completed", "settled"]
     j.shot(buyer, "09-booking-settled-timeline")
     # The review is public on the listing page.
     buyer.goto(listing_url)
