@@ -29,14 +29,17 @@ import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
-from sqlalchemy.pool import NullPool
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from common import admin as _admin  # noqa: E402
+from common import cpu_model as _cpu_model  # noqa: E402
+from common import server_url as _server_url  # noqa: E402
 
 from marketplace.analytics import service  # noqa: E402
 from marketplace.cli import migrate_database  # noqa: E402
-from marketplace.db import normalise_url  # noqa: E402
 from marketplace.seeding import AVG_MACHINES_PER_SUPPLIER, AVG_SERVICES_PER_LAB, seed_market  # noqa: E402
 
 BOOKING_COLUMNS = (
@@ -47,32 +50,6 @@ BOOKING_COLUMNS = (
 POLICY = json.dumps({"full_refund_hours": 72, "partial_refund_hours": 24, "partial_refund_percent": 50})
 STATUSES = (("confirmed", 30), ("completed", 25), ("settled", 25), ("cancelled", 8), ("in_progress", 4),
             ("declined", 3), ("expired", 3), ("requested", 2))  # fmt: skip
-
-
-def _server_url() -> str:
-    url = os.environ.get("MARKETPLACE_TEST_DATABASE_URL")
-    if url:
-        return normalise_url(url)
-    from marketplace import embedded
-
-    return embedded.start_postgres(ROOT / ".data" / "bench", database="postgres")
-
-
-async def _admin(url: str, statement: str) -> None:
-    engine = create_async_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    async with engine.connect() as conn:
-        await conn.execute(sa.text(statement))
-    await engine.dispose()
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 async def _load(engine: AsyncEngine, assets: int, target: int, seed: int, m0: datetime, m1: datetime) -> dict[str, Any]:

@@ -47,22 +47,16 @@ from sqlalchemy.pool import NullPool
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from common import cpu_model as _cpu_model  # noqa: E402
+from common import server_url as _server_url  # noqa: E402
 
 from marketplace.cli import migrate_database  # noqa: E402
-from marketplace.db import normalise_url  # noqa: E402
 from tests.bookings.live_server import build_market  # noqa: E402
 
 TARGET_RATIO = 0.30
 SLOT = timedelta(hours=1)
-
-
-def _server_url() -> str:
-    url = os.environ.get("MARKETPLACE_TEST_DATABASE_URL")
-    if url:
-        return normalise_url(url)
-    from marketplace import embedded
-
-    return embedded.start_postgres(ROOT / ".data" / "bench", database="postgres")
 
 
 def _redis_url() -> str:
@@ -82,16 +76,6 @@ async def _sql(url: str, statement: str, *, autocommit: bool = False) -> Any:
             return result.scalar() if result.returns_rows else None
     finally:
         await engine.dispose()
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _free_port() -> int:

@@ -41,14 +41,17 @@ import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
-from sqlalchemy.pool import NullPool
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from common import admin as _admin  # noqa: E402
+from common import cpu_model as _cpu_model  # noqa: E402
+from common import server_url as _server_url  # noqa: E402
 
 from listings.taxonomy import get_taxonomy  # noqa: E402
 from marketplace.cli import migrate_database  # noqa: E402
-from marketplace.db import normalise_url  # noqa: E402
 from marketplace.requests import service  # noqa: E402
 from marketplace.seeding import AVG_MACHINES_PER_SUPPLIER, AVG_SERVICES_PER_LAB, seed_market  # noqa: E402
 from matching import adapter  # noqa: E402
@@ -62,32 +65,6 @@ BOOKING_COLUMNS = (
     "refund_amount", "completed_at", "payment_method", "created_at", "updated_at",
 )  # fmt: skip
 POLICY = json.dumps({"full_refund_hours": 72, "partial_refund_hours": 24, "partial_refund_percent": 50})
-
-
-def _server_url() -> str:
-    url = os.environ.get("MARKETPLACE_TEST_DATABASE_URL")
-    if url:
-        return normalise_url(url)
-    from marketplace import embedded
-
-    return embedded.start_postgres(ROOT / ".data" / "bench", database="postgres")
-
-
-async def _admin(url: str, statement: str) -> None:
-    engine = create_async_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    async with engine.connect() as conn:
-        await conn.execute(sa.text(statement))
-    await engine.dispose()
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _pct(values: list[float], p: float) -> float:

@@ -43,18 +43,35 @@ from marketplace.seeding import AVG_MACHINES_PER_SUPPLIER, AVG_SERVICES_PER_LAB 
 
 QUERIES: dict[str, dict[str, Any]] = {
     "process_3axis_next_free": {"process": "machining.milling.cnc_3axis"},
-    "process_material_envelope_price": {"process": "machining.milling.cnc_3axis", "material": "al_6061",
-                                        "min_x": 300, "min_y": 200, "min_z": 100, "sort": "price"},
-    "near_suzhou_150km_distance": {"process": "machining.milling", "lat": 31.3, "lon": 120.6, "radius_km": 150,
-                                   "sort": "distance"},
+    "process_material_envelope_price": {
+        "process": "machining.milling.cnc_3axis",
+        "material": "al_6061",
+        "min_x": 300,
+        "min_y": 200,
+        "min_z": 100,
+        "sort": "price",
+    },
+    "near_suzhou_150km_distance": {
+        "process": "machining.milling",
+        "lat": 31.3,
+        "lon": 120.6,
+        "radius_km": 150,
+        "sort": "distance",
+    },
     "region_prefix_iso9001": {"region": ["3205"], "certificate": "ISO 9001", "kind": "machine"},
     "tensile_labs": {"process": "testing.mechanical.tensile", "kind": "lab_service", "sort": "price"},
     "free_4h_next_week": {"process": "machining.milling.cnc_3axis", "free_minutes": 240, "free_days": (7, 14)},
 }
 
 
-SEARCH_INDEXES = ("ix_assets_search_next_free", "ix_assets_search_price", "ix_assets_process_codes",
-                  "ix_assets_materials", "ix_sites_earth", "ix_sites_region_code")
+SEARCH_INDEXES = (
+    "ix_assets_search_next_free",
+    "ix_assets_search_price",
+    "ix_assets_process_codes",
+    "ix_assets_materials",
+    "ix_sites_earth",
+    "ix_sites_region_code",
+)
 
 
 def _query(spec: dict[str, Any]) -> service.SearchQuery:
@@ -87,10 +104,14 @@ async def _measure(url: str, repeats: int) -> tuple[dict[str, Any], str]:
             async with AsyncSession(engine) as session:
                 q = _query(spec)
                 stmt, sort_expr = ListingsRepository(session).search_statement(service._filters(q), q.sort)
-                sql = str(stmt.order_by(sort_expr).limit(q.limit).compile(
-                    dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
-                plan = "\n".join(r[0] for r in (await session.execute(
-                    sa.text("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + sql))).all())
+                sql = str(
+                    stmt.order_by(sort_expr)
+                    .limit(q.limit)
+                    .compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
+                )
+                plan = "\n".join(
+                    r[0] for r in (await session.execute(sa.text("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + sql))).all()
+                )
                 indexed = await _time_sql(session, sql, repeats)
                 # Baseline: the same SQL with the search indexes dropped inside this transaction (DDL is
                 # transactional in PostgreSQL, so the rollback below restores them).
@@ -99,9 +120,11 @@ async def _measure(url: str, repeats: int) -> tuple[dict[str, Any], str]:
                 await session.rollback()
             timings.sort()
             results[name] = {
-                "results": hits, "service_p50_ms": round(statistics.median(timings), 2),
+                "results": hits,
+                "service_p50_ms": round(statistics.median(timings), 2),
                 "service_p95_ms": round(timings[int(len(timings) * 0.95) - 1], 2),
-                "sql_indexed_ms": round(indexed, 2), "sql_without_search_indexes_ms": round(seq, 2),
+                "sql_indexed_ms": round(indexed, 2),
+                "sql_without_search_indexes_ms": round(seq, 2),
                 "index_speedup": round(seq / indexed, 1) if indexed else None,
             }
             plans.append(f"== {name}: {json.dumps({k: v for k, v in spec.items()}, default=str)}\n{plan}\n")
@@ -140,11 +163,20 @@ def main() -> None:
         asyncio.run(_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "search.json").write_text(json.dumps({
-        "benchmark": "search", "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"nproc": os.cpu_count(), "cpu_model": _cpu_model(), "python": platform.python_version()},
-        "assets": counts["assets"], "repeats": args.repeats, "queries": results,
-    }, indent=2) + "\n")
+    (out / "search.json").write_text(
+        json.dumps(
+            {
+                "benchmark": "search",
+                "date": datetime.now(UTC).isoformat(timespec="seconds"),
+                "machine": {"nproc": os.cpu_count(), "cpu_model": _cpu_model(), "python": platform.python_version()},
+                "assets": counts["assets"],
+                "repeats": args.repeats,
+                "queries": results,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     (out / "search_plans.txt").write_text(plans)
     print(f"wrote {out / 'search.json'} and {out / 'search_plans.txt'}")
 

@@ -27,36 +27,14 @@ from sqlalchemy.pool import NullPool
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from common import admin as _admin  # noqa: E402
+from common import cpu_model as _cpu_model  # noqa: E402
+from common import server_url as _server_url  # noqa: E402
 
 from marketplace.cli import migrate_database  # noqa: E402
-from marketplace.db import normalise_url  # noqa: E402
 from marketplace.seeding import AVG_MACHINES_PER_SUPPLIER, AVG_SERVICES_PER_LAB, seed_market  # noqa: E402
-
-
-def _server_url() -> str:
-    url = os.environ.get("MARKETPLACE_TEST_DATABASE_URL")
-    if url:
-        return normalise_url(url)
-    from marketplace import embedded
-
-    return embedded.start_postgres(ROOT / ".data" / "bench", database="postgres")
-
-
-async def _admin(url: str, statement: str) -> None:
-    engine = create_async_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    async with engine.connect() as conn:
-        await conn.execute(sa.text(statement))
-    await engine.dispose()
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 async def _seed(url: str, suppliers: int, labs: int, buyers: int, seed: int) -> tuple[dict[str, object], float]:
@@ -68,17 +46,29 @@ async def _seed(url: str, suppliers: int, labs: int, buyers: int, seed: int) -> 
             await session.commit()
         total = time.perf_counter() - started
         async with engine.connect() as conn:
-            published = (await conn.execute(sa.text(
-                "SELECT count(*) FROM assets WHERE status = 'published'"))).scalar_one()
-            missing_next_free = (await conn.execute(sa.text(
-                "SELECT count(*) FROM assets WHERE kind = 'machine' AND next_free_at IS NULL"))).scalar_one()
+            published = (
+                await conn.execute(sa.text("SELECT count(*) FROM assets WHERE status = 'published'"))
+            ).scalar_one()
+            missing_next_free = (
+                await conn.execute(
+                    sa.text("SELECT count(*) FROM assets WHERE kind = 'machine' AND next_free_at IS NULL")
+                )
+            ).scalar_one()
     finally:
         await engine.dispose()
     counts: dict[str, object] = {
-        "suppliers": summary.suppliers, "labs": summary.labs, "buyers": summary.buyers,
-        "organisations": summary.organisations, "users": summary.users, "sites": summary.sites,
-        "certificates": summary.certificates, "machines": summary.machines, "lab_services": summary.lab_services,
-        "assets": summary.assets, "status_events": summary.status_events, "published_assets": published,
+        "suppliers": summary.suppliers,
+        "labs": summary.labs,
+        "buyers": summary.buyers,
+        "organisations": summary.organisations,
+        "users": summary.users,
+        "sites": summary.sites,
+        "certificates": summary.certificates,
+        "machines": summary.machines,
+        "lab_services": summary.lab_services,
+        "assets": summary.assets,
+        "status_events": summary.status_events,
+        "published_assets": published,
         "machines_without_next_free_at": missing_next_free,
         "generate_seconds": round(summary.generate_seconds, 2),
         "seed_market_seconds": round(summary.elapsed_seconds, 2),
@@ -109,8 +99,10 @@ def main() -> None:
         counts, seconds = asyncio.run(_seed(url, suppliers, labs, buyers, args.seed))
     finally:
         asyncio.run(_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    print(f"seeded {counts['assets']} assets ({counts['machines']} machines, {counts['lab_services']} lab services)"
-          f" in {seconds:.1f} s (including commit)")
+    print(
+        f"seeded {counts['assets']} assets ({counts['machines']} machines, {counts['lab_services']} lab services)"
+        f" in {seconds:.1f} s (including commit)"
+    )
     result = {
         "benchmark": "seed",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
