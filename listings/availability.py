@@ -71,6 +71,8 @@ class ExceptionRange:
 
 
 def _utc(dt: datetime) -> datetime:
+    if dt.tzinfo is UTC:  # the common case (database values, earlier results): no conversion needed
+        return dt
     if dt.tzinfo is None or dt.utcoffset() is None:
         raise ValueError(f"datetime {dt.isoformat()} must be timezone-aware")
     return dt.astimezone(UTC)

@@ -49,7 +49,13 @@ MIGRATION_ONLY_INDEXES = frozenset(
 )
 
 
+# Derived tables kept by triggers (hand-written migrations, no ORM model): matching's read model.
+MIGRATION_ONLY_TABLES = frozenset({"matchable_assets"})
+
+
 def include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
+    if type_ == "table" and reflected and compare_to is None and name in MIGRATION_ONLY_TABLES:
+        return False
     return not (type_ == "index" and reflected and compare_to is None and name in MIGRATION_ONLY_INDEXES)
 
 

@@ -72,6 +72,31 @@ organisations = sa.table("organisations", sa.column("id"), sa.column("verificati
 bookings = sa.table(
     "bookings", sa.column("asset_id", sa.Uuid), sa.column("period", pg.TSTZRANGE), sa.column("status", sa.Text)
 )
+# Matching's read model (migration 0007): the published listings of verified organisations with only the columns
+# the prefilter and the cheap pre-score read, site position included; kept exact by triggers on assets, sites
+# and organisations. Its columns carry the names of the ``assets`` columns they copy (``asset_id`` = ``id``).
+matchable = sa.table(
+    "matchable_assets",
+    sa.column("asset_id", sa.Uuid),
+    sa.column("org_id", sa.Uuid),
+    sa.column("site_id", sa.Uuid),
+    sa.column("kind", sa.Text),
+    sa.column("currency", sa.Text),
+    sa.column("process_codes", _TEXT_ARRAY),
+    sa.column("materials", _TEXT_ARRAY),
+    sa.column("envelope_max_mm", sa.Float),
+    sa.column("envelope_mid_mm", sa.Float),
+    sa.column("envelope_min_mm", sa.Float),
+    sa.column("tolerance_mm", sa.Float),
+    sa.column("hourly_rate", sa.BigInteger),
+    sa.column("setup_fee", sa.BigInteger),
+    sa.column("price_per_sample", sa.BigInteger),
+    sa.column("next_free_at", sa.DateTime(timezone=True)),
+    sa.column("latitude", sa.Float),
+    sa.column("longitude", sa.Float),
+)
+# The condition builders below read their columns from ``src``: the ``assets`` table (default) or ``matchable``.
+ASSETS: Any = Asset.__table__.c  # type: ignore[attr-defined]
 
 
 class SupplierStats(Protocol):
@@ -116,14 +141,14 @@ def _haversine_sql(lat: float, lon: float) -> Any:
     return 2 * EARTH_RADIUS_KM * sa.func.asin(sa.func.least(1.0, sa.func.sqrt(a)))
 
 
-def price_sql(request: MatchRequest) -> Any:
+def price_sql(request: MatchRequest, src: Any = ASSETS) -> Any:
     """The engine's exact total price (minor units) as an SQL expression, NULL when there is no rate."""
     if request.kind == "machine":
         assert request.duration_minutes is not None
-        work = (2 * col(Asset.hourly_rate) * request.duration_minutes + 60) // 120  # integer division = half-up
-        return work + sa.func.coalesce(col(Asset.setup_fee), 0)
+        work = (2 * src.hourly_rate * request.duration_minutes + 60) // 120  # integer division = half-up
+        return work + sa.func.coalesce(src.setup_fee, 0)
     assert request.samples is not None
-    return col(Asset.price_per_sample) * request.samples
+    return src.price_per_sample * request.samples
 
 
 def _cert_window(request: MatchRequest) -> tuple[date, date]:
@@ -131,28 +156,26 @@ def _cert_window(request: MatchRequest) -> tuple[date, date]:
     return request.earliest_start.astimezone(UTC).date() - _DAY, request.deadline.astimezone(UTC).date() + _DAY
 
 
-def _material_ok(request: MatchRequest) -> Any:
-    return col(Asset.materials).bool_op("@>")(sa.cast([request.material], _TEXT_ARRAY))
+def _material_ok(request: MatchRequest, src: Any = ASSETS) -> Any:
+    return src.materials.bool_op("@>")(sa.cast([request.material], _TEXT_ARRAY))
 
 
-def _envelope_ok(request: MatchRequest) -> Any | None:
+def _envelope_ok(request: MatchRequest, src: Any = ASSETS) -> Any | None:
     if request.part_size_mm is None or request.kind != "machine":
         return None  # lab services have no work envelope and pass
     big, mid, small = sorted(request.part_size_mm, reverse=True)
-    return sa.and_(
-        col(Asset.envelope_max_mm) >= big, col(Asset.envelope_mid_mm) >= mid, col(Asset.envelope_min_mm) >= small
-    )
+    return sa.and_(src.envelope_max_mm >= big, src.envelope_mid_mm >= mid, src.envelope_min_mm >= small)
 
 
-def _certificates_ok(request: MatchRequest) -> Any | None:
+def _certificates_ok(request: MatchRequest, src: Any = ASSETS) -> Any | None:
     if not request.required_certificates:
         return None
     lo, hi = _cert_window(request)
     return sa.and_(
         *[
             sa.exists().where(
-                col(Certificate.org_id) == col(Asset.org_id),
-                sa.or_(col(Certificate.site_id).is_(None), col(Certificate.site_id) == col(Asset.site_id)),
+                col(Certificate.org_id) == src.org_id,
+                sa.or_(col(Certificate.site_id).is_(None), col(Certificate.site_id) == src.site_id),
                 col(Certificate.status) == "verified",
                 col(Certificate.valid_from) <= col(Certificate.valid_until),
                 col(Certificate.valid_until) >= lo,
@@ -177,31 +200,40 @@ def _location_ok(request: MatchRequest) -> Any | None:
     return sa.and_(*parts) if parts else None
 
 
-def _budget_ok(request: MatchRequest) -> Any:
-    price = price_sql(request)
+def _budget_ok(request: MatchRequest, src: Any = ASSETS) -> Any:
+    price = price_sql(request, src)
     if request.budget_max is None:
         return price.isnot(None)
     return price <= request.budget_max
 
 
 def static_conditions(
-    request: MatchRequest, serving_codes: Sequence[str] | set[str] | frozenset[str], *, location: bool = True
+    request: MatchRequest,
+    serving_codes: Sequence[str] | set[str] | frozenset[str],
+    *,
+    location: bool = True,
+    src: Any = ASSETS,
 ) -> list[Any]:
-    """WHERE clauses (over assets joined with sites) for every time-independent hard constraint (without the
-    location constraint when ``location`` is false: the caller applies :func:`_location_ok` itself)."""
+    """WHERE clauses (over assets joined with sites, or over ``matchable`` with ``location=False``) for every
+    time-independent hard constraint (without the location constraint when ``location`` is false: the caller
+    applies :func:`_location_ok` itself)."""
     conds: list[Any] = [
-        col(Asset.kind) == request.kind,
-        col(Asset.process_codes).bool_op("&&")(sa.cast(sorted(serving_codes), _TEXT_ARRAY)),
+        src.kind == request.kind,
+        src.process_codes.bool_op("&&")(sa.cast(sorted(serving_codes), _TEXT_ARRAY)),
     ]
     if request.material is not None:
-        conds.append(_material_ok(request))
-    for extra in (_envelope_ok(request), _certificates_ok(request), _location_ok(request) if location else None):
+        conds.append(_material_ok(request, src))
+    for extra in (
+        _envelope_ok(request, src),
+        _certificates_ok(request, src),
+        _location_ok(request) if location else None,
+    ):
         if extra is not None:
             conds.append(extra)
     if request.tolerance_mm is not None:
-        conds.append(col(Asset.tolerance_mm) <= request.tolerance_mm)
-    conds.append(col(Asset.currency) == request.currency)
-    conds.append(_budget_ok(request))
+        conds.append(src.tolerance_mm <= request.tolerance_mm)
+    conds.append(src.currency == request.currency)
+    conds.append(_budget_ok(request, src))
     return conds
 
 
@@ -381,23 +413,31 @@ async def select_rows(
     joined back to their asset, site and organisation columns, with their certificates and (given ``now``)
     recently booked hours as correlated subqueries."""
     extras = _extra_columns(request.earliest_start, request.deadline, now)
-    where = [*_published(), *static_conditions(request, serving_codes, location=False)]
     near_ok = _location_ok(request)
+    near_ids: Any = None
     if near_ok is not None:
         # Sites first (GiST earth index / region prefix index), then the assets of those sites: the planner
         # otherwise walks every nearby site and its assets one by one.
         near = sa.select(col(Site.id)).where(near_ok).cte("near").prefix_with("MATERIALIZED")
-        where.append(col(Asset.site_id) == sa.any_(sa.func.array(sa.select(near.c.id).scalar_subquery())))
+        near_ids = sa.any_(sa.func.array(sa.select(near.c.id).scalar_subquery()))
     if cap is None:
+        where = [*_published(), *static_conditions(request, serving_codes, location=False)]
+        if near_ids is not None:
+            where.append(col(Asset.site_id) == near_ids)
         rows = await _custom_plan(session, _row_select(*extras).where(*where))
         return _selected(rows, len(rows), now is not None)
+    # Every matching row is read once here, so it is read from the narrow read model, not the wide assets rows.
+    ma = matchable.c
+    where = static_conditions(request, serving_codes, location=False, src=ma)
+    if near_ids is not None:
+        where.append(ma.site_id == near_ids)
     w = request.effective_weights
     values: list[Any] = [
-        sa.cast(price_sql(request), sa.Float).label("p"),
+        sa.cast(price_sql(request, ma), sa.Float).label("p"),
         sa.cast(
             sa.extract(
                 "epoch",
-                sa.func.greatest(sa.func.coalesce(col(Asset.next_free_at), request.deadline), request.earliest_start),
+                sa.func.greatest(sa.func.coalesce(ma.next_free_at, request.deadline), request.earliest_start),
             ),
             sa.Float,  # float, not numeric, arithmetic in the ORDER BY
         ).label("t"),
@@ -408,16 +448,8 @@ async def select_rows(
         # Only ranks (min-max normalised): earthdistance's great-circle ``<@>`` (miles, one C call per row) orders
         # like the engine's haversine; the distance limit itself is decided with the engine's formula.
         here = sa.func.point(request.lon, request.lat)
-        values.append(sa.func.point(col(Site.longitude), col(Site.latitude)).op("<@>")(here).label("d"))
-    matched = (
-        sa.select(col(Asset.id).label("id"), *values)
-        .select_from(Asset)
-        .join(Site, col(Site.id) == col(Asset.site_id))
-        .join(organisations, organisations.c.id == col(Asset.org_id))
-        .where(*where)
-        .cte("matched")
-        .prefix_with("MATERIALIZED")
-    )
+        values.append(sa.func.point(ma.longitude, ma.latitude).op("<@>")(here).label("d"))
+    matched = sa.select(ma.asset_id.label("id"), *values).where(*where).cte("matched").prefix_with("MATERIALIZED")
     m = matched.c
     aggregates = [sa.func.count().label("n")]
     for name in ("p", "t", "d") if located else ("p", "t"):
@@ -462,7 +494,8 @@ async def load_for_request(
     ``availability`` or ``certificate``) get their calendar widened to the whole request window. This is
     exact: free time is only cut off at the end, so a slot found in the short window is the engine's
     earliest slot over the whole window too. ``Loaded.checks`` holds the engine's verdict per candidate."""
-    selected = await select_rows(session, request, serving_codes, cap)
+    # Booked hours for the utilisation component come with the rows (an index-only probe per selected asset).
+    selected = await select_rows(session, request, serving_codes, cap, now=now)
     rows, total = selected.rows, selected.total
     start, end = request.earliest_start, request.deadline
     cut = first_window_end(request)

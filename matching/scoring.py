@@ -68,22 +68,45 @@ def score_components(
 
     ``weights`` must already be normalised. ``distances`` all ``None`` means "no request location".
     """
-    w = weights.as_tuple()
-    price_n = minmax_lower_better(prices)
-    dist_n = minmax_lower_better(distances)
-    start_n = minmax_lower_better(delays_h)
+    wp, wd, ws, wq, wi = weights.as_tuple()
+    price_n, dist_n, start_n = _normalised(prices, distances, delays_h)
     out: list[tuple[float, tuple[ScoreComponent, ...]]] = []
+    # Unrolled over the five COMPONENTS (this runs for every examined candidate of every request).
     for i in range(len(prices)):
         q, idle = _clamp01(qualities[i]), _clamp01(idles[i])
-        raws: tuple[float | None, ...] = (float(prices[i]), distances[i], delays_h[i], q, idle)
-        norms = (price_n[i], dist_n[i], start_n[i], q, idle)
-        comps = tuple(
-            ScoreComponent(component=name, raw=raw, normalised=n, weight=wt, contribution=wt * n)
-            for name, raw, n, wt in zip(COMPONENTS, raws, norms, w, strict=True)
+        cp, cd, cs, cq, ci = wp * price_n[i], wd * dist_n[i], ws * start_n[i], wq * q, wi * idle
+        comps = (
+            ScoreComponent("price", float(prices[i]), price_n[i], wp, cp),
+            ScoreComponent("distance", distances[i], dist_n[i], wd, cd),
+            ScoreComponent("start", delays_h[i], start_n[i], ws, cs),
+            ScoreComponent("quality", q, q, wq, cq),
+            ScoreComponent("idle", idle, idle, wi, ci),
         )
-        total = sum(c.contribution for c in comps)
-        out.append((_clamp01(total), comps))
+        out.append((_clamp01(cp + cd + cs + cq + ci), comps))
     return out
+
+
+def scores_only(
+    weights: Weights,
+    prices: Sequence[float],
+    distances: Sequence[float | None],
+    delays_h: Sequence[float],
+    qualities: Sequence[float],
+    idles: Sequence[float],
+) -> list[float]:
+    """The scores of :func:`score_components` (bit for bit) without building the explanations."""
+    wp, wd, ws, wq, wi = weights.as_tuple()
+    price_n, dist_n, start_n = _normalised(prices, distances, delays_h)
+    return [
+        _clamp01(wp * pn + wd * dn + ws * sn + wq * _clamp01(q) + wi * _clamp01(idle))
+        for pn, dn, sn, q, idle in zip(price_n, dist_n, start_n, qualities, idles, strict=True)
+    ]
+
+
+def _normalised(
+    prices: Sequence[float], distances: Sequence[float | None], delays_h: Sequence[float]
+) -> tuple[list[float], list[float], list[float]]:
+    return minmax_lower_better(prices), minmax_lower_better(distances), minmax_lower_better(delays_h)
 
 
 def rank(request: MatchRequest, matches: Sequence[FeasibleMatch]) -> list[RankedMatch]:

@@ -50,9 +50,15 @@ class Booking(SQLModel, table=True):
             "amount >= 0 AND refund_amount >= 0 AND refund_amount <= amount", name="ck_bookings_amounts"
         ),
         sa.CheckConstraint("buyer_org_id <> supplier_org_id", name="ck_bookings_not_own_asset"),
-        sa.Index("ix_bookings_asset_status", "asset_id", "status"),
+        # INCLUDE columns (migration 0007): index-only scans for matching's utilisation and scorecard counts.
+        sa.Index("ix_bookings_asset_status", "asset_id", "status", postgresql_include=["period"]),
         sa.Index("ix_bookings_buyer", "buyer_org_id", "created_at"),
-        sa.Index("ix_bookings_supplier", "supplier_org_id", "created_at"),
+        sa.Index(
+            "ix_bookings_supplier",
+            "supplier_org_id",
+            "created_at",
+            postgresql_include=["status", "kind", "completed_at", "end_at", "due_date", "cancelled_by"],
+        ),
         sa.Index("ix_bookings_lab_day", "asset_id", "drop_off_date", postgresql_where=sa.text("kind = 'lab_service'")),
         sa.Index("ix_bookings_hold_expiry", "hold_expires_at", postgresql_where=sa.text("status = 'held'")),
         sa.Index("ix_bookings_accept_by", "accept_by", postgresql_where=sa.text("status = 'requested'")),

@@ -50,7 +50,7 @@ from marketplace.webhooks import fan_out
 from matching import adapter
 from matching.batch import plan_batch
 from matching.feasibility import check
-from matching.scoring import delay_hours, rank, score_components
+from matching.scoring import delay_hours, rank, scores_only
 from matching.types import FeasibleMatch, MatchRequest, RankedMatch, Rejection, Weights
 
 NOTIFY_LIMIT = 50  # suppliers notified per posted request (the best-ranked listings)
@@ -563,17 +563,14 @@ async def _with_quality(
     if not feasible:
         return feasible
     w = request.effective_weights
-    lower = [
-        score
-        for score, _ in score_components(
-            w,
-            [m.price.total for m in feasible],
-            [m.distance_km for m in feasible],
-            [delay_hours(request.earliest_start, m.slot_start) for m in feasible],
-            [0.0] * len(feasible),
-            [1.0 - m.candidate.utilisation for m in feasible],
-        )
-    ]
+    lower = scores_only(
+        w,
+        [m.price.total for m in feasible],
+        [m.distance_km for m in feasible],
+        [delay_hours(request.earliest_start, m.slot_start) for m in feasible],
+        [0.0] * len(feasible),
+        [1.0 - m.candidate.utilisation for m in feasible],
+    )
     if limit >= len(feasible):
         needed = list(range(len(feasible)))
     elif limit == 0:
