@@ -26,7 +26,7 @@ from marketplace.bookings.endpoints import router as bookings_router
 from marketplace.db import create_engine, create_sessionmaker, get_session
 from marketplace.errors import ERROR_SCHEMA, error_responses, install_error_handlers
 from marketplace.idempotency import IdempotentReplay, handle_replay
-from marketplace.observability import RequestContextMiddleware, configure_logging
+from marketplace.observability import RequestContextMiddleware, configure_logging, freeze_startup_heap
 from marketplace.orgs.endpoints import router as orgs_router
 from marketplace.pagination import decode_cursor, encode_cursor
 from marketplace.payments_endpoints import router as payments_router
@@ -173,4 +173,6 @@ def main_app() -> FastAPI:
     """Entry for ``uvicorn --factory marketplace.app:main_app``."""
     settings = get_settings()
     configure_logging(settings.log_level)
-    return create_app(settings)
+    app = create_app(settings)
+    logger.debug("froze %d start-up objects", freeze_startup_heap())
+    return app

@@ -131,24 +131,56 @@ def _norm_sql(expr: Any) -> Any:
     return sa.func.lower(sa.func.regexp_replace(sa.func.btrim(expr), r"\s+", " ", "g"))
 
 
-def _haversine_sql(lat: float, lon: float) -> Any:
-    """The engine's haversine (same radius) in SQL, in km."""
-    p1, l1 = math.radians(lat), math.radians(lon)
-    p2, l2 = sa.func.radians(col(Site.latitude)), sa.func.radians(col(Site.longitude))
-    a = sa.func.power(sa.func.sin((p2 - p1) / 2), 2) + math.cos(p1) * sa.func.cos(p2) * sa.func.power(
-        sa.func.sin((l2 - l1) / 2), 2
-    )
-    return 2 * EARTH_RADIUS_KM * sa.func.asin(sa.func.least(1.0, sa.func.sqrt(a)))
+# -- request values as bind parameters ------------------------------------------------------------------
+#
+# Every value a request contributes to the candidate statement has a name here. Builders ask a ``Binder`` for
+# it: an ad-hoc binder embeds the value (an anonymous bind parameter, as a literal would), a shape binder
+# returns a named placeholder. The hot path (:func:`select_rows`) builds its statement once per request
+# *shape* (:func:`_shape`: which constraints are present) and executes it with :func:`request_values`, which
+# saves building the SQLAlchemy expression tree and its cache key on every request (~8 ms CPU).
+
+_BIND_TYPES: dict[str, Any] = {
+    "kind": sa.Text(),
+    "codes": _TEXT_ARRAY,
+    "material": _TEXT_ARRAY,
+    "env_big": sa.Float(),
+    "env_mid": sa.Float(),
+    "env_small": sa.Float(),
+    "cert_lo": sa.Date(),
+    "cert_hi": sa.Date(),
+    "lat": sa.Float(),
+    "lon": sa.Float(),
+    "box_m": sa.Float(),
+    "max_km": sa.Float(),
+    "hv_p1": sa.Float(),
+    "hv_l1": sa.Float(),
+    "hv_cos_p1": sa.Float(),
+    "tolerance": sa.Float(),
+    "currency": sa.Text(),
+    "budget": sa.BigInteger(),
+    "duration": sa.Integer(),
+    "samples": sa.Integer(),
+    "w_price": sa.Float(),
+    "w_start": sa.Float(),
+    "w_distance": sa.Float(),
+    "earliest": sa.DateTime(timezone=True),
+    "deadline": sa.DateTime(timezone=True),
+    "used_from": sa.DateTime(timezone=True),
+    "used_until": sa.DateTime(timezone=True),
+    "cap": sa.Integer(),
+}
 
 
-def price_sql(request: MatchRequest, src: Any = ASSETS) -> Any:
-    """The engine's exact total price (minor units) as an SQL expression, NULL when there is no rate."""
-    if request.kind == "machine":
-        assert request.duration_minutes is not None
-        work = (2 * src.hourly_rate * request.duration_minutes + 60) // 120  # integer division = half-up
-        return work + sa.func.coalesce(src.setup_fee, 0)
-    assert request.samples is not None
-    return src.price_per_sample * request.samples
+def _bind_type(name: str) -> Any:
+    return _BIND_TYPES.get(name) or sa.Text()  # cert_<i>, region_<i>
+
+
+def _like_prefix(prefix: str) -> str:
+    return prefix.replace("/", "//").replace("%", "/%").replace("_", "/_") + "%"
+
+
+def _standards(request: MatchRequest) -> list[str]:
+    return sorted({norm_standard(r) for r in request.required_certificates})
 
 
 def _cert_window(request: MatchRequest) -> tuple[date, date]:
@@ -156,21 +188,135 @@ def _cert_window(request: MatchRequest) -> tuple[date, date]:
     return request.earliest_start.astimezone(UTC).date() - _DAY, request.deadline.astimezone(UTC).date() + _DAY
 
 
-def _material_ok(request: MatchRequest, src: Any = ASSETS) -> Any:
-    return src.materials.bool_op("@>")(sa.cast([request.material], _TEXT_ARRAY))
+def _distance_limited(request: MatchRequest) -> bool:
+    return request.max_distance_km is not None and request.lat is not None and request.lon is not None
 
 
-def _envelope_ok(request: MatchRequest, src: Any = ASSETS) -> Any | None:
+def request_values(
+    request: MatchRequest,
+    serving_codes: Sequence[str] | set[str] | frozenset[str],
+    *,
+    now: datetime | None = None,
+    cap: int | None = None,
+) -> dict[str, Any]:
+    """The request's values by bind parameter name (those of constraints it lacks are simply unused)."""
+    cert_lo, cert_hi = _cert_window(request)
+    w = request.effective_weights
+    values: dict[str, Any] = {
+        "kind": request.kind,
+        "codes": sorted(serving_codes),
+        "material": [request.material],
+        "cert_lo": cert_lo,
+        "cert_hi": cert_hi,
+        "lat": request.lat,
+        "lon": request.lon,
+        "tolerance": request.tolerance_mm,
+        "currency": request.currency,
+        "budget": request.budget_max,
+        "duration": request.duration_minutes,
+        "samples": request.samples,
+        "w_price": w.price,
+        "w_start": w.start,
+        "w_distance": w.distance,
+        "earliest": request.earliest_start,
+        "deadline": request.deadline,
+        "cap": cap,
+    }
+    if request.part_size_mm is not None:
+        values["env_big"], values["env_mid"], values["env_small"] = sorted(request.part_size_mm, reverse=True)
+    for i, std in enumerate(_standards(request)):
+        values[f"cert_{i}"] = std
+    if _distance_limited(request):
+        assert request.lat is not None and request.lon is not None and request.max_distance_km is not None
+        p1 = math.radians(request.lat)
+        # earth_box uses its own earth radius: widen it by 1 % so the index never cuts a feasible site; the
+        # engine's formula (plus a hair for floating point) then decides.
+        values.update(
+            box_m=request.max_distance_km * 1010.0,
+            max_km=request.max_distance_km + 1e-9,
+            hv_p1=p1,
+            hv_l1=math.radians(request.lon),
+            hv_cos_p1=math.cos(p1),
+        )
+    for i, prefix in enumerate(request.region_prefixes):
+        values[f"region_{i}"] = _like_prefix(prefix)
+    if now is not None:
+        values["used_from"], values["used_until"] = now - timedelta(days=UTILISATION_DAYS), now
+    return values
+
+
+def _shape(request: MatchRequest, *, cap: int | None, now: datetime | None) -> tuple[Any, ...]:
+    """Everything that changes the structure of the candidate statement (not its values)."""
+    return (
+        request.kind,
+        request.material is not None,
+        request.part_size_mm is not None,
+        len(_standards(request)),
+        _distance_limited(request),
+        len(request.region_prefixes),
+        request.lat is not None and request.lon is not None,
+        request.tolerance_mm is not None,
+        request.budget_max is not None,
+        cap is None,
+        now is not None,
+    )
+
+
+class Binder:
+    """``binder(name)``: the request value ``name`` as a bind parameter, embedded (``values`` given) or a named
+    placeholder filled at execution (``values=None``)."""
+
+    def __init__(self, values: Mapping[str, Any] | None) -> None:
+        self.values = values
+
+    def __call__(self, name: str) -> Any:
+        if self.values is None:
+            return sa.bindparam(name, type_=_bind_type(name))
+        return sa.bindparam(None, self.values[name], type_=_bind_type(name))
+
+
+def _binder(request: MatchRequest, serving_codes: Sequence[str] | set[str] | frozenset[str]) -> Binder:
+    return Binder(request_values(request, serving_codes))
+
+
+# -- the static prefilter -------------------------------------------------------------------------------
+
+
+def _haversine_sql(p: Binder, lat: Any, lon: Any) -> Any:
+    """The engine's haversine (same radius) in SQL, in km, from the request's point to (``lat``, ``lon``)."""
+    p2, l2 = sa.func.radians(lat), sa.func.radians(lon)
+    a = sa.func.power(sa.func.sin((p2 - p("hv_p1")) / 2), 2) + p("hv_cos_p1") * sa.func.cos(p2) * sa.func.power(
+        sa.func.sin((l2 - p("hv_l1")) / 2), 2
+    )
+    return 2 * EARTH_RADIUS_KM * sa.func.asin(sa.func.least(1.0, sa.func.sqrt(a)))
+
+
+def price_sql(request: MatchRequest, src: Any = ASSETS, p: Binder | None = None) -> Any:
+    """The engine's exact total price (minor units) as an SQL expression, NULL when there is no rate."""
+    p = p or Binder({"duration": request.duration_minutes, "samples": request.samples})
+    if request.kind == "machine":
+        assert request.duration_minutes is not None
+        work = (2 * src.hourly_rate * p("duration") + 60) // 120  # integer division = half-up
+        return work + sa.func.coalesce(src.setup_fee, 0)
+    assert request.samples is not None
+    return src.price_per_sample * p("samples")
+
+
+def _material_ok(p: Binder, src: Any = ASSETS) -> Any:
+    return src.materials.bool_op("@>")(sa.cast(p("material"), _TEXT_ARRAY))
+
+
+def _envelope_ok(request: MatchRequest, p: Binder, src: Any = ASSETS) -> Any | None:
     if request.part_size_mm is None or request.kind != "machine":
         return None  # lab services have no work envelope and pass
-    big, mid, small = sorted(request.part_size_mm, reverse=True)
-    return sa.and_(src.envelope_max_mm >= big, src.envelope_mid_mm >= mid, src.envelope_min_mm >= small)
+    return sa.and_(
+        src.envelope_max_mm >= p("env_big"), src.envelope_mid_mm >= p("env_mid"), src.envelope_min_mm >= p("env_small")
+    )
 
 
-def _certificates_ok(request: MatchRequest, src: Any = ASSETS) -> Any | None:
+def _certificates_ok(request: MatchRequest, p: Binder, src: Any = ASSETS) -> Any | None:
     if not request.required_certificates:
         return None
-    lo, hi = _cert_window(request)
     return sa.and_(
         *[
             sa.exists().where(
@@ -178,33 +324,36 @@ def _certificates_ok(request: MatchRequest, src: Any = ASSETS) -> Any | None:
                 sa.or_(col(Certificate.site_id).is_(None), col(Certificate.site_id) == src.site_id),
                 col(Certificate.status) == "verified",
                 col(Certificate.valid_from) <= col(Certificate.valid_until),
-                col(Certificate.valid_until) >= lo,
-                col(Certificate.valid_from) <= hi,
-                _norm_sql(col(Certificate.standard)) == std,
+                col(Certificate.valid_until) >= p("cert_lo"),
+                col(Certificate.valid_from) <= p("cert_hi"),
+                _norm_sql(col(Certificate.standard)) == p(f"cert_{i}"),
             )
-            for std in sorted({norm_standard(r) for r in request.required_certificates})
+            for i in range(len(_standards(request)))
         ]
     )
 
 
-def _location_ok(request: MatchRequest) -> Any | None:
+def _location_ok(request: MatchRequest, p: Binder) -> Any | None:
+    """Distance limit and region prefixes, over ``sites``."""
     parts: list[Any] = []
-    if request.max_distance_km is not None and request.lat is not None and request.lon is not None:
-        # earth_box uses its own earth radius: widen it by 1 % so the index never cuts a feasible site, then
-        # decide with the engine's formula (plus a hair for floating point).
-        box = sa.func.earth_box(sa.func.ll_to_earth(request.lat, request.lon), request.max_distance_km * 1010.0)
+    if _distance_limited(request):
+        box = sa.func.earth_box(sa.func.ll_to_earth(p("lat"), p("lon")), p("box_m"))
         parts.append(box.bool_op("@>")(sa.func.ll_to_earth(col(Site.latitude), col(Site.longitude))))
-        parts.append(_haversine_sql(request.lat, request.lon) <= request.max_distance_km + 1e-9)
+        parts.append(_haversine_sql(p, col(Site.latitude), col(Site.longitude)) <= p("max_km"))
     if request.region_prefixes:
-        parts.append(sa.or_(*[col(Site.region_code).startswith(p, autoescape=True) for p in request.region_prefixes]))
+        parts.append(
+            sa.or_(
+                *[col(Site.region_code).like(p(f"region_{i}"), escape="/") for i in range(len(request.region_prefixes))]
+            )
+        )
     return sa.and_(*parts) if parts else None
 
 
-def _budget_ok(request: MatchRequest, src: Any = ASSETS) -> Any:
-    price = price_sql(request, src)
+def _budget_ok(request: MatchRequest, p: Binder, src: Any = ASSETS) -> Any:
+    price = price_sql(request, src, p)
     if request.budget_max is None:
         return price.isnot(None)
-    return price <= request.budget_max
+    return price <= p("budget")
 
 
 def static_conditions(
@@ -213,27 +362,29 @@ def static_conditions(
     *,
     location: bool = True,
     src: Any = ASSETS,
+    p: Binder | None = None,
 ) -> list[Any]:
     """WHERE clauses (over assets joined with sites, or over ``matchable`` with ``location=False``) for every
     time-independent hard constraint (without the location constraint when ``location`` is false: the caller
-    applies :func:`_location_ok` itself)."""
+    applies :func:`_location_ok` itself). Values come from ``p`` (default: embedded)."""
+    p = p or _binder(request, serving_codes)
     conds: list[Any] = [
-        src.kind == request.kind,
-        src.process_codes.bool_op("&&")(sa.cast(sorted(serving_codes), _TEXT_ARRAY)),
+        src.kind == p("kind"),
+        src.process_codes.bool_op("&&")(sa.cast(p("codes"), _TEXT_ARRAY)),
     ]
     if request.material is not None:
-        conds.append(_material_ok(request, src))
+        conds.append(_material_ok(p, src))
     for extra in (
-        _envelope_ok(request, src),
-        _certificates_ok(request, src),
-        _location_ok(request) if location else None,
+        _envelope_ok(request, p, src),
+        _certificates_ok(request, p, src),
+        _location_ok(request, p) if location else None,
     ):
         if extra is not None:
             conds.append(extra)
     if request.tolerance_mm is not None:
-        conds.append(src.tolerance_mm <= request.tolerance_mm)
-    conds.append(src.currency == request.currency)
-    conds.append(_budget_ok(request, src))
+        conds.append(src.tolerance_mm <= p("tolerance"))
+    conds.append(src.currency == p("currency"))
+    conds.append(_budget_ok(request, p, src))
     return conds
 
 
@@ -327,10 +478,9 @@ class Selected:
     booked_hours: dict[uuid.UUID, float] | None  # machines' booked hours over the utilisation window
 
 
-def _extra_columns(start: datetime, end: datetime, now: datetime | None) -> list[Any]:
+def _extra_columns(p: Binder, with_hours: bool) -> list[Any]:
     """Correlated subqueries (per selected asset): its certificates as JSON (as :func:`_certificates`) and,
-    given ``now``, its booked hours over the utilisation window (as :func:`utilisation`)."""
-    lo, hi = start.astimezone(UTC).date() - _DAY, end.astimezone(UTC).date() + _DAY
+    ``with_hours``, its booked hours over the utilisation window (as :func:`utilisation`)."""
     certs = (
         sa.select(
             sa.func.json_agg(
@@ -343,14 +493,14 @@ def _extra_columns(start: datetime, end: datetime, now: datetime | None) -> list
             col(Certificate.org_id) == col(Asset.org_id),
             sa.or_(col(Certificate.site_id).is_(None), col(Certificate.site_id) == col(Asset.site_id)),
             col(Certificate.status) == "verified",
-            col(Certificate.valid_until) >= lo,
-            col(Certificate.valid_from) <= hi,
+            col(Certificate.valid_until) >= p("cert_lo"),
+            col(Certificate.valid_from) <= p("cert_hi"),
         )
         .scalar_subquery()
     )
     out = [certs]
-    if now is not None:
-        window = sa.func.tstzrange(now - timedelta(days=UTILISATION_DAYS), now, "[)")
+    if with_hours:
+        window = sa.func.tstzrange(p("used_from"), p("used_until"), "[)")
         clipped = bookings.c.period * window
         hours = (
             sa.select(sa.func.sum(sa.extract("epoch", sa.func.upper(clipped) - sa.func.lower(clipped))) / 3600.0)
@@ -382,7 +532,7 @@ def _selected(rows: Sequence[Any], total: int, with_hours: bool) -> Selected:
     return Selected(assets, total, certs, hours if with_hours else None)
 
 
-async def _custom_plan(session: AsyncSession, stmt: Any) -> list[Any]:
+async def _custom_plan(session: AsyncSession, stmt: Any, params: Mapping[str, Any] | None = None) -> list[Any]:
     """Run ``stmt`` with a plan made for its actual parameters.
 
     The driver prepares statements and PostgreSQL switches a prepared statement to a generic plan after five
@@ -390,10 +540,10 @@ async def _custom_plan(session: AsyncSession, stmt: Any) -> list[Any]:
     of magnitude slower than the custom one. The setting is transaction-local (it also applies to the rest of
     the caller's transaction, where it only costs planning time)."""
     await session.execute(sa.select(sa.func.set_config("plan_cache_mode", "force_custom_plan", True)))
-    return list((await session.execute(stmt)).all())
+    return list((await session.execute(stmt, dict(params) if params else None)).all())
 
 
-def _cheap_component(weight: float, value: Any, lo: Any, hi: Any) -> Any:
+def _cheap_component(weight: Any, value: Any, lo: Any, hi: Any) -> Any:
     """``weight`` x min-max normalised ``value`` (lower is better; 1 when the set has one value)."""
     return weight * sa.func.coalesce((hi - value) / sa.func.nullif(hi - lo, 0.0, type_=sa.Float), 1.0)
 
@@ -412,42 +562,54 @@ async def select_rows(
     one-row min/max/count aggregate, the best ``cap`` ids are picked by the cheap score, and only those are
     joined back to their asset, site and organisation columns, with their certificates and (given ``now``)
     recently booked hours as correlated subqueries."""
-    extras = _extra_columns(request.earliest_start, request.deadline, now)
-    near_ok = _location_ok(request)
+    shape = _shape(request, cap=cap, now=now)
+    stmt = _STATEMENTS.get(shape)
+    if stmt is None:
+        stmt = _candidate_statement(request, Binder(None), capped=cap is not None, with_hours=now is not None)
+        if len(_STATEMENTS) >= 256:
+            _STATEMENTS.clear()
+        _STATEMENTS[shape] = stmt
+    rows = await _custom_plan(session, stmt, request_values(request, serving_codes, now=now, cap=cap))
+    if cap is None:
+        return _selected(rows, len(rows), now is not None)
+    return _selected(rows, int(rows[0][-1]) if rows else 0, now is not None)
+
+
+_STATEMENTS: dict[tuple[Any, ...], Any] = {}  # candidate statements by request shape (see _shape)
+
+
+def _candidate_statement(request: MatchRequest, p: Binder, *, capped: bool, with_hours: bool) -> Any:
+    """The statement of :func:`select_rows` for requests of ``request``'s shape (values from ``p``)."""
+    extras = _extra_columns(p, with_hours)
+    near_ok = _location_ok(request, p)
     near_ids: Any = None
     if near_ok is not None:
         # Sites first (GiST earth index / region prefix index), then the assets of those sites: the planner
         # otherwise walks every nearby site and its assets one by one.
         near = sa.select(col(Site.id)).where(near_ok).cte("near").prefix_with("MATERIALIZED")
         near_ids = sa.any_(sa.func.array(sa.select(near.c.id).scalar_subquery()))
-    if cap is None:
-        where = [*_published(), *static_conditions(request, serving_codes, location=False)]
+    if not capped:
+        where = [*_published(), *static_conditions(request, (), location=False, p=p)]
         if near_ids is not None:
             where.append(col(Asset.site_id) == near_ids)
-        rows = await _custom_plan(session, _row_select(*extras).where(*where))
-        return _selected(rows, len(rows), now is not None)
+        return _row_select(*extras).where(*where)
     # Every matching row is read once here, so it is read from the narrow read model, not the wide assets rows.
     ma = matchable.c
-    where = static_conditions(request, serving_codes, location=False, src=ma)
+    where = static_conditions(request, (), location=False, src=ma, p=p)
     if near_ids is not None:
         where.append(ma.site_id == near_ids)
-    w = request.effective_weights
     values: list[Any] = [
-        sa.cast(price_sql(request, ma), sa.Float).label("p"),
+        sa.cast(price_sql(request, ma, p), sa.Float).label("p"),
         sa.cast(
-            sa.extract(
-                "epoch",
-                sa.func.greatest(sa.func.coalesce(ma.next_free_at, request.deadline), request.earliest_start),
-            ),
+            sa.extract("epoch", sa.func.greatest(sa.func.coalesce(ma.next_free_at, p("deadline")), p("earliest"))),
             sa.Float,  # float, not numeric, arithmetic in the ORDER BY
         ).label("t"),
     ]
     located = request.lat is not None and request.lon is not None
     if located:
-        assert request.lat is not None and request.lon is not None
         # Only ranks (min-max normalised): earthdistance's great-circle ``<@>`` (miles, one C call per row) orders
         # like the engine's haversine; the distance limit itself is decided with the engine's formula.
-        here = sa.func.point(request.lon, request.lat)
+        here = sa.func.point(p("lon"), p("lat"))
         values.append(sa.func.point(ma.longitude, ma.latitude).op("<@>")(here).label("d"))
     matched = sa.select(ma.asset_id.label("id"), *values).where(*where).cte("matched").prefix_with("MATERIALIZED")
     m = matched.c
@@ -456,19 +618,17 @@ async def select_rows(
         aggregates += [sa.func.min(m[name]).label(f"{name}0"), sa.func.max(m[name]).label(f"{name}1")]
     span = sa.select(*aggregates).select_from(matched).cte("span").prefix_with("MATERIALIZED")
     r = span.c
-    cheap = _cheap_component(w.price, m.p, r.p0, r.p1) + _cheap_component(w.start, m.t, r.t0, r.t1)
+    cheap = _cheap_component(p("w_price"), m.p, r.p0, r.p1) + _cheap_component(p("w_start"), m.t, r.t0, r.t1)
     if located:
-        cheap = cheap + _cheap_component(w.distance, m.d, r.d0, r.d1)
+        cheap = cheap + _cheap_component(p("w_distance"), m.d, r.d0, r.d1)
     best = (
         sa.select(m.id, r.n)
         .select_from(matched.join(span, sa.true()))
         .order_by(cheap.desc(), m.id)
-        .limit(cap)
+        .limit(p("cap"))
         .subquery("best")
     )
-    stmt = _row_select(*extras, best.c.n).join(best, best.c.id == col(Asset.id))
-    rows = await _custom_plan(session, stmt)
-    return _selected(rows, int(rows[0][-1]) if rows else 0, now is not None)
+    return _row_select(*extras, best.c.n).join(best, best.c.id == col(Asset.id))
 
 
 def first_window_end(request: MatchRequest) -> datetime:
@@ -575,19 +735,20 @@ async def static_rejections(
 ) -> dict[str, int]:
     """First failing time-independent constraint, counted over the published listings (of verified
     organisations) of the request's kind that offer the process, in the engine's order."""
+    p = _binder(request, serving_codes)
     checks: list[tuple[str, Any]] = []
     if request.material is not None:
-        checks.append(("material", _material_ok(request)))
-    if (env := _envelope_ok(request)) is not None:
+        checks.append(("material", _material_ok(p)))
+    if (env := _envelope_ok(request, p)) is not None:
         checks.append(("envelope", env))
     if request.tolerance_mm is not None:
-        checks.append(("tolerance", col(Asset.tolerance_mm) <= request.tolerance_mm))
-    if (certs := _certificates_ok(request)) is not None:
+        checks.append(("tolerance", col(Asset.tolerance_mm) <= p("tolerance")))
+    if (certs := _certificates_ok(request, p)) is not None:
         checks.append(("certificate", certs))
-    if (loc := _location_ok(request)) is not None:
+    if (loc := _location_ok(request, p)) is not None:
         checks.append(("location", loc))
-    checks.append(("currency", col(Asset.currency) == request.currency))
-    checks.append(("budget", _budget_ok(request)))
+    checks.append(("currency", col(Asset.currency) == p("currency")))
+    checks.append(("budget", _budget_ok(request, p)))
     reason = sa.case(*[(sa.not_(sa.func.coalesce(cond, False)), name) for name, cond in checks], else_=None)
     stmt = (
         sa.select(reason.label("reason"), sa.func.count())
@@ -596,8 +757,8 @@ async def static_rejections(
         .join(organisations, organisations.c.id == col(Asset.org_id))
         .where(
             *_published(),
-            col(Asset.kind) == request.kind,
-            col(Asset.process_codes).bool_op("&&")(sa.cast(sorted(serving_codes), _TEXT_ARRAY)),
+            col(Asset.kind) == p("kind"),
+            col(Asset.process_codes).bool_op("&&")(sa.cast(p("codes"), _TEXT_ARRAY)),
         )
         .group_by(sa.literal_column("reason"))
     )

@@ -126,3 +126,40 @@ async def test_run_match_top_k_equals_engine(db: AsyncSession) -> None:
             assert got.feasible == want.feasible_count
         checked += want.feasible_count >= 2
     assert checked >= 5
+
+
+async def test_shape_cached_candidate_statement_equals_one_built_for_the_request(db: AsyncSession) -> None:
+    """select_rows reuses one statement per request shape with the values bound at execution: for requests that
+    share shapes (so the statement was built for an earlier request), its rows must equal those of a statement
+    built with this request's values embedded, and every placeholder must have a value."""
+    from sqlalchemy.sql import visitors
+    from sqlalchemy.sql.elements import BindParameter
+
+    from tests.requests.test_adapter import _random_request, _seed
+
+    rng = random.Random(8)
+    now = datetime.now(UTC).replace(microsecond=0)
+    assets = await _seed(db, rng, now)
+    adapter._STATEMENTS.clear()
+    shapes: dict[tuple[object, ...], int] = {}
+    for _ in range(60):
+        mr = _random_request(rng, rng.choice(assets), now)
+        codes = service.serving_codes(mr.process_code)
+        for cap, hours in ((adapter.DEFAULT_CAP, now), (None, None)):
+            shape = adapter._shape(mr, cap=cap, now=hours)
+            shapes[shape] = shapes.get(shape, 0) + 1
+            got = await adapter.select_rows(db, mr, codes, cap, now=hours)
+            placeholders = {
+                b.key
+                for b in visitors.iterate(adapter._STATEMENTS[shape])
+                if isinstance(b, BindParameter) and not b.unique
+            }
+            values = adapter.request_values(mr, codes, now=hours, cap=cap)
+            assert placeholders <= set(values) and all(values[k] is not None for k in placeholders)
+            embedded = adapter._candidate_statement(
+                mr, adapter.Binder(values), capped=cap is not None, with_hours=hours is not None
+            )
+            want = adapter._selected(await adapter._custom_plan(db, embedded), 0, hours is not None)
+            assert [r.id for r in got.rows] == [r.id for r in want.rows]
+            assert got.booked_hours == want.booked_hours and got.certificates == want.certificates
+    assert sum(n > 1 for n in shapes.values()) >= 5  # shapes really were reused
