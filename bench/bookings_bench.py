@@ -1,7 +1,7 @@
 """Booking throughput benchmark: sustained booking creation through the HTTP API, compared with the raw
 PostgreSQL insert rate into the same constrained ``bookings`` table, measured in the same run.
 
-    python bench/bookings_bench.py [--clients 8] [--seconds 20] [--workers N]
+    python bench/bookings_bench.py [--clients 8] [--seconds 20] [--workers N] [--client lean|httpx]
 
 1. Creates a throw-away database on the server of ``MARKETPLACE_TEST_DATABASE_URL`` (or the embedded
    PostgreSQL under ``.data/bench``), runs the migrations and starts a real uvicorn server (``--workers``
@@ -9,7 +9,13 @@ PostgreSQL insert rate into the same constrained ``bookings`` table, measured in
    or the embedded Redis).
 2. Builds a market through the API: one always-open machine per client, a verified supplier, a buyer.
 3. HTTP phase: ``--clients`` concurrent clients each book consecutive, non-conflicting one-hour slots on
-   their own machine (``POST /api/v1/bookings`` with an Idempotency-Key) for ``--seconds``.
+   their own machine (``POST /api/v1/bookings`` with an Idempotency-Key) for ``--seconds``. The load comes
+   from ``--client lean`` (default): a minimal HTTP/1.1 keep-alive client on asyncio streams in a process
+   of its own (one connection per client, the request bytes built in a few string operations, only the
+   status line and ``Content-Length`` parsed), so that on a small machine the load generator takes as
+   little CPU as possible from the server it measures, as pgbench (a C client) does in step 4.
+   ``--client httpx`` keeps the earlier generator (httpx in the benchmark process). The CPU seconds used
+   in the measured window by the load generator, the API processes, PostgreSQL and Redis are recorded.
 4. pgbench phase: the same number of clients run a one-statement transaction that INSERTs a booking of one
    of the same machines (``:client_id`` picks it) into the same table, exclusion constraint, indexes and
    foreign keys included, at a unique period from a sequence (so nothing conflicts).
@@ -25,6 +31,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -39,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import redis
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
@@ -202,26 +210,105 @@ async def sample_waits(db_url: str, stop: asyncio.Event, every: float = 0.2) -> 
     }
 
 
-async def http_phase(api_url: str, db_url: str, clients: int, seconds: float, warmup: float) -> dict[str, Any]:
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=api_url, limits=limits, timeout=60) as client:
-        market = await build_market(client, db_url, machines=clients)
-        machines = [m["id"] for m in market.extra["machines"]]
-        first = (datetime.now(UTC) + timedelta(hours=2)).replace(minute=0, second=0, microsecond=0)
-        latencies: list[float] = []
-        statuses: dict[int, int] = {}
-        measuring = False
+# -- CPU accounting --------------------------------------------------------------------------------
 
-        next_slot = [0] * clients  # per client: the next free one-hour slot on its own machine
+
+def _tree_cpu(pid: int, *, children: bool = True) -> float:
+    """CPU seconds (user + system) of a process and (``children``) its live descendants."""
+    try:
+        proc = psutil.Process(pid)
+        procs = [proc, *proc.children(recursive=True)] if children else [proc]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def _named_cpu(prefix: str, *, title_contains: str = "") -> float:
+    """CPU seconds of the processes whose name starts with ``prefix`` (and whose command line, for a
+    PostgreSQL backend its process title ``postgres: user database host state``, contains ``title_contains``)."""
+    total = 0.0
+    for p in psutil.process_iter(["name", "cmdline"]):
+        try:
+            if (p.info["name"] or "").startswith(prefix) and title_contains in " ".join(p.info["cmdline"] or ()):
+                t = p.cpu_times()
+                total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def cpu_snapshot(db_name: str, api_pid: int, generator_pid: int) -> dict[str, float]:
+    """CPU seconds so far of the load generator, the API (uvicorn and its workers), the PostgreSQL backends
+    connected to the benchmark database and every Redis server on the machine. Differences over the measured
+    window say where the CPU went (approximately: backends that exit inside the window are missed, and
+    PostgreSQL's shared background processes, the WAL writer for one, are not counted)."""
+    return {
+        # Not its children: the httpx generator runs in this process, whose child is the API server.
+        "load_generator": _tree_cpu(generator_pid, children=False),
+        "api": _tree_cpu(api_pid),
+        "postgres": _named_cpu("postgres", title_contains=f" {db_name} "),
+        "redis": _named_cpu("redis"),
+    }
+
+
+class Window:
+    """The measured window: wall time, CPU per process group, and pg_stat_activity samples."""
+
+    def __init__(self, db_url: str, api_pid: int, generator_pid: int) -> None:
+        self.db_url, self.api_pid, self.generator_pid = db_url, api_pid, generator_pid
+        self.db_name = str(make_url(db_url).database)
+
+    def start(self) -> None:
+        self.cpu_at_start = cpu_snapshot(self.db_name, self.api_pid, self.generator_pid)
+        self.stop_sampling = asyncio.Event()
+        self.sampler = asyncio.create_task(sample_waits(self.db_url, self.stop_sampling))
+        self.started = time.perf_counter()
+
+    async def end(self) -> tuple[float, dict[str, Any], dict[str, float]]:
+        elapsed = time.perf_counter() - self.started
+        cpu_at_end = cpu_snapshot(self.db_name, self.api_pid, self.generator_pid)
+        self.stop_sampling.set()
+        waits = await self.sampler
+        cpu = {k: round(cpu_at_end[k] - self.cpu_at_start[k], 2) for k in cpu_at_end}
+        return elapsed, waits, cpu
+
+
+# -- HTTP phase: the load generators ---------------------------------------------------------------
+
+
+async def httpx_load(
+    api_url: str,
+    headers: dict[str, str],
+    jobs: list[tuple[str, datetime]],
+    seconds: float,
+    warmup: float,
+    window: Window,
+) -> dict[str, Any]:
+    """The httpx generator, in this process: one ``AsyncClient`` shared by the clients."""
+    clients = len(jobs)
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    next_slot = [0] * clients
+    measuring = False
+    async with httpx.AsyncClient(base_url=api_url, limits=limits, timeout=60) as client:
 
         async def worker(i: int, stop_at: float) -> None:
+            machine, first = jobs[i]
             while time.monotonic() < stop_at:
                 start = first + next_slot[i] * SLOT
                 next_slot[i] += 1
-                body = {"asset_id": machines[i], "start": start.isoformat(), "end": (start + SLOT).isoformat()}
+                body = {"asset_id": machine, "start": start.isoformat(), "end": (start + SLOT).isoformat()}
                 t0 = time.perf_counter()
                 r = await client.post(
-                    "/api/v1/bookings", headers={**market.buyer, "Idempotency-Key": uuid.uuid4().hex}, json=body
+                    "/api/v1/bookings", headers={**headers, "Idempotency-Key": uuid.uuid4().hex}, json=body
                 )
                 elapsed = time.perf_counter() - t0
                 if measuring:
@@ -232,13 +319,159 @@ async def http_phase(api_url: str, db_url: str, clients: int, seconds: float, wa
 
         await asyncio.gather(*(worker(i, time.monotonic() + warmup) for i in range(clients)))
         measuring = True
-        started = time.perf_counter()
-        stop_sampling = asyncio.Event()
-        sampler = asyncio.create_task(sample_waits(db_url, stop_sampling))
+        window.start()
         await asyncio.gather(*(worker(i, time.monotonic() + seconds) for i in range(clients)))
-        elapsed = time.perf_counter() - started
-        stop_sampling.set()
-        waits = await sampler
+    return {"latencies": latencies, "statuses": statuses, "next_slot": next_slot}
+
+
+class LeanConnection:
+    """One HTTP/1.1 keep-alive connection on asyncio streams: writes a request, reads the status line, the
+    headers (only ``Content-Length`` and ``Connection: close`` matter) and exactly the body. Enough for
+    uvicorn's JSON answers; anything else (chunked bodies) is refused loudly."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, data: bytes) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        self.writer.write(data)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        status = int(lines[0].split(b" ", 2)[1])
+        length, close = 0, False
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"connection":
+                close = value.strip().lower() == b"close"
+            elif name == b"transfer-encoding":
+                raise RuntimeError("the lean client does not read chunked responses")
+        body = await self.reader.readexactly(length) if length else b""
+        if close:
+            await self.close()
+        return status, body
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            await self.writer.wait_closed()
+        self.reader = self.writer = None
+
+
+async def lean_generate(spec: dict[str, Any], out: Any) -> None:
+    """The lean generator (its own process, see ``--generate``): warm up, print ``measure``, run for
+    ``seconds``, print ``done`` and then one JSON line of results."""
+    host, port = spec["host"], spec["port"]
+    head = (
+        f"POST /api/v1/bookings HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: {spec['authorization']}\r\n"
+        "Content-Type: application/json\r\nAccept: application/json\r\n"
+    )
+    jobs = [(m, datetime.fromisoformat(f)) for m, f in spec["jobs"]]
+    clients = len(jobs)
+    next_slot = [0] * clients
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    measuring = False
+
+    async def worker(i: int, conn: LeanConnection, stop_at: float) -> None:
+        machine, first = jobs[i]
+        while time.monotonic() < stop_at:
+            start = first + next_slot[i] * SLOT
+            next_slot[i] += 1
+            body = f'{{"asset_id":"{machine}","start":"{start.isoformat()}","end":"{(start + SLOT).isoformat()}"}}'
+            data = f"{head}Idempotency-Key: {uuid.uuid4().hex}\r\nContent-Length: {len(body)}\r\n\r\n{body}".encode()
+            t0 = time.perf_counter()
+            status, answer = await conn.request(data)
+            elapsed = time.perf_counter() - t0
+            if measuring:
+                latencies.append(elapsed)
+                statuses[status] = statuses.get(status, 0) + 1
+            if status != 201:
+                print(f"  unexpected {status}: {answer[:200]!r}", file=sys.stderr)
+
+    conns = [LeanConnection(host, port) for _ in range(clients)]
+    try:
+        await asyncio.gather(*(worker(i, conns[i], time.monotonic() + spec["warmup"]) for i in range(clients)))
+        measuring = True
+        print("measure", file=out, flush=True)
+        await asyncio.gather(*(worker(i, conns[i], time.monotonic() + spec["seconds"]) for i in range(clients)))
+        print("done", file=out, flush=True)
+    finally:
+        for conn in conns:
+            await conn.close()
+    print(json.dumps({"latencies": latencies, "statuses": statuses, "next_slot": next_slot}), file=out, flush=True)
+
+
+async def lean_load(
+    api_url: str,
+    headers: dict[str, str],
+    jobs: list[tuple[str, datetime]],
+    seconds: float,
+    warmup: float,
+    window: Window,
+) -> dict[str, Any]:
+    """Run :func:`lean_generate` in a process of its own and open the measured window when it says so."""
+    url = httpx.URL(api_url)
+    spec = {
+        "host": url.host,
+        "port": url.port,
+        "authorization": headers["Authorization"],
+        "jobs": [(m, f.isoformat()) for m, f in jobs],
+        "seconds": seconds,
+        "warmup": warmup,
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        __file__,
+        "--generate",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        limit=64 * 1024 * 1024,  # the results line carries every latency
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    window.generator_pid = proc.pid
+    proc.stdin.write(json.dumps(spec).encode())
+    proc.stdin.close()
+    results: dict[str, Any] | None = None
+    ended: tuple[float, dict[str, Any], dict[str, float]] | None = None
+    while line := (await proc.stdout.readline()).decode().strip():
+        if line == "measure":
+            window.start()
+        elif line == "done":
+            ended = await window.end()
+        else:
+            results = json.loads(line)
+    if await proc.wait() != 0 or results is None or ended is None:
+        raise SystemExit(f"the lean load generator failed ({proc.returncode})")
+    results["statuses"] = {int(k): v for k, v in results["statuses"].items()}
+    results["window"] = ended
+    return results
+
+
+async def http_phase(
+    api_url: str, api_pid: int, db_url: str, clients: int, seconds: float, warmup: float, client_kind: str
+) -> dict[str, Any]:
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=api_url, limits=limits, timeout=60) as client:
+        market = await build_market(client, db_url, machines=clients)
+    machines = [m["id"] for m in market.extra["machines"]]
+    first = (datetime.now(UTC) + timedelta(hours=2)).replace(minute=0, second=0, microsecond=0)
+    jobs = [(m, first) for m in machines]  # per client: its own machine, consecutive one-hour slots from first
+    window = Window(db_url, api_pid, os.getpid())
+    if client_kind == "lean":
+        load = await lean_load(api_url, market.buyer, jobs, seconds, warmup, window)
+        elapsed, waits, cpu = load["window"]
+    else:
+        load = await httpx_load(api_url, market.buyer, jobs, seconds, warmup, window)
+        elapsed, waits, cpu = await window.end()
+    latencies: list[float] = load["latencies"]
+    statuses: dict[int, int] = load["statuses"]
     created = statuses.get(201, 0)
     ordered = sorted(latencies)
 
@@ -247,6 +480,7 @@ async def http_phase(api_url: str, db_url: str, clients: int, seconds: float, wa
 
     return {
         "clients": clients,
+        "load_generator": client_kind,
         "seconds": round(elapsed, 2),
         "requests": len(latencies),
         "created": created,
@@ -259,11 +493,13 @@ async def http_phase(api_url: str, db_url: str, clients: int, seconds: float, wa
             "p95": pct(0.95),
             "p99": pct(0.99),
         },
+        "cpu_seconds": cpu,
+        "cpu_ms_per_booking": {k: round(v * 1000 / created, 2) for k, v in cpu.items()} if created else {},
         "backend_states_sampled": waits,
         "machines": machines,
         "supplier_org": market.supplier_org,
         "buyer_org": market.buyer_org,
-        "max_slots_used_per_machine": max(next_slot),
+        "max_slots_used_per_machine": max(load["next_slot"]),
     }
 
 
@@ -314,7 +550,12 @@ def pgbench_phase(db_url: str, http: dict[str, Any], clients: int, seconds: floa
             f"--username={url.username or 'postgres'}",
             str(url.database),
         ]
+        children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+        children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        pgbench_cpu = (children_after.ru_utime - children_before.ru_utime) + (
+            children_after.ru_stime - children_before.ru_stime
+        )
     finally:
         os.unlink(path)
     if out.returncode != 0:
@@ -331,6 +572,8 @@ def pgbench_phase(db_url: str, http: dict[str, Any], clients: int, seconds: floa
         "failed": int(failed.group(1)) if failed else 0,
         "inserts_per_second": round(float(tps.group(1)), 1),
         "latency_ms_mean": float(latency.group(1)) if latency else None,
+        # pgbench's own CPU (its backends exit with it, so theirs cannot be read afterwards).
+        "cpu_seconds": {"pgbench": round(pgbench_cpu, 2)},
         "pgbench": out.stdout.splitlines()[0] if out.stdout else "",
     }
 
@@ -345,7 +588,17 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=3)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="uvicorn worker processes")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "bookings.json")
+    parser.add_argument(
+        "--client",
+        choices=("lean", "httpx"),
+        default="lean",
+        help="load generator: a minimal HTTP/1.1 client in its own process (default), or httpx in this one",
+    )
+    parser.add_argument("--generate", action="store_true", help=argparse.SUPPRESS)  # the lean generator process
     args = parser.parse_args()
+    if args.generate:
+        asyncio.run(lean_generate(json.loads(sys.stdin.read()), sys.stdout))
+        return
 
     load_at_start = [round(x, 2) for x in os.getloadavg()]  # other work on the machine skews the figures
     server = _server_url()
@@ -360,8 +613,13 @@ def main() -> None:
         pg_version = asyncio.run(_sql(db_url, "SHOW server_version"))
         api, api_url = start_api(db_url, redis_url, queue, args.workers, args.clients)
         try:
-            print(f"HTTP: {args.clients} clients, {args.seconds:.0f} s, {args.workers} uvicorn worker(s) ...")
-            http = asyncio.run(http_phase(api_url, db_url, args.clients, args.seconds, args.warmup))
+            print(
+                f"HTTP: {args.clients} clients ({args.client}), {args.seconds:.0f} s,"
+                f" {args.workers} uvicorn worker(s) ..."
+            )
+            http = asyncio.run(
+                http_phase(api_url, api.pid, db_url, args.clients, args.seconds, args.warmup, args.client)
+            )
         finally:
             stop_api(api)
             r = redis.Redis.from_url(redis_url)
@@ -390,6 +648,12 @@ def main() -> None:
     print(
         f"API:     {http['bookings_per_second']:8.1f} bookings/s  ({http['created']} created, {http['errors']} errors,"
         f" p50 {http['latency_ms']['p50']} ms, p95 {http['latency_ms']['p95']} ms)"
+    )
+    per_booking = http["cpu_ms_per_booking"]
+    print(
+        "         CPU per booking: "
+        + ", ".join(f"{k.replace('_', ' ')} {v:.1f} ms" for k, v in per_booking.items())
+        + f"  ({http['load_generator']} load generator)"
     )
     waits = http["backend_states_sampled"]
     print(

@@ -52,6 +52,17 @@ class SearchFilters:
     org_id: uuid.UUID | None = None
 
 
+_EXCEPTIONS_OVERLAPPING = (
+    sa.select(AvailabilityException)
+    .where(
+        col(AvailabilityException.asset_id) == sa.bindparam("asset_id"),
+        col(AvailabilityException.ends_at) > sa.bindparam("start"),
+        col(AvailabilityException.starts_at) < sa.bindparam("end"),
+    )
+    .order_by(col(AvailabilityException.starts_at))
+)
+
+
 class ListingsRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -198,13 +209,8 @@ class ListingsRepository:
     async def exceptions_overlapping(
         self, asset_id: uuid.UUID, start: datetime, end: datetime
     ) -> list[AvailabilityException]:
-        rows = await self.session.execute(
-            sa.select(AvailabilityException).where(
-                col(AvailabilityException.asset_id) == asset_id,
-                col(AvailabilityException.ends_at) > start,
-                col(AvailabilityException.starts_at) < end,
-            )
-        )
+        """One asset's exceptions overlapping ``[start, end)``, in start order (every booking checks them)."""
+        rows = await self.session.execute(_EXCEPTIONS_OVERLAPPING, {"asset_id": asset_id, "start": start, "end": end})
         return list(rows.scalars())
 
     async def delete(self, obj: Any) -> None:

@@ -19,7 +19,7 @@ from fastapi import Depends, Header, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlmodel import Field, SQLModel, col
 
 from marketplace.auth.deps import CurrentPrincipal
@@ -58,6 +58,46 @@ class IdempotencyKeyMismatch(Unprocessable):
     code = "idempotency_key_mismatch"
 
 
+_records: sa.Table = IdempotencyRecord.__table__  # type: ignore[attr-defined]
+
+# The two statements every idempotent write runs, built once (parameters are bound per request).
+# Claim the key, or take over a record whose TTL has passed (an expired record frees its key). A live record
+# (committed, or in flight: the statement waits for that transaction) is left alone and nothing is returned.
+_claim = insert(_records).values(
+    id=sa.bindparam("p_id"),
+    scope=sa.bindparam("p_scope"),
+    key=sa.bindparam("p_key"),
+    method=sa.bindparam("p_method"),
+    path=sa.bindparam("p_path"),
+    request_hash=sa.bindparam("p_hash"),
+    created_at=sa.bindparam("p_now"),
+    expires_at=sa.bindparam("p_expires_at"),
+)
+_CLAIM = _claim.on_conflict_do_update(
+    constraint="uq_idempotency_scope_key",
+    set_={
+        "id": _claim.excluded.id,
+        "method": _claim.excluded.method,
+        "path": _claim.excluded.path,
+        "request_hash": _claim.excluded.request_hash,
+        "status_code": None,
+        "response_body": None,
+        "created_at": _claim.excluded.created_at,
+        "expires_at": _claim.excluded.expires_at,
+    },
+    where=_records.c.expires_at < sa.bindparam("p_now"),
+).returning(_records.c.id)
+# The response body is stored as the very JSON text the response sends (serialised once).
+_STORE_RESPONSE = (
+    sa.update(_records)
+    .where(_records.c.id == sa.bindparam("p_id"))
+    .values(
+        status_code=sa.bindparam("p_status_code"),
+        response_body=sa.cast(sa.bindparam("p_body", type_=sa.Text()), JSONB),
+    )
+)
+
+
 class Idempotency:
     def __init__(self, session: SessionDep, record_id: uuid.UUID) -> None:
         self._session = session
@@ -66,12 +106,12 @@ class Idempotency:
     async def respond(self, body: Any, status_code: int = 200) -> JSONResponse:
         """Store the response with the write (same transaction) and return it."""
         payload = body.model_dump(mode="json") if isinstance(body, BaseModel) else jsonable_encoder(body)
+        response = JSONResponse(payload, status_code=status_code)
         await self._session.execute(
-            sa.update(IdempotencyRecord)
-            .where(col(IdempotencyRecord.id) == self._record_id)
-            .values(status_code=status_code, response_body=payload)
+            _STORE_RESPONSE,
+            {"p_id": self._record_id, "p_status_code": status_code, "p_body": bytes(response.body).decode()},
         )
-        return JSONResponse(payload, status_code=status_code)
+        return response
 
 
 def _request_hash(method: str, path: str, body: bytes) -> str:
@@ -102,35 +142,20 @@ async def _idempotency(
     digest = _request_hash(request.method, request.url.path, await request.body())
     ttl = timedelta(hours=request.app.state.settings.idempotency_ttl_hours)
     now = utcnow()
-    # One statement: claim the key, or take over a record whose TTL has passed (an expired record frees its
-    # key). A live record (committed, or in flight: the statement waits for that transaction) is left alone.
-    stmt = insert(IdempotencyRecord).values(
-        id=uuid.uuid4(),
-        scope=scope,
-        key=idempotency_key,
-        method=request.method,
-        path=request.url.path,
-        request_hash=digest,
-        created_at=now,
-        expires_at=now + ttl,
-    )
-    taken = stmt.excluded
+    # One statement: claim the key, or take over a record whose TTL has passed (see _CLAIM).
     inserted = (
         await session.execute(
-            stmt.on_conflict_do_update(
-                constraint="uq_idempotency_scope_key",
-                set_={
-                    "id": taken.id,
-                    "method": taken.method,
-                    "path": taken.path,
-                    "request_hash": taken.request_hash,
-                    "status_code": None,
-                    "response_body": None,
-                    "created_at": taken.created_at,
-                    "expires_at": taken.expires_at,
-                },
-                where=col(IdempotencyRecord.expires_at) < now,
-            ).returning(col(IdempotencyRecord.id))
+            _CLAIM,
+            {
+                "p_id": uuid.uuid4(),
+                "p_scope": scope,
+                "p_key": idempotency_key,
+                "p_method": request.method,
+                "p_path": request.url.path,
+                "p_hash": digest,
+                "p_now": now,
+                "p_expires_at": now + ttl,
+            },
         )
     ).scalar_one_or_none()
     if inserted is not None:

@@ -47,7 +47,11 @@ def enqueue_after_commit(task_name: str, *args: Any, countdown: float | None = N
 def _send(job: _Job) -> None:
     from marketplace.celery_app import celery
 
-    celery.send_task(job.name, args=job.args, kwargs=job.kwargs, countdown=job.countdown)
+    # Fire and forget: nobody waits for these jobs' return values (their effects are in the database), so
+    # the sender does not subscribe to the job's result channel on the Redis result backend (one SUBSCRIBE
+    # and pub/sub bookkeeping per job, on the request's event loop), and the worker does not store a result
+    # that nobody reads (``ignore_result`` travels in the message).
+    celery.send_task(job.name, args=job.args, kwargs=job.kwargs, countdown=job.countdown, ignore_result=True)
 
 
 def flush_buffer(token: contextvars.Token[JobBuffer | None]) -> None:

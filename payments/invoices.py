@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import html
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -91,38 +91,45 @@ class InvoiceGateway:
     async def on_booked(self, session: AsyncSession, money: BookingMoney) -> None:
         """Issue the invoice and post its journal. The invoice's gap-free number is drawn from the counter by
         the transaction's final statement, at commit (:meth:`PaymentsRepository.number_at_commit`), so the
-        counter row is locked only for the commit; nothing outside the transaction sees it unnumbered."""
+        counter row is locked only for the commit; nothing outside the transaction sees it unnumbered.
+        A booking that already has an invoice is left alone (the unique ``booking_id`` decides)."""
         repo = PaymentsRepository(session)
-        facts = await repo.booking_facts(money.booking_id)
-        if facts.get("invoice_id") is not None:
-            return
+        if money.terms is not None:
+            facts: dict[str, Any] = asdict(money.terms)
+        else:
+            facts = await repo.booking_facts(money.booking_id)
+            if facts.get("invoice_id") is not None:
+                return
         now = utcnow()
         tax = tax_included(money.amount, self.config.tax_rate_bp)
         invoice_id = uuid.uuid4()
-        invoice = await repo.add(
-            Invoice(
-                id=invoice_id,
-                number=draft_number(invoice_id),
-                booking_id=money.booking_id,
-                buyer_org_id=money.buyer_org_id,
-                supplier_org_id=money.supplier_org_id,
-                currency=money.currency,
-                line_items=line_items(facts, money.amount),
-                subtotal=money.amount - tax,
-                tax_rate_bp=self.config.tax_rate_bp,
-                tax=tax,
-                total=money.amount,
-                issued_at=now,
-                due_date=now.date() + timedelta(days=self.config.due_days),
-            )
-        )
+        invoice = {
+            "id": invoice_id,
+            "number": draft_number(invoice_id),
+            "booking_id": money.booking_id,
+            "buyer_org_id": money.buyer_org_id,
+            "supplier_org_id": money.supplier_org_id,
+            "currency": money.currency,
+            "line_items": line_items(facts, money.amount),
+            "subtotal": money.amount - tax,
+            "tax_rate_bp": self.config.tax_rate_bp,
+            "tax": tax,
+            "total": money.amount,
+            "status": "open",
+            "issued_at": now,
+            "due_date": now.date() + timedelta(days=self.config.due_days),
+            "overdue_flagged_at": None,
+            "updated_at": now,
+        }
+        if not await repo.issue_invoice(invoice):
+            return
         await ledger.post(
             session,
             key=f"booking:{money.booking_id}:invoice",
             kind="invoice_issued",
             lines=ledger.issue(money.buyer_org_id, money.currency, money.amount),
             booking_id=money.booking_id,
-            invoice_id=invoice.id,
+            invoice_id=invoice_id,
             memo=f"Invoice for booking {money.booking_id}",
         )
         repo.number_at_commit(invoice, f"{self.config.number_prefix}-{now.year}")

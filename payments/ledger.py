@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -161,28 +161,54 @@ async def post(
         return None
     check_balanced(lines)
     journal_id = uuid.uuid4()
-    inserted = await session.execute(
-        insert(Journal)
-        .values(id=journal_id, key=key, kind=kind, booking_id=booking_id, invoice_id=invoice_id, memo=memo[:500])
-        .on_conflict_do_nothing(index_elements=["key"])
-        .returning(col(Journal.id))
+    posted = await session.execute(
+        _POST_JOURNAL,
+        {
+            "id": journal_id,
+            "key": key,
+            "kind": kind,
+            "booking_id": booking_id,
+            "invoice_id": invoice_id,
+            "memo": memo[:500],
+            "accounts": [x.account for x in lines],
+            "org_ids": [x.org_id for x in lines],
+            "currencies": [x.currency for x in lines],
+            "amounts": [x.amount for x in lines],
+        },
     )
-    if inserted.scalar_one_or_none() is None:
-        return None
-    await session.execute(
-        sa.insert(JournalEntry),
-        [
-            {
-                "journal_id": journal_id,
-                "account": x.account,
-                "org_id": x.org_id,
-                "currency": x.currency,
-                "amount": x.amount,
-            }
-            for x in lines
-        ],
+    return journal_id if posted.first() is not None else None
+
+
+# One round trip per journal: the journal row (skipped when ``key`` was already posted) and, only if it was
+# inserted, its entries in the order of the lines.
+_POST_JOURNAL = sa.text(
+    """
+    WITH journal AS (
+        INSERT INTO journals (id, key, kind, booking_id, invoice_id, memo)
+        VALUES (:id, :key, :kind, :booking_id, :invoice_id, :memo)
+        ON CONFLICT (key) DO NOTHING
+        RETURNING id
     )
-    return journal_id
+    INSERT INTO journal_entries (journal_id, account, org_id, currency, amount)
+    SELECT journal.id, line.account, line.org_id, line.currency, line.amount
+      FROM journal,
+           unnest(:accounts, :org_ids, :currencies, :amounts) WITH ORDINALITY
+               AS line(account, org_id, currency, amount, n)
+     ORDER BY line.n
+    RETURNING journal_id
+    """
+).bindparams(
+    sa.bindparam("id", type_=sa.Uuid()),
+    sa.bindparam("key", type_=sa.String()),
+    sa.bindparam("kind", type_=sa.String()),
+    sa.bindparam("booking_id", type_=sa.Uuid()),
+    sa.bindparam("invoice_id", type_=sa.Uuid()),
+    sa.bindparam("memo", type_=sa.String()),
+    sa.bindparam("accounts", type_=ARRAY(sa.String())),
+    sa.bindparam("org_ids", type_=ARRAY(sa.Uuid())),
+    sa.bindparam("currencies", type_=ARRAY(sa.String())),
+    sa.bindparam("amounts", type_=ARRAY(sa.BigInteger())),
+)
 
 
 async def booking_balance(session: AsyncSession, booking_id: uuid.UUID, account: str) -> int:

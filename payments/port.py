@@ -5,9 +5,24 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
+
+
+@dataclass(frozen=True)
+class BookingTerms:
+    """What an invoice's line items say about a booking: the listing's title and the booked terms."""
+
+    title: str
+    kind: str  # machine | lab_service
+    unit_price: int  # hourly rate, or price per sample
+    setup_fee: int
+    start_at: datetime | None = None  # machine time
+    end_at: datetime | None = None
+    samples: int | None = None  # lab samples
+    drop_off_date: date | None = None
 
 
 @dataclass(frozen=True)
@@ -18,6 +33,9 @@ class BookingMoney:
     amount: int  # minor units, what the buyer owes
     currency: str
     commission_rate_bp: int
+    # Given by a caller that has the booking at hand (one just placed); a gateway that needs the terms and
+    # is not given them reads them from the booking.
+    terms: BookingTerms | None = None
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,10 @@ _NUMBER_INVOICE = sa.text(
 )
 
 
+_invoices: sa.Table = Invoice.__table__  # type: ignore[attr-defined]
+_ISSUE_INVOICE = insert(_invoices).on_conflict_do_nothing(index_elements=["booking_id"]).returning(_invoices.c.id)
+
+
 def draft_number(invoice_id: uuid.UUID) -> str:
     """The provisional number of an invoice until its transaction's final statement (never committed)."""
     return f"DRAFT-{invoice_id.hex}"
@@ -116,12 +120,15 @@ class PaymentsRepository:
         )
         return int(result.scalar_one())
 
-    def number_at_commit(self, invoice: Invoice, series: str) -> None:
+    def number_at_commit(self, invoice: Invoice | dict[str, Any], series: str) -> None:
         """Give ``invoice`` (inserted with its provisional :func:`draft_number`) the next number of
         ``series`` in the transaction's final statement, just before COMMIT: the counter row is then
         locked only for the commit itself instead of for the rest of the request, and numbers stay
         gap-free (a rolled-back transaction rolls its increment back)."""
-        self.session.sync_session.info.setdefault(_PENDING_NUMBERS, []).append((invoice.id, invoice.number, series))
+        invoice_id, draft = (
+            (invoice["id"], invoice["number"]) if isinstance(invoice, dict) else (invoice.id, invoice.number)
+        )
+        self.session.sync_session.info.setdefault(_PENDING_NUMBERS, []).append((invoice_id, draft, series))
 
     # -- invoices -------------------------------------------------------------------------------------
 
@@ -129,6 +136,12 @@ class PaymentsRepository:
         self.session.add(obj)
         await self.session.flush()
         return obj
+
+    async def issue_invoice(self, values: dict[str, Any]) -> bool:
+        """INSERT an invoice (every column given) unless its booking already has one; True if inserted.
+        One Core statement; the unique ``booking_id`` decides, so a repeated issue is a no-op."""
+        inserted = await self.session.execute(_ISSUE_INVOICE, values)
+        return inserted.first() is not None
 
     async def invoice(self, invoice_id: uuid.UUID, *, for_update: bool = False) -> Invoice | None:
         stmt = sa.select(Invoice).where(col(Invoice.id) == invoice_id)

@@ -23,18 +23,32 @@ _bearer = HTTPBearer(auto_error=False, description="JWT access token or organisa
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
 
 
-async def _principal_for_user(session: SessionDep, user_id: uuid.UUID) -> Principal | None:
-    user = await session.get(User, user_id)
-    if user is None or not user.is_active:
-        return None
-    rows = await session.execute(
-        sa.select(col(Membership.org_id), col(Membership.role)).where(col(Membership.user_id) == user_id)
+# Every authenticated request loads its principal: one round trip for the user and their memberships (one
+# row per membership; a single row with a NULL organisation when there is none), built once.
+_PRINCIPAL_ROWS = (
+    sa.select(
+        col(User.is_active),
+        col(User.is_platform_admin),
+        col(User.locale),
+        col(Membership.org_id),
+        col(Membership.role),
     )
+    .select_from(User)
+    .outerjoin(Membership, col(Membership.user_id) == col(User.id))
+    .where(col(User.id) == sa.bindparam("user_id"))
+)
+
+
+async def _principal_for_user(session: SessionDep, user_id: uuid.UUID) -> Principal | None:
+    rows = (await session.execute(_PRINCIPAL_ROWS, {"user_id": user_id})).all()
+    if not rows or not rows[0].is_active:
+        return None
+    first = rows[0]
     return Principal(
-        user_id=user.id,
-        memberships={org_id: role for org_id, role in rows.all()},
-        is_platform_admin=user.is_platform_admin,
-        locale=user.locale,
+        user_id=user_id,
+        memberships={row.org_id: row.role for row in rows if row.org_id is not None},
+        is_platform_admin=first.is_platform_admin,
+        locale=first.locale,
     )
 
 

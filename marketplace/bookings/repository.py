@@ -9,8 +9,11 @@ from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import Range
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import col
 
 from listings.models import Asset, Site
@@ -20,6 +23,20 @@ from payments.repository import commission_override_rate
 
 LAB_LOCK_NAMESPACE = 7_342_001  # first key of pg_advisory_xact_lock(int, int) for lab-day capacity
 
+_bookings: sa.Table = Booking.__table__  # type: ignore[attr-defined]
+_events: sa.Table = BookingEvent.__table__  # type: ignore[attr-defined]
+_BOOKING_COLUMNS = list(_bookings.columns)
+_EVENT_COLUMNS = [c for c in _events.columns if c.key != "id"]  # the identity column numbers the timeline
+# No conflict target: a row refused by the exclusion constraint (ex_bookings_no_overlap) is skipped.
+_INSERT_BOOKING = pg_insert(_bookings).on_conflict_do_nothing().returning(_bookings.c.id)
+_INSERT_EVENT = sa.insert(_events)
+
+
+def _uuid_array(ids: Sequence[uuid.UUID]) -> Any:
+    """``= ANY(:ids)`` rather than an expanding ``IN``: one statement text (one prepared statement) for any
+    number of ids."""
+    return sa.bindparam("ids", list(ids), type_=postgresql.ARRAY(sa.Uuid()), unique=True)
+
 
 @dataclass(frozen=True)
 class Bookable:
@@ -28,6 +45,34 @@ class Bookable:
     supplier_verified: bool
     commission_override_bp: int | None
     buyer_org_ids: list[uuid.UUID]
+
+
+def _bookable_statement() -> Any:
+    """Built once (it runs for every booking); bound per call: ``asset_id`` and ``candidates``."""
+    buyers = (
+        sa.select(col(Organisation.id))
+        .where(
+            col(Organisation.id).in_(sa.bindparam("candidates", expanding=True)),
+            col(Organisation.roles).any_() == "buyer",
+        )
+        .order_by(col(Organisation.id))
+        .scalar_subquery()
+    )
+    return (
+        sa.select(
+            Asset,
+            Site,
+            col(Organisation.verification_status) == "verified",
+            commission_override_rate(col(Asset.org_id)),
+            sa.func.array(buyers),
+        )
+        .join(Site, col(Site.id) == col(Asset.site_id))
+        .join(Organisation, col(Organisation.id) == col(Asset.org_id))
+        .where(col(Asset.id) == sa.bindparam("asset_id"))
+    )
+
+
+_BOOKABLE = _bookable_statement()
 
 
 class BookingRepository:
@@ -43,37 +88,32 @@ class BookingRepository:
     async def bookable(self, asset_id: uuid.UUID, buyer_candidates: Sequence[uuid.UUID]) -> Bookable | None:
         """Everything placing a booking reads before it writes, in one query: the asset, its site, whether its
         organisation is verified and its commission override, and which of ``buyer_candidates`` are buyers."""
-        buyers = (
-            sa.select(col(Organisation.id))
-            .where(col(Organisation.id).in_(list(buyer_candidates)), col(Organisation.roles).any_() == "buyer")
-            .order_by(col(Organisation.id))
-            .scalar_subquery()
-        )
         row = (
-            await self.session.execute(
-                sa.select(
-                    Asset,
-                    Site,
-                    col(Organisation.verification_status) == "verified",
-                    commission_override_rate(col(Asset.org_id)),
-                    sa.func.array(buyers),
-                )
-                .join(Site, col(Site.id) == col(Asset.site_id))
-                .join(Organisation, col(Organisation.id) == col(Asset.org_id))
-                .where(col(Asset.id) == asset_id)
-            )
+            await self.session.execute(_BOOKABLE, {"asset_id": asset_id, "candidates": list(buyer_candidates)})
         ).first()
         if row is None:
             return None
         return Bookable(row[0], row[1], bool(row[2]), row[3], list(row[4] or []))
 
-    async def add(self, booking: Booking) -> Booking:
+    async def insert(self, booking: Booking) -> bool:
+        """INSERT the booking unless the exclusion constraint refuses its period; True if it was inserted.
+
+        ``ON CONFLICT DO NOTHING`` (exclusion constraints are valid arbiters of DO NOTHING): the database
+        still decides, but a refused period leaves the transaction usable, so no savepoint is needed around
+        the insert. One Core statement instead of an ORM flush; the inserted booking then joins the session
+        as a persistent object (its Python-side defaults, ``created_at`` included, are the stored values).
+        """
+        values = {column.key: getattr(booking, column.key) for column in _BOOKING_COLUMNS}
+        inserted = (await self.session.execute(_INSERT_BOOKING, values)).scalar_one_or_none()
+        if inserted is None:
+            return False
+        make_transient_to_detached(booking)
         self.session.add(booking)
-        await self.session.flush()
-        return booking
+        return True
 
     async def add_event(self, event: BookingEvent) -> None:
-        self.session.add(event)
+        """Append to a booking's timeline (one Core INSERT, no ORM flush; the timeline reads order by id)."""
+        await self.session.execute(_INSERT_EVENT, {column.key: getattr(event, column.key) for column in _EVENT_COLUMNS})
 
     async def events(self, booking_id: uuid.UUID) -> list[BookingEvent]:
         rows = await self.session.execute(
@@ -227,14 +267,14 @@ class BookingRepository:
                 .label("cancelled_by_supplier"),
                 sa.func.count().label("total"),
             )
-            .where(b.supplier_org_id.in_(list(org_ids)))
+            .where(b.supplier_org_id == sa.any_(_uuid_array(org_ids)))
             .group_by(b.supplier_org_id)
         )
         ratings = await self.session.execute(
             sa.select(col(Review.subject_org_id), sa.func.count(), sa.func.coalesce(sa.func.sum(col(Review.rating)), 0))
             .join(Booking, col(Booking.id) == col(Review.booking_id))
             .where(
-                col(Review.subject_org_id).in_(list(org_ids)),
+                col(Review.subject_org_id) == sa.any_(_uuid_array(org_ids)),
                 col(Review.subject_org_id) == col(Booking.supplier_org_id),
             )
             .group_by(col(Review.subject_org_id))

@@ -2,8 +2,9 @@
 
 No double booking, ever:
 * machine time is protected by the exclusion constraint ``EXCLUDE USING gist (asset_id WITH =, period
-  WITH &&) WHERE (status in the blocking states)``; a conflicting insert raises ``23P01``, answered as
-  409 ``slot_unavailable``. There is deliberately no check-then-insert in Python: the database decides.
+  WITH &&) WHERE (status in the blocking states)``; the insert is ``ON CONFLICT DO NOTHING``, so a period
+  the constraint refuses inserts no row, answered as 409 ``slot_unavailable``. There is deliberately no
+  check-then-insert in Python: the database decides.
 * lab capacity is counted under a transaction-scoped advisory lock per (asset, day), with a lock timeout.
 """
 
@@ -38,7 +39,7 @@ from marketplace.orgs.models import Organisation
 from marketplace.requests import service as requests_service
 from marketplace.settings import Settings
 from marketplace.webhooks import fan_out
-from payments.port import BookingMoney, PaymentGateway
+from payments.port import BookingMoney, BookingTerms, PaymentGateway
 
 
 class SlotUnavailable(Conflict):
@@ -82,7 +83,23 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def money(b: Booking) -> BookingMoney:
+def money(b: Booking, asset: Asset | None = None) -> BookingMoney:
+    """The booking as the payments domain sees it; with its ``asset`` at hand, also the terms an invoice
+    describes (so the gateway need not read the booking back)."""
+    terms = (
+        BookingTerms(
+            title=asset.title,
+            kind=b.kind,
+            unit_price=b.unit_price,
+            setup_fee=b.setup_fee,
+            start_at=b.start_at,
+            end_at=b.end_at,
+            samples=b.samples,
+            drop_off_date=b.drop_off_date,
+        )
+        if asset is not None
+        else None
+    )
     return BookingMoney(
         booking_id=b.id,
         buyer_org_id=b.buyer_org_id,
@@ -90,6 +107,7 @@ def money(b: Booking) -> BookingMoney:
         amount=b.amount,
         currency=b.currency,
         commission_rate_bp=b.commission_rate_bp,
+        terms=terms,
     )
 
 
@@ -190,7 +208,7 @@ async def place(
         await listings.refresh_next_free(session, asset, deps.listings_config, BookingsBlockedTime())
     # Last: the invoice (and its ledger journal) is written here; its gap-free number is drawn from the
     # counter row by the transaction's final statement, at commit (see payments.repository).
-    await deps.payments.on_booked(session, money(booking))
+    await deps.payments.on_booked(session, money(booking, asset))
     return booking, [booked]
 
 
@@ -230,7 +248,7 @@ async def _place_machine(
     blocked_from = start - timedelta(minutes=asset.setup_minutes or 0)
     blocked_until = end + timedelta(minutes=asset.buffer_minutes or 0)
     # Open hours only (plan + exceptions); other bookings are the exclusion constraint's job.
-    excs = (await ListingsRepository(session).exceptions_for([asset.id], blocked_from, blocked_until))[asset.id]
+    excs = await ListingsRepository(session).exceptions_overlapping(asset.id, blocked_from, blocked_until)
     open_time = av.free_intervals(
         listings.weekly_windows(asset), site.timezone, listings.exception_ranges(excs), [], blocked_from, blocked_until
     )
@@ -243,28 +261,22 @@ async def _place_machine(
     booking.amount = policy.machine_price(booking.unit_price, minutes, booking.setup_fee)
     # Optimistic: insert first. Only when the exclusion constraint refuses it are stale holds and requests
     # (deadline passed) in the way expired, and the insert tried once more; the constraint decides both times.
-    try:
-        await _insert_machine_booking(session, repo, booking)
+    if await _insert_machine_booking(repo, booking):
         return []
-    except SlotUnavailable:
-        expired = await repo.expire_stale_overlapping(asset.id, booking.period, now)
-        if not expired:
-            raise
-    await _insert_machine_booking(session, repo, booking)
+    expired = await repo.expire_stale_overlapping(asset.id, booking.period, now)
+    if not expired or not await _insert_machine_booking(repo, booking):
+        raise SlotUnavailable()
     return expired
 
 
-async def _insert_machine_booking(session: AsyncSession, repo: BookingRepository, booking: Booking) -> None:
+async def _insert_machine_booking(repo: BookingRepository, booking: Booking) -> bool:
+    """False when the exclusion constraint refuses the period (the transaction stays usable)."""
     try:
-        async with session.begin_nested():
-            await repo.add(booking)
-    except IntegrityError as exc:
-        if getattr(exc.orig, "sqlstate", None) == "23P01" or "exclusion" in str(exc.orig).lower():
-            raise SlotUnavailable() from None
-        raise
+        return await repo.insert(booking)
     except DBAPIError as exc:
         # Concurrent inserts of overlapping periods can deadlock inside the exclusion-constraint check
-        # (40P01) or fail serialisation (40001): the slot is contested, so the loser gets the 409.
+        # (40P01) or fail serialisation (40001): the slot is contested, so the loser gets the 409 (the
+        # transaction is aborted then, and the request rolls back as a whole).
         if getattr(exc.orig, "sqlstate", None) in ("40P01", "40001"):
             raise SlotUnavailable() from None
         raise
@@ -309,7 +321,8 @@ async def _place_lab(
     booking.due_date = av.working_days_after(day, asset.turnaround_days or 0, closed)
     booking.unit_price = asset.price_per_sample or 0
     booking.amount = policy.lab_price(booking.unit_price, samples)
-    await repo.add(booking)
+    inserted = await repo.insert(booking)
+    assert inserted, "a lab booking has no period, so the exclusion constraint cannot refuse it"
     return expired
 
 

@@ -251,3 +251,39 @@ async def test_unbalanced_journals_are_refused_in_code_and_by_the_database(db: A
     with pytest.raises(DBAPIError, match="append-only"):
         async with db.begin_nested():
             await db.execute(sa.text("UPDATE journal_entries SET amount = 1 WHERE journal_id = :id"), {"id": ok})
+
+
+async def test_a_journal_is_posted_once_per_key_with_its_lines_in_order(db: AsyncSession) -> None:
+    """``ledger.post`` writes the journal and its entries in one statement: entries with and without an
+    organisation, in the order of the lines; a second post of the same key writes nothing."""
+    buyer, supplier = uuid.uuid4(), uuid.uuid4()
+    key = f"test:{uuid.uuid4()}"
+    lines = [
+        ledger.Line(ledger.FUNDS_HELD, None, "CNY", 10_000),
+        ledger.Line(ledger.SUPPLIER_PAYABLE, supplier, "CNY", -9_200),
+        ledger.Line(ledger.COMMISSION_REVENUE, None, "CNY", -800),
+        ledger.Line(ledger.BUYER_RECEIVABLE, buyer, "EUR", 5),
+        ledger.Line(ledger.FUNDS_HELD, None, "EUR", -5),
+    ]
+    journal_id = await ledger.post(db, key=key, kind="test", lines=lines, memo="m" * 600)
+    assert journal_id is not None
+    rows = (
+        await db.execute(
+            sa.text("SELECT account, org_id, currency, amount FROM journal_entries WHERE journal_id = :id ORDER BY id"),
+            {"id": journal_id},
+        )
+    ).all()
+    assert [tuple(r) for r in rows] == [(x.account, x.org_id, x.currency, x.amount) for x in lines]
+    memo = (await db.execute(sa.text("SELECT memo FROM journals WHERE id = :id"), {"id": journal_id})).scalar_one()
+    assert memo == "m" * 500
+    # Posted once: the same key again inserts neither a journal nor entries.
+    assert await ledger.post(db, key=key, kind="test", lines=lines) is None
+    count = (
+        await db.execute(
+            sa.text("SELECT count(*) FROM journal_entries e JOIN journals j ON j.id = e.journal_id WHERE j.key = :k"),
+            {"k": key},
+        )
+    ).scalar_one()
+    assert count == len(lines)
+    async with db.begin_nested():
+        await db.execute(sa.text("SET CONSTRAINTS ALL IMMEDIATE"))  # and it balances per currency
