@@ -669,6 +669,8 @@ async def load_for_request(
     start, end = request.earliest_start, request.deadline
     cut = first_window_end(request)
     plans = _Plans()
+    # Exceptions and bookings for the whole window at once: widening below then needs no second round trip.
+    calendars = await machine_calendars(session, [r for r in rows if r.kind == "machine"], start, end, blocked)
     candidates = await build_candidates(
         session,
         rows,
@@ -681,6 +683,7 @@ async def load_for_request(
         plans=plans,
         certificates=selected.certificates,
         booked_hours=selected.booked_hours,
+        calendars=calendars,
     )
     codes = frozenset(serving_codes)
     checks = [check(request, c, codes) for c in candidates]
@@ -691,7 +694,7 @@ async def load_for_request(
             if c.kind == "machine" and result in (Rejection.AVAILABILITY, Rejection.CERTIFICATE)
         ]
         if redo:
-            wide = await machine_free(session, [rows[i] for i in redo], start, end, blocked, plans)
+            wide = await machine_free(session, [rows[i] for i in redo], start, end, blocked, plans, calendars)
             for i in redo:
                 candidates[i] = replace(candidates[i], free=wide[rows[i].id])
                 checks[i] = check(request, candidates[i], codes)
@@ -853,6 +856,37 @@ def free_time(
     return av.subtract(available, [*closed, *booked])
 
 
+@dataclass(frozen=True)
+class Calendars:
+    """Availability exceptions and booked periods of some machines, fetched for ``[lo, hi)``."""
+
+    lo: datetime
+    hi: datetime
+    exceptions: Mapping[uuid.UUID, list[tuple[datetime, datetime, bool]]]
+    booked: Mapping[uuid.UUID, list[tuple[datetime, datetime]]]
+
+
+def _calendar_span(rows: Sequence[AssetRow], start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """From the longest setup before ``start`` to the longest buffer after ``end``, so a slot at the window edge
+    can have its setup and buffer checked."""
+    lo = (start - timedelta(minutes=max(r.setup_minutes or 0 for r in rows))).astimezone(UTC)
+    hi = (end + timedelta(minutes=max(r.buffer_minutes or 0 for r in rows))).astimezone(UTC)
+    return lo, hi
+
+
+async def machine_calendars(
+    session: AsyncSession, rows: Sequence[AssetRow], start: datetime, end: datetime, blocked: BlockedTime
+) -> Calendars:
+    """Two queries (exceptions, bookings) for all rows, covering :func:`machine_free` over ``[start, end)``."""
+    lo, hi = _calendar_span(rows, start, end) if rows else (start, end)
+    ids = [r.id for r in rows]
+    if not ids:
+        return Calendars(lo, hi, {}, {})
+    return Calendars(
+        lo, hi, await _exceptions(session, ids, lo, hi), await blocked.machine_blocked(session, ids, lo, hi)
+    )
+
+
 async def machine_free(
     session: AsyncSession,
     rows: Sequence[AssetRow],
@@ -860,18 +894,18 @@ async def machine_free(
     end: datetime,
     blocked: BlockedTime,
     plans: _Plans | None = None,
+    calendars: Calendars | None = None,
 ) -> dict[uuid.UUID, list[av.Interval]]:
-    """Free time per machine (as :func:`listings.service.machine_free`) from the longest setup before ``start``
-    to the longest buffer after ``end``, so a slot at the window edge can have its setup and buffer checked.
-    Two queries (exceptions, bookings) for all rows."""
+    """Free time per machine (as :func:`listings.service.machine_free`) over :func:`_calendar_span`, from
+    ``calendars`` when they cover it (exceptions and bookings beyond the span do not change free time within
+    it: opening exceptions are clipped, closing ones and bookings only subtracted), else fetched."""
     if not rows:
         return {}
     plans = plans or _Plans()
-    lo = (start - timedelta(minutes=max(r.setup_minutes or 0 for r in rows))).astimezone(UTC)
-    hi = (end + timedelta(minutes=max(r.buffer_minutes or 0 for r in rows))).astimezone(UTC)
-    ids = [r.id for r in rows]
-    excs = await _exceptions(session, ids, lo, hi)
-    booked = await blocked.machine_blocked(session, ids, lo, hi)
+    lo, hi = _calendar_span(rows, start, end)
+    if calendars is None or calendars.lo > lo or calendars.hi < hi:
+        calendars = await machine_calendars(session, rows, start, end, blocked)
+    excs, booked = calendars.exceptions, calendars.booked
     return {
         r.id: free_time(
             plans.expanded(r.weekly_plan, r.timezone, lo, hi), excs.get(r.id, ()), booked.get(r.id, []), lo, hi
@@ -1031,6 +1065,7 @@ async def build_candidates(
     plans: _Plans | None = None,
     certificates: Mapping[tuple[uuid.UUID, uuid.UUID], list[CertificateInfo]] | None = None,
     booked_hours: Mapping[uuid.UUID, float] | None = None,
+    calendars: Calendars | None = None,
 ) -> list[Candidate]:
     """Candidates for ``rows`` with calendars over ``[start, end)`` (machine free time only up to ``free_end``
     when given, see :func:`load_for_request`)."""
@@ -1039,7 +1074,7 @@ async def build_candidates(
     plans = plans or _Plans()
     machines = [r for r in rows if r.kind == "machine"]
     labs = [r for r in rows if r.kind != "machine"]
-    free = await machine_free(session, machines, start, min(end, free_end or end), blocked, plans)
+    free = await machine_free(session, machines, start, min(end, free_end or end), blocked, plans, calendars)
     lab_cal = await _lab_calendars(session, labs, start, end, blocked, plans)
     lo, hi = start.astimezone(UTC).date() - _DAY, end.astimezone(UTC).date() + _DAY
     certs = certificates if certificates is not None else await _certificates(session, rows, lo, hi)

@@ -255,7 +255,7 @@ class BookingRepository:
             sa.and_(b.kind == "lab_service", sa.func.date(b.completed_at) <= b.due_date),
         )
         decided = b.status.notin_(["held", "requested", "expired"])
-        rows = await self.session.execute(
+        counts = (
             sa.select(
                 b.supplier_org_id,
                 sa.func.count().filter(b.completed_at.isnot(None)).label("completed"),
@@ -269,15 +269,29 @@ class BookingRepository:
             )
             .where(b.supplier_org_id == sa.any_(_uuid_array(org_ids)))
             .group_by(b.supplier_org_id)
+            .subquery("counts")
         )
-        ratings = await self.session.execute(
-            sa.select(col(Review.subject_org_id), sa.func.count(), sa.func.coalesce(sa.func.sum(col(Review.rating)), 0))
+        # Reviews of a supplier are of its own bookings, so every rated supplier has a counts row.
+        ratings = (
+            sa.select(
+                col(Review.subject_org_id).label("org_id"),
+                sa.func.count().label("rating_count"),
+                sa.func.sum(col(Review.rating)).label("rating_sum"),
+            )
             .join(Booking, col(Booking.id) == col(Review.booking_id))
             .where(
                 col(Review.subject_org_id) == sa.any_(_uuid_array(org_ids)),
                 col(Review.subject_org_id) == col(Booking.supplier_org_id),
             )
             .group_by(col(Review.subject_org_id))
+            .subquery("ratings")
+        )
+        rows = await self.session.execute(
+            sa.select(
+                counts,
+                sa.func.coalesce(ratings.c.rating_count, 0).label("rating_count"),
+                sa.func.coalesce(ratings.c.rating_sum, 0).label("rating_sum"),
+            ).select_from(counts.outerjoin(ratings, ratings.c.org_id == counts.c.supplier_org_id))
         )
         out: dict[uuid.UUID, dict[str, Any]] = {
             o: {
@@ -300,9 +314,9 @@ class BookingRepository:
                 decided=row.decided,
                 cancelled_by_supplier=row.cancelled_by_supplier,
                 total=row.total,
+                rating_count=int(row.rating_count),
+                rating_sum=int(row.rating_sum),
             )
-        for org_id, count, total in ratings.all():
-            out[org_id].update(rating_count=int(count), rating_sum=int(total))
         return out
 
     async def buyer_stats(self, org_id: uuid.UUID) -> dict[str, Any]:
