@@ -21,14 +21,17 @@ and idle, and with the next free slot as a stand-in for the slot start. The engi
 loaded set only. With ``cap=None`` (or when fewer rows pass the filter) results are identical to running
 the engine over every published listing; the benchmark reports how often the capped top 20 agrees.
 
-Speed (docs/performance.md, "Matching"): one statement selects the candidates (sites inside the radius first,
-then their assets via ``site_id = ANY(...)`` AND the GIN process index; a narrow materialised CTE of id, price,
-start and distance so the min-max aggregate and the cheap-score sort touch each matching row once; only the
-best ``cap`` rows are joined back to plain asset/site columns and their certificates) under
-``plan_cache_mode = force_custom_plan`` (the driver's prepared statements otherwise get generic plans).
-Weekly plans are parsed and expanded once per distinct (plan, time zone, window) per call, and machine free
-time is computed over a short first window, widened only for candidates without a slot there
-(:func:`load_for_request`; exact).
+Speed (docs/performance.md, "Matching"): one statement selects the candidates, built once per request *shape*
+(which constraints a request has) and executed with the request's values as bind parameters. It scans the
+narrow read model ``matchable_assets`` (published listings of verified organisations, kept by triggers,
+migration 0007): sites inside the radius first, then their listings via ``site_id = ANY(...)`` AND the GIN
+process index; a materialised CTE of id, price, start and distance feeds a one-row aggregate, the best ``cap``
+are picked by the cheap score and only those are joined back to their asset/site columns, certificates and
+recently booked hours. It runs under ``plan_cache_mode = force_custom_plan`` (the driver's prepared statements
+otherwise get generic plans). Weekly plans are parsed and expanded once per distinct (plan, time zone, window)
+per call; exceptions and bookings are fetched once for the whole window, and machine free time is computed
+over a short first window, widened only for candidates without a slot there (:func:`load_for_request`;
+exact).
 """
 
 from __future__ import annotations
