@@ -300,9 +300,8 @@ def _haversine_sql(p: Binder, lat: Any, lon: Any) -> Any:
     return 2 * EARTH_RADIUS_KM * sa.func.asin(sa.func.least(1.0, sa.func.sqrt(a)))
 
 
-def price_sql(request: MatchRequest, src: Any = ASSETS, p: Binder | None = None) -> Any:
+def price_sql(request: MatchRequest, src: Any, p: Binder) -> Any:
     """The engine's exact total price (minor units) as an SQL expression, NULL when there is no rate."""
-    p = p or Binder({"duration": request.duration_minutes, "samples": request.samples})
     if request.kind == "machine":
         assert request.duration_minutes is not None
         work = (2 * src.hourly_rate * p("duration") + 60) // 120  # integer division = half-up
@@ -881,10 +880,10 @@ async def machine_calendars(
     session: AsyncSession, rows: Sequence[AssetRow], start: datetime, end: datetime, blocked: BlockedTime
 ) -> Calendars:
     """Two queries (exceptions, bookings) for all rows, covering :func:`machine_free` over ``[start, end)``."""
-    lo, hi = _calendar_span(rows, start, end) if rows else (start, end)
+    if not rows:
+        return Calendars(start, end, {}, {})
+    lo, hi = _calendar_span(rows, start, end)
     ids = [r.id for r in rows]
-    if not ids:
-        return Calendars(lo, hi, {}, {})
     return Calendars(
         lo, hi, await _exceptions(session, ids, lo, hi), await blocked.machine_blocked(session, ids, lo, hi)
     )

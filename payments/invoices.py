@@ -94,18 +94,14 @@ class InvoiceGateway:
         counter row is locked only for the commit; nothing outside the transaction sees it unnumbered.
         A booking that already has an invoice is left alone (the unique ``booking_id`` decides)."""
         repo = PaymentsRepository(session)
-        if money.terms is not None:
-            facts: dict[str, Any] = asdict(money.terms)
-        else:
-            facts = await repo.booking_facts(money.booking_id)
-            if facts.get("invoice_id") is not None:
-                return
+        facts = asdict(money.terms) if money.terms is not None else await repo.booking_facts(money.booking_id)
         now = utcnow()
         tax = tax_included(money.amount, self.config.tax_rate_bp)
         invoice_id = uuid.uuid4()
+        draft = draft_number(invoice_id)
         invoice = {
             "id": invoice_id,
-            "number": draft_number(invoice_id),
+            "number": draft,
             "booking_id": money.booking_id,
             "buyer_org_id": money.buyer_org_id,
             "supplier_org_id": money.supplier_org_id,
@@ -132,7 +128,7 @@ class InvoiceGateway:
             invoice_id=invoice_id,
             memo=f"Invoice for booking {money.booking_id}",
         )
-        repo.number_at_commit(invoice, f"{self.config.number_prefix}-{now.year}")
+        repo.number_at_commit(invoice_id, draft, f"{self.config.number_prefix}-{now.year}")
 
     async def on_accepted(self, session: AsyncSession, money: BookingMoney) -> None:
         """The invoice stays payable; nothing moves until the bank transfer arrives."""

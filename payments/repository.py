@@ -120,14 +120,11 @@ class PaymentsRepository:
         )
         return int(result.scalar_one())
 
-    def number_at_commit(self, invoice: Invoice | dict[str, Any], series: str) -> None:
-        """Give ``invoice`` (inserted with its provisional :func:`draft_number`) the next number of
-        ``series`` in the transaction's final statement, just before COMMIT: the counter row is then
+    def number_at_commit(self, invoice_id: uuid.UUID, draft: str, series: str) -> None:
+        """Give invoice ``invoice_id`` (inserted with its provisional :func:`draft_number` ``draft``) the next
+        number of ``series`` in the transaction's final statement, just before COMMIT: the counter row is then
         locked only for the commit itself instead of for the rest of the request, and numbers stay
         gap-free (a rolled-back transaction rolls its increment back)."""
-        invoice_id, draft = (
-            (invoice["id"], invoice["number"]) if isinstance(invoice, dict) else (invoice.id, invoice.number)
-        )
         self.session.sync_session.info.setdefault(_PENDING_NUMBERS, []).append((invoice_id, draft, series))
 
     # -- invoices -------------------------------------------------------------------------------------
