@@ -1,8 +1,8 @@
 """Database engine and the request-scoped unit of work.
 
 One session per request: the ``get_session`` dependency commits when the endpoint returns normally and
-rolls back when it raises. Services and repositories only ``flush``; they never commit. Jobs buffered
-with :func:`marketplace.jobs.enqueue_after_commit` are sent only after the commit succeeded.
+rolls back when it raises. Services and repositories only ``flush``; they never commit. Jobs are outbox rows
+(:func:`marketplace.jobs.enqueue`) in the same transaction, so they exist exactly when the change does.
 """
 
 from __future__ import annotations
@@ -40,20 +40,15 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's unit of work. Declared with ``scope="function"`` so that the commit happens before
     the response is sent: a failing commit becomes an error response, never a lost write."""
-    from marketplace import jobs
-
     maker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     async with maker() as session:
-        buffer = jobs.open_buffer()
         try:
             yield session
         except BaseException:
             await session.rollback()
-            jobs.discard_buffer(buffer)
             raise
         else:
             await session.commit()
-            jobs.flush_buffer(buffer)
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

@@ -1,68 +1,52 @@
-"""Enqueue Celery jobs only after the transaction that caused them has committed.
+"""The transactional outbox: a job is a row written in the same transaction as the change that causes it.
 
-During a request (or a task's unit of work) ``enqueue_after_commit`` only buffers the job; the session
-dependency sends the buffer after a successful commit and drops it on rollback, so a worker never sees
-an id that was rolled back.
+``await enqueue(session, "bookings.expire_one", booking_id, delay_seconds=900)`` inserts one ``outbox`` row
+through the caller's session. If the transaction commits, the job exists; if it rolls back (an endpoint
+raised, a web handler rolled back a failed form action, the database went away), the job never existed.
+Nothing talks to the broker during a request.
+
+The relay (:mod:`marketplace.outbox`, ``marketplace relay``) moves due rows to Celery and deletes them:
+delivery is at least once, so every task is idempotent. A statement-level trigger sends
+``NOTIFY outbox`` when rows are inserted; PostgreSQL delivers it at commit, which wakes the relay at once.
+Due times (hold expiry, accept deadline, dispute window) live in the row, never in a broker ETA.
 """
 
 from __future__ import annotations
 
-import contextvars
-import logging
-from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-logger = logging.getLogger(__name__)
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import Field, SQLModel
+
+from marketplace.sqltypes import jsonb_column, ts_column, utcnow
+
+NOTIFY_CHANNEL = "outbox"
 
 
-@dataclass
-class _Job:
-    name: str
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
-    countdown: float | None = None
+class OutboxJob(SQLModel, table=True):
+    __tablename__ = "outbox"
+    __table_args__ = (sa.Index("ix_outbox_due", "due_at", "id"),)
+
+    id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, sa.Identity(), primary_key=True))
+    task: str = Field(max_length=200)
+    args: list[Any] = Field(sa_column=jsonb_column(nullable=False))
+    due_at: datetime = Field(sa_column=ts_column(default_now=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=ts_column(default_now=True))
+    attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
-@dataclass
-class JobBuffer:
-    jobs: list[_Job] = field(default_factory=list)
+_outbox: sa.Table = OutboxJob.__table__  # type: ignore[attr-defined]
+# One statement text for every job (a prepared statement on the hot path); ``due_at`` is the database's
+# clock (the transaction's start) plus the delay, so app servers with skewed clocks agree with the relay.
+_INSERT = sa.insert(_outbox).values(
+    task=sa.bindparam("task"),
+    args=sa.bindparam("args", type_=_outbox.c.args.type),
+    due_at=sa.func.now() + sa.func.make_interval(0, 0, 0, 0, 0, 0, sa.bindparam("delay", type_=sa.Float)),
+)
 
 
-_current: contextvars.ContextVar[JobBuffer | None] = contextvars.ContextVar("job_buffer", default=None)
-
-
-def open_buffer() -> contextvars.Token[JobBuffer | None]:
-    return _current.set(JobBuffer())
-
-
-def enqueue_after_commit(task_name: str, *args: Any, countdown: float | None = None, **kwargs: Any) -> None:
-    """Buffer a job by task name; sent by the unit of work after commit."""
-    buffer = _current.get()
-    job = _Job(task_name, args, kwargs, countdown)
-    if buffer is None:
-        raise RuntimeError("enqueue_after_commit called outside a unit of work")
-    buffer.jobs.append(job)
-
-
-def _send(job: _Job) -> None:
-    from marketplace.celery_app import celery
-
-    # Fire and forget: nobody waits for these jobs' return values (their effects are in the database), so
-    # the sender does not subscribe to the job's result channel on the Redis result backend (one SUBSCRIBE
-    # and pub/sub bookkeeping per job, on the request's event loop), and the worker does not store a result
-    # that nobody reads (``ignore_result`` travels in the message).
-    celery.send_task(job.name, args=job.args, kwargs=job.kwargs, countdown=job.countdown, ignore_result=True)
-
-
-def flush_buffer(token: contextvars.Token[JobBuffer | None]) -> None:
-    buffer = _current.get()
-    _current.reset(token)
-    for job in buffer.jobs if buffer else []:
-        try:
-            _send(job)
-        except Exception:  # the scheduled sweeps pick up anything a broker outage drops
-            logger.exception("could not enqueue %s", job.name)
-
-
-def discard_buffer(token: contextvars.Token[JobBuffer | None]) -> None:
-    _current.reset(token)
+async def enqueue(session: AsyncSession, task: str, *args: Any, delay_seconds: float = 0) -> None:
+    """Write job ``task(*args)`` into the outbox in the caller's transaction, due after ``delay_seconds``."""
+    await session.execute(_INSERT, {"task": task, "args": list(args), "delay": float(delay_seconds)})

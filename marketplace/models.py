@@ -24,6 +24,7 @@ from marketplace.bookings.models import (
     WebhookEndpoint,
 )
 from marketplace.idempotency import IdempotencyRecord
+from marketplace.jobs import OutboxJob
 from marketplace.orgs.models import Membership, Organisation, OrgInvitation
 from marketplace.requests.models import BuyerRequest, MatchPlan
 from payments.models import (
@@ -90,6 +91,7 @@ __all__ = [
     "ObserverGrant",
     "OrgInvitation",
     "Organisation",
+    "OutboxJob",
     "Review",
     "Site",
     "StripeAccount",

@@ -15,7 +15,7 @@ from sqlmodel import col
 
 from marketplace.auth.models import User
 from marketplace.bookings.models import Notification
-from marketplace.jobs import enqueue_after_commit
+from marketplace.jobs import enqueue
 from marketplace.orgs.models import Membership
 from marketplace.settings import Settings
 from marketplace.sqltypes import utcnow
@@ -101,7 +101,7 @@ async def notify_org(session: AsyncSession, org_id: uuid.UUID, kind: str, data: 
         note = Notification(user_id=user_id, kind=kind, subject=subject, body=body, locale=locale, data=data)
         session.add(note)
         await session.flush()
-        enqueue_after_commit("notifications.deliver", str(note.id))
+        await enqueue(session, "notifications.deliver", str(note.id))
         count += 1
     return count
 

@@ -15,7 +15,7 @@ from marketplace.auth.deps import AdminPrincipal, CurrentPrincipal
 from marketplace.bookings import service as bookings
 from marketplace.db import SessionDep
 from marketplace.errors import Conflict, Forbidden, NotFound, error_responses
-from marketplace.jobs import enqueue_after_commit
+from marketplace.jobs import enqueue
 from marketplace.settings import Settings
 from payments import commission, invoices, ledger, stripe_gateway, webhooks
 from payments.invoices import InvoiceGateway
@@ -349,7 +349,7 @@ async def stripe_webhook(request: Request, session: SessionDep) -> WebhookAck:
     )
     new = await webhooks.store(session, event)
     if new:
-        enqueue_after_commit("payments.process_stripe_event", str(event["id"]))
+        await enqueue(session, "payments.process_stripe_event", str(event["id"]))
     return WebhookAck(received=True, duplicate=not new)
 
 

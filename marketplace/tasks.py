@@ -10,7 +10,6 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from marketplace import jobs
 from marketplace.celery_app import celery
 from marketplace.db import normalise_url
 from marketplace.settings import get_settings
@@ -19,7 +18,7 @@ T = TypeVar("T")
 
 
 def run_in_unit_of_work(fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run ``fn`` in a fresh session and commit; jobs it buffers are sent after the commit."""
+    """Run ``fn`` in a fresh session and commit (the jobs it enqueues are outbox rows of that transaction)."""
 
     async def runner() -> T:
         settings = get_settings()
@@ -29,14 +28,8 @@ def run_in_unit_of_work(fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
         engine = create_async_engine(normalise_url(settings.database_url), poolclass=NullPool)
         try:
             async with AsyncSession(engine, expire_on_commit=False) as session:
-                token = jobs.open_buffer()
-                try:
-                    result = await fn(session)
-                    await session.commit()
-                except BaseException:
-                    jobs.discard_buffer(token)
-                    raise
-                jobs.flush_buffer(token)
+                result = await fn(session)
+                await session.commit()
                 return result
         finally:
             await engine.dispose()

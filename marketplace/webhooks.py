@@ -24,7 +24,7 @@ from sqlmodel import col
 
 from marketplace.bookings.models import WebhookDelivery, WebhookEndpoint
 from marketplace.errors import Unprocessable
-from marketplace.jobs import enqueue_after_commit
+from marketplace.jobs import enqueue
 from marketplace.settings import Settings
 from marketplace.sqltypes import utcnow
 
@@ -87,7 +87,7 @@ async def fan_out(session: AsyncSession, org_ids: list[uuid.UUID], event: str, p
         session.add(delivery)
         await session.flush()
         delivery.payload = {**delivery.payload, "id": str(delivery.id), "created_at": utcnow().isoformat()}
-        enqueue_after_commit("webhooks.deliver", str(delivery.id))
+        await enqueue(session, "webhooks.deliver", str(delivery.id))
         count += 1
     return count
 

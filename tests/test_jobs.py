@@ -1,56 +1,34 @@
-"""``marketplace.jobs``: jobs buffered in a unit of work reach the broker (real Redis) only when it commits,
-as fire-and-forget messages: the sender does not wait for, and the worker does not store, a result."""
+"""``marketplace.jobs``: a job is an outbox row of the transaction that causes it: it exists exactly when
+that transaction commits, and a rolled-back change leaves no job behind."""
 
 from __future__ import annotations
 
-import json
-import uuid
-from collections.abc import Iterator
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
 
-import pytest
-import redis
-
-from marketplace import celery_app, jobs
-from marketplace.settings import Settings
+from marketplace import jobs
 
 
-@pytest.fixture
-def queue(redis_url: str) -> Iterator[str]:
-    name = f"test-jobs-{uuid.uuid4().hex[:8]}"
-    celery_app.configure(redis_url, Settings(environment="test", jwt_secret="x" * 40, celery_queue=name))
-    yield name
-    client = redis.Redis.from_url(redis_url)
-    client.delete(name)
-    client.close()
+async def _outbox(session: AsyncSession) -> list[tuple[str, list[object], float]]:
+    rows = await session.execute(
+        sa.text("SELECT task, args, extract(epoch FROM due_at - now())::float FROM outbox ORDER BY id")
+    )
+    return [(r[0], r[1], r[2]) for r in rows.all()]
 
 
-def _messages(redis_url: str, queue: str) -> list[dict[str, object]]:
-    client = redis.Redis.from_url(redis_url)
-    try:
-        return [json.loads(raw) for raw in client.lrange(queue, 0, -1)]
-    finally:
-        client.close()
+async def test_a_job_is_a_row_of_the_enqueuing_transaction_due_after_its_delay(db: AsyncSession) -> None:
+    await jobs.enqueue(db, "bookings.expire_one", "booking-1", delay_seconds=60)
+    await jobs.enqueue(db, "webhooks.deliver", "delivery-1")
+    (expire, deliver) = await _outbox(db)
+    assert expire[:2] == ("bookings.expire_one", ["booking-1"])
+    assert abs(expire[2] - 60) < 1
+    assert deliver[:2] == ("webhooks.deliver", ["delivery-1"])
+    assert abs(deliver[2]) < 1
 
 
-def test_jobs_are_sent_after_commit_as_fire_and_forget_messages(redis_url: str, queue: str) -> None:
-    token = jobs.open_buffer()
-    jobs.enqueue_after_commit("bookings.expire_one", "booking-1", countdown=60)
-    assert _messages(redis_url, queue) == []  # buffered, not sent
-    jobs.flush_buffer(token)
-    (message,) = _messages(redis_url, queue)
-    headers = message["headers"]
-    assert isinstance(headers, dict)
-    assert headers["task"] == "bookings.expire_one"
-    assert headers["eta"] is not None  # the countdown travels as an ETA
-    assert headers["ignore_result"] is True  # the worker stores no result that nobody reads
-    task_id = str(headers["id"])
-    # The sender did not subscribe to the job's result channel (celery-task-meta-<id>) on the result backend.
-    subscribed = getattr(celery_app.celery.backend.result_consumer, "subscribed_to", set())
-    assert not [k for k in subscribed if task_id in (k.decode() if isinstance(k, bytes) else str(k))]
-
-
-def test_jobs_of_a_rolled_back_unit_of_work_are_dropped(redis_url: str, queue: str) -> None:
-    token = jobs.open_buffer()
-    jobs.enqueue_after_commit("bookings.expire_one", "booking-2", countdown=60)
-    jobs.discard_buffer(token)
-    assert _messages(redis_url, queue) == []
+async def test_jobs_of_a_rolled_back_transaction_never_exist(db: AsyncSession) -> None:
+    async with db.begin_nested() as savepoint:
+        await jobs.enqueue(db, "bookings.expire_one", "booking-2", delay_seconds=60)
+        assert len(await _outbox(db)) == 1
+        await savepoint.rollback()
+    assert await _outbox(db) == []

@@ -16,7 +16,7 @@ from marketplace import audit
 from marketplace.auth.deps import AdminPrincipal
 from marketplace.db import SessionDep
 from marketplace.errors import error_responses
-from marketplace.jobs import enqueue_after_commit
+from marketplace.jobs import enqueue
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
@@ -68,7 +68,7 @@ async def approve(
 ) -> AssetOut:
     out = await _moderate(session, admin, asset_id, "approve", data.reason if data else None)
     if out.status == "published":
-        enqueue_after_commit("requests.notify_buyers", str(asset_id))
+        await enqueue(session, "requests.notify_buyers", str(asset_id))
     return out
 
 

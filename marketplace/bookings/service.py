@@ -33,7 +33,7 @@ from marketplace.bookings.repository import BookingRepository
 from marketplace.bookings.schemas import BookingCreate, ReviewIn
 from marketplace.bookings.transitions import target
 from marketplace.errors import Conflict, Forbidden, NotFound, Unprocessable
-from marketplace.jobs import enqueue_after_commit
+from marketplace.jobs import enqueue
 from marketplace.notifications import notify_org
 from marketplace.orgs.models import Organisation
 from marketplace.requests import service as requests_service
@@ -202,7 +202,7 @@ async def place(
         if stale is not None:
             await deps.payments.on_released(session, money(stale))
     booked = await _record(repo, booking.id, None, BookingStatus.held, "book", "buyer", principal.user_id, None)
-    enqueue_after_commit("bookings.expire_one", str(booking.id), countdown=deps.settings.hold_minutes * 60 + 1)
+    await enqueue(session, "bookings.expire_one", str(booking.id), delay_seconds=deps.settings.hold_minutes * 60 + 1)
     await _announce(session, booking, asset, "booking.held", notify=False)
     if _takes_next_free(asset, booking):
         await listings.refresh_next_free(session, asset, deps.listings_config, BookingsBlockedTime())
@@ -478,7 +478,9 @@ async def _apply(
         await deps.payments.on_paid(session, m)
         booking.hold_expires_at = None
         booking.accept_by = now + timedelta(hours=deps.settings.accept_hours)
-        enqueue_after_commit("bookings.expire_one", str(booking.id), countdown=deps.settings.accept_hours * 3600 + 1)
+        await enqueue(
+            session, "bookings.expire_one", str(booking.id), delay_seconds=deps.settings.accept_hours * 3600 + 1
+        )
     elif action == "accept":
         booking.accept_by = None
         await deps.payments.on_accepted(session, m)
@@ -496,8 +498,8 @@ async def _apply(
     elif action == "complete":
         booking.completed_at = now
         booking.result_reference = result_reference
-        enqueue_after_commit(
-            "bookings.settle_one", str(booking.id), countdown=deps.settings.dispute_window_hours * 3600 + 1
+        await enqueue(
+            session, "bookings.settle_one", str(booking.id), delay_seconds=deps.settings.dispute_window_hours * 3600 + 1
         )
     elif action == "confirm":
         booking.settled_at = now

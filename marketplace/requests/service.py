@@ -26,7 +26,7 @@ from marketplace.auth.principal import Principal
 from marketplace.bookings.models import BLOCKING, BLOCKING_SQL, Booking
 from marketplace.bookings.repository import BookingRepository, _not_stale
 from marketplace.errors import Conflict, Forbidden, NotFound, Unprocessable
-from marketplace.jobs import enqueue_after_commit
+from marketplace.jobs import enqueue
 from marketplace.notifications import notify_org
 from marketplace.orgs.models import Organisation
 from marketplace.requests.models import BuyerRequest, MatchPlan, RequestStatus
@@ -449,7 +449,7 @@ async def create(session: AsyncSession, principal: Principal, data: RequestCreat
     _apply(row, data, site_id, lat, lon)
     session.add(row)
     await session.flush()
-    enqueue_after_commit("requests.notify_suppliers", str(row.id))
+    await enqueue(session, "requests.notify_suppliers", str(row.id))
     return row
 
 

@@ -55,15 +55,9 @@ async def deliver(client: AsyncClient, payload: bytes) -> httpx.Response:
 
 
 async def process_all(db: AsyncSession, app: Any) -> None:
-    """What the Celery task does for each stored event (jobs it buffers are dropped: no worker here)."""
-    from marketplace import jobs
-
-    token = jobs.open_buffer()
-    try:
-        for event_id in await PaymentsRepository(db).pending_events():
-            await apply_stripe_event(db, event_id, app.state.booking_deps)
-    finally:
-        jobs.discard_buffer(token)
+    """What the Celery task does for each stored event (the jobs it enqueues stay in the test's outbox)."""
+    for event_id in await PaymentsRepository(db).pending_events():
+        await apply_stripe_event(db, event_id, app.state.booking_deps)
 
 
 async def onboard(client: AsyncClient, db: AsyncSession, app: Any, m: dict[str, Any], recorder: Recorder) -> str:

@@ -12,7 +12,6 @@ import sqlalchemy as sa
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from marketplace import jobs
 from marketplace.requests import service
 from tests.bookings.helpers import ALWAYS_OPEN, slot
 from tests.factories import SUZHOU, admin_headers, published_asset, signed_up
@@ -259,11 +258,7 @@ async def test_expiry_job_marks_past_deadline_requests_expired(
 
 async def test_notification_jobs(client: AsyncClient, db: AsyncSession, market: dict[str, Any]) -> None:
     created = await _post(client, market["buyer"])
-    token = jobs.open_buffer()  # the Celery task's unit of work
-    try:
-        await _notifications(client, db, market, created)
-    finally:
-        jobs.discard_buffer(token)
+    await _notifications(client, db, market, created)
 
 
 async def _notifications(
