@@ -1,12 +1,12 @@
 # syntax=docker/dockerfile:1
 #
-# Image for the marketplace API, Celery worker and Celery beat (one image, three commands).
+# Image for the marketplace API, outbox relay, Celery worker and Celery beat (one image, four commands).
 #
 #   docker build -t marketplace .
 #   docker run --rm marketplace marketplace --help
 #
-# The default command serves the API; docker-compose.yml runs the worker and beat from the same image
-# with `marketplace worker` and `marketplace beat`. See docs/operations.md.
+# The default command serves the API; docker-compose.yml runs the relay, the worker and beat from the same
+# image with `marketplace relay`, `marketplace worker` and `marketplace beat`. See docs/operations.md.
 
 ARG PYTHON_IMAGE=python:3.11-slim
 

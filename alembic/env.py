@@ -20,6 +20,7 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
 
 target_metadata = metadata
 
+
 def _url() -> str:
     url = config.get_main_option("sqlalchemy.url")
     if url:

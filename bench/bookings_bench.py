@@ -60,6 +60,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from common import cpu_model as _cpu_model  # noqa: E402
 from common import server_url as _server_url  # noqa: E402
 
+from marketplace.bookings.models import BLOCKING_SQL  # noqa: E402
 from marketplace.cli import migrate_database  # noqa: E402
 from tests.bookings.live_server import build_market  # noqa: E402
 
@@ -636,7 +637,7 @@ def main() -> None:
                 # overlap); a sort per machine instead of a self-join, which took minutes at ~90k rows.
                 "SELECT count(*) FROM (SELECT period, max(upper(period)) OVER (PARTITION BY asset_id"
                 " ORDER BY lower(period), upper(period) ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end"
-                " FROM bookings WHERE status IN ('held', 'requested', 'confirmed', 'in_progress')) AS t"
+                " FROM bookings WHERE " + BLOCKING_SQL + ") AS t"
                 " WHERE t.prev_end > lower(t.period)",
             )
         )

@@ -32,6 +32,7 @@ from listings.schemas import (
     IntervalsOut,
     LabCapacityOut,
     LabDay,
+    Line,
     NextSlot,
     ReasonIn,
     SearchResult,
@@ -244,27 +245,31 @@ def build_router(
         summary="Search published capacity (public)",
     )
     async def search_assets(
-        process: Annotated[str | None, Query(description="Process code; descendants and 'can also do' match")] = None,
-        material: str | None = None,
+        process: Annotated[
+            Line | None, Query(max_length=100, description="Process code; descendants and 'can also do' match")
+        ] = None,
+        material: Annotated[Line | None, Query(max_length=100)] = None,
         min_x: Annotated[float | None, Query(gt=0, description="Part size in mm (rotation allowed)")] = None,
         min_y: Annotated[float | None, Query(gt=0)] = None,
         min_z: Annotated[float | None, Query(gt=0)] = None,
         tolerance_mm: Annotated[float | None, Query(gt=0, description="Required tolerance")] = None,
-        certificate: Annotated[str | None, Query(description="A standard, e.g. ISO 9001 (verified, valid)")] = None,
-        region: Annotated[list[str] | None, Query(description="Region-code prefixes, e.g. 3205")] = None,
+        certificate: Annotated[
+            Line | None, Query(max_length=100, description="A standard, e.g. ISO 9001 (verified, valid)")
+        ] = None,
+        region: Annotated[list[Line] | None, Query(description="Region-code prefixes, e.g. 3205")] = None,
         lat: Annotated[float | None, Query(ge=-90, le=90)] = None,
         lon: Annotated[float | None, Query(ge=-180, le=180)] = None,
         radius_km: Annotated[float | None, Query(gt=0, le=20000)] = None,
         max_hourly_rate: Annotated[int | None, Query(ge=0)] = None,
         max_price_per_sample: Annotated[int | None, Query(ge=0)] = None,
         kind: Literal["machine", "lab_service"] | None = None,
-        currency: Annotated[str | None, Query(min_length=3, max_length=3)] = None,
+        currency: Annotated[Line | None, Query(min_length=3, max_length=3)] = None,
         free_minutes: Annotated[int | None, Query(ge=1, le=60 * 24 * 60)] = None,
         free_from: AwareDatetime | None = None,
         free_to: AwareDatetime | None = None,
         sort: Literal["price", "distance", "next_free"] = "next_free",
         limit: Annotated[int, Query(ge=1, le=100)] = 20,
-        cursor: str | None = None,
+        cursor: Annotated[Line | None, Query(max_length=2000)] = None,
         session: AsyncSession = session_dep,
     ) -> SearchPage:
         after = None
@@ -399,9 +404,9 @@ def build_router(
     )
     async def org_assets(
         org_id: uuid.UUID,
-        status_filter: Annotated[str | None, Query(alias="status")] = None,
+        status_filter: Annotated[Line | None, Query(alias="status", max_length=40)] = None,
         limit: Annotated[int, Query(ge=1, le=100)] = 50,
-        cursor: str | None = None,
+        cursor: Annotated[Line | None, Query(max_length=2000)] = None,
         session: AsyncSession = session_dep,
         actor: ActorT = actor_dep,
     ) -> AssetPage:

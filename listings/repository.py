@@ -74,6 +74,10 @@ class ListingsRepository:
         await self.session.flush()
         return obj
 
+    async def org_exists(self, org_id: uuid.UUID) -> bool:
+        found = await self.session.execute(sa.select(organisations.c.id).where(organisations.c.id == org_id))
+        return found.scalar_one_or_none() is not None
+
     async def org_is_verified(self, org_id: uuid.UUID) -> bool:
         status = (
             await self.session.execute(

@@ -8,13 +8,18 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from listings.availability import parse_hhmm
 from listings.taxonomy import get_taxonomy
+from payments.money import InvalidAmount, check_currency
+
+# The text rule for every string this package accepts, the same patterns as the shell's marketplace/text.py
+# (which this package may not import): Line = one line, no control character; Text = may keep \t \n \r.
+Line = Annotated[str, StringConstraints(pattern=r"^[^\u0000-\u001f\u007f-\u009f\u2028\u2029]*$")]
+Text = Annotated[str, StringConstraints(pattern=r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$")]
 
 KNOWN_STANDARDS = ("ISO 9001", "IATF 16949", "AS9100", "ISO 13485", "ISO 14001", "ISO 45001", "ISO/IEC 17025", "CMA")
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
 
 
 def check_timezone(value: str) -> str:
@@ -33,15 +38,15 @@ class Strict(BaseModel):
 
 
 class SiteFields(Strict):
-    name: str = Field(min_length=1, max_length=200)
-    address: str = Field(min_length=1, max_length=500)
-    country: str = Field(min_length=2, max_length=2, description="ISO 3166-1 alpha-2")
-    region_code: str = Field(
+    name: Line = Field(min_length=1, max_length=200)
+    address: Line = Field(min_length=1, max_length=500)
+    country: Line = Field(min_length=2, max_length=2, description="ISO 3166-1 alpha-2")
+    region_code: Line = Field(
         min_length=1, max_length=20, description="China: 6-digit administrative division code, e.g. 320500 (Suzhou)"
     )
     latitude: float = Field(ge=-90, le=90)
     longitude: float = Field(ge=-180, le=180)
-    timezone: str = Field(description="IANA time zone, e.g. Asia/Shanghai")
+    timezone: Line = Field(max_length=100, description="IANA time zone, e.g. Asia/Shanghai")
 
     @field_validator("country")
     @classmethod
@@ -67,12 +72,12 @@ class SiteCreate(SiteFields):
 
 
 class SiteUpdate(Strict):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    address: str | None = Field(default=None, min_length=1, max_length=500)
-    region_code: str | None = Field(default=None, min_length=1, max_length=20)
+    name: Line | None = Field(default=None, min_length=1, max_length=200)
+    address: Line | None = Field(default=None, min_length=1, max_length=500)
+    region_code: Line | None = Field(default=None, min_length=1, max_length=20)
     latitude: float | None = Field(default=None, ge=-90, le=90)
     longitude: float | None = Field(default=None, ge=-180, le=180)
-    timezone: str | None = None
+    timezone: Line | None = Field(default=None, max_length=100)
 
     @field_validator("timezone")
     @classmethod
@@ -100,13 +105,13 @@ class SiteOut(BaseModel):
 
 class CertificateCreate(Strict):
     standard: Literal["ISO 9001", "IATF 16949", "AS9100", "ISO 13485", "ISO 14001", "ISO 45001", "ISO/IEC 17025", "CMA"]
-    number: str = Field(min_length=1, max_length=100)
-    issuer: str = Field(min_length=1, max_length=200, description="Certification body or accreditation body")
-    accreditation_body: str | None = Field(default=None, max_length=100, description="e.g. CNAS")
-    scope: str = Field(default="", max_length=5000)
+    number: Line = Field(min_length=1, max_length=100)
+    issuer: Line = Field(min_length=1, max_length=200, description="Certification body or accreditation body")
+    accreditation_body: Line | None = Field(default=None, max_length=100, description="e.g. CNAS")
+    scope: Text = Field(default="", max_length=5000)
     valid_from: date
     valid_until: date
-    document_ref: str | None = Field(default=None, max_length=1000)
+    document_ref: Line | None = Field(default=None, max_length=1000)
     site_id: uuid.UUID | None = None
 
     @model_validator(mode="after")
@@ -136,7 +141,7 @@ class CertificateOut(BaseModel):
 
 class Decision(Strict):
     decision: Literal["verified", "rejected"]
-    reason: str = Field(default="", max_length=1000)
+    reason: Text = Field(default="", max_length=1000)
 
 
 # -- assets --------------------------------------------------------------------------------------
@@ -190,20 +195,21 @@ def _check_materials(codes: list[str]) -> list[str]:
 
 
 def _check_currency(v: str) -> str:
-    v = v.upper()
-    if not _CURRENCY.match(v):
-        raise ValueError("must be an ISO 4217 code such as CNY or EUR")
-    return v
+    """An ISO 4217 currency in use (payments.money: prices are minor units of its own exponent, JPY 0, BHD 3)."""
+    try:
+        return check_currency(v)
+    except InvalidAmount as exc:
+        raise ValueError(exc.message) from None
 
 
 class AssetCommon(Strict):
     site_id: uuid.UUID
-    title: str = Field(min_length=1, max_length=200)
-    description: str = Field(default="", max_length=10_000)
-    process_codes: list[str] = Field(min_length=1, max_length=20)
-    materials: list[str] = Field(default_factory=list, max_length=100)
-    currency: str = Field(default="CNY")
-    photo_urls: list[str] = Field(default_factory=list, max_length=20)
+    title: Line = Field(min_length=1, max_length=200)
+    description: Text = Field(default="", max_length=10_000)
+    process_codes: list[Line] = Field(min_length=1, max_length=20)
+    materials: list[Line] = Field(default_factory=list, max_length=100)
+    currency: Line = Field(default="CNY")
+    photo_urls: list[Line] = Field(default_factory=list, max_length=20)
     cancellation_policy: CancellationPolicy | None = None
 
     @field_validator("materials")
@@ -246,12 +252,12 @@ class MachineCreate(AssetCommon):
 
 class LabServiceCreate(AssetCommon):
     kind: Literal["lab_service"]
-    test_standard: str = Field(min_length=2, max_length=100, description="e.g. GB/T 228.1-2021")
+    test_standard: Line = Field(min_length=2, max_length=100, description="e.g. GB/T 228.1-2021")
     accredited: bool = False
     price_per_sample: Money
     turnaround_days: int = Field(ge=0, le=365)
     daily_sample_capacity: int = Field(ge=1, le=100_000)
-    sample_requirements: str = Field(default="", max_length=5000)
+    sample_requirements: Text = Field(default="", max_length=5000)
 
     @field_validator("process_codes")
     @classmethod
@@ -266,12 +272,12 @@ class AssetUpdate(Strict):
     """Every field optional; fields that do not apply to the asset's kind are refused."""
 
     site_id: uuid.UUID | None = None
-    title: str | None = Field(default=None, min_length=1, max_length=200)
-    description: str | None = Field(default=None, max_length=10_000)
-    process_codes: list[str] | None = Field(default=None, min_length=1, max_length=20)
-    materials: list[str] | None = Field(default=None, max_length=100)
-    currency: str | None = None
-    photo_urls: list[str] | None = Field(default=None, max_length=20)
+    title: Line | None = Field(default=None, min_length=1, max_length=200)
+    description: Text | None = Field(default=None, max_length=10_000)
+    process_codes: list[Line] | None = Field(default=None, min_length=1, max_length=20)
+    materials: list[Line] | None = Field(default=None, max_length=100)
+    currency: Line | None = None
+    photo_urls: list[Line] | None = Field(default=None, max_length=20)
     cancellation_policy: CancellationPolicy | None = None
     envelope_mm: Envelope | None = None
     max_part_mass_kg: float | None = Field(default=None, gt=0)
@@ -283,12 +289,12 @@ class AssetUpdate(Strict):
     buffer_minutes: int | None = Field(default=None, ge=0, le=1440)
     setup_minutes: int | None = Field(default=None, ge=0, le=1440)
     operator_included: bool | None = None
-    test_standard: str | None = Field(default=None, min_length=2, max_length=100)
+    test_standard: Line | None = Field(default=None, min_length=2, max_length=100)
     accredited: bool | None = None
     price_per_sample: Money | None = None
     turnaround_days: int | None = Field(default=None, ge=0, le=365)
     daily_sample_capacity: int | None = Field(default=None, ge=1, le=100_000)
-    sample_requirements: str | None = Field(default=None, max_length=5000)
+    sample_requirements: Text | None = Field(default=None, max_length=5000)
 
     @field_validator("materials")
     @classmethod
@@ -405,11 +411,11 @@ class StatusEventOut(BaseModel):
 
 
 class ReasonIn(Strict):
-    reason: str = Field(min_length=1, max_length=1000)
+    reason: Text = Field(min_length=1, max_length=1000)
 
 
 class OptionalReasonIn(Strict):
-    reason: str | None = Field(default=None, max_length=1000)
+    reason: Text | None = Field(default=None, max_length=1000)
 
 
 class FlagOut(BaseModel):
@@ -428,8 +434,10 @@ class FlagOut(BaseModel):
 
 class WeeklyIn(Strict):
     weekday: int = Field(ge=0, le=6, description="0 = Monday ... 6 = Sunday")
-    start: str = Field(description="HH:MM local time at the site")
-    end: str = Field(description="HH:MM; an end at or before the start crosses midnight; 24:00 = midnight")
+    start: Line = Field(max_length=5, description="HH:MM local time at the site")
+    end: Line = Field(
+        max_length=5, description="HH:MM; an end at or before the start crosses midnight; 24:00 = midnight"
+    )
 
     @field_validator("start")
     @classmethod
@@ -448,7 +456,7 @@ class ExceptionIn(Strict):
     start: AwareDatetime
     end: AwareDatetime
     available: bool
-    note: str | None = Field(default=None, max_length=200)
+    note: Text | None = Field(default=None, max_length=200)
 
     @model_validator(mode="after")
     def _order(self) -> ExceptionIn:

@@ -106,6 +106,14 @@ def _require(actor: Actor, org_id: uuid.UUID, scope: str, not_found: str) -> Non
     raise NotFound(not_found)
 
 
+async def _require_existing(repo: ListingsRepository, actor: Actor, org_id: uuid.UUID, scope: str) -> None:
+    """:func:`_require`, and for a platform admin acting for an organisation they are not in, that it exists
+    (a member's organisation does; an admin may name any id)."""
+    _require(actor, org_id, scope, "Organisation not found.")
+    if not actor.can_act_for(org_id, None) and not await repo.org_exists(org_id):
+        raise NotFound("Organisation not found.")
+
+
 async def _owned_site(repo: ListingsRepository, actor: Actor, site_id: uuid.UUID, scope: str) -> Site:
     site = await repo.get_site(site_id)
     if site is None:
@@ -146,9 +154,10 @@ async def create_site(session: AsyncSession, actor: Actor, data: SiteCreate) -> 
         if len(member_orgs) != 1:
             raise Invalid("org_id: you belong to several organisations (or none); say which one owns the site.")
         org_id = member_orgs[0]
-    _require(actor, org_id, "listings:write", "Organisation not found.")
+    repo = ListingsRepository(session)
+    await _require_existing(repo, actor, org_id, "listings:write")
     site = Site(org_id=org_id, **data.model_dump(exclude={"org_id"}))
-    return await ListingsRepository(session).add(site)  # type: ignore[no-any-return]
+    return await repo.add(site)  # type: ignore[no-any-return]
 
 
 async def get_site(session: AsyncSession, actor: Actor, site_id: uuid.UUID) -> Site:
@@ -185,7 +194,7 @@ async def add_certificate(
     session: AsyncSession, actor: Actor, org_id: uuid.UUID, data: CertificateCreate
 ) -> Certificate:
     repo = ListingsRepository(session)
-    _require(actor, org_id, "listings:write", "Organisation not found.")
+    await _require_existing(repo, actor, org_id, "listings:write")
     if data.site_id is not None:
         site = await repo.get_site(data.site_id)
         if site is None or site.org_id != org_id:
@@ -430,11 +439,17 @@ def exception_ranges(rows: Sequence[AvailabilityException]) -> list[av.Exception
     return [av.ExceptionRange(start=r.starts_at, end=r.ends_at, available=r.available) for r in rows]
 
 
+async def _site_of(repo: ListingsRepository, asset: Asset) -> Site:
+    site = await repo.get_site(asset.site_id)
+    if site is None:  # the foreign key makes this impossible; a clear 404 rather than a crash if it happens
+        raise NotFound("Site not found.")
+    return site
+
+
 async def get_availability(session: AsyncSession, viewer: Actor | None, asset_id: uuid.UUID) -> dict[str, Any]:
     asset = await visible_asset(session, viewer, asset_id)
     repo = ListingsRepository(session)
-    site = await repo.get_site(asset.site_id)
-    assert site is not None
+    site = await _site_of(repo, asset)
     excs = (await repo.exceptions_for([asset.id]))[asset.id]
     return {
         "timezone": site.timezone,
@@ -555,8 +570,7 @@ async def free_slots(
         raise Invalid("end must be after start.")
     if end - start > timedelta(days=366):
         raise Invalid("The window may span at most 366 days.")
-    site = await ListingsRepository(session).get_site(asset.site_id)
-    assert site is not None
+    site = await _site_of(ListingsRepository(session), asset)
     free = (await machine_free(session, [(asset, site)], start, end, blocked))[asset.id]
     need = timedelta(minutes=duration_minutes)
     return [(s, e) for s, e in bookable_windows(asset, free) if e - s >= need]
@@ -595,8 +609,7 @@ async def lab_capacity(
     if (last - first).days > 366:
         raise Invalid("The range may span at most 366 days.")
     repo = ListingsRepository(session)
-    site = await repo.get_site(asset.site_id)
-    assert site is not None
+    site = await _site_of(repo, asset)
     excs = (await repo.exceptions_for([asset.id]))[asset.id]
     open_days = set(_lab_open_days(asset, site, excs, first, last))
     booked = await blocked.lab_booked(session, asset.id, first, last)
@@ -838,7 +851,8 @@ async def search(
             last_key = None
             break
         if len(hits) < q.limit:
-            assert last_key is not None
+            if last_key is None:  # a full batch always has a last row
+                break
             offset_stmt = stmt.where(
                 sa.tuple_(sort_expr, col(Asset.id)) > sa.tuple_(sa.literal(last_key[0]), sa.literal(last_key[1]))
             )

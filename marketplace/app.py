@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -16,7 +17,7 @@ from redis.asyncio import Redis
 
 from listings import endpoints as listings_endpoints
 from listings.errors import ListingsError
-from marketplace import celery_app, embedded
+from marketplace import celery_app, embedded, outbox
 from marketplace.admin.endpoints import router as admin_router
 from marketplace.admin.listings import router as admin_listings_router
 from marketplace.analytics.endpoints import router as analytics_router
@@ -24,7 +25,7 @@ from marketplace.auth.deps import get_optional_principal, get_principal
 from marketplace.auth.endpoints import router as auth_router
 from marketplace.bookings.endpoints import router as bookings_router
 from marketplace.db import create_engine, create_sessionmaker, get_session
-from marketplace.errors import ERROR_SCHEMA, error_responses, install_error_handlers
+from marketplace.errors import ERROR_SCHEMA, error_responses, install_error_handlers, unhandled_error_response
 from marketplace.idempotency import IdempotentReplay, handle_replay
 from marketplace.observability import RequestContextMiddleware, configure_logging, freeze_startup_heap
 from marketplace.orgs.endpoints import router as orgs_router
@@ -88,7 +89,6 @@ def create_app(
     )
     app.state.settings = settings
     app.state.booking_deps = booking_deps(settings)
-    app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app, domain_errors=(ListingsError, PaymentsError))
     app.add_exception_handler(IdempotentReplay, handle_replay)
 
@@ -117,6 +117,9 @@ def create_app(
     from marketplace.web.mount import mount_web
 
     mount_web(app, settings)
+    # Added last, so it is the outermost middleware: every response, even one for an exception raised in
+    # another middleware, carries the request id and keeps the connection.
+    app.add_middleware(RequestContextMiddleware, on_error=unhandled_error_response)
     _add_operational_routes(app)
     _customise_openapi(app)
     return app
@@ -127,26 +130,47 @@ def _add_operational_routes(app: FastAPI) -> None:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["operations"], summary="The database and the broker are reachable")
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        summary="The database and the broker are reachable",
+        responses={503: {"description": "Not ready: a check failed or did not answer in time"}},
+    )
     async def readyz(request: Request) -> JSONResponse:
-        checks: dict[str, str] = {}
-        try:
-            async with request.app.state.engine.connect() as conn:
-                await conn.execute(sa.text("SELECT 1"))
-            checks["database"] = "ok"
-        except Exception as exc:  # readiness reports, never raises
-            checks["database"] = f"error: {type(exc).__name__}"
-        try:
-            await request.app.state.redis.ping()
-            checks["broker"] = "ok"
-        except Exception as exc:
-            checks["broker"] = f"error: {type(exc).__name__}"
+        """Both checks run at once, each bounded by ``readiness_timeout_seconds``: a dead database or
+        broker (or a pool with no free connection) makes this 503 within that time, never a hang."""
+        state = request.app.state
+        timeout = state.settings.readiness_timeout_seconds
+        database, broker = await asyncio.gather(
+            _check(_ping_database(state.engine), timeout), _check(state.redis.ping(), timeout)
+        )
+        checks = {"database": database, "broker": broker}
         ok = all(v == "ok" for v in checks.values())
-        return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
+        headers = None if ok else {"Retry-After": str(state.settings.retry_after_seconds)}
+        body = {"status": "ok" if ok else "unavailable", "checks": checks}
+        return JSONResponse(body, status_code=200 if ok else 503, headers=headers)
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", include_in_schema=True)
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
+        await outbox.observe(request.app.state.engine)  # the outbox depth gauges; never raises
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+async def _ping_database(engine: Any) -> None:
+    async with engine.connect() as conn:
+        await conn.execute(sa.text("SELECT 1"))
+
+
+async def _check(probe: Awaitable[Any], seconds: float) -> str:
+    """``ok`` or what went wrong; readiness reports, it never raises."""
+    try:
+        async with asyncio.timeout(seconds):
+            await probe
+    except TimeoutError:
+        return f"error: no answer within {seconds:g} s"
+    except Exception as exc:
+        return f"error: {type(exc).__name__}"
+    return "ok"
 
 
 def _customise_openapi(app: FastAPI) -> None:

@@ -154,14 +154,32 @@ def serve(
 
 @app.command()
 def worker(
-    concurrency: Annotated[int, typer.Option(help="Worker processes.")] = 2,
+    concurrency: Annotated[int, typer.Option(help="Worker processes (or threads with --pool threads).")] = 2,
+    pool: Annotated[str, typer.Option(help="Celery pool: prefork, threads or solo.")] = "prefork",
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
 ) -> None:
-    """Run a Celery worker."""
+    """Run a Celery worker (any number may run; they share the queue)."""
     from marketplace.celery_app import configure
 
+    if pool not in ("prefork", "threads", "solo"):
+        typer.echo("error: --pool must be prefork, threads or solo", err=True)
+        raise typer.Exit(2)
     celery = configure(_redis_url())
-    celery.worker_main(["worker", f"--loglevel={loglevel}", f"--concurrency={concurrency}"])
+    celery.worker_main(["worker", f"--loglevel={loglevel}", f"--concurrency={concurrency}", f"--pool={pool}"])
+
+
+@app.command()
+def relay(loglevel: Annotated[str, typer.Option(help="Log level.")] = "INFO") -> None:
+    """Run the outbox relay: sends due jobs from PostgreSQL's outbox to Celery (one or more per deployment)."""
+    from marketplace import outbox
+    from marketplace.celery_app import configure
+    from marketplace.observability import configure_logging
+
+    settings = get_settings()
+    configure_logging(loglevel)
+    db_url = _database_url()
+    celery = configure(_redis_url(), settings)
+    asyncio.run(outbox.serve(db_url, celery, settings))
 
 
 @app.command()
@@ -181,7 +199,7 @@ def run(
     port: Annotated[int | None, typer.Option(help="Port.")] = None,
 ) -> None:
     """Development all-in-one: embedded services if no URLs are set, migrations, demo data, then the API,
-    a Celery worker and beat together. One Ctrl-C stops everything."""
+    the outbox relay, a Celery worker and beat together. One Ctrl-C stops everything."""
     settings = get_settings()
     db_url = _database_url()
     redis_url = _redis_url()
@@ -210,6 +228,7 @@ def run(
         subprocess.Popen(
             [*exe, "serve", "--host", bind_host, "--port", str(bind_port)], env=env, preexec_fn=_die_with_parent
         ),
+        subprocess.Popen([*exe, "relay"], env=env, preexec_fn=_die_with_parent),
         subprocess.Popen([*exe, "worker", "--concurrency", "1"], env=env, preexec_fn=_die_with_parent),
         subprocess.Popen([*exe, "beat"], env=env, preexec_fn=_die_with_parent),
     ]

@@ -24,8 +24,9 @@ from sqlmodel import Field, SQLModel, col
 
 from marketplace.auth.deps import CurrentPrincipal
 from marketplace.db import SessionDep
-from marketplace.errors import BadRequest, Unprocessable
+from marketplace.errors import BadRequest, Unprocessable, unhandled_error_response
 from marketplace.sqltypes import jsonb_column, ts_column, utcnow
+from marketplace.text import Line
 
 
 class IdempotencyRecord(SQLModel, table=True):
@@ -127,7 +128,7 @@ async def _idempotency(
     session: SessionDep,
     principal: CurrentPrincipal,
     idempotency_key: Annotated[
-        str | None,
+        Line | None,
         Header(
             alias="Idempotency-Key",
             description="Unique per logical write (max 255 chars); replays return the first response.",
@@ -182,7 +183,7 @@ async def _optional_idempotency(
     session: SessionDep,
     principal: CurrentPrincipal,
     idempotency_key: Annotated[
-        str | None,
+        Line | None,
         Header(alias="Idempotency-Key", description="Optional: makes a retried request safe."),
     ] = None,
 ) -> Idempotency | None:
@@ -195,5 +196,6 @@ OptionalIdempotencyDep = Annotated[Idempotency | None, Depends(_optional_idempot
 
 
 async def handle_replay(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, IdempotentReplay)
+    if not isinstance(exc, IdempotentReplay):  # registered for IdempotentReplay only
+        return unhandled_error_response(request, exc)
     return JSONResponse(exc.body, status_code=exc.status_code, headers={"Idempotent-Replayed": "true"})

@@ -9,10 +9,15 @@ The relay (:mod:`marketplace.outbox`, ``marketplace relay``) moves due rows to C
 delivery is at least once, so every task is idempotent. A statement-level trigger sends
 ``NOTIFY outbox`` when rows are inserted; PostgreSQL delivers it at commit, which wakes the relay at once.
 Due times (hold expiry, accept deadline, dispute window) live in the row, never in a broker ETA.
+
+:class:`OutboxRepository` holds the relay's SQL: claim due rows (``FOR UPDATE SKIP LOCKED``, so several relays
+share the work), delete the sent ones, count failed attempts, and the depth/age figures for monitoring.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -50,3 +55,67 @@ _INSERT = sa.insert(_outbox).values(
 async def enqueue(session: AsyncSession, task: str, *args: Any, delay_seconds: float = 0) -> None:
     """Write job ``task(*args)`` into the outbox in the caller's transaction, due after ``delay_seconds``."""
     await session.execute(_INSERT, {"task": task, "args": list(args), "delay": float(delay_seconds)})
+
+
+# -- the relay's side ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DueJob:
+    id: int
+    task: str
+    args: list[Any]
+    attempts: int
+
+
+@dataclass(frozen=True)
+class OutboxStats:
+    rows: int  # every row, delayed ones included
+    due: int  # rows whose due time has passed (the relay's backlog)
+    oldest_due_seconds: float  # how long the oldest due row has been waiting (0 without one)
+
+
+_CLAIM = (
+    sa.select(_outbox.c.id, _outbox.c.task, _outbox.c.args, _outbox.c.attempts)
+    .where(_outbox.c.due_at <= sa.func.now())
+    .order_by(_outbox.c.due_at, _outbox.c.id)
+    .limit(sa.bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
+_IDS = sa.bindparam("ids", type_=sa.ARRAY(sa.BigInteger))
+_DELETE = sa.delete(_outbox).where(_outbox.c.id == sa.func.any(_IDS))
+_FAILED = sa.update(_outbox).where(_outbox.c.id == sa.func.any(_IDS)).values(attempts=_outbox.c.attempts + 1)
+_NEXT_DUE = sa.select(sa.func.extract("epoch", sa.func.min(_outbox.c.due_at) - sa.func.now()))
+_STATS = sa.select(
+    sa.func.count(),
+    sa.func.count().filter(_outbox.c.due_at <= sa.func.now()),
+    sa.func.coalesce(sa.func.extract("epoch", sa.func.now() - sa.func.min(_outbox.c.due_at)), 0),
+)
+
+
+class OutboxRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def claim_due(self, limit: int) -> list[DueJob]:
+        """Lock up to ``limit`` due rows, oldest due first; rows another relay holds are skipped."""
+        rows = await self.session.execute(_CLAIM, {"limit": limit})
+        return [DueJob(id=r.id, task=r.task, args=list(r.args), attempts=r.attempts) for r in rows]
+
+    async def delete(self, ids: Sequence[int]) -> None:
+        if ids:
+            await self.session.execute(_DELETE, {"ids": list(ids)})
+
+    async def count_failed_attempt(self, ids: Sequence[int]) -> None:
+        """The broker refused these rows: they stay, due as before, with one more attempt on record."""
+        if ids:
+            await self.session.execute(_FAILED, {"ids": list(ids)})
+
+    async def seconds_until_next_due(self) -> float | None:
+        """Seconds until the earliest row is due (<= 0: one is due now), ``None`` when the outbox is empty."""
+        value = (await self.session.execute(_NEXT_DUE)).scalar_one()
+        return None if value is None else float(value)
+
+    async def stats(self) -> OutboxStats:
+        rows, due, oldest = (await self.session.execute(_STATS)).one()
+        return OutboxStats(rows=int(rows), due=int(due), oldest_due_seconds=max(0.0, float(oldest)) if due else 0.0)

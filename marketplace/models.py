@@ -45,8 +45,13 @@ metadata = SQLModel.metadata
 # Objects that live only in hand-written migrations (expression indexes, exclusion constraints):
 # autogenerate and `alembic check` must not try to drop them.
 MIGRATION_ONLY_INDEXES = frozenset(
-    {"ix_sites_earth", "ix_sites_region_code", "ix_assets_search_next_free", "ix_assets_search_price",
-     "ex_bookings_no_overlap"}
+    {
+        "ix_sites_earth",
+        "ix_sites_region_code",
+        "ix_assets_search_next_free",
+        "ix_assets_search_price",
+        "ex_bookings_no_overlap",
+    }
 )
 
 

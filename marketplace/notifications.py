@@ -65,6 +65,14 @@ TEMPLATES: dict[tuple[str, str], tuple[str, str]] = {
     ("booking.disputed", "zh-CN"): ("预订有争议：{title}", "买方对 {title}（{when}）提出异议：{reason}"),
     ("booking.resolved", "en"): ("Dispute resolved: {title}", "The dispute on {title} was resolved. Refund: {refund}."),
     ("booking.resolved", "zh-CN"): ("争议已解决：{title}", "{title} 的争议已解决。退款：{refund}。"),
+    ("booking.released", "en"): (
+        "Remaining time released: {title}",
+        "{supplier} finished {title} ({when}) early and released the remaining machine time. {reason}",
+    ),
+    ("booking.released", "zh-CN"): (
+        "剩余时段已释放：{title}",
+        "{supplier} 已提前完成 {title}（{when}），并释放了剩余的设备时段。{reason}",
+    ),
     ("booking.reminder", "en"): ("Tomorrow: {title}", "Reminder: {title} starts {when}."),
     ("booking.reminder", "zh-CN"): ("明天开始：{title}", "提醒：{title} 将于 {when} 开始。"),
     ("request.matched", "en"): ("A new request matches {title}", "An open request for {process} matches {title}."),

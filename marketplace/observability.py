@@ -8,8 +8,11 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Callable
 
 from prometheus_client import Counter, Histogram
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
@@ -24,12 +27,22 @@ _SECRET = re.compile(
 )
 
 
+ErrorRenderer = Callable[[Request, Exception], Response]
+
+
 class RequestContextMiddleware:
     """Pure ASGI middleware: assigns a request id (or accepts a sane ``X-Request-ID``), echoes it, and
-    records metrics per route template (not per raw path, which would explode cardinality)."""
+    records metrics per route template (not per raw path, which would explode cardinality).
 
-    def __init__(self, app: ASGIApp) -> None:
+    It is also where an exception no handler took ends: ``on_error`` renders it (the standard error shape,
+    with the request id) and the exception stops here. Re-raising it, as Starlette's ServerErrorMiddleware
+    does after sending its 500, makes the server drop the kept-alive connection without ``Connection: close``
+    and fail the client's next, unrelated request. Only an exception after the response has started (a
+    broken stream) still propagates: then closing the connection is the one honest signal left."""
+
+    def __init__(self, app: ASGIApp, on_error: ErrorRenderer | None = None) -> None:
         self.app = app
+        self.on_error = on_error
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -40,17 +53,23 @@ class RequestContextMiddleware:
         scope.setdefault("state", {})["request_id"] = rid
         token = request_id_var.set(rid)
         status = 500
+        started = False
         start = time.perf_counter()
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, started = message["status"], True
                 message.setdefault("headers", []).append((b"x-request-id", rid.encode()))
             await send(message)
 
         try:
             await self.app(scope, receive, send_wrapper)
+        except Exception as exc:
+            if started or self.on_error is None:
+                raise
+            response = self.on_error(Request(scope), exc)
+            await response(scope, receive, send_wrapper)
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"

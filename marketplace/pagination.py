@@ -11,11 +11,14 @@ from fastapi import Query
 from pydantic import BaseModel
 
 from marketplace.errors import BadRequest
+from marketplace.text import Line
 
 T = TypeVar("T")
 
 LimitParam = Annotated[int, Query(ge=1, le=100, description="Page size (1-100).")]
-CursorParam = Annotated[str | None, Query(description="Opaque cursor from a previous page's next_cursor.")]
+CursorParam = Annotated[
+    Line | None, Query(max_length=2000, description="Opaque cursor from a previous page's next_cursor.")
+]
 
 
 class Page(BaseModel, Generic[T]):

@@ -4,20 +4,27 @@ Stripe webhook and the reconciliation report. Admin actions are audited."""
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
-from typing import Any
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request, status
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi import APIRouter, Path, Query, Request, status
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from marketplace import audit
 from marketplace.auth.deps import AdminPrincipal, CurrentPrincipal
 from marketplace.bookings import service as bookings
 from marketplace.db import SessionDep
-from marketplace.errors import Conflict, Forbidden, NotFound, error_responses
+from marketplace.errors import BadRequest, Conflict, Forbidden, NotFound, error_responses
 from marketplace.jobs import enqueue
+from marketplace.pagination import CursorParam, LimitParam, decode_cursor, encode_cursor
 from marketplace.settings import Settings
-from payments import commission, invoices, ledger, stripe_gateway, webhooks
+from marketplace.text import Line
+from payments import commission, invoices, ledger, money, stripe_gateway, webhooks
 from payments.invoices import InvoiceGateway
 from payments.repository import PaymentsRepository
 from payments.schemas import (
@@ -243,24 +250,149 @@ async def trial_balance(session: SessionDep, admin: AdminPrincipal) -> TrialBala
     return TrialBalanceOut.model_validate(await ledger.trial_balance(session))
 
 
-@router.get(
-    "/orgs/{org_id}/statement",
-    response_model=StatementOut,
-    responses=error_responses(401, 403, 404, 422),
-    tags=["organisations"],
-    summary="The organisation's own ledger entries (receivable, payable, refunds owed) and balances",
-)
-async def statement(org_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal) -> StatementOut:
+StatementAccount = Annotated[
+    Literal["buyer_receivable", "supplier_payable", "refunds_payable"] | None,
+    Query(description="Only this account's lines (the balances always cover every account)"),
+]
+
+
+def _statement_reader(org_id: uuid.UUID, principal: CurrentPrincipal) -> None:
+    """Members of the organisation (API keys with ``payments:read``) and platform admins; anyone else 404."""
     if not (principal.can_act_for(org_id) or principal.is_platform_admin):
         raise NotFound("Organisation not found.")
     if not principal.is_platform_admin and not principal.has_scope("payments:read"):
         raise Forbidden("This API key lacks the 'payments:read' scope.")
-    entries = await ledger.statement(session, org_id)
-    balances: dict[str, dict[str, int]] = {}
-    for e in entries:
-        per = balances.setdefault(e["currency"], {})
-        per[e["account"]] = per.get(e["account"], 0) + e["amount"]
-    return StatementOut.model_validate({"org_id": org_id, "balances": balances, "entries": entries})
+
+
+@router.get(
+    "/orgs/{org_id}/statement",
+    response_model=StatementOut,
+    responses=error_responses(400, 401, 403, 404, 422),
+    tags=["organisations"],
+    summary="The organisation's own ledger lines (receivable, payable, refunds owed), newest first and paged, "
+    "and its balances over all lines",
+)
+async def statement(
+    org_id: uuid.UUID,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    account: StatementAccount = None,
+    limit: LimitParam = 50,
+    cursor: CursorParam = None,
+) -> StatementOut:
+    _statement_reader(org_id, principal)
+    after = None
+    if (values := decode_cursor(cursor)) is not None:
+        if len(values) != 1 or not isinstance(values[0], int) or isinstance(values[0], bool):
+            raise BadRequest("Malformed cursor.")
+        after = values[0]
+    lines = await ledger.statement_lines(session, org_id=org_id, limit=limit + 1, after_id=after, account=account)
+    next_cursor = encode_cursor([lines[limit - 1]["line_id"]]) if len(lines) > limit else None
+    return StatementOut.model_validate(
+        {
+            "org_id": org_id,
+            "balances": await ledger.statement_balances(session, org_id=org_id),
+            "items": lines[:limit],
+            "next_cursor": next_cursor,
+        }
+    )
+
+
+STATEMENT_CSV_HEADER = (
+    "Date (UTC)",
+    "Entry",
+    "Account",
+    "Currency",
+    "Debit",
+    "Credit",
+    "Balance",
+    "Booking",
+    "Invoice",
+    "Journal",
+    "Memo",
+)
+_CSV_BATCH = 2000
+
+
+def _csv_text(value: str) -> str:
+    """A text cell a spreadsheet shows as text, never runs as a formula (=, +, -, @ at the start)."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+def _csv_line(values: Sequence[object]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerow(values)
+    return buffer.getvalue()
+
+
+async def statement_csv_rows(
+    maker: async_sessionmaker[AsyncSession], org_id: uuid.UUID, account: str | None
+) -> AsyncIterator[str]:
+    """The whole statement, oldest line first, as CSV text chunks: a UTF-8 byte-order mark (Excel), the
+    header, then per line the debit or credit in major units of its currency and the account's running
+    balance. Each batch of lines is read in its own short transaction, so a slow download holds no
+    database connection; lines are immutable and keyed by their increasing id, so no line is skipped or
+    repeated."""
+    yield "\ufeff" + _csv_line(STATEMENT_CSV_HEADER)
+    running: dict[tuple[str, str], int] = {}
+    after: int | None = None
+    while True:
+        async with maker() as session:
+            lines = await ledger.statement_lines(
+                session, org_id=org_id, limit=_CSV_BATCH, after_id=after, newest_first=False, account=account
+            )
+        if not lines:
+            return
+        chunk = []
+        for line in lines:
+            key = (line["account"], line["currency"])
+            running[key] = running.get(key, 0) + line["amount"]
+            amount, currency = int(line["amount"]), str(line["currency"])
+            chunk.append(
+                _csv_line(
+                    [
+                        line["created_at"].astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+                        line["kind"],
+                        line["account"],
+                        currency,
+                        money.input_value(amount, currency) if amount > 0 else "",
+                        money.input_value(-amount, currency) if amount < 0 else "",
+                        money.input_value(running[key], currency),
+                        line["booking_id"] or "",
+                        line["invoice_id"] or "",
+                        line["journal_id"],
+                        _csv_text(line["memo"] or ""),
+                    ]
+                )
+            )
+        yield "".join(chunk)
+        after = lines[-1]["line_id"]
+
+
+@router.get(
+    "/orgs/{org_id}/statement.csv",
+    responses={
+        **error_responses(401, 403, 404, 422),
+        200: {"content": {"text/csv": {}}, "description": "Every line of the statement as CSV (UTF-8 with BOM)"},
+    },
+    response_class=StreamingResponse,
+    tags=["organisations"],
+    summary="The organisation's whole statement as CSV for spreadsheets: oldest first, amounts in major units "
+    "of each line's currency, running balance per account",
+)
+async def statement_csv(
+    org_id: uuid.UUID,
+    request: Request,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    account: StatementAccount = None,
+) -> StreamingResponse:
+    _statement_reader(org_id, principal)
+    return StreamingResponse(
+        statement_csv_rows(request.app.state.sessionmaker, org_id, account),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="statement-{org_id}.csv"'},
+    )
 
 
 # -- commission ----------------------------------------------------------------------------------------
@@ -320,7 +452,7 @@ async def stripe_onboarding(
 
 
 @router.get("/orgs/{org_id}/payments/stripe-account/{step}", include_in_schema=False)
-async def stripe_onboarding_landing(org_id: uuid.UUID, step: str) -> HTMLResponse:
+async def stripe_onboarding_landing(org_id: uuid.UUID, step: Annotated[Line, Path(max_length=20)]) -> HTMLResponse:
     text = (
         "Stripe onboarding submitted; card bookings open once Stripe enables charges and payouts."
         if step == "return"

@@ -34,8 +34,9 @@ async def apply_stripe_event(session: AsyncSession, event_id: str, deps: service
     return done
 
 
-@celery.task(name="payments.process_stripe_event", acks_late=True, autoretry_for=(OSError,), max_retries=8)
+@celery.task(name="payments.process_stripe_event", acks_late=True)
 def process_stripe_event(event_id: str) -> list[str]:
+    """A failure leaves the event pending: the 5-minute sweep retries it (no Celery countdown retries)."""
     return run_in_unit_of_work(lambda s: apply_stripe_event(s, event_id, _deps()))
 
 

@@ -27,6 +27,10 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".data")
     database_pool_size: int = Field(default=10, ge=1)
     database_max_overflow: int = Field(default=10, ge=0)
+    # While the database (or Redis) is unreachable, requests answer 503 with this Retry-After (seconds).
+    retry_after_seconds: int = Field(default=5, ge=1, le=3600)
+    # /readyz answers 503 when the database or the broker does not answer within this many seconds.
+    readiness_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
 
     host: str = "127.0.0.1"
     port: int = 8000
@@ -81,10 +85,18 @@ class Settings(BaseSettings):
     demo_admin_email: str = "admin@example.com"
     demo_admin_password: str = "admin-password-123"
 
-    # Celery: run tasks in the calling process (used only by unit tests that do not need a worker).
-    celery_always_eager: bool = False
-    # The Celery queue this deployment's API enqueues to and its workers consume.
+    # The Celery queue this deployment's outbox relay sends to and its workers consume.
     celery_queue: str = "marketplace"
+    # Redis hands a message held by a killed worker to another one after this long: it must exceed the longest
+    # task (the batch optimiser: 300 s). Timers do not wait for it: the booking sweep acts on PostgreSQL's times.
+    celery_visibility_timeout_seconds: int = Field(default=600, ge=30)
+    # The outbox relay (`marketplace relay`): rows sent per transaction, and how often it looks for due rows
+    # when no NOTIFY arrived (it also wakes at the next due time).
+    outbox_batch_size: int = Field(default=100, ge=1, le=10_000)
+    outbox_poll_seconds: float = Field(default=2.0, gt=0, le=60)
+    # Beat runs the booking timers' sweep this often (expiry, accept deadline, start, dispute window, reminders),
+    # so a timer fires within this long of its due time even if its outbox message was lost with a worker.
+    booking_sweep_seconds: int = Field(default=30, ge=1, le=30)
 
     # Regional observatory (docs/indicators.md): a cell backed by fewer organisations than this on the supplier
     # or buyer side is suppressed; complementary suppression protects it from recovery through totals.

@@ -49,7 +49,8 @@ def verify(secret: str, header: str, body: bytes, *, tolerance_seconds: int = 30
         return False
     if abs((now or time.time()) - timestamp) > tolerance_seconds:
         return False
-    return hmac.compare_digest(sign(secret, timestamp, body), header)
+    # Bytes: compare_digest raises TypeError on str with non-ASCII characters (a header may carry any).
+    return hmac.compare_digest(sign(secret, timestamp, body).encode(), header.encode())
 
 
 def check_url(url: str, settings: Settings) -> None:

@@ -65,7 +65,10 @@ CHUNK = 5000
 FIRST_WINDOW = timedelta(days=3)
 FIRST_WINDOW_JOBS = 6
 UTILISATION_DAYS = 28
-# Statuses whose booked time counts as used capacity for the utilisation (idle) component.
+# Statuses whose booked time does not count as used capacity for the utilisation (idle) component: the
+# complement of the shell's blocking statuses (marketplace.bookings.models.BLOCKING, which matching cannot
+# import; tests/bookings/test_booked_time_kept.py keeps the two in step). A released booking counts only up
+# to its completion (its period was shortened).
 _NOT_USED = ("cancelled", "declined", "expired")
 _TEXT_ARRAY = pg.ARRAY(sa.Text)
 _DAY = timedelta(days=1)
@@ -235,8 +238,7 @@ def request_values(
         values["env_big"], values["env_mid"], values["env_small"] = sorted(request.part_size_mm, reverse=True)
     for i, std in enumerate(_standards(request)):
         values[f"cert_{i}"] = std
-    if _distance_limited(request):
-        assert request.lat is not None and request.lon is not None and request.max_distance_km is not None
+    if request.max_distance_km is not None and request.lat is not None and request.lon is not None:
         p1 = math.radians(request.lat)
         # earth_box uses its own earth radius: widen it by 1 % so the index never cuts a feasible site; the
         # engine's formula (plus a hair for floating point) then decides.
@@ -303,10 +305,8 @@ def _haversine_sql(p: Binder, lat: Any, lon: Any) -> Any:
 def price_sql(request: MatchRequest, src: Any, p: Binder) -> Any:
     """The engine's exact total price (minor units) as an SQL expression, NULL when there is no rate."""
     if request.kind == "machine":
-        assert request.duration_minutes is not None
         work = (2 * src.hourly_rate * p("duration") + 60) // 120  # integer division = half-up
         return work + sa.func.coalesce(src.setup_fee, 0)
-    assert request.samples is not None
     return src.price_per_sample * p("samples")
 
 

@@ -268,7 +268,7 @@ def _request_options(
     assets_per_request: int,
     max_scan: int,
 ) -> list[Option]:
-    assert req.duration_minutes is not None and req.request_id is not None
+    minutes = req.minutes
     idx = index.base(serving, req.material)
     cur = index.currencies.get(req.currency)
     if cur is None or idx.size == 0:
@@ -279,7 +279,7 @@ def _request_options(
         keep &= np.all(index.env[idx] >= np.array(sorted(req.part_size_mm)), axis=1)
     if req.tolerance_mm is not None:
         keep &= index.tol[idx] <= req.tolerance_mm
-    price = (2 * index.rate[idx] * req.duration_minutes + 60) // 120 + index.setup_fee[idx]
+    price = (2 * index.rate[idx] * minutes + 60) // 120 + index.setup_fee[idx]
     if req.budget_max is not None:
         keep &= price <= req.budget_max
     dist: _FloatArray | None = None
@@ -317,7 +317,7 @@ def _request_options(
             cw = certificate_windows(req.required_certificates, c.certificates, c.timezone) or []
             windows = _intersect_us(list(zip(starts, ends, strict=True)), [(_us(s), _us(e)) for s, e in cw])
             starts, ends = [s for s, _ in windows], [e for _, e in windows]
-        length = max(req.duration_minutes, c.min_booking_minutes) * _MIN_US
+        length = max(minutes, c.min_booking_minutes) * _MIN_US
         gap = (c.setup_minutes + c.buffer_minutes) * _MIN_US
         slots = _slot_starts(starts, ends, lo, hi, length, c.slot_minutes * _MIN_US, gap, slots_per_asset)
         if slots:
@@ -336,7 +336,7 @@ def _request_options(
         [float(index.quality[a]) for _, a, _, _ in rows],
         [float(index.idle[a]) for _, a, _, _ in rows],
     )
-    hours = req.duration_minutes / 60
+    hours = minutes / 60
     picked: list[tuple[int, float, int, int, float, float]] = []
     for (_, a, rank, t), (score, _) in zip(rows, scored, strict=True):
         value = SCORE_FLOOR + score if objective == "score" else hours + HOURS_TIEBREAK * score
@@ -345,14 +345,14 @@ def _request_options(
     out: list[Option] = []
     for rank, _, a, t, value, score in picked[:max_options]:
         c = index.cands[a]
-        length = max(req.duration_minutes, c.min_booking_minutes) * _MIN_US
+        length = max(minutes, c.min_booking_minutes) * _MIN_US
         if rank == 0 and index.free_hours[a] > 0:
             index.load[a] += (length / 3.6e9) / index.free_hours[a]
         out.append(
             Option(
                 request_index=ri,
                 asset_index=a,
-                request_id=req.request_id,
+                request_id=req.key,
                 asset_id=c.asset_id,
                 slot_start=_dt(t),
                 slot_end=_dt(t + length),
@@ -391,12 +391,11 @@ def generate_options(
     index = _AssetIndex(candidates)
     options: list[Option] = []
     for ri, req in enumerate(requests):
-        assert req.request_id is not None
         options += _request_options(
             ri,
             req,
             index,
-            frozenset(serving_codes[req.request_id]),
+            frozenset(serving_codes[req.key]),
             objective,
             slots_per_asset,
             max_options_per_request,

@@ -50,8 +50,7 @@ def half_up_div(numerator: int, denominator: int) -> int:
 
 def slot_minutes_for(request: MatchRequest, candidate: Candidate) -> int:
     """A machine booking lasts the job's duration, but never less than the asset's minimum booking."""
-    assert request.duration_minutes is not None
-    return max(request.duration_minutes, candidate.min_booking_minutes)
+    return max(request.minutes, candidate.min_booking_minutes)
 
 
 def price_for(request: MatchRequest, candidate: Candidate) -> PriceBreakdown | None:
@@ -239,7 +238,6 @@ def lab_slot(candidate: Candidate, drop_off: date, completion: date) -> Interval
 
 def _lab_slot(request: MatchRequest, candidate: Candidate) -> tuple[date, date] | Rejection:
     """Earliest drop-off day (a working day with capacity whose turnaround ends by the deadline date)."""
-    assert request.samples is not None
     if candidate.turnaround_days is None or candidate.turnaround_days < 0:
         return Rejection.AVAILABILITY
     first, last = lab_days(request, candidate)
@@ -253,7 +251,7 @@ def _lab_slot(request: MatchRequest, candidate: Candidate) -> tuple[date, date] 
             if completion > last:
                 break  # completion only moves later with later drop-off days
             remaining = candidate.lab_capacity.get(day, candidate.daily_sample_capacity or 0)
-            if remaining >= request.samples:
+            if remaining >= request.sample_count:
                 had_free_day = True
                 if certs is None or within(lab_slot(candidate, day, completion), certs):
                     return day, completion
@@ -267,7 +265,8 @@ def check(request: MatchRequest, candidate: Candidate, serving_codes: Set[str]) 
     if rejection is not None:
         return rejection
     price = price_for(request, candidate)
-    assert price is not None  # static_rejection returned BUDGET otherwise
+    if price is None:  # static_rejection returned BUDGET for a missing rate already
+        return Rejection.BUDGET
     dist = distance_km(request, candidate)
     if request.kind == "machine":
         slot = _machine_slot(request, candidate)

@@ -131,6 +131,27 @@ class MatchRequest:
             raise ValueError("budget_max must be >= 0")
 
     @property
+    def minutes(self) -> int:
+        """The machine job's duration (``__post_init__`` guarantees it for machine requests)."""
+        if self.duration_minutes is None:
+            raise ValueError("a lab request has no duration")
+        return self.duration_minutes
+
+    @property
+    def sample_count(self) -> int:
+        """The lab job's samples (``__post_init__`` guarantees them for lab requests)."""
+        if self.samples is None:
+            raise ValueError("a machine request has no samples")
+        return self.samples
+
+    @property
+    def key(self) -> str:
+        """The request id a batch needs (``batch`` checks every request has one first)."""
+        if self.request_id is None:
+            raise ValueError("batch requests need a request_id")
+        return self.request_id
+
+    @property
     def effective_weights(self) -> Weights:
         return (self.weights or Weights()).normalised()
 

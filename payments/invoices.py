@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from payments import ledger
 from payments.errors import Invalid, NotFound, Overpayment, PaymentConflict
 from payments.models import BankTransfer, CreditNote, Invoice, utcnow
+from payments.money import plain as money_text
 from payments.port import BookingMoney, PaymentView
 from payments.repository import PaymentsRepository, draft_number
 
@@ -87,6 +88,13 @@ class InvoiceGateway:
     async def on_paid(self, session: AsyncSession, money: BookingMoney) -> None:
         """Accepting the invoice terms secures the booking; the money follows by bank transfer."""
         return None
+
+    async def before_booked(self, session: AsyncSession, money: BookingMoney) -> None:
+        """Nothing external: the invoice is written in the booking's own transaction (``on_booked``)."""
+        return None
+
+    async def booking_abandoned(self, session: AsyncSession, money: BookingMoney) -> None:
+        return None  # the rollback removes the invoice with the booking
 
     async def on_booked(self, session: AsyncSession, money: BookingMoney) -> None:
         """Issue the invoice and post its journal. The invoice's gap-free number is drawn from the counter by
@@ -364,8 +372,7 @@ def _party(org: dict[str, Any]) -> dict[str, Any]:
 
 
 def _money(amount: int, currency: str) -> str:
-    sign = "-" if amount < 0 else ""
-    return f"{sign}{abs(amount) // 100:,}.{abs(amount) % 100:02d} {currency}"
+    return money_text(amount, currency)  # the currency's own decimals: "1,500 JPY", "12.50 CNY"
 
 
 def render_html(doc: dict[str, Any]) -> str:

@@ -38,6 +38,9 @@ REFUNDS_PAYABLE = "refunds_payable"  # per buyer org: refunds/credit notes owed,
 COMMISSION_REVENUE = "commission_revenue"
 DISPUTE_LOSSES = "dispute_losses"
 
+# The sub-ledger accounts an organisation's statement shows (its own lines).
+ORG_ACCOUNTS = (BUYER_RECEIVABLE, SUPPLIER_PAYABLE, REFUNDS_PAYABLE)
+
 ACCOUNTS: dict[str, str] = {
     CLEARING_BANK: "asset",
     CLEARING_STRIPE: "asset",
@@ -264,29 +267,80 @@ async def trial_balance(session: AsyncSession) -> dict[str, Any]:
     return {"balanced": all(c["debits"] == c["credits"] for c in currencies.values()), "currencies": currencies}
 
 
-async def statement(session: AsyncSession, org_id: uuid.UUID, limit: int = 500) -> list[dict[str, Any]]:
-    """An organisation's own sub-ledger lines (receivable, payable, refunds owed), newest first."""
-    rows = await session.execute(
-        sa.select(JournalEntry, Journal)
-        .join(Journal, col(Journal.id) == col(JournalEntry.journal_id))
-        .where(col(JournalEntry.org_id) == org_id)
-        .order_by(col(Journal.created_at).desc(), col(JournalEntry.id).desc())
-        .limit(limit)
+# An organisation's statement: its own sub-ledger lines (buyer receivable, supplier payable, refunds owed).
+# Lines are immutable and numbered by the entry's identity, so the line id is the keyset: "newest first" is
+# ``id DESC`` on the (org_id, id) index, and paging never skips or repeats a line.
+_STATEMENT_LINES: Any = (
+    sa.select(
+        col(JournalEntry.id).label("line_id"),
+        col(Journal.id).label("journal_id"),
+        col(Journal.kind),
+        col(Journal.booking_id),
+        col(Journal.invoice_id),
+        col(JournalEntry.account),
+        col(JournalEntry.currency),
+        col(JournalEntry.amount),
+        col(Journal.created_at),
+        col(Journal.memo),
     )
-    return [
-        {
-            "journal_id": j.id,
-            "kind": j.kind,
-            "booking_id": j.booking_id,
-            "invoice_id": j.invoice_id,
-            "account": e.account,
-            "currency": e.currency,
-            "amount": e.amount,
-            "created_at": j.created_at,
-            "memo": j.memo,
+    .join(Journal, col(Journal.id) == col(JournalEntry.journal_id))
+    .where(col(JournalEntry.org_id) == sa.bindparam("org_id", type_=sa.Uuid()))
+)
+
+
+async def statement_lines(
+    session: AsyncSession,
+    *,
+    org_id: uuid.UUID,
+    limit: int,
+    after_id: int | None = None,
+    newest_first: bool = True,
+    account: str | None = None,
+) -> list[dict[str, Any]]:
+    """Up to ``limit`` of the organisation's ledger lines after line ``after_id`` in the chosen order
+    (newest first, or oldest first for exports); only ``account``'s lines if given."""
+    line_id = col(JournalEntry.id)
+    stmt = _STATEMENT_LINES
+    if after_id is not None:
+        stmt = stmt.where(line_id < after_id if newest_first else line_id > after_id)
+    if account is not None:
+        stmt = stmt.where(col(JournalEntry.account) == account)
+    stmt = stmt.order_by(line_id.desc() if newest_first else line_id.asc()).limit(limit)
+    rows = await session.execute(stmt, {"org_id": org_id})
+    return [dict(row) for row in rows.mappings()]
+
+
+_STATEMENT_TOTALS = (
+    sa.select(
+        col(JournalEntry.currency),
+        col(JournalEntry.account),
+        sa.func.coalesce(sa.func.sum(sa.case((col(JournalEntry.amount) > 0, col(JournalEntry.amount)), else_=0)), 0),
+        sa.func.coalesce(sa.func.sum(sa.case((col(JournalEntry.amount) < 0, -col(JournalEntry.amount)), else_=0)), 0),
+    )
+    .where(col(JournalEntry.org_id) == sa.bindparam("org_id", type_=sa.Uuid()))
+    .group_by(col(JournalEntry.currency), col(JournalEntry.account))
+    .order_by(col(JournalEntry.currency), col(JournalEntry.account))
+)
+
+
+async def statement_totals(session: AsyncSession, *, org_id: uuid.UUID) -> dict[str, dict[str, dict[str, int]]]:
+    """currency -> account -> {debits, credits, balance} over ALL of the organisation's lines, summed in SQL
+    (balance = debits - credits, the ledger's sign convention)."""
+    rows = await session.execute(_STATEMENT_TOTALS, {"org_id": org_id})
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for currency, account, debits, credits in rows.all():
+        out.setdefault(currency, {})[account] = {
+            "debits": int(debits),
+            "credits": int(credits),
+            "balance": int(debits) - int(credits),
         }
-        for e, j in rows.all()
-    ]
+    return out
+
+
+async def statement_balances(session: AsyncSession, *, org_id: uuid.UUID) -> dict[str, dict[str, int]]:
+    """currency -> account -> balance (debits - credits) over all of the organisation's lines."""
+    totals = await statement_totals(session, org_id=org_id)
+    return {cur: {acc: t["balance"] for acc, t in accounts.items()} for cur, accounts in totals.items()}
 
 
 def balances_by_account(lines: Iterable[Line]) -> dict[tuple[str, str], int]:

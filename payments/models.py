@@ -51,7 +51,7 @@ class JournalEntry(SQLModel, table=True):
         sa.CheckConstraint("amount <> 0", name="ck_journal_entries_nonzero"),
         sa.CheckConstraint("currency ~ '^[A-Z]{3}$'", name="ck_journal_entries_currency"),
         sa.Index("ix_journal_entries_account", "account", "org_id", "currency"),
-        sa.Index("ix_journal_entries_org", "org_id"),
+        sa.Index("ix_journal_entries_org", "org_id", "id"),  # statements: an org's lines by line id
     )
 
     id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, sa.Identity(), primary_key=True))

@@ -54,8 +54,16 @@ class PaymentView:
 class PaymentGateway(Protocol):
     method: str
 
+    async def before_booked(self, session: AsyncSession, money: BookingMoney) -> None:
+        """Before the booking row is written or any lock taken: the gateway's external calls (a card hold's
+        PaymentIntent), kept in ``session.info`` for ``on_booked``. Raise to refuse the booking."""
+
+    async def booking_abandoned(self, session: AsyncSession, money: BookingMoney) -> None:
+        """``before_booked`` ran but the booking is not placed (refused, or a later step failed): undo its
+        external effects. Best effort: never raises."""
+
     async def on_booked(self, session: AsyncSession, money: BookingMoney) -> None:
-        """A booking was placed (held): issue an invoice, or place a card hold."""
+        """A booking was placed (held): issue an invoice, or store the card hold ``before_booked`` created."""
 
     async def on_paid(self, session: AsyncSession, money: BookingMoney) -> None:
         """The held booking is about to become a request: check payment is secured (invoice terms
@@ -81,6 +89,12 @@ class NoPayments:
     """Records nothing. Kept for tests of the booking rules that want no money movement."""
 
     method = "invoice"
+
+    async def before_booked(self, session: AsyncSession, money: BookingMoney) -> None:
+        return None
+
+    async def booking_abandoned(self, session: AsyncSession, money: BookingMoney) -> None:
+        return None
 
     async def on_booked(self, session: AsyncSession, money: BookingMoney) -> None:
         return None

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+# The text rule for the strings this package accepts, the same patterns as the shell's marketplace/text.py
+# (which this package may not import): Line = one line, no control character; Text = may keep \t \n \r.
+Line = Annotated[str, StringConstraints(pattern=r"^[^\u0000-\u001f\u007f-\u009f\u2028\u2029]*$")]
+Text = Annotated[str, StringConstraints(pattern=r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$")]
 
 
 class PaymentOut(BaseModel):
@@ -23,7 +28,7 @@ class BankTransferIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     amount: int = Field(gt=0, le=10**13, description="Minor units")
-    reference: str = Field(min_length=1, max_length=200, description="The bank's transaction reference")
+    reference: Line = Field(min_length=1, max_length=200, description="The bank's transaction reference")
 
 
 class BankTransferOut(BaseModel):
@@ -101,28 +106,34 @@ class TrialBalanceOut(BaseModel):
 
 
 class StatementLine(BaseModel):
+    line_id: int = Field(description="The line's number in the ledger (increasing)")
     journal_id: uuid.UUID
     kind: str
     booking_id: uuid.UUID | None
     invoice_id: uuid.UUID | None
     account: str
     currency: str
-    amount: int
+    amount: int = Field(description="Minor units of the currency; positive = debit, negative = credit")
     created_at: datetime
     memo: str
 
 
 class StatementOut(BaseModel):
+    """One page of an organisation's ledger lines, newest first, and its balances over ALL its lines."""
+
     org_id: uuid.UUID
-    balances: dict[str, dict[str, int]]
-    entries: list[StatementLine]
+    balances: dict[str, dict[str, int]] = Field(
+        description="currency -> account -> balance (debits - credits, minor units) over all lines"
+    )
+    items: list[StatementLine]
+    next_cursor: str | None = None
 
 
 class CommissionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     rate_bp: int | None = Field(ge=0, le=10_000, description="Basis points; null removes the override")
-    reason: str | None = Field(default=None, max_length=2000)
+    reason: Text | None = Field(default=None, max_length=2000)
 
 
 class CommissionOut(BaseModel):

@@ -2,7 +2,12 @@
 
 * Suppliers onboard with Express accounts and account links; ``account.updated`` copies the
   ``charges_enabled`` / ``payouts_enabled`` flags. Card bookings need both.
-* booked: a PaymentIntent with ``capture_method=manual``; the buyer confirms it with the client secret
+* booked: a PaymentIntent with ``capture_method=manual``, created by ``before_booked`` before the booking
+  row is written or the lab-day lock taken (an HTTP call never runs while they are held), stored by
+  ``on_booked``, and cancelled by ``booking_abandoned`` when the booking then fails (a refused slot, no
+  capacity left). Its idempotency key is the booking's id, drawn before the insert. If the commit itself
+  fails afterwards, the intent is left unconfirmed (``requires_payment_method``): it never held money, and
+  its client secret was never shown to anyone. The buyer confirms it with the client secret
   (Stripe.js). When the hold is in place (``requires_capture``, seen by re-fetching the intent after a
   webhook or a refresh call) the shell performs the ``pay`` action: held → requested.
 * accepted: capture. Declined / expired: cancel the PaymentIntent (the hold is released).
@@ -20,6 +25,7 @@ tasks run each in their own event loop).
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
@@ -48,6 +54,8 @@ from payments.repository import PaymentsRepository
 
 HOLDABLE = ("requires_payment_method", "requires_confirmation", "requires_action", "requires_capture")
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class StripeConfig:
@@ -64,6 +72,11 @@ def idempotency_key(booking_id: uuid.UUID, step: str) -> str:
 
 def _opts(key: str) -> stripe.RequestOptions:
     return {"idempotency_key": key}
+
+
+def _prepared_key(booking_id: uuid.UUID) -> tuple[str, uuid.UUID]:
+    """Where ``before_booked`` leaves the created intent for ``on_booked`` (the request's ``session.info``)."""
+    return ("stripe_hold", booking_id)
 
 
 class StripeGateway:
@@ -103,8 +116,8 @@ class StripeGateway:
                     if email:
                         params["email"] = email
                     created = await client.v1.accounts.create_async(params, _opts(f"org:{org_id}:stripe-account"))
-                    account = await repo.add(StripeAccount(org_id=org_id, account_id=created.id))
-                assert account is not None
+                    account = StripeAccount(org_id=org_id, account_id=created.id)
+                    await repo.add(account)
                 base = self.config.public_url.rstrip("/")
                 link_params: AccountLinkCreateParams = {
                     "account": account.account_id,
@@ -134,13 +147,59 @@ class StripeGateway:
 
     # -- the port -------------------------------------------------------------------------------------
 
+    async def before_booked(self, session: AsyncSession, money: BookingMoney) -> None:
+        """Create the hold's PaymentIntent (HTTP) before the booking is written or locked; kept for on_booked."""
+        account = await self._onboarded_account(session, money.supplier_org_id)
+        intent = await self._create_hold(money)
+        session.info[_prepared_key(money.booking_id)] = (intent, account.account_id)
+
+    async def booking_abandoned(self, session: AsyncSession, money: BookingMoney) -> None:
+        """Cancel the intent ``before_booked`` created for a booking that was not placed (best effort: an
+        unconfirmed intent holds no money, so a failure here is only logged)."""
+        prepared = session.info.pop(_prepared_key(money.booking_id), None)
+        if prepared is None:
+            return
+        intent, _account = prepared
+        try:
+            async with self.client() as client:
+                await client.v1.payment_intents.cancel_async(
+                    intent.id, options=_opts(idempotency_key(money.booking_id, "cancel"))
+                )
+        except stripe.StripeError as exc:
+            logger.warning("could not cancel the abandoned PaymentIntent %s: %s", intent.id, exc)
+
     async def on_booked(self, session: AsyncSession, money: BookingMoney) -> None:
+        """Store the card hold. Normally ``before_booked`` created it; a caller that skipped that step gets
+        it created here."""
         repo = PaymentsRepository(session)
         if await repo.card_payment(money.booking_id) is not None:
             return
-        account = await repo.stripe_account(money.supplier_org_id)
+        prepared = session.info.pop(_prepared_key(money.booking_id), None)
+        if prepared is None:
+            account = await self._onboarded_account(session, money.supplier_org_id)
+            prepared = (await self._create_hold(money), account.account_id)
+        intent, destination = prepared
+        await repo.add(
+            CardPayment(
+                booking_id=money.booking_id,
+                payment_intent_id=intent.id,
+                client_secret=intent.client_secret,
+                status=intent.status,
+                amount=money.amount,
+                currency=money.currency,
+                buyer_org_id=money.buyer_org_id,
+                supplier_org_id=money.supplier_org_id,
+                destination_account=destination,
+            )
+        )
+
+    async def _onboarded_account(self, session: AsyncSession, org_id: uuid.UUID) -> StripeAccount:
+        account = await PaymentsRepository(session).stripe_account(org_id)
         if account is None or not (account.charges_enabled and account.payouts_enabled):
             raise SupplierNotOnboarded()
+        return account
+
+    async def _create_hold(self, money: BookingMoney) -> stripe.PaymentIntent:
         params: PaymentIntentCreateParams = {
             "amount": money.amount,
             "currency": money.currency.lower(),
@@ -153,24 +212,11 @@ class StripeGateway:
         }
         async with self.client() as client:
             try:
-                intent = await client.v1.payment_intents.create_async(
+                return await client.v1.payment_intents.create_async(
                     params, _opts(idempotency_key(money.booking_id, "hold"))
                 )
             except stripe.StripeError as exc:
                 raise GatewayError(f"Stripe refused the payment: {exc.user_message or exc}") from None
-        await repo.add(
-            CardPayment(
-                booking_id=money.booking_id,
-                payment_intent_id=intent.id,
-                client_secret=intent.client_secret,
-                status=intent.status,
-                amount=money.amount,
-                currency=money.currency,
-                buyer_org_id=money.buyer_org_id,
-                supplier_org_id=money.supplier_org_id,
-                destination_account=account.account_id,
-            )
-        )
 
     async def on_paid(self, session: AsyncSession, money: BookingMoney) -> None:
         """A card booking becomes a request only with the hold in place (re-fetched, never assumed)."""

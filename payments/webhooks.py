@@ -61,6 +61,8 @@ HANDLED = (
 def verify(payload: bytes, signature: str | None, secret: str, tolerance: int = 300) -> dict[str, Any]:
     if not signature:
         raise InvalidSignature("Missing Stripe-Signature header.")
+    if not signature.isascii():  # the SDK's compare_digest would raise TypeError on non-ASCII str
+        raise InvalidSignature("Signature verification failed: malformed Stripe-Signature header.")
     try:
         event = stripe.Webhook.construct_event(payload, signature, secret, tolerance=tolerance)
     except stripe.SignatureVerificationError as exc:

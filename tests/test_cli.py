@@ -1,5 +1,5 @@
 """The command line: every command documents itself; create-admin is idempotent; `run` starts the API,
-a worker and beat together and one Ctrl-C stops all of them."""
+the outbox relay, a worker and beat together and one Ctrl-C stops all of them."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from sqlalchemy.pool import NullPool
 from marketplace.cli import app
 from tests.conftest import _admin, _with_database
 
-COMMANDS = ["run", "serve", "worker", "beat", "migrate", "create-admin", "seed"]
+COMMANDS = ["run", "serve", "relay", "worker", "beat", "migrate", "create-admin", "seed"]
 
 
 def test_every_command_has_help() -> None:
@@ -83,7 +83,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def test_run_serves_with_worker_and_beat_and_ctrl_c_stops_everything(server_url: str, redis_url: str) -> None:
+async def test_run_serves_with_relay_worker_and_beat_and_ctrl_c_stops_everything(
+    server_url: str, redis_url: str
+) -> None:
     name = f"mk_run_{uuid.uuid4().hex[:8]}"
     await _admin(server_url, f'CREATE DATABASE "{name}"')
     url = _with_database(server_url, name)
@@ -112,7 +114,7 @@ async def test_run_serves_with_worker_and_beat_and_ctrl_c_stops_everything(serve
         assert ready, proc.stdout.read() if proc.stdout and proc.poll() is not None else "no /healthz in 90 s"
         children = psutil.Process(proc.pid).children(recursive=True)
         commands = " ".join(" ".join(c.cmdline()) for c in children)
-        assert "serve" in commands and "worker" in commands and "beat" in commands
+        assert "serve" in commands and "worker" in commands and "beat" in commands and "relay" in commands
         # The demo data is there: listings are searchable.
         found = httpx.get(f"http://127.0.0.1:{port}/api/v1/assets?limit=5", timeout=10).json()["items"]
         assert found
@@ -134,7 +136,7 @@ async def test_run_serves_with_worker_and_beat_and_ctrl_c_stops_everything(serve
 
 
 async def test_killing_run_leaves_no_orphans(server_url: str, redis_url: str) -> None:
-    """Even a SIGKILL of `marketplace run` (no chance to clean up) takes its API, worker and beat down."""
+    """Even a SIGKILL of `marketplace run` (no chance to clean up) takes its API, relay, worker and beat down."""
     name = f"mk_run_{uuid.uuid4().hex[:8]}"
     await _admin(server_url, f'CREATE DATABASE "{name}"')
     url = _with_database(server_url, name)
@@ -151,10 +153,10 @@ async def test_killing_run_leaves_no_orphans(server_url: str, redis_url: str) ->
     try:
         deadline = time.monotonic() + 90
         children: list[psutil.Process] = []
-        while time.monotonic() < deadline and len(children) < 3:
+        while time.monotonic() < deadline and len(children) < 4:
             time.sleep(0.5)
             children = [c for c in psutil.Process(proc.pid).children() if c.is_running()]
-        assert len(children) == 3
+        assert len(children) == 4
         proc.kill()
         proc.wait(timeout=10)
         _, alive = psutil.wait_procs(children, timeout=30)
@@ -165,7 +167,7 @@ async def test_killing_run_leaves_no_orphans(server_url: str, redis_url: str) ->
         await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.mark.parametrize("command", ["worker", "beat"])
-def test_worker_and_beat_commands_exist_for_compose(command: str) -> None:
+@pytest.mark.parametrize("command", ["worker", "beat", "relay"])
+def test_worker_beat_and_relay_commands_exist_for_compose(command: str) -> None:
     group = typer.main.get_command(app)
     assert command in group.commands  # type: ignore[attr-defined]

@@ -26,7 +26,7 @@ DOCKERFILE = ROOT / "Dockerfile"
 ENV_EXAMPLE = ROOT / ".env.example"
 OPERATIONS = ROOT / "docs" / "operations.md"
 
-APP_SERVICES = ("api", "worker", "beat")
+APP_SERVICES = ("api", "relay", "worker", "beat")
 REQUIRED_SERVICES = (*APP_SERVICES, "postgres", "redis")
 PACKAGE_DIRS = ("marketplace", "listings", "matching", "payments", "alembic")
 REQUIRED_COPIES = (*PACKAGE_DIRS, "alembic.ini", "pyproject.toml", "README.md")
@@ -233,8 +233,31 @@ def test_compose_runs_the_expected_commands() -> None:
         return {args[0] for command in service_commands(services()[service]) for args in invocations(command) if args}
 
     assert {"migrate", "serve"} <= names("api")
+    assert "relay" in names("relay")
     assert "worker" in names("worker")
     assert "beat" in names("beat")
+
+
+def test_only_the_api_talks_http_the_other_services_disable_the_images_healthcheck() -> None:
+    """The image's HEALTHCHECK probes the API's /healthz; a relay, worker or beat container would be marked
+    unhealthy (and restarted by orchestrators) forever."""
+    for name in ("relay", "worker", "beat"):
+        assert (services()[name].get("healthcheck") or {}).get("disable") is True, name
+
+
+def test_every_process_of_marketplace_run_has_a_compose_service() -> None:
+    """`marketplace run` starts the development stack's processes; production must run each of them too:
+    a deployment without the relay would accept bookings whose jobs never reach a worker."""
+    import inspect
+
+    from marketplace.cli import run
+
+    started = set(re.findall(r'\[\*exe, "([a-z-]+)"', inspect.getsource(run)))
+    assert {"serve", "relay", "worker", "beat"} <= started
+    used = {
+        args[0] for service in services().values() for cmd in service_commands(service) for args in invocations(cmd)
+    }
+    assert started <= used, f"docker-compose.yml runs no {sorted(started - used)}"
 
 
 def test_compose_environment_uses_only_real_settings() -> None:

@@ -1,12 +1,19 @@
 """``marketplace.jobs``: a job is an outbox row of the transaction that causes it: it exists exactly when
-that transaction commits, and a rolled-back change leaves no job behind."""
+that transaction commits, and a rolled-back change leaves no job behind. And the timers' configuration: the
+booking sweep's interval and Redis's visibility timeout (tests/test_outbox.py covers the relay)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+import pytest
 import sqlalchemy as sa
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from marketplace import jobs
+from marketplace import celery_app, jobs
+from marketplace.celery_app import beat_schedule
+from marketplace.settings import Settings
 
 
 async def _outbox(session: AsyncSession) -> list[tuple[str, list[object], float]]:
@@ -32,3 +39,23 @@ async def test_jobs_of_a_rolled_back_transaction_never_exist(db: AsyncSession) -
         assert len(await _outbox(db)) == 1
         await savepoint.rollback()
     assert await _outbox(db) == []
+
+
+def test_the_booking_sweep_runs_every_30_seconds_or_more_often(settings: Settings) -> None:
+    """The sweep acts on the due times in PostgreSQL: a timer whose message a killed worker took fires at
+    most one interval late, well within a minute."""
+    assert Settings().booking_sweep_seconds <= 30
+    schedule = beat_schedule(Settings(booking_sweep_seconds=7))["booking-timers"]
+    assert schedule["task"] == "bookings.sweep" and schedule["schedule"] == timedelta(seconds=7)
+    with pytest.raises(ValidationError):
+        Settings(booking_sweep_seconds=31)
+
+
+def test_redis_redelivers_a_killed_workers_messages_after_the_visibility_timeout(
+    settings: Settings, redis_url: str
+) -> None:
+    """No message carries a countdown any more, so the timeout only has to outlast the longest task (the
+    batch optimiser's 300 s), not the longest timer (it was Redis's default hour)."""
+    app = celery_app.configure(redis_url, settings)
+    assert app.conf.broker_transport_options["visibility_timeout"] == settings.celery_visibility_timeout_seconds
+    assert 300 < Settings().celery_visibility_timeout_seconds <= 900

@@ -66,11 +66,15 @@ def test_counts_and_accounts(market: GeneratedMarket) -> None:
     emails = [u["email"] for u in market.as_dicts("users")]
     assert emails[0] == "supplier0@seed.example"
     assert set(emails) == {f"supplier{i}@seed.example" for i in range(300)} | {
-        f"lab{i}@seed.example" for i in range(40)} | {f"buyer{i}@seed.example" for i in range(60)}
+        f"lab{i}@seed.example" for i in range(40)
+    } | {f"buyer{i}@seed.example" for i in range(60)}
     assert {m["role"] for m in market.as_dicts("memberships")} == {"owner"}
     assert market.machines + market.lab_services == len(market.assets) == len(market.status_events)
-    ids = [r[0] for rows in (market.organisations, market.users, market.sites, market.certificates, market.assets)
-           for r in rows]
+    ids = [
+        r[0]
+        for rows in (market.organisations, market.users, market.sites, market.certificates, market.assets)
+        for r in rows
+    ]
     assert len(ids) == len(set(ids))
 
 
@@ -201,11 +205,16 @@ def test_next_free_matches_the_weekly_plan() -> None:
     monday_8 = datetime(2027, 1, 11, 0, 0, tzinfo=UTC)  # 08:00 Shanghai
     assert machine_next_free("one_shift", "Asia/Shanghai", 30, 120, 0, 0, saturday_noon) == monday_8
     assert machine_next_free("one_shift", "Asia/Shanghai", 30, 120, 30, 0, saturday_noon) == monday_8 + timedelta(
-        minutes=30)
+        minutes=30
+    )
     assert machine_next_free("one_shift_sat", "Asia/Shanghai", 60, 60, 0, 0, saturday_noon) == saturday_noon
     # Saturday 15:30: a 2 h booking no longer fits before 17:00.
-    assert machine_next_free("one_shift_sat", "Asia/Shanghai", 60, 120, 0, 0,
-                             saturday_noon + timedelta(hours=3, minutes=30)) == monday_8
+    assert (
+        machine_next_free(
+            "one_shift_sat", "Asia/Shanghai", 60, 120, 0, 0, saturday_noon + timedelta(hours=3, minutes=30)
+        )
+        == monday_8
+    )
     assert lab_next_free("lab_weekdays", "Asia/Shanghai", saturday_noon) == datetime(2027, 1, 10, 16, tzinfo=UTC)
     assert lab_next_free("lab_sat", "Asia/Shanghai", saturday_noon) == saturday_noon
 
@@ -223,6 +232,7 @@ async def test_seed_market_loads_a_searchable_market(committed_engine: AsyncEngi
     assert "20 suppliers" in summary.line()
 
     async with committed_engine.connect() as conn:
+
         async def one(sql: str) -> object:
             return (await conn.execute(sa.text(sql))).scalar_one()
 
@@ -242,7 +252,9 @@ async def test_seed_market_loads_a_searchable_market(committed_engine: AsyncEngi
 
     async with AsyncSession(committed_engine) as session:
         hits, _ = await service.search(
-            session, service.SearchQuery(process="machining.milling.cnc_3axis", limit=5), service.ListingsConfig(),
+            session,
+            service.SearchQuery(process="machining.milling.cnc_3axis", limit=5),
+            service.ListingsConfig(),
             service.NoBookings(),
         )
         assert hits
@@ -266,8 +278,22 @@ async def test_seed_market_loads_a_searchable_market(committed_engine: AsyncEngi
 
 async def test_cli_seed_command(committed_engine: AsyncEngine, committed_db_url: str) -> None:
     env = {**os.environ, "MARKETPLACE_DATABASE_URL": committed_db_url}
-    args = [sys.executable, "-m", "marketplace", "seed", "--suppliers", "3", "--labs", "1", "--buyers", "2",
-            "--requests", "4", "--seed", "5"]
+    args = [
+        sys.executable,
+        "-m",
+        "marketplace",
+        "seed",
+        "--suppliers",
+        "3",
+        "--labs",
+        "1",
+        "--buyers",
+        "2",
+        "--requests",
+        "4",
+        "--seed",
+        "5",
+    ]
 
     def run() -> subprocess.CompletedProcess[str]:
         return subprocess.run(args, env=env, capture_output=True, text=True, cwd=ROOT, timeout=120)

@@ -15,6 +15,7 @@ from marketplace.errors import BadRequest, error_responses
 from marketplace.orgs import service as org_service
 from marketplace.orgs.schemas import AuditOut, OrgPublic, VerificationDecision
 from marketplace.pagination import CursorParam, LimitParam, Page, decode_cursor, encode_cursor
+from marketplace.text import Line
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
@@ -56,9 +57,9 @@ async def verify_org(
 async def audit_log(
     session: SessionDep,
     admin: AdminPrincipal,
-    target_type: str | None = None,
-    target_id: str | None = None,
-    action: str | None = None,
+    target_type: Annotated[Line | None, Query(max_length=100)] = None,
+    target_id: Annotated[Line | None, Query(max_length=200)] = None,
+    action: Annotated[Line | None, Query(max_length=100)] = None,
     limit: LimitParam = 50,
     cursor: CursorParam = None,
 ) -> Page[AuditOut]:

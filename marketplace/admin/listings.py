@@ -17,6 +17,7 @@ from marketplace.auth.deps import AdminPrincipal
 from marketplace.db import SessionDep
 from marketplace.errors import error_responses
 from marketplace.jobs import enqueue
+from marketplace.text import Text
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
@@ -27,7 +28,7 @@ class QueueOut(BaseModel):
 
 
 class ResolveIn(BaseModel):
-    resolution: str = Field(min_length=1, max_length=2000)
+    resolution: Text = Field(min_length=1, max_length=2000)
 
 
 @router.get("/moderation/queue", response_model=QueueOut, responses=error_responses(401, 403))

@@ -17,6 +17,7 @@ from marketplace.auth.deps import AdminPrincipal, CurrentPrincipal
 from marketplace.db import SessionDep
 from marketplace.errors import error_responses
 from marketplace.settings import Settings
+from marketplace.text import Line
 
 router = APIRouter(tags=["analytics"])
 
@@ -27,7 +28,7 @@ Region = Annotated[
     str | None, Query(pattern=r"^[A-Za-z0-9-]{1,20}$", description="Region-code prefix, e.g. 3205 (Suzhou)")
 ]
 Depth = Annotated[int | None, Query(ge=0, le=20, description="Region code characters per row (default: setting)")]
-Process = Annotated[str | None, Query(max_length=100, description="Process family, e.g. machining")]
+Process = Annotated[Line | None, Query(max_length=100, description="Process family, e.g. machining")]
 
 
 def _settings(request: Request) -> Settings:

@@ -12,8 +12,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-# Bookings that hold (or held) the asset's time and were not called off: blocking + completed ones.
-COUNTED_STATUSES = ("held", "requested", "confirmed", "in_progress", "completed", "settled", "disputed", "resolved")
+from marketplace.bookings.models import BLOCKING
+
+# Bookings that hold (or held) the asset's time and were not called off: the blocking statuses.
+COUNTED_STATUSES: tuple[str, ...] = tuple(str(s) for s in BLOCKING)
 # Journals in which buyer money reaches the platform (see docs/payments.md): bank receipts and card captures.
 PAYMENT_JOURNAL_KINDS = ("payment_received", "card_captured")
 CLEARING_ACCOUNTS = ("clearing_bank", "clearing_stripe")

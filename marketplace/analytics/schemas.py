@@ -7,13 +7,15 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from marketplace.text import Line
+
 REGION_PREFIX_PATTERN = r"^[A-Za-z0-9-]{1,20}$"
 
 
 class ObserverGrantIn(BaseModel):
-    user_email: str | None = Field(default=None, max_length=320)
+    user_email: Line | None = Field(default=None, max_length=320)
     user_id: uuid.UUID | None = None
-    region_prefixes: list[str] = Field(min_length=1, max_length=50)
+    region_prefixes: list[Line] = Field(min_length=1, max_length=50)
 
     @field_validator("region_prefixes")
     @classmethod

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
 from collections.abc import Callable, Coroutine
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 
 from marketplace.auth.models import ApiKey, User
@@ -52,13 +55,48 @@ async def _principal_for_user(session: SessionDep, user_id: uuid.UUID) -> Princi
     )
 
 
-async def _principal_for_key(session: SessionDep, secret: str) -> Principal | None:
+# ``api_keys.last_used_at`` moves at most once a minute, and never inside a request's transaction: an UPDATE
+# there would hold the key's row lock until that request commits, serialising every parallel request made
+# with the key. Instead a key whose stored time is over a minute old gets one conditional UPDATE on its own
+# short connection, in the background; it skips a row another transaction has locked instead of waiting.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+_TOUCH_KEY = sa.text(
+    """
+    UPDATE api_keys SET last_used_at = now()
+     WHERE id = (SELECT id FROM api_keys
+                  WHERE id = :id AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')
+                  FOR UPDATE SKIP LOCKED)
+    """
+).bindparams(sa.bindparam("id", type_=sa.Uuid()))
+_touching: dict[uuid.UUID, asyncio.Task[None]] = {}  # one touch in flight per key (strong references)
+log = logging.getLogger(__name__)
+
+
+async def _touch_key(engine: AsyncEngine, key_id: uuid.UUID) -> None:
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(_TOUCH_KEY, {"id": key_id})
+    except Exception:  # bookkeeping only: never fails or delays a request
+        log.warning("could not record the use of API key %s", key_id, exc_info=True)
+    finally:
+        _touching.pop(key_id, None)
+
+
+def _note_key_use(engine: AsyncEngine | None, key: ApiKey) -> None:
+    if engine is None or key.id in _touching:
+        return
+    if key.last_used_at is not None and key.last_used_at > datetime.now(UTC) - LAST_USED_RESOLUTION:
+        return
+    _touching[key.id] = asyncio.get_running_loop().create_task(_touch_key(engine, key.id))
+
+
+async def _principal_for_key(session: SessionDep, secret: str, engine: AsyncEngine | None = None) -> Principal | None:
     key = (
         await session.execute(sa.select(ApiKey).where(col(ApiKey.key_hash) == hash_api_key(secret)))
     ).scalar_one_or_none()
     if key is None or key.revoked_at is not None:
         return None
-    await session.execute(sa.update(ApiKey).where(col(ApiKey.id) == key.id).values(last_used_at=datetime.now(UTC)))
+    _note_key_use(engine, key)
     return Principal(
         user_id=None,
         memberships={key.org_id: "member"},
@@ -74,8 +112,9 @@ async def get_optional_principal(
     api_key: Annotated[str | None, Depends(_api_key_header)],
 ) -> Principal | None:
     settings = request.app.state.settings
+    engine: AsyncEngine | None = getattr(request.app.state, "engine", None)
     if api_key:
-        principal = await _principal_for_key(session, api_key)
+        principal = await _principal_for_key(session, api_key, engine)
         if principal is None:
             raise NotAuthenticated("Invalid or revoked API key.")
         return principal
@@ -83,7 +122,7 @@ async def get_optional_principal(
         return None
     token = bearer.credentials
     if token.startswith(API_KEY_PREFIX):
-        principal = await _principal_for_key(session, token)
+        principal = await _principal_for_key(session, token, engine)
         if principal is None:
             raise NotAuthenticated("Invalid or revoked API key.")
         return principal

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 from marketplace.orgs.schemas import OrgCreate, OrgPublic
+from marketplace.text import Line
 
 Locale = Literal["zh-CN", "en"]
 
@@ -16,7 +17,7 @@ class RegisterIn(BaseModel):
 
     email: EmailStr
     password: str = Field(min_length=10, max_length=256)
-    full_name: str = Field(min_length=1, max_length=200)
+    full_name: Line = Field(min_length=1, max_length=200)
     locale: Locale = "en"
     org: OrgCreate | None = Field(
         default=None, description="The organisation to create; omit to join through an invitation."
@@ -55,7 +56,7 @@ class TokenOut(BaseModel):
 
 
 class RefreshIn(BaseModel):
-    refresh_token: str = Field(min_length=10)
+    refresh_token: Line = Field(min_length=10, max_length=4096)
 
 
 class MembershipOut(BaseModel):
@@ -71,5 +72,5 @@ class MeOut(BaseModel):
 class MePatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    full_name: str | None = Field(default=None, min_length=1, max_length=200)
+    full_name: Line | None = Field(default=None, min_length=1, max_length=200)
     locale: Locale | None = None

@@ -14,7 +14,14 @@ from sqlmodel import col
 
 from marketplace.auth.deps import AdminPrincipal, CurrentPrincipal, CurrentUser
 from marketplace.bookings import service
-from marketplace.bookings.models import Booking, BookingEvent, Notification, WebhookDelivery, WebhookEndpoint
+from marketplace.bookings.models import (
+    BLOCKING,
+    Booking,
+    BookingEvent,
+    Notification,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from marketplace.bookings.repository import BookingRepository
 from marketplace.bookings.schemas import (
     BookingCreate,
@@ -28,6 +35,7 @@ from marketplace.bookings.schemas import (
     NotificationOut,
     NotificationPage,
     ReasonIn,
+    ReleaseIn,
     ResolveIn,
     ReviewIn,
     ReviewOut,
@@ -41,9 +49,11 @@ from marketplace.bookings.schemas import (
 from marketplace.db import SessionDep
 from marketplace.errors import BadRequest, NotFound, error_responses
 from marketplace.idempotency import IdempotencyDep, OptionalIdempotencyDep
+from marketplace.orgs.repository import OrgRepository
 from marketplace.pagination import CursorParam, LimitParam, decode_cursor, encode_cursor
 from marketplace.settings import Settings
 from marketplace.sqltypes import utcnow
+from marketplace.text import Line
 from marketplace.webhooks import check_url, new_secret
 
 router = APIRouter(tags=["bookings"])
@@ -102,7 +112,7 @@ async def list_bookings(
     session: SessionDep,
     principal: CurrentPrincipal,
     role: Literal["buyer", "supplier"] | None = None,
-    status_filter: Annotated[str | None, Query(alias="status")] = None,
+    status_filter: Annotated[Line | None, Query(alias="status", max_length=40)] = None,
     limit: LimitParam = 50,
     cursor: CursorParam = None,
 ) -> BookingPage:
@@ -222,7 +232,12 @@ async def start(
     return await _act(request, session, principal, booking_id, "start", idem)
 
 
-@router.post("/bookings/{booking_id}/complete", response_model=BookingOut, responses=_ACTION_ERRORS)
+@router.post(
+    "/bookings/{booking_id}/complete",
+    response_model=BookingOut,
+    responses=_ACTION_ERRORS,
+    summary="Supplier marks the work completed (a reason is required before the booked start)",
+)
 async def complete(
     booking_id: uuid.UUID,
     request: Request,
@@ -239,7 +254,32 @@ async def complete(
         "complete",
         idem,
         result_reference=data.result_reference if data else None,
+        reason=data.reason if data else None,
     )
+
+
+@router.post(
+    "/bookings/{booking_id}/release",
+    response_model=BookingOut,
+    responses=_ACTION_ERRORS,
+    summary="Supplier releases the machine time left after an early completion (audited, on the timeline)",
+    description="Shortens the blocked period to the completion time (empties it when the work was completed "
+    "before the period began), so the rest of the slot can be booked again. Completed, settled or resolved "
+    "machine bookings only; the status does not change. A second release answers 409 `nothing_to_release`.",
+)
+async def release(
+    booking_id: uuid.UUID,
+    request: Request,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    idem: OptionalIdempotencyDep,
+    data: ReleaseIn | None = None,
+) -> BookingOut | JSONResponse:
+    booking = await service.release(
+        session, principal=principal, booking_id=booking_id, deps=deps(request), reason=data.reason if data else None
+    )
+    out = await booking_out(session, booking, service.role_of(principal, booking), timeline=True)
+    return await idem.respond(out) if idem else out
 
 
 @router.post(
@@ -403,6 +443,8 @@ async def create_webhook(
     org_id: uuid.UUID, data: WebhookCreate, request: Request, session: SessionDep, principal: CurrentPrincipal
 ) -> WebhookCreated:
     _require_owner(principal, org_id)
+    if not principal.can_act_for(org_id) and await OrgRepository(session).get(org_id) is None:
+        raise NotFound("Organisation not found.")  # an admin may name any id
     settings: Settings = request.app.state.settings
     check_url(str(data.url), settings)
     endpoint = WebhookEndpoint(org_id=org_id, url=str(data.url), secret=new_secret(), events=sorted(set(data.events)))
@@ -507,14 +549,17 @@ async def calendar_link(
     response_class=Response,
     summary="iCal feed of the machine's bookings (secret token)",
 )
-async def calendar_feed(asset_id: uuid.UUID, token: str, request: Request, session: SessionDep) -> Response:
+async def calendar_feed(
+    asset_id: uuid.UUID, token: Annotated[Line, Query(max_length=200)], request: Request, session: SessionDep
+) -> Response:
     from icalendar import Calendar, Event
 
     from listings.models import Asset
 
     settings: Settings = request.app.state.settings
     asset = await session.get(Asset, asset_id)
-    if asset is None or not hmac.compare_digest(token, calendar_token(settings, asset_id)):
+    # Bytes, not str: compare_digest refuses str with non-ASCII characters (a TypeError, once a 500).
+    if asset is None or not hmac.compare_digest(token.encode(), calendar_token(settings, asset_id).encode()):
         raise NotFound("Calendar not found.")
     rows = (
         (
@@ -522,7 +567,7 @@ async def calendar_feed(asset_id: uuid.UUID, token: str, request: Request, sessi
                 sa.select(Booking)
                 .where(
                     col(Booking.asset_id) == asset_id,
-                    col(Booking.status).in_(["held", "requested", "confirmed", "in_progress", "completed", "settled"]),
+                    col(Booking.status).in_(BLOCKING),
                     col(Booking.start_at).is_not(None),
                 )
                 .order_by(col(Booking.start_at))
@@ -542,8 +587,6 @@ async def calendar_feed(asset_id: uuid.UUID, token: str, request: Request, sessi
         event.add("dtstart", b.start_at)
         event.add("dtend", b.end_at)
         event.add("dtstamp", b.updated_at)
-        event.add(
-            "status", "CONFIRMED" if b.status in ("confirmed", "in_progress", "completed", "settled") else "TENTATIVE"
-        )
+        event.add("status", "TENTATIVE" if b.status in ("held", "requested") else "CONFIRMED")
         cal.add_component(event)
     return Response(cal.to_ical(), media_type="text/calendar; charset=utf-8")

@@ -26,10 +26,41 @@ class BookingStatus(StrEnum):
     resolved = "resolved"
 
 
-# Statuses that hold the asset's time (or a lab day's samples). Kept in sync with the exclusion
-# constraint's WHERE clause in migration 0003.
-BLOCKING = (BookingStatus.held, BookingStatus.requested, BookingStatus.confirmed, BookingStatus.in_progress)
-BLOCKING_SQL = "status IN ('held', 'requested', 'confirmed', 'in_progress')"
+# What a booking holds in each state (issue #12: "completed" once stopped blocking, and a finished job's
+# hour was sold again). Time = the machine's blocked ``period``; samples = the lab day's intake (capacity is
+# daily intake, so counted samples stay counted once the work is done).
+#
+#   state        machine time                          lab samples   money
+#   held         yes (until hold_expires_at)           yes           invoice issued / card PaymentIntent created
+#   requested    yes (until accept_by)                 yes           invoice terms accepted / card authorised
+#   confirmed    yes                                   yes           owed by invoice / card captured
+#   in_progress  yes                                   yes           as confirmed
+#   completed    yes; the supplier may release the     yes           kept until the dispute window closes
+#                rest after the completion time (*)
+#   disputed     yes (rework may need the machine)     yes           payout held until an admin resolves
+#   settled      yes; may release the rest             yes           paid out, minus commission
+#   resolved     yes; may release the rest             yes           split as the admin decided
+#   cancelled    no                                    no            refunded per the snapshotted policy
+#   declined     no                                    no            hold released / invoice voided
+#   expired      no                                    no            hold released / invoice voided
+#
+# (*) "release" (transitions.py) shortens the blocked period to the completion time, explicitly, audited and
+# on the timeline; nothing is ever released silently.
+# Holds and requests past their deadline stop blocking for reads at once (``_not_stale``) and are expired by
+# the sweep or by the next conflicting insert. BLOCKING is the one source: the exclusion constraint
+# ``ex_bookings_no_overlap`` (migration 0009) lists the same statuses (tests/bookings/test_booked_time_kept.py
+# compares them), and matching's ``_NOT_USED`` is its complement.
+BLOCKING: tuple[str, ...] = (
+    BookingStatus.held,
+    BookingStatus.requested,
+    BookingStatus.confirmed,
+    BookingStatus.in_progress,
+    BookingStatus.completed,
+    BookingStatus.settled,
+    BookingStatus.disputed,
+    BookingStatus.resolved,
+)
+BLOCKING_SQL = "status IN (" + ", ".join(f"'{s}'" for s in BLOCKING) + ")"
 
 
 class Booking(SQLModel, table=True):

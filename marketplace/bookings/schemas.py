@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from marketplace.text import Line, Text
+
 
 class BookingCreate(BaseModel):
     """Machine time: ``asset_id``, ``start``, ``end``. Lab service: ``asset_id``, ``drop_off_date``, ``samples``."""
@@ -38,35 +40,47 @@ class BookingCreate(BaseModel):
 class ReasonIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str | None = Field(default=None, max_length=2000)
+    reason: Text | None = Field(default=None, max_length=2000)
 
 
 class DisputeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: Text = Field(min_length=1, max_length=2000)
 
 
 class CompleteIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    result_reference: str | None = Field(
+    result_reference: Line | None = Field(
         default=None, max_length=1000, description="Result or inspection-report reference"
     )
+    reason: Text | None = Field(
+        default=None,
+        max_length=2000,
+        description="Required when completing before the booked start (machine) or the drop-off day (lab); "
+        "shown on the timeline",
+    )
+
+
+class ReleaseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Text | None = Field(default=None, max_length=2000, description="Shown on the timeline and audited")
 
 
 class ResolveIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     refund_amount: int = Field(ge=0)
-    note: str = Field(min_length=1, max_length=2000)
+    note: Text = Field(min_length=1, max_length=2000)
 
 
 class ReviewIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     rating: int = Field(ge=1, le=5)
-    comment: str = Field(default="", max_length=4000)
+    comment: Text = Field(default="", max_length=4000)
 
 
 class EventOut(BaseModel):
@@ -92,7 +106,10 @@ class BookingOut(BaseModel):
     start: datetime | None
     end: datetime | None
     blocked_from: datetime | None = Field(description="Start of the blocked period (setup included)")
-    blocked_until: datetime | None = Field(description="End of the blocked period (buffer included)")
+    blocked_until: datetime | None = Field(
+        description="End of the blocked period (buffer included); earlier than the booked end once the supplier "
+        "released the time after an early completion. Both null when nothing is blocked any more."
+    )
     drop_off_date: date | None
     samples: int | None
     due_date: date | None
@@ -173,6 +190,7 @@ WEBHOOK_EVENTS = (
     "booking.cancelled",
     "booking.disputed",
     "booking.resolved",
+    "booking.released",
     "request.matched",
 )
 
@@ -195,6 +213,7 @@ class WebhookCreate(BaseModel):
             "booking.cancelled",
             "booking.disputed",
             "booking.resolved",
+            "booking.released",
             "request.matched",
         ]
     ] = Field(min_length=1)

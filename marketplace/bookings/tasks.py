@@ -1,24 +1,36 @@
-"""Booking timers and deliveries, run by Celery. Every task is idempotent and acknowledged late; the
-per-booking timers are backed by a sweep on beat, so a lost message only delays an expiry."""
+"""Booking timers and deliveries, run by Celery.
+
+Every task is idempotent (the outbox relay delivers at least once) and acknowledged late. The per-booking
+timers (``expire_one`` at a hold's or request's deadline, ``settle_one`` at the end of the dispute window) are
+outbox rows due at that time; the sweep on beat (every ``booking_sweep_seconds``) acts on the same due times in
+PostgreSQL, so a message lost with a killed worker delays a timer by one sweep interval at most. Each timer
+acts once: the booking row is locked and its status re-checked before any transition.
+
+Retries never use Celery countdowns (an ETA message held by a killed worker would wait for Redis's visibility
+timeout): a failed e-mail or webhook delivery writes its next attempt as a delayed outbox row.
+"""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
-from celery import Task
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from marketplace import notifications, webhooks
 from marketplace.bookings import service
-from marketplace.bookings.models import Booking, BookingStatus
+from marketplace.bookings.models import Booking, BookingStatus, Notification, WebhookDelivery
 from marketplace.bookings.repository import BookingRepository
 from marketplace.celery_app import celery
-from marketplace.settings import get_settings
+from marketplace.jobs import enqueue
+from marketplace.settings import Settings, get_settings
 from marketplace.tasks import run_in_unit_of_work
 from marketplace.wiring import booking_deps
+
+logger = logging.getLogger(__name__)
 
 
 def _deps() -> service.Deps:
@@ -112,24 +124,57 @@ def sweep() -> dict[str, int]:
     return run_in_unit_of_work(_sweep)
 
 
-@celery.task(
-    name="notifications.deliver",
-    acks_late=True,
-    autoretry_for=(OSError,),
-    retry_backoff=True,
-    retry_backoff_max=600,
-    max_retries=8,
-)
+NOTIFICATION_MAX_ATTEMPTS = 8
+
+
+def notification_retry_delay(attempts: int) -> float:
+    """10 s, 20 s, 40 s ... capped at 10 minutes, after the ``attempts``-th failed attempt."""
+    return float(min(10 * 2 ** max(0, attempts - 1), 600))
+
+
+def webhook_retry_delay(attempts: int) -> float:
+    """10 s, 20 s, 40 s ... capped at an hour, after the ``attempts``-th failed attempt."""
+    return float(min(10 * 2 ** max(0, attempts - 1), 3600))
+
+
+async def deliver_notification_once(session: AsyncSession, settings: Settings, notification_id: uuid.UUID) -> bool:
+    """One delivery attempt; a failed one is recorded and its retry written to the outbox with back-off."""
+    try:
+        return await notifications.deliver(session, settings, notification_id)
+    except OSError as exc:  # smtplib's errors are OSErrors too
+        note = await session.get(Notification, notification_id)
+        if note is None:
+            return False
+        # deliver() counted the attempt on the locked row; the commit of this unit of work keeps the count.
+        attempts = note.delivery_attempts
+        if attempts >= NOTIFICATION_MAX_ATTEMPTS:
+            logger.error("notification %s: giving up after %d attempts (%s)", notification_id, attempts, exc)
+            return False
+        delay = notification_retry_delay(attempts)
+        logger.warning(
+            "notification %s: attempt %d failed (%s); retrying in %.0f s", notification_id, attempts, exc, delay
+        )
+        await enqueue(session, "notifications.deliver", str(notification_id), delay_seconds=delay)
+        return False
+
+
+@celery.task(name="notifications.deliver", acks_late=True)
 def deliver_notification(notification_id: str) -> bool:
     settings = get_settings()
-    return run_in_unit_of_work(lambda s: notifications.deliver(s, settings, uuid.UUID(notification_id)))
+    return run_in_unit_of_work(lambda s: deliver_notification_once(s, settings, uuid.UUID(notification_id)))
 
 
-@celery.task(name="webhooks.deliver", bind=True, acks_late=True, max_retries=webhooks.MAX_ATTEMPTS)
-def deliver_webhook(self: Task, delivery_id: str) -> str:  # type: ignore[type-arg]
-    settings = get_settings()
-    status = run_in_unit_of_work(lambda s: webhooks.attempt(s, settings, uuid.UUID(delivery_id)))
+async def deliver_webhook_once(session: AsyncSession, settings: Settings, delivery_id: uuid.UUID) -> str:
+    """One delivery attempt; while the delivery is still pending, its next attempt is a delayed outbox row."""
+    status = await webhooks.attempt(session, settings, delivery_id)
     if status == "pending":
-        # Exponential backoff: 10 s, 20 s, 40 s ... capped at an hour.
-        raise self.retry(countdown=min(10 * 2**self.request.retries, 3600))
+        delivery = await session.get(WebhookDelivery, delivery_id)
+        attempts = delivery.attempts if delivery is not None else 1
+        await enqueue(session, "webhooks.deliver", str(delivery_id), delay_seconds=webhook_retry_delay(attempts))
     return status
+
+
+@celery.task(name="webhooks.deliver", acks_late=True)
+def deliver_webhook(delivery_id: str) -> str:
+    settings = get_settings()
+    return run_in_unit_of_work(lambda s: deliver_webhook_once(s, settings, uuid.UUID(delivery_id)))

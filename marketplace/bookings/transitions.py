@@ -5,6 +5,10 @@ held ──pay──▶ requested ──accept──▶ confirmed ──start─
  │               └─expire─▶ expired              │                      confirm/72 h│   └dispute─▶ disputed
  └─expire─▶ expired                              │                                 ▼               │resolve
 held / requested / confirmed ──cancel──▶ cancelled                               settled        resolved
+
+"release" changes no status: on a completed, settled or resolved machine booking, the supplier (or an admin)
+gives back the time after the completion time (see ``service.release``). Not while disputed: the remedy may
+be rework on the same machine.
 """
 
 from __future__ import annotations
@@ -27,9 +31,14 @@ TRANSITIONS: dict[tuple[str, str], tuple[str, frozenset[str]]] = {
     (S.completed, "confirm"): (S.settled, frozenset({"buyer", "system"})),
     (S.completed, "dispute"): (S.disputed, frozenset({"buyer", "system"})),
     (S.disputed, "resolve"): (S.resolved, frozenset({"admin"})),
+    # Not a transition: the status stays; only the blocked period after the completion time is given back.
+    (S.completed, "release"): (S.completed, frozenset({"supplier", "admin"})),
+    (S.settled, "release"): (S.settled, frozenset({"supplier", "admin"})),
+    (S.resolved, "release"): (S.resolved, frozenset({"supplier", "admin"})),
 }
 
 ACTIONS = frozenset(action for _, action in TRANSITIONS)
+RELEASABLE = frozenset(status for status, action in TRANSITIONS if action == "release")
 
 
 class InvalidBookingTransition(Conflict):

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Path, status
 from fastapi.responses import JSONResponse
 
 from marketplace.auth.deps import CurrentPrincipal, CurrentUser
@@ -20,6 +21,7 @@ from marketplace.orgs.schemas import (
     VerificationSubmit,
 )
 from marketplace.pagination import Page
+from marketplace.text import Line
 
 router = APIRouter(prefix="/orgs", tags=["organisations"])
 
@@ -59,7 +61,9 @@ async def invite_member(
     responses=error_responses(401, 403, 404, 409),
     summary="Remove a member (user id) or withdraw an invitation (e-mail)",
 )
-async def remove_member(org_id: uuid.UUID, member: str, session: SessionDep, principal: CurrentUser) -> None:
+async def remove_member(
+    org_id: uuid.UUID, member: Annotated[Line, Path(max_length=320)], session: SessionDep, principal: CurrentUser
+) -> None:
     await service.remove_member(session, principal, org_id, member)
 
 

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, mo
 
 from marketplace.auth.principal import API_SCOPES
 from marketplace.orgs.uscc import normalise_uscc, validate_uscc
+from marketplace.text import Line, Text
 
 Role = Literal["supplier", "buyer"]
 
@@ -25,11 +26,13 @@ def _check_uscc(v: str | None) -> str | None:
 class OrgCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
+    name: Line = Field(min_length=1, max_length=200)
     roles: list[Role] = Field(min_length=1, description="supplier, buyer or both")
-    country: str = Field(min_length=2, max_length=2, description="ISO 3166-1 alpha-2")
-    legal_name: str | None = Field(default=None, max_length=300)
-    uscc: str | None = Field(default=None, description="统一社会信用代码 (18 characters), Chinese companies")
+    country: Line = Field(min_length=2, max_length=2, description="ISO 3166-1 alpha-2")
+    legal_name: Line | None = Field(default=None, max_length=300)
+    uscc: Line | None = Field(
+        default=None, max_length=40, description="统一社会信用代码 (18 characters), Chinese companies"
+    )
 
     @field_validator("country")
     @classmethod
@@ -64,18 +67,18 @@ class OrgPublic(BaseModel):
 
 
 class VerificationDocument(BaseModel):
-    name: str = Field(min_length=1, max_length=200, description="e.g. business licence (营业执照)")
-    reference: str = Field(min_length=1, max_length=1000, description="URL or document-store reference")
+    name: Line = Field(min_length=1, max_length=200, description="e.g. business licence (营业执照)")
+    reference: Line = Field(min_length=1, max_length=1000, description="URL or document-store reference")
 
 
 class VerificationSubmit(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    legal_name: str = Field(min_length=1, max_length=300)
-    uscc: str | None = None
+    legal_name: Line = Field(min_length=1, max_length=300)
+    uscc: Line | None = Field(default=None, max_length=40)
     documents: list[VerificationDocument] = Field(min_length=1, max_length=20)
-    contact_phone: str | None = Field(default=None, max_length=40)
-    notes: str | None = Field(default=None, max_length=2000)
+    contact_phone: Line | None = Field(default=None, max_length=40)
+    notes: Text | None = Field(default=None, max_length=2000)
 
     @field_validator("uscc")
     @classmethod
@@ -87,7 +90,7 @@ class VerificationDecision(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     decision: Literal["verified", "rejected"]
-    reason: str = Field(min_length=1, max_length=1000)
+    reason: Text = Field(min_length=1, max_length=1000)
 
 
 class MemberInvite(BaseModel):
@@ -109,8 +112,8 @@ class MemberOut(BaseModel):
 class ApiKeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=100)
-    scopes: list[str] = Field(min_length=1)
+    name: Line = Field(min_length=1, max_length=100)
+    scopes: list[Line] = Field(min_length=1, max_length=50)
 
     @model_validator(mode="after")
     def _known_scopes(self) -> ApiKeyCreate:

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
 
 from marketplace.auth.deps import AdminPrincipal, CurrentPrincipal
 from marketplace.db import SessionDep
@@ -142,9 +142,22 @@ async def asset_matching_requests(
 @router.post(
     "/admin/matching/batch",
     response_model=PlanOut,
-    status_code=status.HTTP_201_CREATED,
+    status_code=status.HTTP_202_ACCEPTED,
     responses=error_responses(401, 403, 422),
-    summary="Optimise the assignment of open machine requests in a horizon; buyers see the suggestions",
+    summary="Ask for an optimised assignment of the open machine requests of a horizon; a worker computes it "
+    "(follow GET /admin/matching/plans/{id}) and buyers then see their suggestions",
 )
-async def batch_plan(data: BatchIn, session: SessionDep, admin: AdminPrincipal) -> PlanOut:
-    return service.plan_out(await service.run_batch(session, admin, data))
+async def batch_plan(data: BatchIn, response: Response, session: SessionDep, admin: AdminPrincipal) -> PlanOut:
+    plan = await service.request_batch(session, admin=admin, data=data)
+    response.headers["Location"] = f"/api/v1/admin/matching/plans/{plan.id}"
+    return service.plan_out(plan)
+
+
+@router.get(
+    "/admin/matching/plans/{plan_id}",
+    response_model=PlanOut,
+    responses=error_responses(401, 403, 404, 422),
+    summary="A batch plan's status (queued, running, done, failed) and, once done, its assignments",
+)
+async def get_batch_plan(plan_id: uuid.UUID, session: SessionDep, admin: AdminPrincipal) -> PlanOut:
+    return service.plan_out(await service.get_plan(session, plan_id=plan_id))

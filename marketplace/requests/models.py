@@ -70,20 +70,33 @@ class BuyerRequest(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_column=ts_column(default_now=True))
 
 
+class PlanStatus(StrEnum):
+    queued = "queued"  # asked for; the job is in the outbox or the broker
+    running = "running"  # a worker is solving it
+    done = "done"  # the result columns are filled in
+    failed = "failed"  # ``error`` says why
+
+
 class MatchPlan(SQLModel, table=True):
-    """A batch plan computed by the optimiser; buyers see their suggestion from the latest plan."""
+    """A batch plan: asked for by an admin (``queued``), computed by the optimiser in a worker job
+    (``running`` → ``done`` or ``failed``); buyers see their suggestion from the latest done plan."""
 
     __tablename__ = "match_plans"
     __table_args__ = (
         sa.CheckConstraint("objective IN ('score', 'hours')", name="ck_match_plans_objective"),
+        sa.CheckConstraint("status IN ('queued', 'running', 'done', 'failed')", name="ck_match_plans_status"),
         sa.Index("ix_match_plans_request_ids", "request_ids", postgresql_using="gin"),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     created_by: uuid.UUID | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    status: str = Field(default=PlanStatus.queued, max_length=16, sa_column_kwargs={"server_default": "queued"})
     horizon_start: datetime = Field(sa_column=ts_column())
     horizon_end: datetime = Field(sa_column=ts_column())
     objective: str = Field(max_length=8)
+    # The admin's choice of requests (None = every open machine request in the horizon) and solver budget.
+    requested_ids: list[uuid.UUID] | None = Field(default=None, sa_column=sa.Column(pg.ARRAY(sa.Uuid), nullable=True))
+    time_limit_seconds: float | None = None
     # Every request the optimiser considered (assigned or not), for "the latest plan that saw this request".
     request_ids: list[uuid.UUID] = Field(
         default_factory=list, sa_column=sa.Column(pg.ARRAY(sa.Uuid), nullable=False, server_default="{}")
@@ -91,13 +104,17 @@ class MatchPlan(SQLModel, table=True):
     assignments: list[dict[str, Any]] = Field(
         default_factory=list, sa_column=sa.Column(pg.JSONB, nullable=False, server_default="[]")
     )
-    value: float
-    bound: float
+    value: float | None = None
+    bound: float | None = None
     lp_bound: float | None = None
-    gap: float
-    method: str = Field(max_length=16)
-    matched_hours: float
+    gap: float | None = None
+    method: str | None = Field(default=None, max_length=16)
+    matched_hours: float | None = None
     option_count: int = 0
     solver_status: str = Field(default="", max_length=500)
     seconds: float = 0.0
+    error: str | None = Field(default=None, max_length=2000)
+    attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     created_at: datetime = Field(default_factory=utcnow, sa_column=ts_column(default_now=True, index=True))
+    started_at: datetime | None = Field(default=None, sa_column=ts_column(nullable=True))
+    finished_at: datetime | None = Field(default=None, sa_column=ts_column(nullable=True))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 import uuid
 from datetime import datetime
 from typing import Any, Literal
@@ -11,8 +10,8 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from listings.taxonomy import get_taxonomy
-
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
+from marketplace.text import Line
+from payments.money import InvalidAmount, check_currency
 
 
 class Strict(BaseModel):
@@ -61,29 +60,33 @@ class WeightsIn(Strict):
 
 class RequestFields(Strict):
     kind: Literal["machine", "lab_service"]
-    process_code: str = Field(min_length=1, max_length=100, examples=["machining.milling.cnc_3axis"])
-    material: str | None = Field(default=None, max_length=100, examples=["al_6061"])
+    process_code: Line = Field(min_length=1, max_length=100, examples=["machining.milling.cnc_3axis"])
+    material: Line | None = Field(default=None, max_length=100, examples=["al_6061"])
     quantity: int = Field(default=1, ge=1, le=10_000_000)
     duration_minutes: int | None = Field(default=None, ge=1, le=60 * 24 * 90, description="Machines: total time")
     samples: int | None = Field(default=None, ge=1, le=100_000, description="Lab services: number of samples")
     part_envelope_mm: PartEnvelope | None = None
     tolerance_mm: float | None = Field(default=None, gt=0, le=100)
-    required_certificates: list[str] = Field(default_factory=list, max_length=10)
+    required_certificates: list[Line] = Field(default_factory=list, max_length=10)
     earliest_start: AwareDatetime
     deadline: AwareDatetime
     location: LocationIn | None = None
     max_distance_km: float | None = Field(default=None, ge=0, le=20_000)
-    region_prefixes: list[str] = Field(default_factory=list, max_length=20)
+    region_prefixes: list[Line] = Field(default_factory=list, max_length=20)
     budget_max: int | None = Field(default=None, ge=0, description="Minor units")
-    currency: str = Field(min_length=3, max_length=3)
+    currency: Line = Field(min_length=3, max_length=3)
     weights: WeightsIn | None = None
 
     @field_validator("currency")
     @classmethod
     def _currency(cls, v: str) -> str:
-        if not _CURRENCY.fullmatch(v):
-            raise ValueError("must be an ISO 4217 code such as CNY or EUR")
-        return v
+        try:
+            code = check_currency(v)  # an ISO 4217 currency in use; amounts are minor units of its exponent
+        except InvalidAmount as exc:
+            raise ValueError(exc.message) from None
+        if code != v:
+            raise ValueError("must be an upper-case ISO 4217 code such as CNY or EUR")
+        return code
 
     @field_validator("required_certificates", "region_prefixes")
     @classmethod
@@ -125,21 +128,21 @@ class RequestCreate(RequestFields):
 class RequestUpdate(Strict):
     """Any subset of the request's fields; the merged request is validated as a whole."""
 
-    process_code: str | None = None
-    material: str | None = None
+    process_code: Line | None = Field(default=None, max_length=100)
+    material: Line | None = Field(default=None, max_length=100)
     quantity: int | None = None
     duration_minutes: int | None = None
     samples: int | None = None
     part_envelope_mm: PartEnvelope | None = None
     tolerance_mm: float | None = None
-    required_certificates: list[str] | None = None
+    required_certificates: list[Line] | None = None
     earliest_start: AwareDatetime | None = None
     deadline: AwareDatetime | None = None
     location: LocationIn | None = None
     max_distance_km: float | None = None
-    region_prefixes: list[str] | None = None
+    region_prefixes: list[Line] | None = None
     budget_max: int | None = None
-    currency: str | None = None
+    currency: Line | None = None
     weights: WeightsIn | None = None
 
 
@@ -252,20 +255,26 @@ class AssignmentOut(BaseModel):
 
 
 class PlanOut(BaseModel):
+    """A batch plan. The optimiser runs in a worker: the result fields are null until ``status`` is done."""
+
     id: uuid.UUID
+    status: Literal["queued", "running", "done", "failed"]
+    error: str | None = Field(default=None, description="Why the plan failed")
     created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
     horizon_start: datetime
     horizon_end: datetime
     objective_kind: str
-    objective: float = Field(description="Total value of the chosen assignments")
-    bound: float
+    objective: float | None = Field(description="Total value of the chosen assignments")
+    bound: float | None
     lp_bound: float | None
-    gap: float
-    method: str
-    matched_hours: float
-    requests: int
+    gap: float | None
+    method: str | None
+    matched_hours: float | None
+    requests: int = Field(description="Requests the optimiser considered")
     option_count: int
-    seconds: float
+    seconds: float = Field(description="Time the optimiser took")
     assignments: list[AssignmentOut]
 
 

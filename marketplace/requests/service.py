@@ -1,5 +1,5 @@
-"""Buyer requests, matching and batch plans. Functions take a session and never commit; jobs are enqueued
-after commit.
+"""Buyer requests, matching and batch plans. Functions take a session and never commit; jobs are outbox rows
+of the caller's transaction. A batch plan is a job: the request stores a queued plan, a worker solves it.
 
 Matching goes through :mod:`matching.adapter` (SQL prefilter + calendars) and :func:`matching.engine.match`
 (hard constraints + ranking); the batch optimiser is :func:`matching.batch.plan_batch`.
@@ -10,7 +10,7 @@ from __future__ import annotations
 import time as _time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import Any
@@ -23,13 +23,14 @@ from sqlmodel import col
 from listings.models import Asset, Site
 from listings.taxonomy import get_taxonomy
 from marketplace.auth.principal import Principal
-from marketplace.bookings.models import BLOCKING, BLOCKING_SQL, Booking
+from marketplace.bookings.models import BLOCKING, BLOCKING_SQL, Booking, Notification
 from marketplace.bookings.repository import BookingRepository, _not_stale
 from marketplace.errors import Conflict, Forbidden, NotFound, Unprocessable
 from marketplace.jobs import enqueue
 from marketplace.notifications import notify_org
 from marketplace.orgs.models import Organisation
-from marketplace.requests.models import BuyerRequest, MatchPlan, RequestStatus
+from marketplace.requests.models import BuyerRequest, MatchPlan, PlanStatus, RequestStatus
+from marketplace.requests.repository import PlanRepository
 from marketplace.requests.schemas import (
     AssignmentOut,
     BatchIn,
@@ -48,10 +49,10 @@ from marketplace.requests.schemas import (
 )
 from marketplace.webhooks import fan_out
 from matching import adapter
-from matching.batch import plan_batch
+from matching.batch import BatchPlan, Objective, plan_batch
 from matching.feasibility import check
 from matching.scoring import delay_hours, rank, scores_only
-from matching.types import FeasibleMatch, MatchRequest, RankedMatch, Rejection, Weights
+from matching.types import Candidate, FeasibleMatch, MatchRequest, RankedMatch, Rejection, Weights
 
 NOTIFY_LIMIT = 50  # suppliers notified per posted request (the best-ranked listings)
 BATCH_DEFAULT_TIME_LIMIT = 20.0
@@ -776,18 +777,34 @@ async def notify_suppliers(session: AsyncSession, request_id: uuid.UUID) -> int:
 
 
 async def notify_buyers(session: AsyncSession, asset_id: uuid.UUID) -> int:
-    """``capacity.published`` to buyers whose open requests a newly published listing can serve."""
-    asset = await session.get(Asset, asset_id)
+    """``capacity.published`` to buyers whose open requests a newly published listing can serve.
+
+    Idempotent (the job may be delivered twice): a request already told about this listing is not told again,
+    and the listing's row lock serialises two deliveries of the same job."""
+    asset = await session.get(Asset, asset_id, with_for_update=True)
     if asset is None or asset.status != "published":
         return 0
     found = await requests_for_asset(session, asset, now=_now(), limit=1000)
+    told = await _requests_told_about(session, asset.id)
     by_org: dict[uuid.UUID, list[uuid.UUID]] = {}
     for r, _m in found:
-        by_org.setdefault(r.buyer_org_id, []).append(r.id)
+        if str(r.id) not in told:
+            by_org.setdefault(r.buyer_org_id, []).append(r.id)
     for org_id, request_ids in by_org.items():
         data = {"asset_id": str(asset.id), "title": asset.title, "request_ids": [str(i) for i in request_ids]}
         await notify_org(session, org_id, "capacity.published", data)
     return len(by_org)
+
+
+async def _requests_told_about(session: AsyncSession, asset_id: uuid.UUID) -> set[str]:
+    """Ids of the requests whose buyers already had a ``capacity.published`` notification for this listing."""
+    data = col(Notification.data)
+    rows = await session.execute(
+        sa.select(sa.func.jsonb_array_elements_text(data["request_ids"])).where(
+            col(Notification.kind) == "capacity.published", data["asset_id"].astext == str(asset_id)
+        )
+    )
+    return set(rows.scalars())
 
 
 async def _titles(session: AsyncSession, asset_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
@@ -800,19 +817,68 @@ async def _titles(session: AsyncSession, asset_ids: Sequence[uuid.UUID]) -> dict
 # -- batch -----------------------------------------------------------------------------------------
 
 
-async def run_batch(session: AsyncSession, admin: Principal, data: BatchIn) -> MatchPlan:
-    now = _now()
-    lo, hi = max(data.horizon_start, now), data.horizon_end
+@dataclass(frozen=True)
+class BatchInputs:
+    """What the optimiser needs, loaded in one short transaction; solving then needs no database."""
+
+    requests: list[MatchRequest]
+    candidates: list[Candidate]
+    codes: dict[str, set[str]]
+    objective: Objective
+    time_limit: float
+
+
+async def request_batch(session: AsyncSession, *, admin: Principal, data: BatchIn) -> MatchPlan:
+    """Ask for a batch plan: a ``queued`` plan row and its job (``requests.run_batch_plan``), written in the
+    caller's transaction. The optimiser (up to ``time_limit_seconds``, 300 s at most) runs in a worker, never in
+    the request; the plan's status endpoint shows queued → running → done | failed."""
+    lo, hi = max(data.horizon_start, _now()), data.horizon_end
     if lo >= hi:
         raise Unprocessable("horizon_end: the horizon lies in the past.")
+    plan = await PlanRepository(session).add(
+        MatchPlan(
+            created_by=admin.user_id,
+            status=PlanStatus.queued,
+            horizon_start=lo,
+            horizon_end=hi,
+            objective=data.objective,
+            requested_ids=data.request_ids,
+            time_limit_seconds=data.time_limit_seconds,
+        )
+    )
+    await enqueue(session, "requests.run_batch_plan", str(plan.id))
+    return plan
+
+
+async def get_plan(session: AsyncSession, *, plan_id: uuid.UUID) -> MatchPlan:
+    plan = await PlanRepository(session).get(plan_id)
+    if plan is None:
+        raise NotFound("Plan not found.")
+    return plan
+
+
+async def claim_batch(session: AsyncSession, *, plan_id: uuid.UUID) -> bool:
+    """Mark the plan running for the job about to solve it (False: nothing to do, e.g. a redelivered job)."""
+    return await PlanRepository(session).claim(plan_id)
+
+
+async def load_batch(session: AsyncSession, *, plan_id: uuid.UUID) -> BatchInputs:
+    """The open machine requests of the plan's horizon (or the admin's chosen ones among them) and the
+    candidate listings, as the optimiser's inputs."""
+    plan = await get_plan(session, plan_id=plan_id)
+    lo, hi = max(plan.horizon_start, _now()), plan.horizon_end
+    time_limit = plan.time_limit_seconds or BATCH_DEFAULT_TIME_LIMIT
+    objective: Objective = "hours" if plan.objective == "hours" else "score"
+    if lo >= hi:
+        return BatchInputs([], [], {}, objective, time_limit)
     stmt = sa.select(BuyerRequest).where(
         col(BuyerRequest.status) == RequestStatus.open,
         col(BuyerRequest.kind) == "machine",
         col(BuyerRequest.earliest_start) < hi,
         col(BuyerRequest.deadline) > lo,
     )
-    if data.request_ids is not None:
-        stmt = stmt.where(col(BuyerRequest.id).in_(data.request_ids))
+    if plan.requested_ids is not None:
+        stmt = stmt.where(col(BuyerRequest.id).in_(plan.requested_ids))
     rows = list((await session.execute(stmt.order_by(col(BuyerRequest.created_at), col(BuyerRequest.id)))).scalars())
     requests: list[MatchRequest] = []
     codes: dict[str, set[str]] = {}
@@ -840,7 +906,6 @@ async def run_batch(session: AsyncSession, admin: Principal, data: BatchIn) -> M
         if mr is not None:
             requests.append(mr)
             codes[str(r.id)] = serving_codes(r.process_code)
-    started = _time.perf_counter()
     all_codes = set().union(*codes.values()) if codes else set()
     candidates = (
         await adapter.load_assets(
@@ -849,7 +914,7 @@ async def run_batch(session: AsyncSession, admin: Principal, data: BatchIn) -> M
             hi,
             blocked=BLOCKED,
             stats=STATS,
-            now=now,
+            now=_now(),
             kind="machine",
             serving_codes=all_codes,
             currencies=sorted({r.currency for r in requests}),
@@ -857,47 +922,58 @@ async def run_batch(session: AsyncSession, admin: Principal, data: BatchIn) -> M
         if requests
         else []
     )
-    plan = plan_batch(
-        requests,
-        candidates,
-        codes,
-        objective=data.objective,
-        time_limit=data.time_limit_seconds or BATCH_DEFAULT_TIME_LIMIT,
+    return BatchInputs(requests, list(candidates), codes, objective, time_limit)
+
+
+def solve_batch(inputs: BatchInputs) -> BatchPlan:
+    """The optimiser itself: pure CPU work (up to ``time_limit`` seconds), no database, no event loop."""
+    return plan_batch(
+        inputs.requests, inputs.candidates, inputs.codes, objective=inputs.objective, time_limit=inputs.time_limit
     )
-    row = MatchPlan(
-        created_by=admin.user_id,
-        horizon_start=lo,
-        horizon_end=hi,
-        objective=data.objective,
-        request_ids=[uuid.UUID(r.request_id) for r in requests if r.request_id],
-        assignments=[
-            {
-                "request_id": a.request_id,
-                "asset_id": a.asset_id,
-                "slot": {"start": a.slot_start.isoformat(), "end": a.slot_end.isoformat()},
-                "value": a.value,
-            }
-            for a in plan.assignments
-        ],
-        value=plan.objective,
-        bound=plan.bound,
-        lp_bound=plan.lp_bound,
-        gap=plan.gap,
-        method=plan.method,
-        matched_hours=plan.matched_hours,
-        option_count=plan.option_count,
-        solver_status=plan.solver_status[:500],
-        seconds=round(_time.perf_counter() - started, 3),
+
+
+async def store_batch(
+    session: AsyncSession, *, plan_id: uuid.UUID, inputs: BatchInputs, result: BatchPlan, seconds: float
+) -> bool:
+    """Store the optimiser's result on the running plan (done); False if the plan was no longer running."""
+    return await PlanRepository(session).finish(
+        plan_id,
+        {
+            "request_ids": [uuid.UUID(r.request_id) for r in inputs.requests if r.request_id],
+            "assignments": [
+                {
+                    "request_id": a.request_id,
+                    "asset_id": a.asset_id,
+                    "slot": {"start": a.slot_start.isoformat(), "end": a.slot_end.isoformat()},
+                    "value": a.value,
+                }
+                for a in result.assignments
+            ],
+            "value": result.objective,
+            "bound": result.bound,
+            "lp_bound": result.lp_bound,
+            "gap": result.gap,
+            "method": result.method,
+            "matched_hours": result.matched_hours,
+            "option_count": result.option_count,
+            "solver_status": result.solver_status[:500],
+            "seconds": round(seconds, 3),
+        },
     )
-    session.add(row)
-    await session.flush()
-    return row
+
+
+async def fail_batch(session: AsyncSession, *, plan_id: uuid.UUID, error: str) -> bool:
+    return await PlanRepository(session).fail(plan_id, error)
 
 
 def plan_out(p: MatchPlan) -> PlanOut:
     return PlanOut(
         id=p.id,
+        status=p.status,
+        error=p.error,
         created_at=p.created_at,
+        started_at=p.started_at,
+        finished_at=p.finished_at,
         horizon_start=p.horizon_start,
         horizon_end=p.horizon_end,
         objective_kind=p.objective,
@@ -926,14 +1002,7 @@ def _assignment(a: Mapping[str, Any]) -> AssignmentOut:
 async def suggestion(session: AsyncSession, principal: Principal, request_id: uuid.UUID) -> SuggestionOut:
     """The assignment for this request in the latest plan that considered it (404 when unassigned)."""
     row = await get(session, principal, request_id)
-    plan = (
-        await session.execute(
-            sa.select(MatchPlan)
-            .where(col(MatchPlan.request_ids).contains([row.id]))
-            .order_by(col(MatchPlan.created_at).desc(), col(MatchPlan.id).desc())
-            .limit(1)
-        )
-    ).scalar_one_or_none()
+    plan = await PlanRepository(session).latest_done_for_request(row.id)
     if plan is not None:
         for a in plan.assignments:
             if a["request_id"] == str(row.id):

@@ -1,13 +1,69 @@
-"""Request jobs run by Celery: notifications on new requests and new capacity, and the expiry sweep.
-Every task is idempotent and acknowledged late."""
+"""Request jobs run by Celery: notifications on new requests and new capacity, the expiry sweep and batch
+plans. Every task is idempotent and acknowledged late."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 import uuid
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import NullPool
+
 from marketplace.celery_app import celery
+from marketplace.db import normalise_url
 from marketplace.requests import service
+from marketplace.settings import get_settings
 from marketplace.tasks import run_in_unit_of_work
+
+log = logging.getLogger(__name__)
+
+
+async def run_batch_plan_job(maker: async_sessionmaker[AsyncSession], *, plan_id: uuid.UUID) -> str:
+    """Solve a queued batch plan in three short units of work, none open while the solver runs: claim it
+    (``running``, committed, so the status endpoint shows it), load the inputs, solve without a transaction
+    (in a thread: the event loop stays free), store the result (``done``). Any error marks it ``failed``.
+    A redelivered job finds the plan done (or still being solved) and does nothing. Returns the outcome."""
+    async with maker() as session:
+        claimed = await service.claim_batch(session, plan_id=plan_id)
+        await session.commit()
+    if not claimed:
+        return "skipped"
+    try:
+        async with maker() as session:
+            inputs = await service.load_batch(session, plan_id=plan_id)
+        started = time.perf_counter()
+        result = await asyncio.to_thread(service.solve_batch, inputs)
+        seconds = time.perf_counter() - started
+        async with maker() as session:
+            stored = await service.store_batch(session, plan_id=plan_id, inputs=inputs, result=result, seconds=seconds)
+            await session.commit()
+    except Exception as exc:
+        log.exception("batch plan %s failed", plan_id)
+        async with maker() as session:
+            await service.fail_batch(session, plan_id=plan_id, error=f"{type(exc).__name__}: {exc}")
+            await session.commit()
+        return "failed"
+    return "done" if stored else "skipped"
+
+
+@celery.task(name="requests.run_batch_plan", acks_late=True)
+def run_batch_plan(plan_id: str) -> str:
+    """Compute a batch plan an admin asked for (``POST /admin/matching/batch``); see :func:`run_batch_plan_job`."""
+
+    async def runner() -> str:
+        settings = get_settings()
+        if not settings.database_url:
+            raise RuntimeError("MARKETPLACE_DATABASE_URL is not set for this worker")
+        engine = create_async_engine(normalise_url(settings.database_url), poolclass=NullPool)
+        try:
+            maker = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+            return await run_batch_plan_job(maker, plan_id=uuid.UUID(plan_id))
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(runner())
 
 
 @celery.task(name="requests.notify_suppliers", acks_late=True)

@@ -23,7 +23,20 @@ from marketplace.errors import AppError
 from marketplace.orgs import service as orgs
 from marketplace.orgs.models import Organisation
 from marketplace.orgs.schemas import VerificationDecision
-from marketplace.web.core import CsrfChecked, SignedIn, WebError, field_errors, redirect, render
+from marketplace.text import Line, Text
+from marketplace.web import i18n
+from marketplace.web.core import (
+    N_,
+    CsrfChecked,
+    FieldError,
+    SignedIn,
+    WebError,
+    field_errors,
+    locale_of,
+    parse_money_input,
+    redirect,
+    render,
+)
 from payments import ledger
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
@@ -37,7 +50,7 @@ def _admin(user: Principal) -> Principal:
 
 @router.get("", response_class=HTMLResponse)
 async def overview(
-    request: Request, session: SessionDep, user: SignedIn, notice: str | None = None, error: str | None = None
+    request: Request, session: SessionDep, user: SignedIn, notice: Text | None = None, error: Text | None = None
 ) -> HTMLResponse:
     _admin(user)
     pending_orgs = await orgs.list_orgs_for_admin(session, "pending", after=None, limit=100)
@@ -78,8 +91,8 @@ async def verify_org(
     session: SessionDep,
     user: SignedIn,
     _csrf: CsrfChecked,
-    decision: Annotated[str, Form()],
-    reason: Annotated[str, Form()] = "",
+    decision: Annotated[Line, Form()],
+    reason: Annotated[Text, Form()] = "",
 ) -> Response:
     _admin(user)
     try:
@@ -94,11 +107,11 @@ async def verify_org(
 @router.post("/assets/{asset_id}/{action}")
 async def moderate(
     asset_id: uuid.UUID,
-    action: str,
+    action: Line,
     session: SessionDep,
     user: SignedIn,
     _csrf: CsrfChecked,
-    reason: Annotated[str, Form()] = "",
+    reason: Annotated[Text, Form()] = "",
 ) -> Response:
     _admin(user)
     if action not in ("approve", "reject", "suspend", "reinstate"):
@@ -127,7 +140,7 @@ async def resolve_flag(
     session: SessionDep,
     user: SignedIn,
     _csrf: CsrfChecked,
-    resolution: Annotated[str, Form()] = "",
+    resolution: Annotated[Text, Form()] = "",
 ) -> Response:
     _admin(user)
     try:
@@ -154,12 +167,17 @@ async def resolve_dispute(
     session: SessionDep,
     user: SignedIn,
     _csrf: CsrfChecked,
-    refund_amount: Annotated[str, Form()],
-    note: Annotated[str, Form()] = "",
+    refund_amount: Annotated[Line, Form()],
+    note: Annotated[Text, Form()] = "",
 ) -> Response:
     _admin(user)
     try:
-        refund = round(float(refund_amount) * 100)
+        disputed = await session.get(Booking, booking_id)
+        if disputed is None:
+            raise WebError(404, "not_found")
+        refund = parse_money_input(refund_amount, disputed.currency, field="refund_amount", locale=locale_of(request))
+        if refund is None:
+            raise FieldError("refund_amount", i18n.translations(locale_of(request)).gettext(N_("Enter the refund.")))
         booking = await bookings.act(
             session,
             user,

@@ -27,8 +27,19 @@ from marketplace.orgs.models import Organisation
 from marketplace.requests import service as requests_service
 from marketplace.requests.models import BuyerRequest
 from marketplace.requests.schemas import RequestCreate
+from marketplace.text import Line
 from marketplace.web import i18n
-from marketplace.web.core import CsrfChecked, SignedIn, WebError, field_errors, locale_of, redirect, render
+from marketplace.web.core import (
+    CsrfChecked,
+    FieldError,
+    SignedIn,
+    WebError,
+    field_errors,
+    locale_of,
+    parse_money_input,
+    redirect,
+    render,
+)
 from marketplace.web.public import taxonomy_choices
 from payments import invoices
 from payments.errors import PaymentsError
@@ -94,7 +105,7 @@ async def new_request(request: Request, org_id: uuid.UUID, session: SessionDep, 
     )
 
 
-def _request_payload(form: Any, org_id: uuid.UUID, tz_name: str) -> dict[str, Any]:
+def _request_payload(form: Any, org_id: uuid.UUID, tz_name: str, locale: str = "en") -> dict[str, Any]:
     def num(name: str) -> float | None:
         raw = str(form.get(name) or "").strip()
         return float(raw) if raw else None
@@ -120,9 +131,9 @@ def _request_payload(form: Any, org_id: uuid.UUID, tz_name: str) -> dict[str, An
         "deadline": datetime.combine(date.fromisoformat(end_day), time(0), tz).isoformat() if end_day else None,
         "region_prefixes": [r.strip() for r in str(form.get("region") or "").split(",") if r.strip()],
     }
-    budget = num("budget")
+    budget = parse_money_input(form.get("budget"), payload["currency"], field="budget", locale=locale)
     if budget is not None:
-        payload["budget_max"] = round(budget * 100)
+        payload["budget_max"] = budget
     if kind == "machine":
         hours = num("hours")
         payload["duration_minutes"] = round(hours * 60) if hours else None
@@ -148,14 +159,15 @@ async def create_request(
     org = await _buyer_org(session, user, org_id)
     form = await request.form()
     try:
-        data = RequestCreate.model_validate(_request_payload(form, org_id, request.cookies.get("tz") or ""))
+        payload = _request_payload(form, org_id, request.cookies.get("tz") or "", locale_of(request))
+        data = RequestCreate.model_validate(payload)
         created = await requests_service.create(session, user, data)
     except (ValidationError, AppError, ValueError) as exc:
         await session.rollback()  # the failed service call may have flushed part of its work
         org = await _buyer_org(session, user, org_id)  # reloaded: the rollback expired it
         errors = (
             field_errors(exc)
-            if not isinstance(exc, ValueError) or isinstance(exc, ValidationError)
+            if not isinstance(exc, ValueError) or isinstance(exc, ValidationError | FieldError)
             else {"_": str(exc)}
         )
         return render(
@@ -224,7 +236,8 @@ async def book(
     if asset is None:
         raise WebError(404, "not_found")
     site = await ListingsRepository(session).get_site(asset.site_id)
-    assert site is not None
+    if site is None:
+        raise WebError(404, "not_found")
     tz = i18n.zone(site.timezone)
     try:
         payload: dict[str, Any] = {
@@ -248,7 +261,7 @@ async def book(
         await session.rollback()  # the failed service call may have flushed part of its work
         errors = (
             field_errors(exc)
-            if not isinstance(exc, ValueError) or isinstance(exc, ValidationError)
+            if not isinstance(exc, ValueError) or isinstance(exc, ValidationError | FieldError)
             else {"_": str(exc)}
         )
         if form.get("from_matches"):
@@ -257,7 +270,8 @@ async def book(
                 f"?error={quote(next(iter(errors.values())))}"
             )
         asset = await ListingsRepository(session).get_asset(asset_id)  # reloaded: the rollback expired them
-        assert asset is not None
+        if asset is None:
+            raise WebError(404, "not_found") from None
         site = await ListingsRepository(session).get_site(asset.site_id)
         buyers = [
             o for o in [await session.get(Organisation, i) for i in sorted(user.org_ids)] if o and "buyer" in o.roles
@@ -316,7 +330,7 @@ async def booking_action(
     request: Request,
     org_id: uuid.UUID,
     booking_id: uuid.UUID,
-    action: str,
+    action: Line,
     session: SessionDep,
     user: SignedIn,
     _csrf: CsrfChecked,
@@ -338,7 +352,7 @@ async def booking_action(
         await session.rollback()  # the failed service call may have flushed part of its work
         message = (
             next(iter(field_errors(exc).values()))
-            if not isinstance(exc, ValueError) or isinstance(exc, ValidationError)
+            if not isinstance(exc, ValueError) or isinstance(exc, ValidationError | FieldError)
             else str(exc)
         )
         return redirect(f"{page}?error={quote(message)}")

@@ -48,13 +48,16 @@ def trend_svg(points: list[tuple[str, float | None]], locale: str) -> str:
     width, height, left, top, bottom = 640, 180, 40, 16, 30
     n = max(len(points), 1)
     step = (width - left - 10) / max(n - 1, 1)
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {width} {height}" width="100%" '
-             f'aria-labelledby="trend-title"><title id="trend-title">{escape(_("Utilisation of listed capacity"))}'
-             f"</title>"]
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {width} {height}" width="100%" '
+        f'aria-labelledby="trend-title"><title id="trend-title">{escape(_("Utilisation of listed capacity"))}'
+        f"</title>"
+    ]
     plot_h = height - top - bottom
     parts.append(f'<line x1="{left}" y1="{top + plot_h}" x2="{width - 10}" y2="{top + plot_h}" stroke="#c5cad3"/>')
-    parts.append(f'<text x="4" y="{top + 4}" font-size="10">100%</text><text x="4" y="{top + plot_h}" '
-                 f'font-size="10">0%</text>')
+    parts.append(
+        f'<text x="4" y="{top + 4}" font-size="10">100%</text><text x="4" y="{top + plot_h}" font-size="10">0%</text>'
+    )
     path: list[str] = []
     for i, (month, value) in enumerate(points):
         x = left + i * step
@@ -66,8 +69,10 @@ def trend_svg(points: list[tuple[str, float | None]], locale: str) -> str:
             continue
         y = top + plot_h * (1 - max(0.0, min(1.0, value)))
         path.append(f"{x:.1f},{y:.1f}")
-        parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="#0b6bcb"><title>{escape(month)}: '
-                     f"{value:.0%}</title></circle>")
+        parts.append(
+            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="#0b6bcb"><title>{escape(month)}: '
+            f"{value:.0%}</title></circle>"
+        )
     if path:
         parts.append(f'<polyline fill="none" stroke="#0b6bcb" stroke-width="2" points="{" ".join(path)}"/>')
     parts.append("</svg>")
@@ -81,14 +86,20 @@ def bars_svg(points: list[tuple[str, float]], label: str, unit: str) -> str:
     slot = (width - left - 10) / n
     peak = max([v for _, v in points] + [1.0])
     plot_h = height - top - bottom
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {width} {height}" width="100%" '
-             f'aria-label="{escape(label)}">']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {width} {height}" width="100%" '
+        f'aria-label="{escape(label)}">'
+    ]
     for i, (period, value) in enumerate(points):
         h = plot_h * value / peak
         x = left + i * slot + slot * 0.15
-        parts.append(f'<rect class="bar" x="{x:.1f}" y="{top + plot_h - h:.1f}" width="{slot * 0.7:.1f}" '
-                     f'height="{h:.1f}"><title>{escape(period)}: {value:,.2f} {escape(unit)}</title></rect>')
-        parts.append(f'<text x="{x + slot * 0.35:.1f}" y="{height - 8}" font-size="10" text-anchor="middle">'
-                     f"{escape(period)}</text>")
+        parts.append(
+            f'<rect class="bar" x="{x:.1f}" y="{top + plot_h - h:.1f}" width="{slot * 0.7:.1f}" '
+            f'height="{h:.1f}"><title>{escape(period)}: {value:,.2f} {escape(unit)}</title></rect>'
+        )
+        parts.append(
+            f'<text x="{x + slot * 0.35:.1f}" y="{height - 8}" font-size="10" text-anchor="middle">'
+            f"{escape(period)}</text>"
+        )
     parts.append("</svg>")
     return "".join(parts)

@@ -17,7 +17,9 @@ from pydantic import ValidationError
 from marketplace.auth.deps import _principal_for_user
 from marketplace.auth.principal import Principal
 from marketplace.db import SessionDep
+from marketplace.errors import validation_message
 from marketplace.web import i18n
+from payments import money
 
 TEMPLATES = Path(__file__).parent / "templates"
 _env = jinja2.Environment(
@@ -38,6 +40,46 @@ class WebError(Exception):
 
 def N_(message: str) -> str:
     return message
+
+
+class FieldError(ValueError):
+    """A form field a person filled in wrongly; ``message`` is already in the page's language."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}")
+
+
+# Messages of payments.money.InvalidAmount reasons, shown next to a money field.
+_MONEY_ERRORS = {
+    "not_a_number": N_("Enter an amount in %(currency)s, such as %(example)s."),
+    "too_many_decimals": N_("%(currency)s amounts have at most %(digits)s decimal places."),
+    "no_decimals": N_("%(currency)s amounts have no decimal places."),
+    "negative": N_("The amount cannot be negative."),
+    "too_large": N_("The amount is too large."),
+    "unknown_currency": N_("Use the ISO 4217 code of a currency in use, such as CNY, EUR, USD or JPY."),
+}
+
+
+def parse_money_input(raw: object, currency: str, *, field: str, locale: str) -> int | None:
+    """A money field typed in major units (yuan, euros, yen) → integer minor units of ``currency``, exactly
+    (Decimal, the currency's own exponent); an empty field is None. A bad amount or currency raises
+    :class:`FieldError` with a message in ``locale`` (on the currency field when the currency is wrong)."""
+    text = str(raw or "").strip()
+    if not text:
+        return None
+    try:
+        return money.parse(text, currency)
+    except money.InvalidAmount as exc:
+        gettext = i18n.translations(locale).gettext
+        if exc.reason == "unknown_currency":
+            raise FieldError("currency", gettext(_MONEY_ERRORS["unknown_currency"])) from None
+        cur = currency.strip().upper()
+        digits = money.exponent(cur)
+        reason = "no_decimals" if exc.reason == "too_many_decimals" and digits == 0 else exc.reason
+        message = gettext(_MONEY_ERRORS.get(reason, _MONEY_ERRORS["not_a_number"]))
+        raise FieldError(field, message % {"currency": cur, "example": money.example(cur), "digits": digits}) from None
 
 
 # Status codes and actor kinds shown to people (the code stays in data-status attributes for scripts).
@@ -85,7 +127,8 @@ async def check_csrf(request: Request) -> None:
         form = await request.form()
         value = form.get("csrf_token")
         sent = value if isinstance(value, str) else None
-    if not expected or not sent or not secrets.compare_digest(str(expected), sent):
+    # Bytes: compare_digest raises TypeError on str with non-ASCII characters (a forged form may send any).
+    if not expected or not sent or not secrets.compare_digest(str(expected).encode(), sent.encode()):
         raise WebError(403, "csrf")
 
 
@@ -137,6 +180,8 @@ def render(
         "csrf": csrf_token(request),
         "viewer_tz": tz,
         "money": lambda amount, currency: i18n.money(amount, currency, locale),
+        # The value of a money input in major units with the currency's decimals (1250 CNY → "12.50").
+        "money_input": money.input_value,
         "when": lambda value, tz_name=None: i18n.when(value, locale, tz_name or tz),
         "tname": lambda code: _taxonomy_name(code, locale),
         "label": lambda code: translations.gettext(LABELS[code]) if code in LABELS else code,
@@ -161,12 +206,14 @@ def _taxonomy_name(code: str | None, locale: str) -> str:
 
 def field_errors(exc: Exception) -> dict[str, str]:
     """Map a service or validation error to ``{field: message}`` (``_`` for the form as a whole)."""
+    if isinstance(exc, FieldError):
+        return {exc.field: exc.message}
     if isinstance(exc, ValidationError):
         out: dict[str, str] = {}
         for err in exc.errors():
             # Skip the request body and discriminated-union tags ("machine", "lab_service") in the path.
             loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "machine", "lab_service")]
-            msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+            msg = validation_message(err)
             key = loc[0] if loc else "_"
             out.setdefault(key, msg)
         return out

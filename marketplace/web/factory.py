@@ -23,14 +23,26 @@ from listings.schemas import AssetCreate, AssetUpdate, AvailabilityIn, SiteCreat
 from marketplace.auth.principal import Principal
 from marketplace.bookings import service as bookings
 from marketplace.bookings.endpoints import calendar_token
-from marketplace.bookings.models import Booking
+from marketplace.bookings.models import BLOCKING, Booking
+from marketplace.bookings.transitions import RELEASABLE
 from marketplace.db import SessionDep
 from marketplace.errors import AppError
 from marketplace.orgs import service as orgs
 from marketplace.orgs.models import Organisation
 from marketplace.orgs.schemas import ApiKeyCreate
-from marketplace.web import charts
-from marketplace.web.core import CsrfChecked, SignedIn, WebError, field_errors, locale_of, redirect, render
+from marketplace.text import Line
+from marketplace.web import charts, i18n
+from marketplace.web.core import (
+    N_,
+    CsrfChecked,
+    SignedIn,
+    WebError,
+    field_errors,
+    locale_of,
+    parse_money_input,
+    redirect,
+    render,
+)
 from marketplace.web.public import taxonomy_choices
 
 router = APIRouter(prefix="/factory/{org_id}", include_in_schema=False)
@@ -124,9 +136,16 @@ async def utilisation_chart(
     excs = await repo.exceptions_for([m.id for m in machines], start, end)
     rows = (
         await session.execute(
-            sa.select(col(Booking.asset_id), col(Booking.start_at), col(Booking.end_at)).where(
+            # Booked time as it blocks the machine: after a release, only up to the completion time.
+            sa.select(
+                col(Booking.asset_id),
+                col(Booking.start_at),
+                sa.func.least(  # an emptied period (released before its start) counts nothing
+                    col(Booking.end_at), sa.func.coalesce(sa.func.upper(col(Booking.period)), col(Booking.start_at))
+                ),
+            ).where(
                 col(Booking.asset_id).in_([m.id for m in machines]),
-                col(Booking.status).in_(["held", "requested", "confirmed", "in_progress", "completed", "settled"]),
+                col(Booking.status).in_(BLOCKING),
                 col(Booking.start_at) < end,
                 col(Booking.end_at) > start,
             )
@@ -198,7 +217,7 @@ async def create_site(
 
 @router.get("/assets/new", response_class=HTMLResponse)
 async def new_asset(
-    request: Request, org_id: uuid.UUID, session: SessionDep, user: SignedIn, kind: str = "machine"
+    request: Request, org_id: uuid.UUID, session: SessionDep, user: SignedIn, kind: Line = "machine"
 ) -> Response:
     org = await _org(session, user, org_id)
     sites = await ListingsRepository(session).sites_of_org(org_id)
@@ -220,12 +239,15 @@ async def new_asset(
     )
 
 
-def _asset_payload(form: Any, kind: str, partial: bool = False) -> dict[str, Any]:
-    """Form fields → the API's JSON shape (money entered in yuan/euros, stored in minor units)."""
+def _asset_payload(
+    form: Any, kind: str, partial: bool = False, *, locale: str = "en", currency: str = "CNY"
+) -> dict[str, Any]:
+    """Form fields → the API's JSON shape (money entered in major units: yuan, euros, yen; stored in the
+    currency's minor units, exactly). ``currency`` applies when the form has no currency field."""
+    chosen = str(form.get("currency") or currency).strip().upper()
 
     def money(name: str) -> int | None:
-        raw = str(form.get(name) or "").strip()
-        return round(float(raw) * 100) if raw else None
+        return parse_money_input(form.get(name), chosen, field=name, locale=locale)
 
     def number(name: str) -> float | None:
         raw = str(form.get(name) or "").strip()
@@ -237,7 +259,7 @@ def _asset_payload(form: Any, kind: str, partial: bool = False) -> dict[str, Any
         "description": form.get("description", ""),
         "process_codes": list(form.getlist("process_codes")),
         "materials": list(form.getlist("materials")),
-        "currency": (form.get("currency") or "CNY"),
+        "currency": chosen,
     }
     if kind == "machine":
         payload.update(
@@ -278,7 +300,8 @@ async def create_asset(
     form = await request.form()
     kind = "lab_service" if form.get("kind") == "lab_service" else "machine"
     try:
-        data = TypeAdapter(AssetCreate).validate_python(_asset_payload(form, kind))  # type: ignore[arg-type]
+        payload = _asset_payload(form, kind, locale=locale_of(request))
+        data = TypeAdapter(AssetCreate).validate_python(payload)  # type: ignore[arg-type]
         asset = await listings.create_asset(session, user, data, _cfg(request), _blocked())
     except (ValidationError, ListingsError, ValueError) as exc:
         await session.rollback()  # the failed service call may have flushed part of its work
@@ -300,6 +323,13 @@ async def create_asset(
             user=user,
         )
     return redirect(f"/factory/{org_id}/assets/{asset.id}/availability?created=1")
+
+
+async def _site_of(session: SessionDep, asset: Asset) -> Site:
+    site = await ListingsRepository(session).get_site(asset.site_id)
+    if site is None:  # the foreign key makes this impossible; a friendly page rather than a crash if it happens
+        raise WebError(404, "not_found")
+    return site
 
 
 async def _owned(session: SessionDep, user: Principal, org_id: uuid.UUID, asset_id: uuid.UUID) -> Asset:
@@ -340,7 +370,8 @@ async def update_asset(
     asset = await _owned(session, user, org_id, asset_id)
     form = await request.form()
     try:
-        payload = {k: v for k, v in _asset_payload(form, asset.kind, partial=True).items() if v not in (None, "")}
+        fields = _asset_payload(form, asset.kind, partial=True, locale=locale_of(request), currency=asset.currency)
+        payload = {k: v for k, v in fields.items() if v not in (None, "")}
         data = AssetUpdate.model_validate(payload)
         await listings.update_asset(session, user, asset_id, data, _cfg(request), _blocked())
     except (ValidationError, ListingsError, ValueError) as exc:
@@ -434,8 +465,7 @@ async def save_availability(
     org = await _org(session, user, org_id)
     asset = await _owned(session, user, org_id, asset_id)
     form = await request.form()
-    site = await ListingsRepository(session).get_site(asset.site_id)
-    assert site is not None
+    site = await _site_of(session, asset)
     weekly = []
     for day in WEEKDAYS:
         for shift in (1, 2):
@@ -463,8 +493,7 @@ async def save_availability(
         await session.rollback()  # the failed service call may have flushed part of its work
         org = await _org(session, user, org_id)  # reloaded: the rollback expired them
         asset = await _owned(session, user, org_id, asset_id)
-        site = await ListingsRepository(session).get_site(asset.site_id)
-        assert site is not None
+        site = await _site_of(session, asset)
         errors = (
             field_errors(exc)
             if not isinstance(exc, ValueError) or isinstance(exc, ValidationError)
@@ -521,9 +550,34 @@ async def incoming(request: Request, org_id: uuid.UUID, session: SessionDep, use
     return render(
         request,
         "factory/bookings.html",
-        {"org": org, "rows": rows, "titles": titles, "buyers": buyers, "error": request.query_params.get("error")},
+        {
+            "org": org,
+            "rows": rows,
+            "titles": titles,
+            "buyers": buyers,
+            "error": request.query_params.get("error"),
+            "now": datetime.now(UTC),
+            "starts_at": bookings.starts_at,
+            "release_window": _release_window,
+        },
         user=user,
     )
+
+
+def _release_window(b: Booking) -> tuple[datetime, datetime] | None:
+    """The machine time a release would give back (from the completion, or the period's start if later, to
+    the period's end), or None when there is nothing the supplier may release."""
+    period = b.period
+    if (
+        b.kind != AssetKind.machine
+        or b.status not in RELEASABLE
+        or b.completed_at is None
+        or period is None
+        or period.isempty
+        or period.upper <= b.completed_at
+    ):
+        return None
+    return max(period.lower, b.completed_at), period.upper
 
 
 @router.post("/bookings/{booking_id}/{action}")
@@ -531,13 +585,13 @@ async def booking_action(
     request: Request,
     org_id: uuid.UUID,
     booking_id: uuid.UUID,
-    action: str,
+    action: Line,
     session: SessionDep,
     user: SignedIn,
     _csrf: CsrfChecked,
 ) -> Response:
     await _org(session, user, org_id)
-    if action not in ("accept", "decline", "start", "complete", "cancel"):
+    if action not in ("accept", "decline", "start", "complete", "cancel", "release"):
         raise WebError(404, "not_found")
     form = await request.form()
     try:
@@ -552,8 +606,22 @@ async def booking_action(
         )
     except AppError as exc:
         await session.rollback()  # the failed service call may have flushed part of its work
-        return redirect(f"/factory/{org_id}/bookings?error={quote(exc.detail)}")
+        return redirect(f"/factory/{org_id}/bookings?error={quote(_action_error(request, exc))}")
     return redirect(f"/factory/{org_id}/bookings")
+
+
+# The refusals of the early-completion and release rules, in the page's language.
+_ACTION_MESSAGES = {
+    "nothing_to_release": N_("There is no booked time left to release."),
+    "not_releasable": N_("A lab booking keeps its samples: there is no time to release."),
+}
+
+
+def _action_error(request: Request, exc: AppError) -> str:
+    message = _ACTION_MESSAGES.get(exc.code)
+    if exc.code == "validation_error" and exc.detail.startswith("reason:"):
+        message = N_("Say why the work was finished before the booked start.")
+    return i18n.translations(locale_of(request)).gettext(message) if message else exc.detail
 
 
 # -- integrations ----------------------------------------------------------------------------------
@@ -561,7 +629,7 @@ async def booking_action(
 
 @router.get("/integrations", response_class=HTMLResponse)
 async def integrations(
-    request: Request, org_id: uuid.UUID, session: SessionDep, user: SignedIn, new_key: str | None = None
+    request: Request, org_id: uuid.UUID, session: SessionDep, user: SignedIn, new_key: Line | None = None
 ) -> HTMLResponse:
     org = await _org(session, user, org_id)
     keys = await orgs.list_api_keys(session, user, org_id)
@@ -623,6 +691,8 @@ async def revoke_key(
 
 # -- earnings --------------------------------------------------------------------------------------
 
+EARNINGS_LINES = 100  # latest payable lines shown; the statement CSV has every line
+
 
 @router.get("/earnings", response_class=HTMLResponse)
 async def earnings(request: Request, org_id: uuid.UUID, session: SessionDep, user: SignedIn) -> HTMLResponse:
@@ -630,25 +700,40 @@ async def earnings(request: Request, org_id: uuid.UUID, session: SessionDep, use
     from payments import ledger
 
     org = await _org(session, user, org_id)
-    lines = [e for e in await ledger.statement(session, org_id) if e["account"] == ledger.SUPPLIER_PAYABLE]
-    balances: dict[str, int] = {}
-    earned: dict[str, int] = {}
-    for e in lines:
-        # The payable is a liability: credits (negative) are earnings, debits (positive) are payouts.
-        balances[e["currency"]] = balances.get(e["currency"], 0) - e["amount"]
-        if e["amount"] < 0:
-            earned[e["currency"]] = earned.get(e["currency"], 0) - e["amount"]
+    # Totals over every line, summed in SQL; the table shows the latest lines (the CSV export has them all).
+    totals = await ledger.statement_totals(session, org_id=org_id)
+    payable = {cur: t[ledger.SUPPLIER_PAYABLE] for cur, t in totals.items() if ledger.SUPPLIER_PAYABLE in t}
+    # The payable is a liability: credits are earnings, debits are payouts; what is owed is credits - debits.
+    earned = {cur: t["credits"] for cur, t in payable.items()}
+    balances = {cur: -t["balance"] for cur, t in payable.items()}
+    lines = await ledger.statement_lines(session, org_id=org_id, limit=EARNINGS_LINES, account=ledger.SUPPLIER_PAYABLE)
     return render(
         request,
         "factory/earnings.html",
-        {"org": org, "lines": lines, "balances": balances, "earned": earned},
+        {"org": org, "lines": lines, "balances": balances, "earned": earned, "shown": EARNINGS_LINES},
         user=user,
     )
 
 
+@router.get("/earnings.csv")
+async def earnings_csv(request: Request, org_id: uuid.UUID, session: SessionDep, user: SignedIn) -> Response:
+    """The organisation's whole statement as CSV (the API's export, for the signed-in web user)."""
+    from fastapi.responses import StreamingResponse
+
+    from marketplace.payments_endpoints import statement_csv_rows
+
+    await _org(session, user, org_id)
+    return StreamingResponse(
+        statement_csv_rows(request.app.state.sessionmaker, org_id, None),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="statement-{org_id}.csv"'},
+    )
+
+
 @router.post("/integrations/webhooks")
-async def create_webhook(request: Request, org_id: uuid.UUID, session: SessionDep, user: SignedIn,
-                         _csrf: CsrfChecked) -> Response:
+async def create_webhook(
+    request: Request, org_id: uuid.UUID, session: SessionDep, user: SignedIn, _csrf: CsrfChecked
+) -> Response:
     """Register an outbound webhook (the secret is shown once, like an API key)."""
     from marketplace.bookings.models import WebhookEndpoint
     from marketplace.bookings.schemas import WebhookCreate

@@ -19,6 +19,8 @@ from babel.messages.pofile import read_po
 from babel.numbers import format_currency
 from babel.support import NullTranslations, Translations
 
+from payments.money import to_major
+
 TRANSLATIONS = Path(__file__).parent / "translations"
 LOCALES = ("zh-CN", "en")
 DEFAULT_LOCALE = "en"
@@ -68,9 +70,10 @@ def negotiate(accept_language: str | None) -> str:
 
 
 def money(amount: int | None, currency: str, locale: str) -> str:
+    """Minor units shown in the locale with the currency's own decimals (1500 JPY → ¥1,500; 1250 CNY → ¥12.50)."""
     if amount is None:
         return "–"
-    return format_currency(amount / 100, currency, locale=Locale.parse(babel_name(locale)))
+    return format_currency(to_major(amount, currency), currency, locale=Locale.parse(babel_name(locale)))
 
 
 def zone(name: str | None, fallback: str = "UTC") -> ZoneInfo:

@@ -6,10 +6,12 @@ from pathlib import Path
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
+from marketplace.errors import unhandled_error_response, validation_error_response
 from marketplace.settings import Settings
 from marketplace.web import i18n
 from marketplace.web.core import WebError, locale_of, redirect, render
@@ -27,12 +29,19 @@ _MESSAGES = {
     404: (N_("Not found"), N_("This page does not exist or is not visible to you.")),
 }
 _GENERIC = (N_("Something went wrong"), N_("Please try again."))
+_INVALID = (
+    N_("Check your input"),
+    N_(
+        "Some of what was sent cannot be used (for example control characters or an invalid value). "
+        "Go back, check the form and try again."
+    ),
+)
 _CSRF = N_("The form expired. Go back, reload the page and try again.")
 
 
 def error_page(request: Request, status: int, message: str | None = None) -> HTMLResponse:
     translate = i18n.translations(locale_of(request)).gettext
-    title, default = _MESSAGES.get(status, _GENERIC)
+    title, default = _INVALID if status == 422 else _MESSAGES.get(status, _GENERIC)
     if message == "csrf":
         title, default, message = _MESSAGES[403][0], _CSRF, None
     return render(
@@ -60,10 +69,20 @@ def mount_web(app: FastAPI, settings: Settings) -> None:
     app.include_router(observatory.router)
 
     async def handle_web_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, WebError)
+        if not isinstance(exc, WebError):  # registered for WebError only
+            return unhandled_error_response(request, exc)
         if exc.status_code == 401:
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             return redirect(f"/login?next={quote(target)}")
         return error_page(request, exc.status_code, exc.message if exc.message not in ("not_found", "login") else None)
 
     app.add_exception_handler(WebError, handle_web_error)
+
+    # A page's query or form parameter that fails its schema (a NUL, a control character in a one-line field)
+    # is a friendly page in the visitor's language; the API keeps its JSON error shape.
+    async def handle_validation(request: Request, exc: Exception) -> Response:
+        if request.url.path.startswith("/api/"):
+            return await validation_error_response(request, exc)
+        return error_page(request, 422)
+
+    app.add_exception_handler(RequestValidationError, handle_validation)

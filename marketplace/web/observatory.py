@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, Response
 from marketplace.analytics import service as analytics
 from marketplace.db import SessionDep
 from marketplace.errors import AppError
+from marketplace.text import Line
 from marketplace.web import charts
 from marketplace.web.core import SignedIn, WebError, locale_of, render
 
@@ -26,11 +27,13 @@ def _months_back(today: date, n: int) -> date:
     return date(year, month, 1)
 
 
-async def _indicators(request: Request, session: SessionDep, user: Any, region: str | None, start: date,
-                      end: date, process: str | None) -> analytics.ObservatoryOut:
+async def _indicators(
+    request: Request, session: SessionDep, user: Any, region: str | None, start: date, end: date, process: str | None
+) -> analytics.ObservatoryOut:
     try:
-        return await analytics.observatory_indicators(session, user, request.app.state.settings, region=region,
-                                                      start=start, end=end, process=process or None)
+        return await analytics.observatory_indicators(
+            session, user, request.app.state.settings, region=region, start=start, end=end, process=process or None
+        )
     except AppError as exc:
         await session.rollback()  # the failed service call may have flushed part of its work
         raise WebError(exc.status_code if exc.status_code in (403, 404) else 400, exc.detail) from None
@@ -47,30 +50,60 @@ def _dates(date_from: str | None, date_to: str | None) -> tuple[date, date]:
 
 
 @router.get("/observatory", response_class=HTMLResponse)
-async def observatory(request: Request, session: SessionDep, user: SignedIn, region: str | None = None,
-                      date_from: str | None = None, date_to: str | None = None,
-                      process: str | None = None) -> HTMLResponse:
+async def observatory(
+    request: Request,
+    session: SessionDep,
+    user: SignedIn,
+    region: Line | None = None,
+    date_from: Line | None = None,
+    date_to: Line | None = None,
+    process: Line | None = None,
+) -> HTMLResponse:
     start, end = _dates(date_from, date_to)
     out = await _indicators(request, session, user, region or None, start, end, process)
     months = sorted({c.month for c in out.cells})
     latest = months[-1] if months else None
     table = [c for c in out.cells if c.month == latest]
-    trend = [(m, next((c for c in out.cells if c.month == m and c.region == "*" and c.process_family == "*"), None))
-             for m in months]
+    trend = [
+        (m, next((c for c in out.cells if c.month == m and c.region == "*" and c.process_family == "*"), None))
+        for m in months
+    ]
     chart = charts.trend_svg(
-        [(m, c.indicators.utilization if c and c.indicators and c.indicators.utilization is not None else None)
-         for m, c in trend], locale_of(request))
-    return render(request, "observatory.html", {
-        "out": out, "table": table, "trend": trend, "chart": chart, "latest": latest,
-        "params": {"region": region or "", "from": date_from or "", "to": date_to or "", "process": process or ""},
-    }, user=user)
+        [
+            (m, c.indicators.utilization if c and c.indicators and c.indicators.utilization is not None else None)
+            for m, c in trend
+        ],
+        locale_of(request),
+    )
+    return render(
+        request,
+        "observatory.html",
+        {
+            "out": out,
+            "table": table,
+            "trend": trend,
+            "chart": chart,
+            "latest": latest,
+            "params": {"region": region or "", "from": date_from or "", "to": date_to or "", "process": process or ""},
+        },
+        user=user,
+    )
 
 
 @router.get("/observatory.csv")
-async def observatory_csv(request: Request, session: SessionDep, user: SignedIn, region: str | None = None,
-                          date_from: str | None = None, date_to: str | None = None,
-                          process: str | None = None) -> Response:
+async def observatory_csv(
+    request: Request,
+    session: SessionDep,
+    user: SignedIn,
+    region: Line | None = None,
+    date_from: Line | None = None,
+    date_to: Line | None = None,
+    process: Line | None = None,
+) -> Response:
     start, end = _dates(date_from, date_to)
     out = await _indicators(request, session, user, region or None, start, end, process)
-    return Response(analytics.observatory_csv(out), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": 'attachment; filename="observatory.csv"'})
+    return Response(
+        analytics.observatory_csv(out),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="observatory.csv"'},
+    )

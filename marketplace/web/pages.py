@@ -14,14 +14,15 @@ from marketplace.errors import AppError
 from marketplace.orgs import service as orgs
 from marketplace.orgs.repository import OrgRepository
 from marketplace.orgs.schemas import VerificationDocument, VerificationSubmit
-from marketplace.web.core import CsrfChecked, SignedIn, field_errors, redirect, render
+from marketplace.web.core import CsrfChecked, SignedIn, WebError, field_errors, redirect, render
 
 router = APIRouter(include_in_schema=False)
 
 
 @router.get("/dashboard", response_class=HTMLResponse)
 async def dashboard(request: Request, session: SessionDep, user: SignedIn) -> HTMLResponse:
-    assert user.user_id is not None
+    if user.user_id is None:  # an API key is not a signed-in person
+        raise WebError(403, "forbidden")
     memberships = await OrgRepository(session).memberships_of(user.user_id)
     return render(request, "dashboard.html", {"memberships": memberships}, user=user)
 

@@ -21,8 +21,9 @@ from marketplace.auth import service as auth_service
 from marketplace.auth.schemas import RegisterIn
 from marketplace.bookings.models import Booking, Review
 from marketplace.db import SessionDep
-from marketplace.errors import AppError
+from marketplace.errors import AppError, validation_message
 from marketplace.orgs.models import Organisation
+from marketplace.text import Line
 from marketplace.web import i18n
 from marketplace.web.core import CsrfChecked, WebError, WebUser, field_errors, locale_of, redirect, render
 
@@ -74,15 +75,15 @@ async def search(
     request: Request,
     session: SessionDep,
     user: WebUser,
-    process: str | None = None,
-    material: str | None = None,
-    region: str | None = None,
-    kind: str | None = None,
-    date_from: Annotated[str | None, Query(alias="from")] = None,
-    date_to: Annotated[str | None, Query(alias="to")] = None,
-    minutes: str | None = None,
-    sort: str = "next_free",
-    cursor: str | None = None,
+    process: Line | None = None,
+    material: Line | None = None,
+    region: Line | None = None,
+    kind: Line | None = None,
+    date_from: Annotated[Line | None, Query(alias="from")] = None,
+    date_to: Annotated[Line | None, Query(alias="to")] = None,
+    minutes: Line | None = None,
+    sort: Line = "next_free",
+    cursor: Line | None = None,
 ) -> HTMLResponse:
     from marketplace.pagination import decode_cursor, encode_cursor
 
@@ -141,7 +142,8 @@ async def listing(request: Request, asset_id: uuid.UUID, session: SessionDep, us
         raise WebError(404, "not_found") from None
     repo = ListingsRepository(session)
     site = await repo.get_site(asset.site_id)
-    assert site is not None
+    if site is None:  # the foreign key makes this impossible; never a 500 if it happens
+        raise WebError(404, "not_found")
     org = await session.get(Organisation, asset.org_id)
     certs = (await repo.valid_standards([(asset.org_id, asset.site_id)], date.today())).get(
         (asset.org_id, asset.site_id), []
@@ -196,7 +198,7 @@ def _week(windows: list[tuple[datetime, datetime]], start: datetime, site_zone: 
 
 
 @router.get("/login", response_class=HTMLResponse)
-async def login_page(request: Request, user: WebUser, next: str = "/") -> HTMLResponse:
+async def login_page(request: Request, user: WebUser, next: Line = "/") -> HTMLResponse:
     return render(request, "account/login.html", {"next": _safe_next(next), "errors": {}}, user=user)
 
 
@@ -209,9 +211,9 @@ async def login(
     request: Request,
     session: SessionDep,
     _csrf: CsrfChecked,
-    email: Annotated[str, Form()],
+    email: Annotated[Line, Form()],
     password: Annotated[str, Form()],
-    next: Annotated[str, Form()] = "/",
+    next: Annotated[Line, Form()] = "/",
 ) -> Response:
     limiter = request.app.state.auth_rate_limiter
     ip = request.client.host if request.client else "unknown"
@@ -272,7 +274,7 @@ async def register(request: Request, session: SessionDep, _csrf: CsrfChecked) ->
         for err in exc.errors():
             loc = [str(p) for p in err["loc"]]
             key = loc[-1] if loc and loc[0] == "org" else (loc[0] if loc else "_")
-            errors.setdefault(key, str(err["msg"]).removeprefix("Value error, "))
+            errors.setdefault(key, validation_message(err))
         return render(request, "account/register.html", {"errors": errors, "form": form}, status=422)
     except AppError as exc:
         await session.rollback()  # the failed service call may have flushed part of its work
@@ -291,8 +293,8 @@ async def set_language(
     session: SessionDep,
     user: WebUser,
     _csrf: CsrfChecked,
-    locale: Annotated[str, Form()],
-    next: Annotated[str, Form()] = "/",
+    locale: Annotated[Line, Form()],
+    next: Annotated[Line, Form()] = "/",
 ) -> Response:
     if locale in i18n.LOCALES:
         request.session["locale"] = locale

@@ -2,8 +2,8 @@
 
 ``LiveServer`` binds 127.0.0.1 on a free port, lets the app's lifespan build its own engine and connection
 pool for the given database and Redis, waits until ``/healthz`` answers and stops cleanly
-(``server.should_exit``). Its jobs go to a Celery queue of its own; nothing consumes that queue unless a
-test starts a worker on it, and the queue is deleted from Redis when the server stops.
+(``server.should_exit``). Its jobs are rows in the database's ``outbox``; nothing sends them anywhere unless a
+test starts a relay (``tests.processes.relay``) and a worker on the relay's queue.
 
 ``build_market`` creates, through the HTTP API, a verified supplier with a site, a machine open around the
 clock and a lab service open every day, and a buyer. Only what the API deliberately does not offer is done
@@ -34,7 +34,8 @@ ALWAYS_OPEN = [{"weekday": d, "start": "00:00", "end": "00:00"} for d in range(7
 
 
 def live_settings(**overrides: Any) -> Settings:
-    """Settings of a live test server; every call gets its own Celery queue."""
+    """Settings of a live test server (every call gets its own Celery queue name, used by nothing but a relay
+    or worker started with the same settings)."""
     values: dict[str, Any] = {
         "environment": "test",
         "jwt_secret": "x" * 40,
@@ -59,7 +60,8 @@ def _free_socket() -> socket.socket:
 class LiveServer:
     """``with LiveServer(db_url, redis_url, settings) as server: ... server.url ...``"""
 
-    def __init__(self, database_url: str, redis_url: str, settings: Settings | None = None) -> None:
+    def __init__(self, database_url: str, redis_url: str, settings: Settings | None = None, *, app: Any = None) -> None:
+        self.app = app  # an app the test built (e.g. with a test-only route); default: create_app(settings)
         self.database_url = database_url
         self.redis_url = redis_url
         self.settings = settings or live_settings()
@@ -70,7 +72,7 @@ class LiveServer:
     def start(self, timeout: float = 30.0) -> LiveServer:
         from marketplace.app import create_app
 
-        app = create_app(self.settings, database_url=self.database_url, redis_url=self.redis_url)
+        app = self.app or create_app(self.settings, database_url=self.database_url, redis_url=self.redis_url)
         sock = _free_socket()
         port = sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"

@@ -35,7 +35,10 @@ async def test_full_happy_path_with_timeline_reviews_and_scorecard(client: Async
         ("confirm", m["buyer"], "settled"),
     ]
     for action, who, expected in steps:
-        r = await _post(client, f"{url}/{action}", who)
+        # The slot starts in 3 h: completing before the start needs a reason.
+        r = await _post(
+            client, f"{url}/{action}", who, {"reason": "finished ahead of the slot"} if action == "complete" else None
+        )
         assert r.status_code == 200, (action, r.text)
         assert r.json()["status"] == expected
     timeline = (await client.get(url, headers=m["supplier"])).json()["timeline"]
@@ -106,7 +109,7 @@ async def test_who_may_perform_each_action(client: AsyncClient, db: AsyncSession
     assert (await _post(client, f"{url}/start", m["buyer"])).status_code == 403
     await _post(client, f"{url}/start", m["supplier"])
     assert (await _post(client, f"{url}/complete", m["buyer"])).status_code == 403
-    await _post(client, f"{url}/complete", m["supplier"])
+    await _post(client, f"{url}/complete", m["supplier"], {"reason": "finished early"})
     assert (await _post(client, f"{url}/confirm", m["supplier"])).status_code == 403
     assert (await _post(client, f"{url}/dispute", m["supplier"], {"reason": "x"})).status_code == 403
     # Admin-only resolution.
@@ -138,7 +141,7 @@ async def test_dispute_and_admin_resolution_are_audited(client: AsyncClient, db:
         ("start", m["supplier"]),
         ("complete", m["supplier"]),
     ):
-        await _post(client, f"{url}/{action}", who)
+        await _post(client, f"{url}/{action}", who, {"reason": "finished early"} if action == "complete" else None)
     no_reason = await client.post(f"{url}/dispute", headers=m["buyer"], json={})
     assert no_reason.status_code == 422
     d = await _post(client, f"{url}/dispute", m["buyer"], {"reason": "surface finish not as agreed"})
@@ -369,8 +372,9 @@ async def test_a_stale_hold_is_expired_by_the_next_booking_and_its_invoice_relea
     m = await market(client, db)
     start, end = slot(50)
     first = (await book(client, m["buyer"], m["asset"]["id"], start, end, key="first")).json()
-    await db.execute(sa.text("UPDATE bookings SET hold_expires_at = now() - interval '1 minute' WHERE id = :id"),
-                     {"id": first["id"]})
+    await db.execute(
+        sa.text("UPDATE bookings SET hold_expires_at = now() - interval '1 minute' WHERE id = :id"), {"id": first["id"]}
+    )
     await db.commit()
     second = await book(client, m["buyer"], m["asset"]["id"], start, end, key="second")
     assert second.status_code == 201, second.text

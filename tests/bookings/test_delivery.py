@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from marketplace import notifications, webhooks
 from marketplace.bookings import policy
+from marketplace.bookings import tasks as booking_tasks
 from marketplace.settings import Settings
 from tests.bookings.helpers import slot
 from tests.bookings.live_server import LiveServer, Market, build_market, http_client, scalar, sql
@@ -204,6 +205,52 @@ async def test_an_unreachable_mail_server_leaves_the_notification_undelivered(
     )
 
 
+async def _retries(database_url: str, task: str, target: uuid.UUID) -> list[float]:
+    """Seconds until each outbox row ``task(target)`` is due, oldest row first."""
+    rows = await sql(
+        database_url,
+        """SELECT extract(epoch FROM due_at - now())::float FROM outbox
+            WHERE task = :task AND args->>0 = :id ORDER BY id""",
+        {"task": task, "id": str(target)},
+    )
+    return [r[0] for r in rows]
+
+
+async def test_a_failed_mail_delivery_is_counted_and_its_retry_is_a_delayed_outbox_row(
+    committed_engine: AsyncEngine, committed_session: async_sessionmaker[AsyncSession], live: LiveServer
+) -> None:
+    """No Celery countdown (an ETA message a killed worker held would wait for Redis's visibility timeout): the
+    next attempt is a job in the outbox, due after the back-off; the last allowed attempt schedules nothing."""
+    async with http_client(live) as client:
+        market = await build_market(client, live.database_url)
+        booking = await _book(client, market)
+        r = await client.post(f"/api/v1/bookings/{booking['id']}/payment/accept-terms", headers=market.buyer)
+        assert r.status_code == 200
+    note_id, _, _ = await _notification(live.database_url, "booking.requested", booking["id"])
+    nowhere = Settings(environment="test", smtp_host="127.0.0.1", smtp_port=_free_port())
+    assert len(await _retries(live.database_url, "notifications.deliver", note_id)) == 1  # the first delivery
+    for attempt, delay in ((1, 10), (2, 20)):
+        async with committed_session() as session:
+            assert await booking_tasks.deliver_notification_once(session, nowhere, note_id) is False
+            await session.commit()
+        row = await sql(
+            live.database_url,
+            "SELECT delivery_attempts, delivered_at FROM notifications WHERE id = :id",
+            {"id": note_id},
+        )
+        assert row == [(attempt, None)]
+        assert abs((await _retries(live.database_url, "notifications.deliver", note_id))[-1] - delay) < 3
+    await sql(
+        live.database_url,
+        "UPDATE notifications SET delivery_attempts = :n WHERE id = :id",
+        {"n": booking_tasks.NOTIFICATION_MAX_ATTEMPTS - 1, "id": note_id},
+    )
+    async with committed_session() as session:
+        assert await booking_tasks.deliver_notification_once(session, nowhere, note_id) is False
+        await session.commit()
+    assert len(await _retries(live.database_url, "notifications.deliver", note_id)) == 3  # no further retry
+
+
 # -- webhooks --------------------------------------------------------------------------------------
 
 
@@ -318,6 +365,32 @@ async def test_failing_webhook_receiver_is_retried_then_marked_failed(
         [entry] = log["items"][0]["deliveries"]
         assert entry["status"] == "failed" and entry["attempts"] == webhooks.MAX_ATTEMPTS
         assert entry["last_status_code"] == 500 and entry["last_error"] == "HTTP 500" and entry["delivered_at"] is None
+
+
+async def test_a_pending_webhook_delivery_schedules_its_next_attempt_as_a_delayed_outbox_row(
+    live: LiveServer,
+    committed_db_url: str,
+    committed_session: async_sessionmaker[AsyncSession],
+    receiver: Receiver,
+) -> None:
+    receiver.status = 503
+    async with http_client(live) as client:
+        market = await build_market(client, committed_db_url)
+        await _register_webhook(client, market, receiver.url)
+        booking = await _book(client, market)
+        [(delivery_id, _)] = await _deliveries(committed_db_url, booking["id"])
+    assert len(await _retries(committed_db_url, "webhooks.deliver", delivery_id)) == 1  # the first delivery
+    for delay in (10, 20, 40):  # exponential back-off
+        async with committed_session() as session:
+            assert await booking_tasks.deliver_webhook_once(session, live.settings, delivery_id) == "pending"
+            await session.commit()
+        assert abs((await _retries(committed_db_url, "webhooks.deliver", delivery_id))[-1] - delay) < 3
+    receiver.status = 200
+    async with committed_session() as session:
+        assert await booking_tasks.deliver_webhook_once(session, live.settings, delivery_id) == "delivered"
+        await session.commit()
+    assert len(await _retries(committed_db_url, "webhooks.deliver", delivery_id)) == 4  # nothing more scheduled
+    assert len(receiver.requests) == 4
 
 
 async def test_webhook_endpoints_on_loopback_are_refused_unless_private_targets_are_allowed(

@@ -18,12 +18,13 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from marketplace.bookings.models import BLOCKING as BLOCKING_STATUSES
 from tests.bookings.helpers import slot
 from tests.bookings.live_server import LiveServer, build_market, http_client, live_settings, scalar
 from tests.conftest import _admin, create_migrated_database
 
 REQUESTS = 200
-BLOCKING = "('held', 'requested', 'confirmed', 'in_progress')"
+BLOCKING = "(" + ", ".join(f"'{s}'" for s in BLOCKING_STATUSES) + ")"
 OVERLAPS = f"""
     SELECT count(*) FROM bookings a JOIN bookings b
       ON a.asset_id = b.asset_id AND a.id < b.id AND a.period && b.period

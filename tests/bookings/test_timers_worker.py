@@ -1,11 +1,8 @@
-"""Booking timers run by a real Celery worker process on real Redis and committed PostgreSQL, with a live
-uvicorn server enqueueing to the worker's queue after its commits."""
+"""Booking timers run by a real Celery worker process on real Redis and committed PostgreSQL: a live uvicorn
+server writes jobs into the outbox in its transactions, and a real relay process sends them to the worker."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,8 +14,10 @@ from celery import Celery
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from marketplace.celery_app import kombu_url
+from tests import processes
 from tests.bookings.helpers import slot
 from tests.bookings.live_server import LiveServer, Market, build_market, http_client, live_settings, sql, wait_for
+from tests.processes import Proc, running
 
 pytestmark = pytest.mark.worker
 
@@ -31,43 +30,16 @@ def queue() -> str:
 
 
 @pytest.fixture(scope="module")
-def worker(committed_db_url: str, redis_url: str, queue: str) -> Iterator[subprocess.Popen[bytes]]:
-    env = {
-        **os.environ,
-        "MARKETPLACE_DATABASE_URL": committed_db_url,
-        "MARKETPLACE_REDIS_URL": redis_url,
-        "MARKETPLACE_CELERY_QUEUE": queue,
-        "MARKETPLACE_HOLD_MINUTES": str(HOLD_MINUTES),
-        "MARKETPLACE_ENVIRONMENT": "test",
-    }
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "marketplace.celery_app:celery",
-            "worker",
-            "--pool=solo",
-            "--loglevel=WARNING",
-            "--without-mingle",
-            "--without-gossip",
-            "--without-heartbeat",
-            "--queues",
-            queue,
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
+def worker(committed_db_url: str, redis_url: str, queue: str) -> Iterator[Proc]:
+    with running(processes.worker(committed_db_url, redis_url, queue, hold_minutes=HOLD_MINUTES)) as proc:
         yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def relay(committed_db_url: str, redis_url: str, queue: str) -> Iterator[Proc]:
+    """The outbox relay: sends the jobs the server's transactions commit to the worker's queue."""
+    with running(processes.relay(committed_db_url, redis_url, queue)) as proc:
+        yield proc
 
 
 @pytest.fixture(scope="module")
@@ -92,14 +64,12 @@ def celery_client(redis_url: str, queue: str) -> Celery:
     return app
 
 
-def run_task(client: Celery, worker: subprocess.Popen[bytes], name: str, *args: Any) -> Any:
+def run_task(client: Celery, worker: Proc, name: str, *args: Any) -> Any:
     result = client.send_task(name, args=list(args))
     try:
         return result.get(timeout=60)
     except Exception:
-        worker.terminate()
-        out = worker.communicate(timeout=20)[0].decode(errors="replace")
-        raise AssertionError(f"the worker did not answer {name}; its output:\n{out}") from None
+        raise AssertionError(f"the worker did not answer {name}; its output:\n{worker.output()}") from None
 
 
 async def _book(client: httpx.AsyncClient, market: Market, hours_from_now: float) -> dict[str, Any]:
@@ -115,7 +85,9 @@ async def _book(client: httpx.AsyncClient, market: Market, hours_from_now: float
 
 
 async def _act(client: httpx.AsyncClient, headers: dict[str, str], booking_id: str, action: str) -> dict[str, Any]:
-    r = await client.post(f"/api/v1/bookings/{booking_id}/{action}", headers=headers)
+    # Completing before the booked start needs a reason.
+    body = {"reason": "finished ahead of the slot (test)"} if action == "complete" else None
+    r = await client.post(f"/api/v1/bookings/{booking_id}/{action}", headers=headers, json=body)
     assert r.status_code == 200, (action, r.text)
     out: dict[str, Any] = r.json()
     return out
@@ -129,7 +101,8 @@ async def _status(client: httpx.AsyncClient, headers: dict[str, str], booking_id
 
 
 async def test_worker_expires_an_unpaid_hold_at_its_deadline_and_frees_the_slot(
-    worker: subprocess.Popen[bytes],
+    worker: Proc,
+    relay: Proc,
     short_hold_server: LiveServer,
     committed_engine: AsyncEngine,
     committed_db_url: str,
@@ -162,7 +135,7 @@ async def test_worker_expires_an_unpaid_hold_at_its_deadline_and_frees_the_slot(
 
 
 async def test_sweep_on_the_worker_starts_a_confirmed_booking_whose_start_passed(
-    worker: subprocess.Popen[bytes],
+    worker: Proc,
     server: LiveServer,
     committed_engine: AsyncEngine,
     committed_db_url: str,
@@ -191,7 +164,7 @@ async def test_sweep_on_the_worker_starts_a_confirmed_booking_whose_start_passed
 
 
 async def test_sweep_on_the_worker_settles_a_completed_booking_after_the_dispute_window(
-    worker: subprocess.Popen[bytes],
+    worker: Proc,
     server: LiveServer,
     committed_engine: AsyncEngine,
     committed_db_url: str,

@@ -57,7 +57,9 @@ async def test_transfer_retry_reuses_the_idempotency_key_and_reversal_params(
     account_id = await onboard(client, db, stripe_app, m, recorder)
     b = await _held_booking(client, db, stripe_app, m, localstripe_url, 3)
     for action, who in (("accept", "supplier"), ("start", "supplier"), ("complete", "supplier")):
-        assert (await client.post(f"/api/v1/bookings/{b['id']}/{action}", headers=m[who])).status_code == 200
+        body = {"reason": "finished ahead of the slot (test)"} if action == "complete" else None  # before the start
+        r = await client.post(f"/api/v1/bookings/{b['id']}/{action}", headers=m[who], json=body)
+        assert r.status_code == 200, r.text
     recorder.fail_next = 1  # the first transfer attempt fails with a 500; the SDK retries
     assert (await client.post(f"/api/v1/bookings/{b['id']}/confirm", headers=m["buyer"])).status_code == 200
     attempts = recorder.calls("/v1/transfers", "POST")

@@ -17,7 +17,11 @@ from tests.payments.test_stripe_localstripe import confirm_card, onboard, settin
 
 
 async def test_buyer_places_a_card_hold_from_the_booking_page(
-    client: AsyncClient, db: AsyncSession, stripe_app: Any, localstripe_url: str, recorder: Recorder  # noqa: F811
+    client: AsyncClient,
+    db: AsyncSession,
+    stripe_app: Any,  # noqa: F811
+    localstripe_url: str,
+    recorder: Recorder,
 ) -> None:
     m = await market(client, db)
     await onboard(client, db, stripe_app, m, recorder)
@@ -25,8 +29,9 @@ async def test_buyer_places_a_card_hold_from_the_booking_page(
     me = (await client.get("/api/v1/me", headers=m["buyer"])).json()
     login = await client.get("/login")
     token = re.search(r'name="csrf_token" value="([^"]+)"', login.text).group(1)  # type: ignore[union-attr]
-    signed = await client.post("/login", data={"email": me["user"]["email"], "password": "correct-horse-battery",
-                                               "csrf_token": token})
+    signed = await client.post(
+        "/login", data={"email": me["user"]["email"], "password": "correct-horse-battery", "csrf_token": token}
+    )
     assert signed.status_code == 303
     page_url = f"/buyer/{b['buyer_org_id']}/bookings/{b['id']}"
     page = await client.get(page_url)

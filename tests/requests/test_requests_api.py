@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from httpx import AsyncClient
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from marketplace.requests import service
 from tests.bookings.helpers import ALWAYS_OPEN, slot
@@ -197,7 +197,11 @@ async def test_supplier_sees_the_requests_an_asset_can_serve(client: AsyncClient
     assert owner_of_coarse.status_code == 404
 
 
-async def test_suggestion_after_an_admin_batch(client: AsyncClient, market: dict[str, Any]) -> None:
+async def test_suggestion_after_an_admin_batch(
+    client: AsyncClient, market: dict[str, Any], sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    from marketplace.requests.tasks import run_batch_plan_job
+
     created = await _post(client, market["buyer"])
     url = f"/api/v1/requests/{created['id']}/suggestion"
     assert (await client.get(url, headers=market["buyer"])).status_code == 404
@@ -205,8 +209,14 @@ async def test_suggestion_after_an_admin_batch(client: AsyncClient, market: dict
     body = {"horizon_start": _iso(now), "horizon_end": _iso(now + timedelta(days=30)), "objective": "hours"}
     assert (await client.post("/api/v1/admin/matching/batch", json=body, headers=market["buyer"])).status_code == 403
     resp = await client.post("/api/v1/admin/matching/batch", json=body, headers=market["admin"])
-    assert resp.status_code == 201, resp.text
-    plan = resp.json()
+    assert resp.status_code == 202, resp.text
+    assert resp.json()["status"] == "queued"
+    # The job a worker runs (tests/requests/test_batch_job.py runs it in a real worker).
+    assert await run_batch_plan_job(sessionmaker, plan_id=uuid.UUID(resp.json()["id"])) == "done"
+    got_plan = await client.get(resp.headers["location"], headers=market["admin"])
+    assert got_plan.status_code == 200, got_plan.text
+    plan = got_plan.json()
+    assert plan["status"] == "done"
     assert plan["method"] in ("milp", "greedy") and plan["requests"] == 1
     assert [a["request_id"] for a in plan["assignments"]] == [created["id"]]
     assert plan["matched_hours"] == 4.0 and plan["objective"] <= plan["bound"] + 1e-6
@@ -280,6 +290,7 @@ async def _notifications(
     admin = market["admin"]
     fresh, _, _ = await published_asset(client, db, admin, site=SUZHOU, **MILL)
     assert await service.notify_buyers(db, uuid.UUID(fresh["id"])) == 1
+    assert await service.notify_buyers(db, uuid.UUID(fresh["id"])) == 0  # idempotent: the job may come twice
     count = (
         await db.execute(
             sa.text(

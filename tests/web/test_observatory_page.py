@@ -20,8 +20,9 @@ async def _sign_in(client: AsyncClient, email: str) -> None:
 async def test_observer_sees_their_region_table_and_downloads_csv(client: AsyncClient, db: AsyncSession) -> None:
     admin = await admin_headers(client, db)
     reg, _ = await signed_up(client, roles=("buyer",))
-    grant = await client.post("/api/v1/admin/observers", headers=admin,
-                              json={"user_email": reg["email"], "region_prefixes": ["3205"]})
+    grant = await client.post(
+        "/api/v1/admin/observers", headers=admin, json={"user_email": reg["email"], "region_prefixes": ["3205"]}
+    )
     assert grant.status_code in (200, 201), grant.text
     await _sign_in(client, reg["email"])
     page = await client.get("/observatory")

@@ -216,16 +216,21 @@ async def test_factory_registers_a_webhook_and_an_api_key(client: AsyncClient, d
     reg, _ = await signed_up(client, roles=("supplier",))
     token = await _sign_in(client, reg["email"])
     org = reg["org"]["id"]
-    key = await client.post(f"/factory/{org}/integrations/api-keys",
-                            data={"csrf_token": token, "name": "MES", "scopes": "availability:write"})
+    key = await client.post(
+        f"/factory/{org}/integrations/api-keys",
+        data={"csrf_token": token, "name": "MES", "scopes": "availability:write"},
+    )
     assert key.status_code == 303
     page = await client.get(f"/factory/{org}/integrations")
     assert "mk_" in page.text  # the secret, shown once
-    bad = await client.post(f"/factory/{org}/integrations/webhooks",
-                            data={"csrf_token": token, "url": "not a url", "events": "booking.*"})
+    bad = await client.post(
+        f"/factory/{org}/integrations/webhooks", data={"csrf_token": token, "url": "not a url", "events": "booking.*"}
+    )
     assert bad.status_code == 303 and "error=" in bad.headers["location"]
-    ok = await client.post(f"/factory/{org}/integrations/webhooks",
-                           data={"csrf_token": token, "url": "http://127.0.0.1:9/hook", "events": "booking.*"})
+    ok = await client.post(
+        f"/factory/{org}/integrations/webhooks",
+        data={"csrf_token": token, "url": "http://127.0.0.1:9/hook", "events": "booking.*"},
+    )
     assert ok.status_code == 303 and "error" not in ok.headers["location"]
     page = await client.get(f"/factory/{org}/integrations")
     assert "http://127.0.0.1:9/hook" in page.text and "whsec_" in page.text
