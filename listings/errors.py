@@ -34,6 +34,12 @@ class Forbidden(ListingsError):
     code = "forbidden"
 
 
+class EmailUnverified(Forbidden):
+    """Confirm your e-mail address first: open the link in the e-mail we sent you (or ask for a new one)."""
+
+    code = "email_unverified"
+
+
 class OrganisationNotVerified(Forbidden):
     """Only verified organisations can submit listings for review."""
 

@@ -20,7 +20,7 @@ from sqlmodel import col
 
 from listings import availability as av
 from listings.actor import Actor
-from listings.errors import Forbidden, Invalid, NotFound, OrganisationNotVerified
+from listings.errors import EmailUnverified, Forbidden, Invalid, NotFound, OrganisationNotVerified
 from listings.models import (
     Asset,
     AssetKind,
@@ -361,6 +361,8 @@ async def owner_transition(session: AsyncSession, actor: Actor, asset_id: uuid.U
     asset = await _owned_asset(repo, actor, asset_id)
     if action == "submit":
         next_status(asset.status, action)  # an illegal transition is a 409 before anything else
+        if not actor.email_verified:
+            raise EmailUnverified()
         if not await repo.org_is_verified(asset.org_id):
             raise OrganisationNotVerified()
         if asset.kind == AssetKind.machine and not asset.weekly_plan:

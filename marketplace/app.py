@@ -28,11 +28,13 @@ from marketplace.db import create_engine, create_sessionmaker, get_session
 from marketplace.errors import ERROR_SCHEMA, error_responses, install_error_handlers, unhandled_error_response
 from marketplace.idempotency import IdempotentReplay, handle_replay
 from marketplace.observability import RequestContextMiddleware, configure_logging, freeze_startup_heap
+from marketplace.orgs.endpoints import invitations_router
 from marketplace.orgs.endpoints import router as orgs_router
 from marketplace.pagination import decode_cursor, encode_cursor
 from marketplace.payments_endpoints import router as payments_router
-from marketplace.ratelimit import RateLimiter
+from marketplace.ratelimit import RateLimiter, login_limiter
 from marketplace.requests.endpoints import router as requests_router
+from marketplace.security_headers import SecurityHeadersMiddleware, check_metrics_access
 from marketplace.settings import Settings, get_settings
 from marketplace.wiring import blocked_time, booking_deps, listings_config
 from payments.errors import PaymentsError
@@ -71,6 +73,7 @@ def create_app(
             limit=settings.auth_rate_limit,
             window_seconds=settings.auth_rate_window_seconds,
         )
+        app.state.login_limiter = login_limiter(app.state.redis, settings)
         celery_app.configure(r_url, settings)
         try:
             yield
@@ -95,6 +98,7 @@ def create_app(
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(auth_router)
     api.include_router(orgs_router)
+    api.include_router(invitations_router)
     api.include_router(admin_router)
     api.include_router(admin_listings_router)
     api.include_router(bookings_router)
@@ -120,6 +124,9 @@ def create_app(
     # Added last, so it is the outermost middleware: every response, even one for an exception raised in
     # another middleware, carries the request id and keeps the connection.
     app.add_middleware(RequestContextMiddleware, on_error=unhandled_error_response)
+    # Outside even that (it never raises): CSP, framing, Referrer-Policy, nosniff (HSTS in production) on every
+    # response, the request context's own error responses included.
+    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.environment == "production")
     _add_operational_routes(app)
     _customise_openapi(app)
     return app
@@ -150,8 +157,15 @@ def _add_operational_routes(app: FastAPI) -> None:
         body = {"status": "ok" if ok else "unavailable", "checks": checks}
         return JSONResponse(body, status_code=200 if ok else 503, headers=headers)
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", include_in_schema=True)
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        summary="Prometheus metrics (bearer MARKETPLACE_METRICS_TOKEN; unset: loopback only, never in production)",
+        include_in_schema=True,
+        responses=error_responses(401, 404),
+    )
     async def metrics(request: Request) -> Response:
+        check_metrics_access(request, request.app.state.settings)
         await outbox.observe(request.app.state.engine)  # the outbox depth gauges; never raises
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 

@@ -20,6 +20,7 @@ TASK_MODULES = [
     "marketplace.requests.tasks",
     "marketplace.payments_tasks",
     "marketplace.analytics.tasks",
+    "marketplace.orgs.tasks",
 ]
 
 celery = Celery("marketplace", include=TASK_MODULES)

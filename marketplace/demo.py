@@ -60,6 +60,7 @@ async def seed_demo(session: AsyncSession) -> list[DemoAccount]:
             password_hash=password_hash,
             full_name=acc.org_name.split(" ")[0],
             locale=acc.locale,
+            email_verified_at=utcnow(),  # demo accounts are ready to book and publish
         )
         org = Organisation(
             name=acc.org_name,

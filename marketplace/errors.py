@@ -143,6 +143,8 @@ def error_response(request: Request, status: int, code: str, detail: str, **extr
         headers["WWW-Authenticate"] = "Bearer"
     if status == 503:
         headers["Retry-After"] = str(_retry_after_seconds(request))
+    if status == 429 and isinstance(extra.get("retry_after"), int):
+        headers["Retry-After"] = str(extra["retry_after"])
     return JSONResponse(body, status_code=status, headers=headers or None)
 
 

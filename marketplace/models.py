@@ -14,7 +14,7 @@ from marketplace.analytics.models import (
     ObserverGrant,
 )
 from marketplace.audit import AuditLog
-from marketplace.auth.models import ApiKey, User
+from marketplace.auth.models import ApiKey, EmailToken, RefreshToken, User
 from marketplace.bookings.models import (
     Booking,
     BookingEvent,
@@ -80,6 +80,7 @@ __all__ = [
     "CommissionOverride",
     "CreditNote",
     "DocumentCounter",
+    "EmailToken",
     "IdempotencyRecord",
     "Invoice",
     "Journal",
@@ -97,6 +98,7 @@ __all__ = [
     "OrgInvitation",
     "Organisation",
     "OutboxJob",
+    "RefreshToken",
     "Review",
     "Site",
     "StripeAccount",

@@ -82,6 +82,36 @@ TEMPLATES: dict[tuple[str, str], tuple[str, str]] = {
         "{title} was published and matches your open request.",
     ),
     ("capacity.published", "zh-CN"): ("有新产能匹配您的需求", "{title} 已上架，与您的需求匹配。"),
+    ("org.invitation", "en"): (
+        "Invitation to join {org}",
+        "{inviter} invites you to join {org} as {role}.\n\nTo accept, sign in with this e-mail address and open:\n"
+        "{link}\n\nThe link works once and expires on {expires}. If you did not expect this, ignore this e-mail.",
+    ),
+    ("org.invitation", "zh-CN"): (
+        "邀请您加入 {org}",
+        "{inviter} 邀请您以{role}身份加入 {org}。\n\n请使用本邮箱地址登录后打开以下链接接受邀请：\n"
+        "{link}\n\n该链接仅可使用一次，将于 {expires} 失效。如非本人预期，请忽略此邮件。",
+    ),
+    # E-mail links (marketplace.auth.service): sent straight to the address, never stored as notifications.
+    ("auth.verify_email", "en"): (
+        "Confirm your e-mail address",
+        "Hello {name},\n\nplease confirm your e-mail address by opening this link (valid for 48 hours):\n\n{link}\n\n"
+        "If you did not create an account, ignore this e-mail.",
+    ),
+    ("auth.verify_email", "zh-CN"): (
+        "请确认您的电子邮箱",
+        "{name}，您好：\n\n请打开以下链接确认您的电子邮箱（48 小时内有效）：\n\n{link}\n\n如果您没有注册账户，请忽略本邮件。",
+    ),
+    ("auth.reset_password", "en"): (
+        "Reset your password",
+        "Hello {name},\n\nto choose a new password, open this link (valid for 1 hour, usable once):\n\n{link}\n\n"
+        "If you did not ask for this, ignore this e-mail: your password stays as it is.",
+    ),
+    ("auth.reset_password", "zh-CN"): (
+        "重置您的密码",
+        "{name}，您好：\n\n请打开以下链接设置新密码（1 小时内有效，仅可使用一次）：\n\n{link}\n\n"
+        "如果这不是您本人的操作，请忽略本邮件，您的密码不会改变。",
+    ),
 }
 
 

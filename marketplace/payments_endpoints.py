@@ -447,6 +447,7 @@ async def stripe_onboarding(
         raise NotFound("Organisation not found.")
     if not (principal.is_owner(org_id) or principal.is_platform_admin):
         raise Forbidden("Only an owner of the organisation sets up payouts.")
+    principal.require_verified_email()  # payouts are a money matter
     gateway = _stripe(request)
     return OnboardingLink(url=await gateway.onboarding_link(session, org_id))
 

@@ -58,7 +58,18 @@ ORG_COLUMNS = (
     "verification_decided_at",
     "created_at",
 )
-USER_COLUMNS = ("id", "email", "password_hash", "full_name", "locale", "is_platform_admin", "is_active", "created_at")
+# Seeded users are verified (email_verified_at = created_at): they stand for established customers.
+USER_COLUMNS = (
+    "id",
+    "email",
+    "password_hash",
+    "full_name",
+    "locale",
+    "is_platform_admin",
+    "is_active",
+    "created_at",
+    "email_verified_at",
+)
 MEMBERSHIP_COLUMNS = ("org_id", "user_id", "role", "created_at")
 SITE_COLUMNS = (
     "id",
@@ -1800,7 +1811,9 @@ class _Gen:
                 created,
             )
         )
-        self.m.users.append((user_id, email, self.password_hash, self.person(country), locale, False, True, created))
+        self.m.users.append(
+            (user_id, email, self.password_hash, self.person(country), locale, False, True, created, created)
+        )
         self.m.memberships.append((org_id, user_id, "owner", created))
         return org_id, decided
 

@@ -41,10 +41,29 @@ class Settings(BaseSettings):
     jwt_algorithm: str = "HS256"
     access_token_minutes: int = Field(default=15, ge=1)
     refresh_token_days: int = Field(default=14, ge=1)
+    # A web sign-in (the mk_session cookie) lasts this long; it is a stored session that signing out ends.
+    web_session_days: int = Field(default=14, ge=1)
+    # /auth/refresh calls per client IP and rate window (an office behind one NAT refreshes often).
+    refresh_rate_limit: int = Field(default=120, ge=1)
+    # A refresh locks the presented token's row. Only the race test's control turns it off.
+    refresh_token_lock: bool = True
+    # Every signing key is derived from jwt_secret with HKDF, one per purpose (marketplace.auth.security.
+    # purpose_key). Setting one of these replaces the secret for that purpose alone, to rotate it alone.
+    access_token_secret: str | None = None
+    web_session_secret: str | None = None
+    ical_secret: str | None = None  # changing it changes every machine's iCal feed URL
+    email_link_secret: str | None = None
 
-    # Rate limits: attempts per window, counted per client IP and per e-mail address.
+    # Registration attempts per window and client IP (refused attempts are not counted).
     auth_rate_limit: int = Field(default=10, ge=1)
     auth_rate_window_seconds: int = Field(default=60, ge=1)
+    # Sign-in (docs/security.md): failures only. Per client IP per window (high enough for an office NAT);
+    # per account and IP, exponential back-off (1 s, 2 s, 4 s ... up to the maximum) after this many failures;
+    # per account over all addresses, the same back-off after the larger count.
+    auth_login_ip_failure_limit: int = Field(default=300, ge=1)
+    auth_login_free_failures: int = Field(default=5, ge=1)
+    auth_account_free_failures: int = Field(default=20, ge=1)
+    auth_backoff_max_seconds: int = Field(default=900, ge=1)
 
     idempotency_ttl_hours: int = Field(default=24, ge=1)
     # How far ahead availability is computed and bookable (the rolling horizon), in days.
@@ -81,6 +100,9 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)
     # Outbound webhooks to loopback/private addresses are refused unless allowed (tests, on-premise).
     webhook_allow_private: bool = False
+    # GET /metrics requires `Authorization: Bearer <token>`. Unset: answered only to loopback clients
+    # (127.0.0.1 / ::1), e.g. a Prometheus on the same host; anyone else gets 404.
+    metrics_token: str | None = None
 
     demo_admin_email: str = "admin@example.com"
     demo_admin_password: str = "admin-password-123"
@@ -111,7 +133,19 @@ class Settings(BaseSettings):
             raise ValueError("MARKETPLACE_JWT_SECRET must be set to a secret value in production")
         if self.environment == "production" and len(self.jwt_secret) < 32:
             raise ValueError("MARKETPLACE_JWT_SECRET must be at least 32 characters in production")
+        for purpose, secret in self.purpose_secret_overrides().items():
+            if self.environment == "production" and secret and len(secret) < 32:
+                raise ValueError(f"the {purpose} secret override must be at least 32 characters in production")
         return self
+
+    def purpose_secret_overrides(self) -> dict[str, str | None]:
+        """The per-purpose secret overrides, by key purpose (see marketplace.auth.security.PURPOSES)."""
+        return {
+            "access-tokens": self.access_token_secret,
+            "web-session": self.web_session_secret,
+            "ical": self.ical_secret,
+            "email-links": self.email_link_secret,
+        }
 
 
 @lru_cache

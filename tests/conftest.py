@@ -32,7 +32,7 @@ from sqlalchemy.pool import NullPool
 
 from marketplace import embedded
 from marketplace.db import normalise_url
-from marketplace.ratelimit import RateLimiter
+from marketplace.ratelimit import RateLimiter, login_limiter
 from marketplace.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -168,6 +168,7 @@ def build_app(  # type: ignore[no-untyped-def]
         window_seconds=settings.auth_rate_window_seconds,
         namespace=f"rl-test-{uuid.uuid4().hex}",
     )
+    app.state.login_limiter = login_limiter(redis, settings, namespace=f"login-test-{uuid.uuid4().hex}")
     return app
 
 

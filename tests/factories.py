@@ -6,11 +6,13 @@ import itertools
 import uuid
 from typing import Any
 
+import sqlalchemy as sa
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace.auth.models import User
 from marketplace.auth.security import hash_password
+from marketplace.sqltypes import utcnow
 
 PASSWORD = "correct-horse-battery"
 _seq = itertools.count(1)
@@ -38,7 +40,9 @@ async def register(
     uscc: str | None = None,
     org_name: str | None = None,
     locale: str = "en",
+    verified: bool = True,
 ) -> dict[str, Any]:
+    """Register through the API; ``verified`` (default) also opens the verification link."""
     email = email or unique_email()
     body: dict[str, Any] = {
         "email": email,
@@ -53,7 +57,34 @@ async def register(
     assert resp.status_code == 201, resp.text
     data: dict[str, Any] = resp.json()
     data["email"] = email
+    if verified:
+        await verify_email(client, data["user"]["id"])
     return data
+
+
+async def email_link_token(client: AsyncClient, user_id: str, purpose: str = "verify_email") -> str:
+    """The token of the newest e-mail link (``purpose``) for the user, read from the outbox job that mails it
+    (the clear token exists nowhere else; the table holds only its hash). In-process app clients only."""
+    app = getattr(client._transport, "app", None)  # the ASGI app of the test client
+    if app is None:
+        raise RuntimeError("email_link_token needs a client on the in-process app")
+    async with app.state.sessionmaker() as session:
+        token = (
+            await session.execute(
+                sa.text(
+                    "SELECT args->>2 FROM outbox WHERE task = 'auth.send_email_link' AND args->>0 = :user "
+                    "AND args->>1 = :purpose ORDER BY id DESC LIMIT 1"
+                ),
+                {"user": str(user_id), "purpose": purpose},
+            )
+        ).scalar_one()
+    return str(token)
+
+
+async def verify_email(client: AsyncClient, user_id: str) -> None:
+    """Verify the user's address the way a person does: post the token of the verification link."""
+    resp = await client.post("/api/v1/auth/verify-email", json={"token": await email_link_token(client, user_id)})
+    assert resp.status_code == 200, resp.text
 
 
 async def login(client: AsyncClient, email: str, password: str = PASSWORD) -> dict[str, str]:
@@ -74,6 +105,7 @@ async def create_admin(db: AsyncSession, email: str | None = None) -> User:
         password_hash=hash_password(PASSWORD),
         full_name="Admin",
         is_platform_admin=True,
+        email_verified_at=utcnow(),
     )
     db.add(user)
     await db.flush()

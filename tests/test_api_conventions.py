@@ -65,8 +65,8 @@ async def test_idempotency_key_replays_the_first_response(client: AsyncClient) -
     assert replay.status_code == 201
     assert replay.json() == first.json()
     assert replay.headers["idempotent-replayed"] == "true"
-    members = (await client.get(url, headers=owner)).json()["items"]
-    assert sum(m["email"] == body["email"] for m in members) == 1
+    invitations = (await client.get(url.replace("/members", "/invitations"), headers=owner)).json()["items"]
+    assert sum(i["email"] == body["email"] for i in invitations) == 1
 
 
 async def test_idempotency_key_with_a_different_body_is_422(client: AsyncClient) -> None:
@@ -125,7 +125,13 @@ async def test_openapi_lists_every_endpoint_and_documents_errors(client: AsyncCl
         ("get", "/api/v1/me"),
         ("post", "/api/v1/orgs/{org_id}/members"),
         ("get", "/api/v1/orgs/{org_id}/members"),
-        ("delete", "/api/v1/orgs/{org_id}/members/{member}"),
+        ("delete", "/api/v1/orgs/{org_id}/members/{user_id}"),
+        ("patch", "/api/v1/orgs/{org_id}/members/{user_id}"),
+        ("get", "/api/v1/orgs/{org_id}/invitations"),
+        ("post", "/api/v1/orgs/{org_id}/invitations/{invitation_id}/resend"),
+        ("delete", "/api/v1/orgs/{org_id}/invitations/{invitation_id}"),
+        ("get", "/api/v1/invitations"),
+        ("post", "/api/v1/invitations/accept"),
         ("post", "/api/v1/orgs/{org_id}/api-keys"),
         ("get", "/api/v1/orgs/{org_id}/api-keys"),
         ("delete", "/api/v1/orgs/{org_id}/api-keys/{key_id}"),

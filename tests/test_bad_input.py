@@ -126,8 +126,10 @@ async def test_formats_keep_a_nul_out_too(client: AsyncClient) -> None:
 
 async def test_a_nul_in_a_path_parameter_or_header_is_a_422(client: AsyncClient) -> None:
     reg, owner = await signed_up(client)
+    resp = await client.get(f"/api/v1/orgs/{reg['org']['id']}/payments/stripe-account/a%00b", headers=owner)
+    assert_field_error(resp, "path.step", LINE_MESSAGE)
     resp = await client.delete(f"/api/v1/orgs/{reg['org']['id']}/members/a%00b", headers=owner)
-    assert_field_error(resp, "path.member", LINE_MESSAGE)
+    assert_field_error(resp, "path.user_id")
     resp = await client.get("/api/v1/admin/audit", params={"action": "x\x00"}, headers=owner)
     assert resp.status_code in (403, 422)  # a non-admin is refused first; never a 500
 

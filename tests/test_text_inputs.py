@@ -35,6 +35,12 @@ ALLOWED = {
     ("POST", "/api/v1/auth/register", "data.password"): "only ever hashed (argon2), never stored or compared as text",
     ("POST", "/api/v1/auth/token", "password"): "only ever verified against the hash",
     ("POST", "/login", "password"): "only ever verified against the hash",
+    ("POST", "/api/v1/auth/change-password", "data.current_password"): "only ever verified against the hash",
+    ("POST", "/api/v1/auth/change-password", "data.new_password"): "only ever hashed (argon2)",
+    ("POST", "/api/v1/auth/password-reset/confirm", "data.new_password"): "only ever hashed (argon2)",
+    ("POST", "/account/password", "current_password"): "only ever verified against the hash",
+    ("POST", "/account/password", "new_password"): "only ever hashed (argon2)",
+    ("POST", "/reset-password", "new_password"): "only ever hashed (argon2)",
 }
 KINDS = ("path_params", "query_params", "header_params", "cookie_params", "body_params")
 

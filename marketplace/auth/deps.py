@@ -33,6 +33,7 @@ _PRINCIPAL_ROWS = (
         col(User.is_active),
         col(User.is_platform_admin),
         col(User.locale),
+        col(User.email_verified_at),
         col(Membership.org_id),
         col(Membership.role),
     )
@@ -52,6 +53,7 @@ async def _principal_for_user(session: SessionDep, user_id: uuid.UUID) -> Princi
         memberships={row.org_id: row.role for row in rows if row.org_id is not None},
         is_platform_admin=first.is_platform_admin,
         locale=first.locale,
+        email_verified=first.email_verified_at is not None,
     )
 
 

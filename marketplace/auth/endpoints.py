@@ -1,28 +1,36 @@
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request, status
+from fastapi import APIRouter, Depends, Form, Request, Response, status
 
-from marketplace.auth import service
+from marketplace.auth import service, sessions
 from marketplace.auth.deps import CurrentUser
 from marketplace.auth.models import User
 from marketplace.auth.repository import UserRepository
 from marketplace.auth.schemas import (
+    AcceptedOut,
+    ChangePasswordIn,
     MembershipOut,
     MeOut,
     MePatch,
+    PasswordResetConfirmIn,
+    PasswordResetIn,
     RefreshIn,
     RegisterIn,
     RegisterOut,
+    SessionOut,
     TokenOut,
     UserPublic,
+    VerifyEmailIn,
 )
 from marketplace.db import SessionDep
 from marketplace.errors import NotAuthenticated, NotFound, error_responses
 from marketplace.orgs.repository import OrgRepository
 from marketplace.orgs.schemas import OrgPublic
-from marketplace.ratelimit import RateLimiter
+from marketplace.ratelimit import LoginLimiter, RateLimiter
+from marketplace.settings import Settings
 from marketplace.text import Line
 
 router = APIRouter(tags=["auth"])
@@ -65,7 +73,7 @@ class TokenForm:
     summary="Create a user and (optionally) their organisation",
 )
 async def register(data: RegisterIn, request: Request, session: SessionDep, limiter: Limiter) -> RegisterOut:
-    await limiter.hit("register", f"ip:{_client_ip(request)}", f"email:{data.email.lower()}")
+    await limiter.hit("register", f"ip:{_client_ip(request)}")
     user, org = await service.register(session, data)
     return RegisterOut(user=UserPublic.model_validate(user), org=OrgPublic.model_validate(org) if org else None)
 
@@ -80,16 +88,92 @@ async def token(
     form: Annotated[TokenForm, Depends()],
     request: Request,
     session: SessionDep,
-    limiter: Limiter,
 ) -> TokenOut:
-    await limiter.hit("login", f"ip:{_client_ip(request)}", f"email:{form.username.strip().lower()}")
+    login_limiter: LoginLimiter = request.app.state.login_limiter
+    attempt = await login_limiter.begin(ip=_client_ip(request), account=form.username)
     user = await service.authenticate(session, form.username, form.password)
-    return service.issue_tokens(request.app.state.settings, user)
+    await login_limiter.succeeded(attempt)
+    return await service.issue_tokens(
+        session,
+        settings=request.app.state.settings,
+        user=user,
+        user_agent=request.headers.get("user-agent"),
+        ip=_client_ip(request),
+    )
 
 
-@router.post("/auth/refresh", response_model=TokenOut, responses=error_responses(401, 422))
-async def refresh(data: RefreshIn, request: Request, session: SessionDep) -> TokenOut:
-    return await service.refresh(session, request.app.state.settings, data.refresh_token)
+@router.post(
+    "/auth/refresh",
+    response_model=TokenOut,
+    responses=error_responses(401, 422, 429),
+    summary="Exchange a refresh token for new tokens (rotation: the old refresh token stops working)",
+)
+async def refresh(data: RefreshIn, request: Request, session: SessionDep, limiter: Limiter) -> TokenOut:
+    settings: Settings = request.app.state.settings
+    ip = _client_ip(request)
+    # Per client IP, high enough for an office behind one NAT (each client refreshes every few minutes).
+    await RateLimiter(
+        limiter.redis,
+        limit=settings.refresh_rate_limit,
+        window_seconds=settings.auth_rate_window_seconds,
+        namespace=limiter.namespace,
+    ).hit("refresh", f"ip:{ip}")
+    try:
+        return await service.refresh(
+            session,
+            settings=settings,
+            refresh_token=data.refresh_token,
+            user_agent=request.headers.get("user-agent"),
+            ip=ip,
+            lock=settings.refresh_token_lock,
+        )
+    except sessions.RefreshTokenReused:
+        await session.commit()  # keep the family's revocation although the request fails
+        raise
+
+
+@router.post(
+    "/auth/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(422),
+    summary="Sign out the session this refresh token belongs to",
+)
+async def logout(data: RefreshIn, session: SessionDep) -> None:
+    """Holding the refresh token is the credential; the answer is the same for an unknown token."""
+    await sessions.revoke_by_token(session, token=data.refresh_token)
+
+
+@router.post(
+    "/auth/logout-all",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(401, 403),
+    summary="Sign out every session of the signed-in user (API and web)",
+)
+async def logout_all(session: SessionDep, principal: CurrentUser) -> None:
+    user = await _current_user(session, principal)
+    await sessions.revoke_all(session, user_id=user.id)
+
+
+@router.get(
+    "/auth/sessions",
+    response_model=list[SessionOut],
+    responses=error_responses(401, 403),
+    summary="The signed-in user's active sessions",
+)
+async def list_sessions(session: SessionDep, principal: CurrentUser) -> list[SessionOut]:
+    user = await _current_user(session, principal)
+    return [SessionOut.model_validate(row) for row in await sessions.active_sessions(session, user_id=user.id)]
+
+
+@router.delete(
+    "/auth/sessions/{session_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(401, 403, 404, 422),
+    summary="Sign out one of the signed-in user's sessions",
+)
+async def revoke_session(session_id: uuid.UUID, session: SessionDep, principal: CurrentUser) -> None:
+    user = await _current_user(session, principal)
+    await sessions.revoke_family(session, user_id=user.id, family_id=session_id)
 
 
 async def _me(session: SessionDep, principal: CurrentUser) -> MeOut:
@@ -123,3 +207,79 @@ async def update_me(data: MePatch, session: SessionDep, principal: CurrentUser) 
         setattr(user, field, value)
     await session.flush()
     return await _me(session, principal)
+
+
+# -- e-mail verification and passwords -------------------------------------------------------------
+
+_SENT = "If the address belongs to an account that needs it, an e-mail with a link is on its way."
+
+
+@router.post(
+    "/auth/verify-email",
+    response_model=UserPublic,
+    responses=error_responses(400, 422),
+    summary="Verify the e-mail address with the token from the verification e-mail",
+)
+async def verify_email(data: VerifyEmailIn, session: SessionDep) -> UserPublic:
+    return UserPublic.model_validate(await service.verify_email(session, token=data.token))
+
+
+@router.post(
+    "/auth/verify-email/resend",
+    response_model=AcceptedOut,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=error_responses(401, 403, 429),
+    summary="Send a new verification link to the signed-in user (the same answer whether or not one was sent)",
+)
+async def resend_verification(
+    request: Request, session: SessionDep, principal: CurrentUser, limiter: Limiter
+) -> AcceptedOut:
+    await limiter.hit("verify_resend", f"user:{principal.user_id}", f"ip:{_client_ip(request)}")
+    if principal.user_id is not None:
+        await service.send_verification(session, user_id=principal.user_id)
+    return AcceptedOut(detail=_SENT)
+
+
+@router.post(
+    "/auth/password-reset",
+    response_model=AcceptedOut,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=error_responses(422, 429),
+    summary="E-mail a password-reset link (the same answer whether or not the account exists)",
+)
+async def password_reset(data: PasswordResetIn, request: Request, session: SessionDep, limiter: Limiter) -> AcceptedOut:
+    await limiter.hit("password_reset", f"ip:{_client_ip(request)}", f"email:{data.email.lower()}")
+    await service.request_password_reset(session, email=data.email)
+    return AcceptedOut(detail=_SENT)
+
+
+@router.post(
+    "/auth/password-reset/confirm",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(400, 422, 429),
+    summary="Set a new password with the token from the reset e-mail; signs out every session",
+)
+async def password_reset_confirm(
+    data: PasswordResetConfirmIn, request: Request, session: SessionDep, limiter: Limiter
+) -> Response:
+    await limiter.hit("password_reset_confirm", f"ip:{_client_ip(request)}")
+    await service.reset_password(session, token=data.token, new_password=data.new_password)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/auth/change-password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(400, 401, 403, 422, 429),
+    summary="Change the signed-in user's password (needs the current one); signs out every other session",
+)
+async def change_password(
+    data: ChangePasswordIn, request: Request, session: SessionDep, principal: CurrentUser, limiter: Limiter
+) -> Response:
+    await limiter.hit("change_password", f"user:{principal.user_id}")
+    if principal.user_id is None:
+        raise NotAuthenticated()
+    await service.change_password(
+        session, user_id=principal.user_id, current_password=data.current_password, new_password=data.new_password
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -25,6 +25,30 @@ class User(SQLModel, table=True):
     is_platform_admin: bool = Field(default=False)
     is_active: bool = Field(default=True)
     created_at: datetime = Field(default_factory=utcnow, sa_column=ts_column(default_now=True))
+    # When the person proved they read this address (the link of the verification e-mail); NULL: not yet.
+    email_verified_at: datetime | None = Field(default=None, sa_column=ts_column(nullable=True))
+
+
+EMAIL_TOKEN_PURPOSES = ("verify_email", "reset_password")
+
+
+class EmailToken(SQLModel, table=True):
+    """A single-use link sent by e-mail. Only the SHA-256 of the 256-bit random token is stored, so a copy
+    of the database cannot be turned into working links; ``used_at`` makes it single-use, ``expires_at``
+    bounds its life."""
+
+    __tablename__ = "email_tokens"
+    __table_args__ = (
+        sa.CheckConstraint("purpose IN ('verify_email', 'reset_password')", name="ck_email_tokens_purpose"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: uuid.UUID = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
+    purpose: str = Field(max_length=20)
+    token_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=ts_column(default_now=True))
+    expires_at: datetime = Field(sa_column=ts_column())
+    used_at: datetime | None = Field(default=None, sa_column=ts_column(nullable=True))
 
 
 class ApiKey(SQLModel, table=True):
@@ -43,3 +67,36 @@ class ApiKey(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=ts_column(default_now=True))
     last_used_at: datetime | None = Field(default=None, sa_column=ts_column(nullable=True))
     revoked_at: datetime | None = Field(default=None, sa_column=ts_column(nullable=True))
+
+
+REFRESH_TOKEN_KINDS = ("api", "web")
+
+
+class RefreshToken(SQLModel, table=True):
+    """One sign-in session is a *family* of refresh tokens: each refresh rotates the token (the old row gets
+    ``replaced_by``, a new row joins the family). Presenting a token that was already rotated means a copy
+    is in someone else's hands: the whole family is revoked. Only the SHA-256 of the 256-bit random token is
+    stored. A web sign-in is a family of kind ``web`` with one row whose token is never handed out: the
+    session cookie carries the family id, and revoking the family ends the web session."""
+
+    __tablename__ = "refresh_tokens"
+    __table_args__ = (
+        sa.CheckConstraint("kind IN ('api', 'web')", name="ck_refresh_tokens_kind"),
+        # The sessions list and revoke-all read the user's live rows.
+        sa.Index("ix_refresh_tokens_user_live", "user_id", postgresql_where=sa.text("revoked_at IS NULL")),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    family_id: uuid.UUID = Field(index=True)
+    user_id: uuid.UUID = Field(foreign_key="users.id", ondelete="CASCADE")
+    kind: str = Field(default="api", max_length=8)
+    token_hash: str = Field(max_length=64, unique=True)
+    # When the family (the session) began; copied to each rotated token.
+    started_at: datetime = Field(sa_column=ts_column())
+    created_at: datetime = Field(default_factory=utcnow, sa_column=ts_column(default_now=True))
+    last_used_at: datetime | None = Field(default=None, sa_column=ts_column(nullable=True))
+    expires_at: datetime = Field(sa_column=ts_column())
+    revoked_at: datetime | None = Field(default=None, sa_column=ts_column(nullable=True))
+    replaced_by: uuid.UUID | None = Field(default=None)
+    user_agent: str | None = Field(default=None, max_length=300)
+    ip: str | None = Field(default=None, max_length=64)

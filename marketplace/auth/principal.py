@@ -7,6 +7,8 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from marketplace.errors import Forbidden
+
 # The vocabulary of API-key scopes. A user session implicitly has all of them.
 API_SCOPES: frozenset[str] = frozenset(
     {
@@ -25,6 +27,12 @@ API_SCOPES: frozenset[str] = frozenset(
 )
 
 
+class EmailUnverified(Forbidden):
+    """Confirm your e-mail address first: open the link in the e-mail we sent you (or ask for a new one)."""
+
+    code = "email_unverified"
+
+
 @dataclass(frozen=True)
 class Principal:
     user_id: uuid.UUID | None
@@ -33,6 +41,10 @@ class Principal:
     api_key_id: uuid.UUID | None = None
     scopes: frozenset[str] | None = None  # None: every scope (a user session)
     locale: str = "en"
+    # A user who has not yet proved their e-mail address may sign in and prepare, but not act in money
+    # matters, publish or join an organisation. An API key is an organisation's credential, created by a
+    # verified owner, so it counts as verified.
+    email_verified: bool = True
 
     @property
     def org_ids(self) -> frozenset[uuid.UUID]:
@@ -46,6 +58,11 @@ class Principal:
 
     def has_scope(self, scope: str) -> bool:
         return self.scopes is None or scope in self.scopes
+
+    def require_verified_email(self) -> None:
+        """The single check in front of booking, paying, publishing and accepting invitations."""
+        if not self.email_verified:
+            raise EmailUnverified()
 
     def can_act_for(self, org_id: uuid.UUID, scope: str | None = None) -> bool:
         return self.is_member(org_id) and (scope is None or self.has_scope(scope))

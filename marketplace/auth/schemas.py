@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
@@ -41,6 +41,44 @@ class UserPublic(BaseModel):
     locale: str
     is_platform_admin: bool
     created_at: datetime
+    email_verified_at: datetime | None = None
+
+
+# The token of an e-mail link: urlsafe base64 of 32 random bytes (43 characters).
+EmailLinkToken = Annotated[Line, Field(min_length=20, max_length=200)]
+NewPassword = Annotated[str, Field(min_length=10, max_length=256, json_schema_extra={"format": "password"})]
+
+
+class VerifyEmailIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: EmailLinkToken
+
+
+class PasswordResetIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr
+
+
+class PasswordResetConfirmIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: EmailLinkToken
+    new_password: NewPassword
+
+
+class ChangePasswordIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: str = Field(max_length=256, json_schema_extra={"format": "password"})
+    new_password: NewPassword
+
+
+class AcceptedOut(BaseModel):
+    """The same answer whether or not anything was sent, so it reveals nothing about accounts."""
+
+    detail: str
 
 
 class RegisterOut(BaseModel):
@@ -74,3 +112,17 @@ class MePatch(BaseModel):
 
     full_name: Line | None = Field(default=None, min_length=1, max_length=200)
     locale: Locale | None = None
+
+
+class SessionOut(BaseModel):
+    """One signed-in session (a refresh-token family); never carries a token."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID = Field(validation_alias="family_id", description="The session's id (its token family)")
+    kind: Literal["api", "web"]
+    started_at: datetime
+    last_used_at: datetime | None
+    expires_at: datetime
+    user_agent: str | None
+    ip: str | None

@@ -1,8 +1,9 @@
-"""Password hashing (argon2 via pwdlib), JWTs and API-key secrets."""
+"""Password hashing (argon2 via pwdlib), JWTs, API-key and refresh-token secrets, and one key per purpose."""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -32,6 +33,38 @@ def verify_password(password: str, password_hash: str | None) -> bool:
     return _hasher.verify(password, password_hash)
 
 
+# -- one key per purpose ---------------------------------------------------------------------------
+# Every signing key is derived from the server secret (MARKETPLACE_JWT_SECRET) with HKDF-SHA256 (RFC 5869),
+# with the purpose as HKDF's "info": the keys are independent, so a token made for one purpose (an access
+# token, the web session cookie, an iCal link, an e-mail link) is never accepted for another. A purpose's
+# optional override setting replaces the input secret for that purpose alone, so one can be rotated
+# without the others.
+PURPOSES = ("access-tokens", "web-session", "ical", "email-links")
+_HKDF_SALT = b"marketplace-purpose-keys-v1"
+
+
+def hkdf_sha256(ikm: bytes, *, salt: bytes, info: bytes, length: int = 32) -> bytes:
+    """RFC 5869 extract-and-expand with HMAC-SHA256."""
+    if length > 255 * 32:
+        raise ValueError("HKDF-SHA256 output is at most 8160 bytes")
+    prk = hmac.new(salt, ikm, hashlib.sha256).digest()
+    okm, block, counter = b"", b"", 1
+    while len(okm) < length:
+        block = hmac.new(prk, block + info + bytes([counter]), hashlib.sha256).digest()
+        okm += block
+        counter += 1
+    return okm[:length]
+
+
+def purpose_key(settings: Settings, purpose: str) -> bytes:
+    """The 32-byte key for ``purpose`` (one of :data:`PURPOSES`)."""
+    if purpose not in PURPOSES:
+        raise ValueError(f"unknown key purpose {purpose!r}")
+    override = settings.purpose_secret_overrides().get(purpose)
+    ikm = (override or settings.jwt_secret).encode()
+    return hkdf_sha256(ikm, salt=_HKDF_SALT, info=purpose.encode())
+
+
 class TokenError(Exception):
     pass
 
@@ -39,20 +72,29 @@ class TokenError(Exception):
 def _encode(settings: Settings, claims: dict[str, Any], lifetime: timedelta) -> str:
     now = datetime.now(UTC)
     payload = {**claims, "iat": now, "exp": now + lifetime, "jti": uuid.uuid4().hex}
-    return jwt.encode(payload, settings.jwt_secret, algorithm=settings.jwt_algorithm)
+    return jwt.encode(payload, purpose_key(settings, "access-tokens"), algorithm=settings.jwt_algorithm)
 
 
 def create_access_token(settings: Settings, user_id: uuid.UUID) -> str:
     return _encode(settings, {"sub": str(user_id), "typ": "access"}, timedelta(minutes=settings.access_token_minutes))
 
 
-def create_refresh_token(settings: Settings, user_id: uuid.UUID) -> str:
-    return _encode(settings, {"sub": str(user_id), "typ": "refresh"}, timedelta(days=settings.refresh_token_days))
+REFRESH_TOKEN_PREFIX = "mkr_"
+
+
+def new_refresh_token() -> tuple[str, str]:
+    """Return ``(token, sha256)``: an opaque 256-bit random refresh token; only its hash is stored."""
+    token = REFRESH_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    return token, hash_refresh_token(token)
+
+
+def hash_refresh_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def decode_token(settings: Settings, token: str, expected_type: str) -> uuid.UUID:
     try:
-        payload = jwt.decode(token, settings.jwt_secret, algorithms=[settings.jwt_algorithm])
+        payload = jwt.decode(token, purpose_key(settings, "access-tokens"), algorithms=[settings.jwt_algorithm])
     except jwt.ExpiredSignatureError as exc:
         raise TokenError("token expired") from exc
     except jwt.PyJWTError as exc:

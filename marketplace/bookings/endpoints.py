@@ -12,7 +12,9 @@ from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import JSONResponse, Response
 from sqlmodel import col
 
+from marketplace import webhooks
 from marketplace.auth.deps import AdminPrincipal, CurrentPrincipal, CurrentUser
+from marketplace.auth.security import purpose_key
 from marketplace.bookings import service
 from marketplace.bookings.models import (
     BLOCKING,
@@ -49,12 +51,10 @@ from marketplace.bookings.schemas import (
 from marketplace.db import SessionDep
 from marketplace.errors import BadRequest, NotFound, error_responses
 from marketplace.idempotency import IdempotencyDep, OptionalIdempotencyDep
-from marketplace.orgs.repository import OrgRepository
 from marketplace.pagination import CursorParam, LimitParam, decode_cursor, encode_cursor
 from marketplace.settings import Settings
 from marketplace.sqltypes import utcnow
 from marketplace.text import Line
-from marketplace.webhooks import check_url, new_secret
 
 router = APIRouter(tags=["bookings"])
 
@@ -424,12 +424,7 @@ async def mark_read(notification_id: uuid.UUID, session: SessionDep, principal: 
 
 
 def _require_owner(principal: CurrentPrincipal, org_id: uuid.UUID) -> None:
-    from marketplace.errors import Forbidden
-
-    if not (principal.can_act_for(org_id) or principal.is_platform_admin):
-        raise NotFound("Organisation not found.")
-    if not principal.has_scope("webhooks:write"):
-        raise Forbidden("This API key lacks the 'webhooks:write' scope.")
+    webhooks.authorise(principal, org_id)
 
 
 @router.post(
@@ -442,14 +437,14 @@ def _require_owner(principal: CurrentPrincipal, org_id: uuid.UUID) -> None:
 async def create_webhook(
     org_id: uuid.UUID, data: WebhookCreate, request: Request, session: SessionDep, principal: CurrentPrincipal
 ) -> WebhookCreated:
-    _require_owner(principal, org_id)
-    if not principal.can_act_for(org_id) and await OrgRepository(session).get(org_id) is None:
-        raise NotFound("Organisation not found.")  # an admin may name any id
-    settings: Settings = request.app.state.settings
-    check_url(str(data.url), settings)
-    endpoint = WebhookEndpoint(org_id=org_id, url=str(data.url), secret=new_secret(), events=sorted(set(data.events)))
-    session.add(endpoint)
-    await session.flush()
+    endpoint = await webhooks.create_endpoint(
+        session,
+        principal=principal,
+        org_id=org_id,
+        url=str(data.url),
+        events=list(data.events),
+        settings=request.app.state.settings,
+    )
     return WebhookCreated(**WebhookOut.model_validate(endpoint).model_dump(), secret=endpoint.secret)
 
 
@@ -517,8 +512,9 @@ async def delete_webhook(
 
 
 def calendar_token(settings: Settings, asset_id: uuid.UUID) -> str:
-    """A secret, stable token per machine (derived from the server secret: rotate the secret to revoke)."""
-    return hmac.new(settings.jwt_secret.encode(), f"ical:{asset_id}".encode(), hashlib.sha256).hexdigest()[:40]
+    """A secret, stable token per machine, keyed with the iCal purpose key (set MARKETPLACE_ICAL_SECRET to
+    change every feed URL without touching any other key)."""
+    return hmac.new(purpose_key(settings, "ical"), f"ical:{asset_id}".encode(), hashlib.sha256).hexdigest()[:40]
 
 
 @router.get(

@@ -190,6 +190,7 @@ async def place(
     If anything fails after ``before_booked``, ``booking_abandoned`` undoes the external effect."""
     if not principal.has_scope("bookings:write"):
         raise Forbidden("This API key lacks the 'bookings:write' scope.")
+    principal.require_verified_email()
     now = _now()
     repo = BookingRepository(session)
     candidates = [data.buyer_org_id] if data.buyer_org_id else sorted(principal.org_ids)
@@ -502,6 +503,8 @@ async def act(
     booking, role = await get_for(session, principal, booking_id, for_update=True)
     if role in ("buyer", "supplier") and not principal.has_scope("bookings:write"):
         raise Forbidden("This API key lacks the 'bookings:write' scope.")
+    if action in ("pay", "accept"):  # money matters: committing to pay, or to deliver for pay
+        principal.require_verified_email()
     to, allowed = target(booking.status, action)
     if role not in allowed:
         # An admin may also act for either side where the table allows the side (support cases).

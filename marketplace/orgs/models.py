@@ -64,8 +64,13 @@ class Membership(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=ts_column(default_now=True))
 
 
+INVITATION_LIFETIME_DAYS = 7
+
+
 class OrgInvitation(SQLModel, table=True):
-    """An owner's invitation for an e-mail that has no account yet; accepted when that e-mail registers."""
+    """An owner's invitation of an e-mail address. Nobody joins until the holder of that address accepts it:
+    with the link's token (only its SHA-256 is stored; a resend replaces it) or, signed in with that verified
+    address, from their list of pending invitations. Revoking deletes the row."""
 
     __tablename__ = "org_invitations"
     __table_args__ = (
@@ -86,3 +91,5 @@ class OrgInvitation(SQLModel, table=True):
     invited_by: uuid.UUID | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
     created_at: datetime = Field(default_factory=utcnow, sa_column=ts_column(default_now=True))
     accepted_at: datetime | None = Field(default=None, sa_column=ts_column(nullable=True))
+    token_hash: str | None = Field(default=None, max_length=64, unique=True)
+    expires_at: datetime = Field(sa_column=ts_column())

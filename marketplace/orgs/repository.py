@@ -54,13 +54,24 @@ class OrgRepository:
         return [(org, role) for org, role in rows.all()]
 
     async def add_membership(self, org_id: uuid.UUID, user_id: uuid.UUID, role: str) -> Membership:
+        """A new membership; an existing one is returned unchanged (roles change only through
+        ``set_role``, which keeps an owner)."""
         existing = await self.session.get(Membership, (org_id, user_id))
         if existing is not None:
-            existing.role = role
-            await self.session.flush()
             return existing
         membership = Membership(org_id=org_id, user_id=user_id, role=role)
         self.session.add(membership)
+        await self.session.flush()
+        return membership
+
+    async def lock_owners(self, org_id: uuid.UUID) -> None:
+        """Serialise changes to the organisation's owners (the database trigger takes the same row lock)."""
+        await self.session.execute(
+            sa.select(col(Organisation.id)).where(col(Organisation.id) == org_id).with_for_update(key_share=True)
+        )
+
+    async def set_role(self, membership: Membership, role: str) -> Membership:
+        membership.role = role
         await self.session.flush()
         return membership
 
@@ -102,47 +113,73 @@ class OrgRepository:
             for uid, email, name, role, created in rows.all()
         ]
 
+    async def member_with_email(self, org_id: uuid.UUID, email: str) -> bool:
+        stmt = (
+            sa.select(col(Membership.user_id))
+            .join(User, col(User.id) == col(Membership.user_id))
+            .where(col(Membership.org_id) == org_id, sa.func.lower(col(User.email)) == email.lower())
+        )
+        return (await self.session.execute(stmt.limit(1))).first() is not None
+
     async def open_invitations(self, org_id: uuid.UUID) -> list[OrgInvitation]:
         rows = await self.session.execute(
-            sa.select(OrgInvitation).where(
-                col(OrgInvitation.org_id) == org_id, col(OrgInvitation.accepted_at).is_(None)
-            )
+            sa.select(OrgInvitation)
+            .where(col(OrgInvitation.org_id) == org_id, col(OrgInvitation.accepted_at).is_(None))
+            .order_by(col(OrgInvitation.created_at), col(OrgInvitation.id))
         )
         return list(rows.scalars())
 
-    async def invitations_for_email(self, email: str) -> list[OrgInvitation]:
+    async def pending_invitations_for_email(self, email: str, *, now: datetime) -> list[tuple[OrgInvitation, str]]:
+        """Open, unexpired invitations of an e-mail address, with the organisation's name."""
         rows = await self.session.execute(
-            sa.select(OrgInvitation).where(
+            sa.select(OrgInvitation, col(Organisation.name))
+            .join(Organisation, col(Organisation.id) == col(OrgInvitation.org_id))
+            .where(
                 sa.func.lower(col(OrgInvitation.email)) == email.lower(),
                 col(OrgInvitation.accepted_at).is_(None),
+                col(OrgInvitation.expires_at) > now,
             )
+            .order_by(col(OrgInvitation.created_at))
         )
-        return list(rows.scalars())
+        return [(inv, name) for inv, name in rows.all()]
 
-    async def upsert_invitation(self, invitation: OrgInvitation) -> OrgInvitation:
-        existing = (
-            await self.session.execute(
-                sa.select(OrgInvitation).where(
-                    col(OrgInvitation.org_id) == invitation.org_id,
-                    sa.func.lower(col(OrgInvitation.email)) == invitation.email.lower(),
-                    col(OrgInvitation.accepted_at).is_(None),
-                )
-            )
-        ).scalar_one_or_none()
-        if existing is not None:
-            existing.role = invitation.role
-            await self.session.flush()
-            return existing
-        self.session.add(invitation)
-        await self.session.flush()
-        return invitation
+    async def get_invitation(
+        self, invitation_id: uuid.UUID, *, org_id: uuid.UUID | None = None, for_update: bool = False
+    ) -> OrgInvitation | None:
+        stmt = sa.select(OrgInvitation).where(
+            col(OrgInvitation.id) == invitation_id, col(OrgInvitation.accepted_at).is_(None)
+        )
+        if org_id is not None:
+            stmt = stmt.where(col(OrgInvitation.org_id) == org_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        return (await self.session.execute(stmt)).scalar_one_or_none()
 
-    async def delete_invitation(self, org_id: uuid.UUID, email: str) -> bool:
-        result = await self.session.execute(
-            sa.delete(OrgInvitation).where(
+    async def invitation_by_token_hash(self, token_hash: str) -> OrgInvitation | None:
+        stmt = (
+            sa.select(OrgInvitation)
+            .where(col(OrgInvitation.token_hash) == token_hash, col(OrgInvitation.accepted_at).is_(None))
+            .with_for_update()
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def open_invitation_for(self, org_id: uuid.UUID, email: str) -> OrgInvitation | None:
+        stmt = (
+            sa.select(OrgInvitation)
+            .where(
                 col(OrgInvitation.org_id) == org_id,
                 sa.func.lower(col(OrgInvitation.email)) == email.lower(),
                 col(OrgInvitation.accepted_at).is_(None),
             )
+            .with_for_update()
         )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def add_invitation(self, invitation: OrgInvitation) -> OrgInvitation:
+        self.session.add(invitation)
+        await self.session.flush()
+        return invitation
+
+    async def delete_invitation(self, invitation: OrgInvitation) -> None:
+        await self.session.delete(invitation)
+        await self.session.flush()

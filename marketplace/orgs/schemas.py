@@ -101,12 +101,37 @@ class MemberInvite(BaseModel):
 
 
 class MemberOut(BaseModel):
-    user_id: uuid.UUID | None
+    user_id: uuid.UUID
     email: str
-    full_name: str | None
+    full_name: str
     role: str
-    status: Literal["active", "invited"]
+    status: Literal["active"]
     created_at: datetime
+
+
+class MemberRoleUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["owner", "member"]
+
+
+class InvitationOut(BaseModel):
+    """The same shape whether or not the e-mail has an account: it never names or identifies a user."""
+
+    id: uuid.UUID
+    org_id: uuid.UUID
+    org_name: str | None = Field(default=None, description="Only in the invitee's own list")
+    email: str
+    role: str
+    status: Literal["pending", "expired"]
+    created_at: datetime
+    expires_at: datetime
+
+
+class InvitationAccept(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: Line = Field(min_length=16, max_length=200, description="The token from the invitation e-mail's link")
 
 
 class ApiKeyCreate(BaseModel):

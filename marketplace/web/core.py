@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
+from marketplace.auth import sessions
 from marketplace.auth.deps import _principal_for_user
 from marketplace.auth.principal import Principal
 from marketplace.db import SessionDep
@@ -139,10 +140,15 @@ async def optional_user(request: Request, session: SessionDep) -> Principal | No
     user_id = request.session.get("user_id")
     if not user_id:
         return None
+    principal: Principal | None = None
     try:
-        principal = await _principal_for_user(session, uuid.UUID(str(user_id)))
-    except ValueError:
-        principal = None
+        uid, sid = uuid.UUID(str(user_id)), uuid.UUID(str(request.session.get("sid")))
+    except ValueError:  # a malformed cookie, or one from before web sessions were stored: sign in again
+        pass
+    else:
+        # The cookie names a stored web session: signing out (here, everywhere, a password reset) ends it.
+        if await sessions.web_session_is_live(session, user_id=uid, family_id=sid):
+            principal = await _principal_for_user(session, uid)
     if principal is None:
         request.session.clear()
     return principal

@@ -628,9 +628,15 @@ def _action_error(request: Request, exc: AppError) -> str:
 
 
 @router.get("/integrations", response_class=HTMLResponse)
-async def integrations(
-    request: Request, org_id: uuid.UUID, session: SessionDep, user: SignedIn, new_key: Line | None = None
+async def integrations(request: Request, org_id: uuid.UUID, session: SessionDep, user: SignedIn) -> HTMLResponse:
+    return await _integrations_page(request, org_id, session, user)
+
+
+async def _integrations_page(
+    request: Request, org_id: uuid.UUID, session: SessionDep, user: SignedIn, *, new_secret: str | None = None
 ) -> HTMLResponse:
+    """The integrations page; after creating an API key or a webhook, with its secret. The secret is shown in
+    this one response (never stored in the session cookie, never cached) and cannot be shown again."""
     org = await _org(session, user, org_id)
     keys = await orgs.list_api_keys(session, user, org_id)
     settings = request.app.state.settings
@@ -648,7 +654,7 @@ async def integrations(
     hooks = (
         (await session.execute(sa.select(WebhookEndpoint).where(col(WebhookEndpoint.org_id) == org_id))).scalars().all()
     )
-    return render(
+    page = render(
         request,
         "factory/integrations.html",
         {
@@ -656,10 +662,13 @@ async def integrations(
             "keys": keys,
             "feeds": feeds,
             "hooks": hooks,
-            "new_key": request.session.pop("new_key", None),
+            "new_key": new_secret,
         },
         user=user,
     )
+    if new_secret is not None:
+        page.headers["Cache-Control"] = "no-store"
+    return page
 
 
 @router.post("/integrations/api-keys")
@@ -676,8 +685,7 @@ async def create_key(
     except (ValidationError, AppError) as exc:
         await session.rollback()  # the failed service call may have flushed part of its work
         return redirect(f"/factory/{org_id}/integrations?error={quote(str(field_errors(exc)))}")
-    request.session["new_key"] = secret  # shown once, on the next page
-    return redirect(f"/factory/{org_id}/integrations")
+    return await _integrations_page(request, org_id, session, user, new_secret=secret)  # shown once, here
 
 
 @router.post("/integrations/api-keys/{key_id}/revoke")
@@ -734,21 +742,23 @@ async def earnings_csv(request: Request, org_id: uuid.UUID, session: SessionDep,
 async def create_webhook(
     request: Request, org_id: uuid.UUID, session: SessionDep, user: SignedIn, _csrf: CsrfChecked
 ) -> Response:
-    """Register an outbound webhook (the secret is shown once, like an API key)."""
-    from marketplace.bookings.models import WebhookEndpoint
+    """Register an outbound webhook (owners only; the secret is shown once, in this response, like an API key)."""
+    from marketplace import webhooks
     from marketplace.bookings.schemas import WebhookCreate
-    from marketplace.webhooks import check_url, new_secret
 
     await _org(session, user, org_id)
     form = await request.form()
     try:
         data = WebhookCreate.model_validate({"url": form.get("url"), "events": list(form.getlist("events"))})
-        check_url(str(data.url), request.app.state.settings)
+        endpoint = await webhooks.create_endpoint(
+            session,
+            principal=user,
+            org_id=org_id,
+            url=str(data.url),
+            events=list(data.events),
+            settings=request.app.state.settings,
+        )
     except (ValidationError, AppError) as exc:
         await session.rollback()  # the failed service call may have flushed part of its work
         return redirect(f"/factory/{org_id}/integrations?error={quote(next(iter(field_errors(exc).values())))}")
-    endpoint = WebhookEndpoint(org_id=org_id, url=str(data.url), secret=new_secret(), events=sorted(set(data.events)))
-    session.add(endpoint)
-    await session.flush()
-    request.session["new_key"] = endpoint.secret
-    return redirect(f"/factory/{org_id}/integrations")
+    return await _integrations_page(request, org_id, session, user, new_secret=endpoint.secret)

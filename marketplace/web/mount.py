@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
+from marketplace.auth.security import purpose_key
 from marketplace.errors import unhandled_error_response, validation_error_response
 from marketplace.settings import Settings
 from marketplace.web import i18n
@@ -50,23 +51,27 @@ def error_page(request: Request, status: int, message: str | None = None) -> HTM
 
 
 def mount_web(app: FastAPI, settings: Settings) -> None:
-    from marketplace.web import admin, buyer, factory, observatory, pages, public
+    from marketplace.web import account, account_sessions, admin, buyer, factory, observatory, pages, public, team
 
     app.add_middleware(
         SessionMiddleware,
-        secret_key=settings.jwt_secret,
+        # Its own key (HKDF from the server secret): an access token's key cannot sign a web session.
+        secret_key=purpose_key(settings, "web-session").hex(),
         session_cookie="mk_session",
-        max_age=14 * 24 * 3600,
+        max_age=settings.web_session_days * 24 * 3600,
         same_site="lax",
         https_only=settings.environment == "production",
     )
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     app.include_router(public.router)
     app.include_router(pages.router)
+    app.include_router(team.router)
     app.include_router(admin.router)
     app.include_router(factory.router)
     app.include_router(buyer.router)
     app.include_router(observatory.router)
+    app.include_router(account_sessions.router)
+    app.include_router(account.router)
 
     async def handle_web_error(request: Request, exc: Exception) -> Response:
         if not isinstance(exc, WebError):  # registered for WebError only

@@ -21,10 +21,10 @@ from marketplace.auth import service as auth_service
 from marketplace.auth.schemas import RegisterIn
 from marketplace.bookings.models import Booking, Review
 from marketplace.db import SessionDep
-from marketplace.errors import AppError, validation_message
+from marketplace.errors import AppError, RateLimited, validation_message
 from marketplace.orgs.models import Organisation
 from marketplace.text import Line
-from marketplace.web import i18n
+from marketplace.web import account_sessions, i18n
 from marketplace.web.core import CsrfChecked, WebError, WebUser, field_errors, locale_of, redirect, render
 
 router = APIRouter(include_in_schema=False)
@@ -206,6 +206,16 @@ def _safe_next(target: str) -> str:
     return target if target.startswith("/") and not target.startswith("//") else "/"
 
 
+def _login_error(request: Request, exc: AppError) -> str:
+    """A refused sign-in in the visitor's language, with how long to wait (marketplace/ratelimit.py)."""
+    if isinstance(exc, RateLimited):
+        message = i18n.translations(locale_of(request)).gettext(
+            "Too many attempts. Please wait %(seconds)s seconds and try again."
+        )
+        return message % {"seconds": exc.extra.get("retry_after", 1)}
+    return exc.detail
+
+
 @router.post("/login", response_class=HTMLResponse)
 async def login(
     request: Request,
@@ -215,28 +225,30 @@ async def login(
     password: Annotated[str, Form()],
     next: Annotated[Line, Form()] = "/",
 ) -> Response:
-    limiter = request.app.state.auth_rate_limiter
+    limiter = request.app.state.login_limiter
     ip = request.client.host if request.client else "unknown"
     try:
-        await limiter.hit("login", f"ip:{ip}", f"email:{email.strip().lower()}")
+        attempt = await limiter.begin(ip=ip, account=email)  # failures only: see marketplace/ratelimit.py
         user = await auth_service.authenticate(session, email, password)
+        await limiter.succeeded(attempt)
     except AppError as exc:
         await session.rollback()  # the failed service call may have flushed part of its work
-        return render(
+        page = render(
             request,
             "account/login.html",
-            {"next": _safe_next(next), "errors": {"_": exc.detail}, "email": email},
+            {"next": _safe_next(next), "errors": {"_": _login_error(request, exc)}, "email": email},
             status=exc.status_code,
         )
-    request.session.clear()  # a fresh session (and CSRF token) at sign-in
-    request.session["user_id"] = str(user.id)
-    request.session["locale"] = user.locale
+        if isinstance(exc, RateLimited):
+            page.headers["Retry-After"] = str(exc.extra.get("retry_after", 1))
+        return page
+    await account_sessions.sign_in(request, session, user=user)  # a fresh stored session and CSRF token
     return redirect(_safe_next(next))
 
 
 @router.post("/logout")
-async def logout(request: Request, _csrf: CsrfChecked) -> Response:
-    request.session.clear()
+async def logout(request: Request, session: SessionDep, _csrf: CsrfChecked) -> Response:
+    await account_sessions.sign_out(request, session)  # ends the stored session, not just this cookie
     return redirect("/")
 
 
@@ -265,7 +277,7 @@ async def register(request: Request, session: SessionDep, _csrf: CsrfChecked) ->
     try:
         limiter = request.app.state.auth_rate_limiter
         ip = request.client.host if request.client else "unknown"
-        await limiter.hit("register", f"ip:{ip}", f"email:{str(payload['email']).lower()}")
+        await limiter.hit("register", f"ip:{ip}")
         data = RegisterIn.model_validate(payload)
         user, _ = await auth_service.register(session, data)
     except ValidationError as exc:
@@ -281,9 +293,7 @@ async def register(request: Request, session: SessionDep, _csrf: CsrfChecked) ->
         return render(
             request, "account/register.html", {"errors": field_errors(exc), "form": form}, status=exc.status_code
         )
-    request.session.clear()
-    request.session["user_id"] = str(user.id)
-    request.session["locale"] = user.locale
+    await account_sessions.sign_in(request, session, user=user)
     return redirect("/dashboard")
 
 

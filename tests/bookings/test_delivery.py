@@ -364,7 +364,7 @@ async def test_failing_webhook_receiver_is_retried_then_marked_failed(
         log = (await client.get(f"/api/v1/orgs/{market.buyer_org}/webhooks", headers=market.buyer)).json()
         [entry] = log["items"][0]["deliveries"]
         assert entry["status"] == "failed" and entry["attempts"] == webhooks.MAX_ATTEMPTS
-        assert entry["last_status_code"] == 500 and entry["last_error"] == "HTTP 500" and entry["delivered_at"] is None
+        assert entry["last_status_code"] == 500 and entry["last_error"] == "http_500" and entry["delivered_at"] is None
 
 
 async def test_a_pending_webhook_delivery_schedules_its_next_attempt_as_a_delayed_outbox_row(

@@ -108,7 +108,7 @@ async def test_committed_jobs_reach_the_worker_and_jobs_of_a_failed_transaction_
             json={"url": receiver.url, "events": ["booking.*"]},
         )
         assert hook.status_code == 201, hook.text
-        doomed = await register(client, ("buyer",))
+        doomed = await register(client, ("buyer",), database_url=committed_db_url)
         doomed_headers = await login(client, doomed["email"])
         await run_sql(committed_db_url, FAIL_PAYMENT_STEP.format(org=doomed["org"]["id"]))
         await run_sql(

@@ -49,7 +49,7 @@ def _admin_account(db_url: str) -> str:
         sql(
             db_url,
             "INSERT INTO users (id, email, password_hash, full_name, locale, is_platform_admin, "
-            "is_active) VALUES (:id, :e, :h, 'Admin', 'en', true, true)",
+            "is_active, email_verified_at) VALUES (:id, :e, :h, 'Admin', 'en', true, true, now())",
             {"id": uuid.uuid4(), "e": email, "h": hash_password(PASSWORD)},
         )
     )
@@ -57,8 +57,9 @@ def _admin_account(db_url: str) -> str:
 
 
 class Journey:
-    def __init__(self, browser: Any, base: str, locale: str, shots: Path) -> None:
+    def __init__(self, browser: Any, base: str, locale: str, shots: Path, db_url: str) -> None:
         self.browser, self.base, self.locale, self.shots = browser, base, locale, shots
+        self.db_url = db_url
 
     def page(self) -> Any:
         context = self.browser.new_context(
@@ -90,6 +91,10 @@ class Journey:
         page.select_option("#locale", self.locale)
         page.click("form[action='/register'] button[type=submit]")
         page.wait_for_url(re.compile(r".*/dashboard$"))
+        # The address is then taken as verified (tests/test_email_flows.py follows the e-mailed link itself).
+        run_sync(
+            sql(self.db_url, "UPDATE users SET email_verified_at = now() WHERE lower(email) = lower(:e)", {"e": email})
+        )
 
 
 @pytest.mark.parametrize("locale", ["zh-CN", "en"])
@@ -99,7 +104,7 @@ def test_end_to_end_journey_in_a_real_browser(live: tuple[LiveServer, str], arti
 
 def _journey(browser: Any, live: tuple[LiveServer, str], artifacts: Path, locale: str) -> None:
     server, db_url = live
-    j = Journey(browser, server.url, locale, artifacts)
+    j = Journey(browser, server.url, locale, artifacts, server.database_url)
     tag = uuid.uuid4().hex[:6]
     admin_email = _admin_account(db_url)
     supplier_email, buyer_email = f"factory-{tag}@example.com", f"buyer-{tag}@example.com"
@@ -263,7 +268,7 @@ def test_a_buyer_cannot_open_a_factory_page_in_the_browser(live: tuple[LiveServe
 
 def _buyer_denied(browser: Any, live: tuple[LiveServer, str], artifacts: Path) -> None:
     server, _ = live
-    j = Journey(browser, server.url, "en", artifacts)
+    j = Journey(browser, server.url, "en", artifacts, server.database_url)
     tag = uuid.uuid4().hex[:6]
     factory = j.page()
     j.register(factory, f"f-{tag}@example.com", f"Factory {tag}", "supplier")
@@ -284,7 +289,7 @@ def test_csrf_is_enforced_for_browser_forms(live: tuple[LiveServer, str]) -> Non
 
 def _csrf_enforced(browser: Any, live: tuple[LiveServer, str]) -> None:
     server, _ = live
-    j = Journey(browser, server.url, "en", Path("/tmp"))
+    j = Journey(browser, server.url, "en", Path("/tmp"), server.database_url)
     page = j.page()
     page.goto(f"{server.url}/login")
     page.evaluate("document.querySelector(\"form[action='/login'] input[name=csrf_token]\").value = 'forged'")

@@ -7,3 +7,8 @@
     }
   } catch (e) { /* old browsers: server default applies */ }
 })();
+
+// Controls marked data-submit-on-change submit their form (the language switch); no inline handlers (CSP).
+document.querySelectorAll("[data-submit-on-change]").forEach(function (control) {
+  control.addEventListener("change", function () { control.form.submit(); });
+});

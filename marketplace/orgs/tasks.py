@@ -1,0 +1,18 @@
+"""Background jobs of organisations: invitation e-mails."""
+
+from __future__ import annotations
+
+import uuid
+
+from marketplace.celery_app import celery
+from marketplace.orgs import service
+from marketplace.settings import get_settings
+from marketplace.tasks import run_in_unit_of_work
+
+
+@celery.task(name="orgs.send_invitation", acks_late=True, autoretry_for=(OSError,), retry_backoff=10, max_retries=8)
+def send_invitation(invitation_id: str) -> bool:
+    settings = get_settings()
+    return run_in_unit_of_work(
+        lambda s: service.send_invitation_email(s, settings=settings, invitation_id=uuid.UUID(invitation_id))
+    )
