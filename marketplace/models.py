@@ -14,7 +14,7 @@ from marketplace.analytics.models import (
     ObserverGrant,
 )
 from marketplace.audit import AuditLog
-from marketplace.auth.models import ApiKey, EmailToken, RefreshToken, User
+from marketplace.auth.models import ApiKey, EmailToken, RefreshToken, User, UserTotp
 from marketplace.bookings.models import (
     Booking,
     BookingEvent,
@@ -104,6 +104,7 @@ __all__ = [
     "StripeAccount",
     "StripeEvent",
     "User",
+    "UserTotp",
     "WebhookDelivery",
     "WebhookEndpoint",
     "include_object",

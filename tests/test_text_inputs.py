@@ -41,6 +41,8 @@ ALLOWED = {
     ("POST", "/account/password", "current_password"): "only ever verified against the hash",
     ("POST", "/account/password", "new_password"): "only ever hashed (argon2)",
     ("POST", "/reset-password", "new_password"): "only ever hashed (argon2)",
+    ("POST", "/api/v1/auth/2fa/disable", "data.password"): "only ever verified against the hash",
+    ("POST", "/account/2fa/disable", "password"): "only ever verified against the hash",
 }
 KINDS = ("path_params", "query_params", "header_params", "cookie_params", "body_params")
 

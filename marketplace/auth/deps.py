@@ -17,6 +17,7 @@ from sqlmodel import col
 
 from marketplace.auth.models import ApiKey, User
 from marketplace.auth.principal import Principal
+from marketplace.auth.repository import TotpRepository
 from marketplace.auth.security import API_KEY_PREFIX, TokenError, decode_token, hash_api_key
 from marketplace.db import SessionDep
 from marketplace.errors import Forbidden, NotAuthenticated
@@ -159,9 +160,18 @@ async def get_user_principal(principal: CurrentPrincipal) -> Principal:
 CurrentUser = Annotated[Principal, Depends(get_user_principal)]
 
 
-async def get_admin(principal: CurrentUser) -> Principal:
+class TwoFactorRequired(Forbidden):
+    code = "two_factor_required"
+
+
+async def get_admin(principal: CurrentUser, request: Request, session: SessionDep) -> Principal:
+    """Platform admins only; in production, only once they have two-factor sign-in enabled (the one place
+    this rule is enforced: every admin endpoint, API and web, depends on this)."""
     if not principal.is_platform_admin:
         raise Forbidden("Platform administrators only.")
+    if request.app.state.settings.environment == "production" and principal.user_id is not None:
+        if not await TotpRepository(session).is_enabled(principal.user_id):
+            raise TwoFactorRequired("Enable two-factor sign-in before using administrator functions.")
     return principal
 
 

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request, Response, status
 
-from marketplace.auth import service, sessions
+from marketplace.auth import service, sessions, two_factor
 from marketplace.auth.deps import CurrentUser
 from marketplace.auth.models import User
 from marketplace.auth.repository import UserRepository
@@ -22,6 +22,11 @@ from marketplace.auth.schemas import (
     RegisterOut,
     SessionOut,
     TokenOut,
+    TwoFactorConfirmIn,
+    TwoFactorConfirmOut,
+    TwoFactorDisableIn,
+    TwoFactorSetupOut,
+    TwoFactorStatusOut,
     UserPublic,
     VerifyEmailIn,
 )
@@ -59,10 +64,15 @@ class TokenForm:
         grant_type: Annotated[str | None, Form(pattern="^password$")] = None,
         username: Annotated[Line, Form(min_length=1, max_length=320, description="The e-mail address")],
         password: Annotated[str, Form(max_length=256, json_schema_extra={"format": "password"})],
+        otp: Annotated[
+            Line | None,
+            Form(max_length=40, description="With two-factor sign-in: a TOTP code or a recovery code"),
+        ] = None,
     ) -> None:
         self.grant_type = grant_type
         self.username = username
         self.password = password
+        self.otp = otp
 
 
 @router.post(
@@ -92,6 +102,8 @@ async def token(
     login_limiter: LoginLimiter = request.app.state.login_limiter
     attempt = await login_limiter.begin(ip=_client_ip(request), account=form.username)
     user = await service.authenticate(session, form.username, form.password)
+    # Until the second factor passes, the attempt stays counted as a failure (a wrong code is a failure).
+    await two_factor.check_sign_in(session, user_id=user.id, otp=form.otp)
     await login_limiter.succeeded(attempt)
     return await service.issue_tokens(
         session,
@@ -282,4 +294,59 @@ async def change_password(
     await service.change_password(
         session, user_id=principal.user_id, current_password=data.current_password, new_password=data.new_password
     )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# -- two-factor sign-in ----------------------------------------------------------------------------
+
+
+@router.get(
+    "/auth/2fa",
+    response_model=TwoFactorStatusOut,
+    responses=error_responses(401, 403),
+    summary="Whether the signed-in user has two-factor sign-in enabled",
+)
+async def two_factor_status(session: SessionDep, principal: CurrentUser) -> TwoFactorStatusOut:
+    user = await _current_user(session, principal)
+    return TwoFactorStatusOut(enabled=await two_factor.is_enabled(session, user_id=user.id))
+
+
+@router.post(
+    "/auth/2fa/setup",
+    response_model=TwoFactorSetupOut,
+    responses=error_responses(401, 403, 409),
+    summary="Start two-factor setup: a new TOTP secret as an otpauth URI and an SVG QR code",
+)
+async def two_factor_setup(session: SessionDep, principal: CurrentUser) -> TwoFactorSetupOut:
+    user = await _current_user(session, principal)
+    setup = await two_factor.start_setup(session, user=user)
+    return TwoFactorSetupOut(otpauth_uri=setup.otpauth_uri, qr_svg=setup.qr_svg)
+
+
+@router.post(
+    "/auth/2fa/confirm",
+    response_model=TwoFactorConfirmOut,
+    responses=error_responses(400, 401, 403, 409, 422, 429),
+    summary="Enable two-factor sign-in with a first code; returns 10 one-time recovery codes (shown once)",
+)
+async def two_factor_confirm(
+    data: TwoFactorConfirmIn, session: SessionDep, principal: CurrentUser, limiter: Limiter
+) -> TwoFactorConfirmOut:
+    await limiter.hit("2fa", f"user:{principal.user_id}")
+    user = await _current_user(session, principal)
+    return TwoFactorConfirmOut(recovery_codes=await two_factor.confirm(session, user_id=user.id, code=data.code))
+
+
+@router.post(
+    "/auth/2fa/disable",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(400, 401, 403, 422, 429),
+    summary="Disable two-factor sign-in (needs the password and a code or a recovery code)",
+)
+async def two_factor_disable(
+    data: TwoFactorDisableIn, session: SessionDep, principal: CurrentUser, limiter: Limiter
+) -> Response:
+    await limiter.hit("2fa", f"user:{principal.user_id}")
+    user = await _current_user(session, principal)
+    await two_factor.disable(session, user_id=user.id, password=data.password, code=data.code)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

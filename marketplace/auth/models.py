@@ -100,3 +100,20 @@ class RefreshToken(SQLModel, table=True):
     replaced_by: uuid.UUID | None = Field(default=None)
     user_agent: str | None = Field(default=None, max_length=300)
     ip: str | None = Field(default=None, max_length=64)
+
+
+class UserTotp(SQLModel, table=True):
+    """A user's TOTP second factor (RFC 6238). A row with ``confirmed_at`` NULL is a setup in progress (the
+    secret was shown once, as a QR code); once confirmed the secret is never returned again. ``last_step`` is
+    the 30-second step of the last code accepted: a code of that step or an earlier one is refused, so a
+    code cannot be replayed. Only SHA-256 hashes of the (random, 50-bit) recovery codes are stored; using
+    one removes its hash."""
+
+    __tablename__ = "user_totp"
+
+    user_id: uuid.UUID = Field(primary_key=True, foreign_key="users.id", ondelete="CASCADE")
+    secret: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=ts_column(default_now=True))
+    confirmed_at: datetime | None = Field(default=None, sa_column=ts_column(nullable=True))
+    last_step: int | None = Field(default=None, sa_type=sa.BigInteger)
+    recovery_code_hashes: list[str] = Field(default_factory=list, sa_column=text_array_column())

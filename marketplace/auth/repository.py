@@ -3,10 +3,11 @@ from __future__ import annotations
 import uuid
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from marketplace.auth.models import ApiKey, EmailToken, User
+from marketplace.auth.models import ApiKey, EmailToken, User, UserTotp
 
 
 class UserRepository:
@@ -117,3 +118,67 @@ class ApiKeyRepository:
             sa.select(ApiKey).where(col(ApiKey.org_id) == org_id, col(ApiKey.id) == key_id)
         )
         return result.scalar_one_or_none()
+
+
+class TotpRepository:
+    """The user's TOTP row. Accepting a code and using a recovery code are single conditional UPDATEs, so two
+    concurrent sign-ins cannot both use the same code."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, user_id: uuid.UUID) -> UserTotp | None:
+        result = await self.session.execute(sa.select(UserTotp).where(col(UserTotp.user_id) == user_id))
+        return result.scalar_one_or_none()
+
+    async def is_enabled(self, user_id: uuid.UUID) -> bool:
+        result = await self.session.execute(
+            sa.select(sa.literal(True)).where(col(UserTotp.user_id) == user_id, col(UserTotp.confirmed_at).is_not(None))
+        )
+        return result.scalar_one_or_none() is not None
+
+    async def start(self, user_id: uuid.UUID, secret: str) -> None:
+        """A new, unconfirmed setup; replaces an earlier unconfirmed one, never a confirmed one."""
+        stmt = pg_insert(UserTotp).values(user_id=user_id, secret=secret)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[col(UserTotp.user_id)],
+            set_={"secret": stmt.excluded.secret, "created_at": sa.func.now(), "last_step": None},
+            where=col(UserTotp.confirmed_at).is_(None),
+        )
+        await self.session.execute(stmt)
+
+    async def accept_step(self, user_id: uuid.UUID, step: int) -> bool:
+        """Record ``step`` as used; False when it (or a later one) was already used."""
+        result = await self.session.execute(
+            sa.update(UserTotp)
+            .where(
+                col(UserTotp.user_id) == user_id,
+                sa.or_(col(UserTotp.last_step).is_(None), col(UserTotp.last_step) < step),
+            )
+            .values(last_step=step)
+            .returning(col(UserTotp.user_id))
+        )
+        return result.scalar_one_or_none() is not None
+
+    async def confirm(self, user_id: uuid.UUID, recovery_code_hashes: list[str]) -> None:
+        await self.session.execute(
+            sa.update(UserTotp)
+            .where(col(UserTotp.user_id) == user_id)
+            .values(confirmed_at=sa.func.now(), recovery_code_hashes=recovery_code_hashes)
+        )
+
+    async def use_recovery_code(self, user_id: uuid.UUID, code_hash: str) -> bool:
+        result = await self.session.execute(
+            sa.update(UserTotp)
+            .where(
+                col(UserTotp.user_id) == user_id,
+                col(UserTotp.confirmed_at).is_not(None),
+                col(UserTotp.recovery_code_hashes).any_() == code_hash,
+            )
+            .values(recovery_code_hashes=sa.func.array_remove(col(UserTotp.recovery_code_hashes), code_hash))
+            .returning(col(UserTotp.user_id))
+        )
+        return result.scalar_one_or_none() is not None
+
+    async def delete(self, user_id: uuid.UUID) -> None:
+        await self.session.execute(sa.delete(UserTotp).where(col(UserTotp.user_id) == user_id))

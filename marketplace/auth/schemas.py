@@ -126,3 +126,34 @@ class SessionOut(BaseModel):
     expires_at: datetime
     user_agent: str | None
     ip: str | None
+
+
+# -- two-factor sign-in ----------------------------------------------------------------------------
+
+OtpCode = Annotated[Line, Field(min_length=6, max_length=40, description="A TOTP code or a recovery code")]
+
+
+class TwoFactorSetupOut(BaseModel):
+    otpauth_uri: str
+    qr_svg: str = Field(description="The otpauth URI as an SVG QR code (generated on the server)")
+
+
+class TwoFactorConfirmIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: OtpCode
+
+
+class TwoFactorConfirmOut(BaseModel):
+    recovery_codes: list[str] = Field(description="Each works once instead of a code; shown only now")
+
+
+class TwoFactorDisableIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    password: str = Field(min_length=1, max_length=256, json_schema_extra={"format": "password"})
+    code: OtpCode
+
+
+class TwoFactorStatusOut(BaseModel):
+    enabled: bool

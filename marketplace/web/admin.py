@@ -7,7 +7,7 @@ from typing import Annotated
 from urllib.parse import quote
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlmodel import col
 
@@ -24,7 +24,7 @@ from marketplace.orgs import service as orgs
 from marketplace.orgs.models import Organisation
 from marketplace.orgs.schemas import VerificationDecision
 from marketplace.text import Line, Text
-from marketplace.web import i18n
+from marketplace.web import account_2fa, i18n
 from marketplace.web.core import (
     N_,
     CsrfChecked,
@@ -39,7 +39,8 @@ from marketplace.web.core import (
 )
 from payments import ledger
 
-router = APIRouter(prefix="/admin", include_in_schema=False)
+# In production an admin without two-factor sign-in is refused every page here (see account_2fa.py).
+router = APIRouter(prefix="/admin", include_in_schema=False, dependencies=[Depends(account_2fa.admin_two_factor_gate)])
 
 
 def _admin(user: Principal) -> Principal:

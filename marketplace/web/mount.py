@@ -51,7 +51,18 @@ def error_page(request: Request, status: int, message: str | None = None) -> HTM
 
 
 def mount_web(app: FastAPI, settings: Settings) -> None:
-    from marketplace.web import account, account_sessions, admin, buyer, factory, observatory, pages, public, team
+    from marketplace.web import (
+        account,
+        account_2fa,
+        account_sessions,
+        admin,
+        buyer,
+        factory,
+        observatory,
+        pages,
+        public,
+        team,
+    )
 
     app.add_middleware(
         SessionMiddleware,
@@ -72,6 +83,7 @@ def mount_web(app: FastAPI, settings: Settings) -> None:
     app.include_router(observatory.router)
     app.include_router(account_sessions.router)
     app.include_router(account.router)
+    app.include_router(account_2fa.router)
 
     async def handle_web_error(request: Request, exc: Exception) -> Response:
         if not isinstance(exc, WebError):  # registered for WebError only

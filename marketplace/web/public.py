@@ -18,13 +18,14 @@ from listings.models import Asset, AssetKind, Site
 from listings.repository import ListingsRepository
 from listings.taxonomy import get_taxonomy
 from marketplace.auth import service as auth_service
+from marketplace.auth import two_factor
 from marketplace.auth.schemas import RegisterIn
 from marketplace.bookings.models import Booking, Review
 from marketplace.db import SessionDep
 from marketplace.errors import AppError, RateLimited, validation_message
 from marketplace.orgs.models import Organisation
 from marketplace.text import Line
-from marketplace.web import account_sessions, i18n
+from marketplace.web import account_2fa, account_sessions, i18n
 from marketplace.web.core import CsrfChecked, WebError, WebUser, field_errors, locale_of, redirect, render
 
 router = APIRouter(include_in_schema=False)
@@ -230,6 +231,9 @@ async def login(
     try:
         attempt = await limiter.begin(ip=ip, account=email)  # failures only: see marketplace/ratelimit.py
         user = await auth_service.authenticate(session, email, password)
+        if await two_factor.is_enabled(session, user_id=user.id):
+            # The attempt stays counted as a failure until the code is right too (see account_2fa.py).
+            return account_2fa.start_second_step(request, user_id=user.id, next_url=_safe_next(next))
         await limiter.succeeded(attempt)
     except AppError as exc:
         await session.rollback()  # the failed service call may have flushed part of its work
