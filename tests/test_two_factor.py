@@ -139,12 +139,20 @@ async def test_admin_in_production_is_refused_admin_endpoints_until_two_factor_i
     assert (await client.get("/api/v1/admin/moderation/queue", headers=headers)).status_code == 200
     assert (await client.get("/admin")).status_code == 200
 
+    other_org = (await register(client))["org"]["id"]
+    # Admin powers checked directly on the principal (not through get_admin) work in test (control) ...
+    assert (await client.get(f"/api/v1/orgs/{other_org}/statement", headers=headers)).status_code == 200
+    assert (await client.get(f"/api/v1/orgs/{other_org}", headers=headers)).status_code == 200
+
     app.state.settings = app.state.settings.model_copy(update={"environment": "production"})
     resp = await client.get("/api/v1/admin/moderation/queue", headers=headers)
     assert resp.status_code == 403, resp.text
     assert resp.json()["error"] == "two_factor_required"
     web = await client.get("/admin")
     assert web.status_code == 403 and "two-factor sign-in" in web.text
+    # ... and are gone too in production: the admin is loaded without admin power, not refused route by route.
+    assert (await client.get(f"/api/v1/orgs/{other_org}/statement", headers=headers)).status_code == 404
+    assert (await client.get(f"/api/v1/orgs/{other_org}", headers=headers)).status_code == 404
 
     totp, _ = await enable(client, headers)
     resp = await sign_in(client, admin.email, code_at(totp, 0))
@@ -152,6 +160,7 @@ async def test_admin_in_production_is_refused_admin_endpoints_until_two_factor_i
     headers = {"Authorization": f"Bearer {resp.json()['access_token']}"}
     assert (await client.get("/api/v1/admin/moderation/queue", headers=headers)).status_code == 200
     assert (await client.get("/admin")).status_code == 200
+    assert (await client.get(f"/api/v1/orgs/{other_org}/statement", headers=headers)).status_code == 200
 
 
 def _csrf(html: str) -> str:

@@ -15,9 +15,8 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 
-from marketplace.auth.models import ApiKey, User
+from marketplace.auth.models import ApiKey, User, UserTotp
 from marketplace.auth.principal import Principal
-from marketplace.auth.repository import TotpRepository
 from marketplace.auth.security import API_KEY_PREFIX, TokenError, decode_token, hash_api_key
 from marketplace.db import SessionDep
 from marketplace.errors import Forbidden, NotAuthenticated
@@ -35,6 +34,9 @@ _PRINCIPAL_ROWS = (
         col(User.is_platform_admin),
         col(User.locale),
         col(User.email_verified_at),
+        sa.exists()
+        .where(col(UserTotp.user_id) == col(User.id), col(UserTotp.confirmed_at).isnot(None))
+        .label("two_factor"),
         col(Membership.org_id),
         col(Membership.role),
     )
@@ -44,15 +46,21 @@ _PRINCIPAL_ROWS = (
 )
 
 
-async def _principal_for_user(session: SessionDep, user_id: uuid.UUID) -> Principal | None:
+async def _principal_for_user(
+    session: SessionDep, user_id: uuid.UUID, *, admins_need_two_factor: bool
+) -> Principal | None:
+    """``admins_need_two_factor`` (production): a platform admin without a confirmed second factor is loaded
+    without admin power, so no admin check anywhere can forget the rule."""
     rows = (await session.execute(_PRINCIPAL_ROWS, {"user_id": user_id})).all()
     if not rows or not rows[0].is_active:
         return None
     first = rows[0]
+    pending = bool(admins_need_two_factor and first.is_platform_admin and not first.two_factor)
     return Principal(
         user_id=user_id,
         memberships={row.org_id: row.role for row in rows if row.org_id is not None},
-        is_platform_admin=first.is_platform_admin,
+        is_platform_admin=first.is_platform_admin and not pending,
+        admin_needs_two_factor=pending,
         locale=first.locale,
         email_verified=first.email_verified_at is not None,
     )
@@ -133,7 +141,7 @@ async def get_optional_principal(
         user_id = decode_token(settings, token, "access")
     except TokenError as exc:
         raise NotAuthenticated(f"Invalid access token: {exc}.") from exc
-    principal = await _principal_for_user(session, user_id)
+    principal = await _principal_for_user(session, user_id, admins_need_two_factor=settings.environment == "production")
     if principal is None:
         raise NotAuthenticated("The account no longer exists or is disabled.")
     return principal
@@ -164,14 +172,13 @@ class TwoFactorRequired(Forbidden):
     code = "two_factor_required"
 
 
-async def get_admin(principal: CurrentUser, request: Request, session: SessionDep) -> Principal:
-    """Platform admins only; in production, only once they have two-factor sign-in enabled (the one place
-    this rule is enforced: every admin endpoint, API and web, depends on this)."""
+async def get_admin(principal: CurrentUser) -> Principal:
+    """Platform admins only. In production an admin without two-factor sign-in was loaded without admin power
+    (``_principal_for_user``): every admin check refuses; this one says why."""
+    if principal.admin_needs_two_factor:
+        raise TwoFactorRequired("Enable two-factor sign-in before using administrator functions.")
     if not principal.is_platform_admin:
         raise Forbidden("Platform administrators only.")
-    if request.app.state.settings.environment == "production" and principal.user_id is not None:
-        if not await TotpRepository(session).is_enabled(principal.user_id):
-            raise TwoFactorRequired("Enable two-factor sign-in before using administrator functions.")
     return principal
 
 

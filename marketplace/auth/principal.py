@@ -45,6 +45,10 @@ class Principal:
     # matters, publish or join an organisation. An API key is an organisation's credential, created by a
     # verified owner, so it counts as verified.
     email_verified: bool = True
+    # In production a platform admin without two-factor sign-in holds no admin power at all (the principal is
+    # built with ``is_platform_admin`` False, so every admin check, direct or through ``get_admin``, refuses);
+    # this flag only lets the refusal say why.
+    admin_needs_two_factor: bool = False
 
     @property
     def org_ids(self) -> frozenset[uuid.UUID]:

@@ -18,7 +18,7 @@ from marketplace.db import SessionDep
 from marketplace.errors import AppError, NotAuthenticated
 from marketplace.text import Line
 from marketplace.web import account_sessions, i18n
-from marketplace.web.core import CsrfChecked, SignedIn, WebError, WebUser, locale_of, redirect, render
+from marketplace.web.core import CsrfChecked, SignedIn, WebError, WebUser, locale_of, redirect, render, safe_next
 
 router = APIRouter(include_in_schema=False)
 
@@ -77,17 +77,13 @@ async def second_step(
         return page
     next_url = str(pending.get("next") or "/")
     await account_sessions.sign_in(request, session, user=user)  # clears the pending step with the cookie
-    return redirect(next_url if next_url.startswith("/") and not next_url.startswith("//") else "/")
+    return redirect(safe_next(next_url))
 
 
-async def admin_two_factor_gate(request: Request, session: SessionDep, user: WebUser) -> None:
+async def admin_two_factor_gate(request: Request, user: WebUser) -> None:
     """The web admin pages' side of :func:`marketplace.auth.deps.get_admin`: in production a platform admin
     without two-factor sign-in is refused until they enable it (a dependency of the whole admin router)."""
-    if user is None or user.user_id is None or not user.is_platform_admin:
-        return
-    if request.app.state.settings.environment != "production":
-        return
-    if not await two_factor.is_enabled(session, user_id=user.user_id):
+    if user is not None and user.admin_needs_two_factor:
         message = i18n.translations(locale_of(request)).gettext(
             "Turn on two-factor sign-in (Account, Two-factor sign-in) before using the administrator pages."
         )

@@ -30,6 +30,14 @@ _env.policies["ext.i18n.trimmed"] = True
 templates = Jinja2Templates(env=_env)
 
 
+def safe_next(target: str) -> str:
+    """Where to go after signing in: a path on this site only. ``//host`` and ``/\\host`` (browsers read a
+    backslash as a slash) would leave it, as would anything with a scheme; those go home instead."""
+    if not target.startswith("/") or target[1:2] in ("/", "\\") or any(c in target for c in "\t\r\n"):
+        return "/"
+    return target
+
+
 class WebError(Exception):
     """Rendered as a friendly page (never a stack trace)."""
 
@@ -148,7 +156,9 @@ async def optional_user(request: Request, session: SessionDep) -> Principal | No
     else:
         # The cookie names a stored web session: signing out (here, everywhere, a password reset) ends it.
         if await sessions.web_session_is_live(session, user_id=uid, family_id=sid):
-            principal = await _principal_for_user(session, uid)
+            principal = await _principal_for_user(
+                session, uid, admins_need_two_factor=request.app.state.settings.environment == "production"
+            )
     if principal is None:
         request.session.clear()
     return principal

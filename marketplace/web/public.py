@@ -26,7 +26,16 @@ from marketplace.errors import AppError, RateLimited, validation_message
 from marketplace.orgs.models import Organisation
 from marketplace.text import Line
 from marketplace.web import account_2fa, account_sessions, i18n
-from marketplace.web.core import CsrfChecked, WebError, WebUser, field_errors, locale_of, redirect, render
+from marketplace.web.core import (
+    CsrfChecked,
+    WebError,
+    WebUser,
+    field_errors,
+    locale_of,
+    redirect,
+    render,
+    safe_next,
+)
 
 router = APIRouter(include_in_schema=False)
 
@@ -204,7 +213,7 @@ async def login_page(request: Request, user: WebUser, next: Line = "/") -> HTMLR
 
 
 def _safe_next(target: str) -> str:
-    return target if target.startswith("/") and not target.startswith("//") else "/"
+    return safe_next(target)
 
 
 def _login_error(request: Request, exc: AppError) -> str:
