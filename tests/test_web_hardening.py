@@ -180,7 +180,8 @@ def _pages_under_csp(browser: Any, live: LiveServer) -> None:
         page.goto(f"{live.url}{path}")
         page.wait_for_load_state("networkidle")
     # The language switch submits on change through app.js (it had an inline handler before).
-    page.select_option("#lang-switch", "zh-CN")
+    with page.expect_navigation():  # the change event submits the form: wait for that page, not the old one
+        page.select_option("#lang-switch", "zh-CN")
     page.wait_for_load_state("networkidle")
     assert (page.locator("html").get_attribute("lang") or "").startswith("zh")
     # The app's scripts ran: htmx is loaded and app.js set the time-zone cookie.
