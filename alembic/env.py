@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from alembic import context
-from marketplace.db import normalise_url
+from marketplace.core.db import normalise_url
 from marketplace.models import include_object, metadata
 
 config = context.config
@@ -26,7 +26,7 @@ def _url() -> str:
     if url:
         return normalise_url(url)
     from marketplace.app import resolve_database_url
-    from marketplace.settings import get_settings
+    from marketplace.core.settings import get_settings
 
     return normalise_url(resolve_database_url(get_settings()))
 

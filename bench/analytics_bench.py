@@ -40,7 +40,7 @@ from common import server_url as _server_url  # noqa: E402
 
 from marketplace.analytics import service  # noqa: E402
 from marketplace.cli import migrate_database  # noqa: E402
-from marketplace.seeding import AVG_MACHINES_PER_SUPPLIER, AVG_SERVICES_PER_LAB, seed_market  # noqa: E402
+from marketplace.demo.seeding import AVG_MACHINES_PER_SUPPLIER, AVG_SERVICES_PER_LAB, seed_market  # noqa: E402
 
 BOOKING_COLUMNS = (
     "id", "asset_id", "kind", "supplier_org_id", "buyer_org_id", "status", "start_at", "end_at", "period",

@@ -72,7 +72,7 @@ def _redis_url() -> str:
     url = os.environ.get("MARKETPLACE_TEST_REDIS_URL")
     if url:
         return url
-    from marketplace import embedded
+    from marketplace.core import embedded
 
     return embedded.start_redis(ROOT / ".data" / "bench")
 

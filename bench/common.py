@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from marketplace.db import normalise_url
+from marketplace.core.db import normalise_url
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,7 +21,7 @@ def server_url() -> str:
     url = os.environ.get("MARKETPLACE_TEST_DATABASE_URL")
     if url:
         return normalise_url(url)
-    from marketplace import embedded
+    from marketplace.core import embedded
 
     return embedded.start_postgres(ROOT / ".data" / "bench", database="postgres")
 

@@ -52,11 +52,11 @@ from common import server_url as _server_url  # noqa: E402
 
 from listings.taxonomy import get_taxonomy  # noqa: E402
 from marketplace.cli import migrate_database  # noqa: E402
-from marketplace.observability import freeze_startup_heap  # noqa: E402
+from marketplace.core.observability import freeze_startup_heap  # noqa: E402
 
 DEFAULT_GC_THRESHOLDS = gc.get_threshold()
+from marketplace.demo.seeding import AVG_MACHINES_PER_SUPPLIER, AVG_SERVICES_PER_LAB, seed_market  # noqa: E402
 from marketplace.requests import service  # noqa: E402
-from marketplace.seeding import AVG_MACHINES_PER_SUPPLIER, AVG_SERVICES_PER_LAB, seed_market  # noqa: E402
 from matching import adapter  # noqa: E402
 from matching.batch import generate_options, greedy_fcfs, plan_batch  # noqa: E402
 from matching.engine import match  # noqa: E402
@@ -240,7 +240,7 @@ async def _latency(engine: AsyncEngine, requests: list[MatchRequest], now: datet
     1. ``first_pass``: straight after seeding, the first time these requests' bookings, calendars and
        scorecard index pages are read (from the OS cache into PostgreSQL's 128 MB of shared buffers);
     2. the reported figures: as the API server runs them in steady traffic, with its start-up heap frozen
-       (:func:`marketplace.observability.freeze_startup_heap`, called by ``main_app``);
+       (:func:`marketplace.core.observability.freeze_startup_heap`, called by ``main_app``);
     3. ``default_gc``: the same with the interpreter's default garbage collection, whose full collections of
        the large start-up heap (~80-90 ms) land in a few per cent of requests."""
     freeze_startup_heap()

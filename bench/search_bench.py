@@ -39,7 +39,7 @@ from listings import service  # noqa: E402
 from listings.repository import ListingsRepository  # noqa: E402
 from marketplace.bookings.service import BookingsBlockedTime  # noqa: E402
 from marketplace.cli import migrate_database  # noqa: E402
-from marketplace.seeding import AVG_MACHINES_PER_SUPPLIER, AVG_SERVICES_PER_LAB  # noqa: E402
+from marketplace.demo.seeding import AVG_MACHINES_PER_SUPPLIER, AVG_SERVICES_PER_LAB  # noqa: E402
 
 QUERIES: dict[str, dict[str, Any]] = {
     "process_3axis_next_free": {"process": "machining.milling.cnc_3axis"},

@@ -34,7 +34,7 @@ from common import cpu_model as _cpu_model  # noqa: E402
 from common import server_url as _server_url  # noqa: E402
 
 from marketplace.cli import migrate_database  # noqa: E402
-from marketplace.seeding import AVG_MACHINES_PER_SUPPLIER, AVG_SERVICES_PER_LAB, seed_market  # noqa: E402
+from marketplace.demo.seeding import AVG_MACHINES_PER_SUPPLIER, AVG_SERVICES_PER_LAB, seed_market  # noqa: E402
 
 
 async def _seed(url: str, suppliers: int, labs: int, buyers: int, seed: int) -> tuple[dict[str, object], float]:

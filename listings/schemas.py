@@ -14,7 +14,7 @@ from listings.availability import parse_hhmm
 from listings.taxonomy import get_taxonomy
 from payments.money import InvalidAmount, check_currency
 
-# The text rule for every string this package accepts, the same patterns as the shell's marketplace/text.py
+# The text rule for every string this package accepts, the same patterns as the shell's marketplace/core/text.py
 # (which this package may not import): Line = one line, no control character; Text = may keep \t \n \r.
 Line = Annotated[str, StringConstraints(pattern=r"^[^\u0000-\u001f\u007f-\u009f\u2028\u2029]*$")]
 Text = Annotated[str, StringConstraints(pattern=r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$")]

@@ -17,26 +17,27 @@ from redis.asyncio import Redis
 
 from listings import endpoints as listings_endpoints
 from listings.errors import ListingsError
-from marketplace import celery_app, embedded, outbox
+from marketplace import celery_app
 from marketplace.admin.endpoints import router as admin_router
 from marketplace.admin.listings import router as admin_listings_router
 from marketplace.analytics.endpoints import router as analytics_router
 from marketplace.auth.deps import get_optional_principal, get_principal
 from marketplace.auth.endpoints import router as auth_router
+from marketplace.billing.endpoints import router as payments_router
+from marketplace.bookings.deps import blocked_time, booking_deps, listings_config
 from marketplace.bookings.endpoints import router as bookings_router
-from marketplace.db import create_engine, create_sessionmaker, get_session
-from marketplace.errors import ERROR_SCHEMA, error_responses, install_error_handlers, unhandled_error_response
-from marketplace.idempotency import IdempotentReplay, handle_replay
-from marketplace.observability import RequestContextMiddleware, configure_logging, freeze_startup_heap
+from marketplace.core import embedded, outbox
+from marketplace.core.db import create_engine, create_sessionmaker, get_session
+from marketplace.core.errors import ERROR_SCHEMA, error_responses, install_error_handlers, unhandled_error_response
+from marketplace.core.idempotency import IdempotentReplay, handle_replay
+from marketplace.core.observability import RequestContextMiddleware, configure_logging, freeze_startup_heap
+from marketplace.core.pagination import decode_cursor, encode_cursor
+from marketplace.core.ratelimit import RateLimiter, login_limiter
+from marketplace.core.security_headers import SecurityHeadersMiddleware, check_metrics_access
+from marketplace.core.settings import Settings, get_settings
 from marketplace.orgs.endpoints import invitations_router
 from marketplace.orgs.endpoints import router as orgs_router
-from marketplace.pagination import decode_cursor, encode_cursor
-from marketplace.payments_endpoints import router as payments_router
-from marketplace.ratelimit import RateLimiter, login_limiter
 from marketplace.requests.endpoints import router as requests_router
-from marketplace.security_headers import SecurityHeadersMiddleware, check_metrics_access
-from marketplace.settings import Settings, get_settings
-from marketplace.wiring import blocked_time, booking_deps, listings_config
 from payments.errors import PaymentsError
 
 logger = logging.getLogger(__name__)

@@ -12,18 +12,22 @@ from typing import Any
 
 from celery import Celery
 
-from marketplace.settings import Settings, get_settings
+from marketplace.core import celery as core_celery
+from marketplace.core.settings import Settings, get_settings
 
 TASK_MODULES = [
-    "marketplace.tasks",
+    "marketplace.core.tasks",
+    "marketplace.auth.tasks",
     "marketplace.bookings.tasks",
     "marketplace.requests.tasks",
-    "marketplace.payments_tasks",
+    "marketplace.billing.tasks",
     "marketplace.analytics.tasks",
     "marketplace.orgs.tasks",
 ]
 
-celery = Celery("marketplace", include=TASK_MODULES)
+celery = core_celery.celery
+# The worker imports these at start-up; the API process never needs to.
+celery.conf.include = TASK_MODULES
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -61,43 +65,12 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
     }
 
 
-def kombu_url(redis_url: str) -> str:
-    """redis-py speaks ``unix://``; kombu wants ``redis+socket://`` for a Unix socket."""
-    if redis_url.startswith("unix://"):
-        return "redis+socket://" + redis_url[len("unix://") :]
-    return redis_url
-
-
 def configure(redis_url: str, settings: Settings | None = None) -> Celery:
+    """Point the Celery instance at Redis and give it every room's tasks and beat's schedule."""
     settings = settings or get_settings()
-    url = kombu_url(redis_url)
-    celery.conf.update(
-        broker_url=url,
-        result_backend=url,
-        task_serializer="json",
-        result_serializer="json",
-        accept_content=["json"],
-        timezone="UTC",
-        enable_utc=True,
-        # A task is acknowledged only after it ran, so a crashed worker's task is redelivered;
-        # every task is therefore idempotent.
-        task_acks_late=True,
-        # Redis redelivers a message a killed worker held once it is this old. No message carries a countdown
-        # or ETA (due times live in the outbox rows and the booking columns), so this only has to exceed the
-        # longest task; the sweeps make timers independent of it.
-        broker_transport_options={
-            "visibility_timeout": settings.celery_visibility_timeout_seconds,
-            "socket_connect_timeout": 5,
-        },
-        task_reject_on_worker_lost=True,
-        worker_prefetch_multiplier=1,
-        result_expires=timedelta(days=1),
-        broker_connection_retry_on_startup=True,
-        task_default_queue=settings.celery_queue,
-        beat_schedule=beat_schedule(settings),
-        worker_hijack_root_logger=False,
-    )
-    return celery
+    app = core_celery.configure(redis_url, settings)
+    app.conf.update(beat_schedule=beat_schedule(settings))
+    return app
 
 
 _settings = get_settings()

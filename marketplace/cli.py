@@ -17,9 +17,9 @@ import typer
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from marketplace import embedded
-from marketplace.db import normalise_url
-from marketplace.settings import get_settings
+from marketplace.core import embedded
+from marketplace.core.db import normalise_url
+from marketplace.core.settings import get_settings
 
 app = typer.Typer(help="Shared-manufacturing capacity marketplace.", no_args_is_help=True, add_completion=False)
 
@@ -106,7 +106,7 @@ def seed(
 ) -> None:
     """Load demo data into an empty database, or generate a deterministic market (see docs/seeding.md)."""
     if any(n is not None for n in (suppliers, labs, buyers, requests)):
-        from marketplace.seeding import seed_market
+        from marketplace.demo.seeding import seed_market
 
         n_suppliers, n_labs, n_buyers, n_requests = (n or 0 for n in (suppliers, labs, buyers, requests))
         summary = _in_session(
@@ -120,7 +120,7 @@ def seed(
             typer.echo("requests: not yet supported, skipped")
         return
 
-    from marketplace.demo import database_is_empty, seed_demo
+    from marketplace.demo.accounts import database_is_empty, seed_demo
 
     async def work(session: AsyncSession) -> int:
         if demo and await database_is_empty(session):
@@ -171,9 +171,9 @@ def worker(
 @app.command()
 def relay(loglevel: Annotated[str, typer.Option(help="Log level.")] = "INFO") -> None:
     """Run the outbox relay: sends due jobs from PostgreSQL's outbox to Celery (one or more per deployment)."""
-    from marketplace import outbox
     from marketplace.celery_app import configure
-    from marketplace.observability import configure_logging
+    from marketplace.core import outbox
+    from marketplace.core.observability import configure_logging
 
     settings = get_settings()
     configure_logging(loglevel)
@@ -207,10 +207,10 @@ def run(
     migrate_database(db_url)
 
     from marketplace.auth.service import ensure_admin
-    from marketplace.demo import DEMO_ACCOUNTS, DEMO_PASSWORD, database_is_empty, seed_demo
+    from marketplace.demo.accounts import DEMO_ACCOUNTS, DEMO_PASSWORD, database_is_empty, seed_demo
 
     async def prepare(session: AsyncSession) -> bool:
-        from marketplace.seeding import seed_market
+        from marketplace.demo.seeding import seed_market
 
         empty = await database_is_empty(session)
         await ensure_admin(session, settings.demo_admin_email, settings.demo_admin_password)

@@ -13,18 +13,12 @@ from marketplace.analytics.models import (
     ObservatoryRollup,
     ObserverGrant,
 )
-from marketplace.audit import AuditLog
 from marketplace.auth.models import ApiKey, EmailToken, RefreshToken, User, UserTotp
-from marketplace.bookings.models import (
-    Booking,
-    BookingEvent,
-    Notification,
-    Review,
-    WebhookDelivery,
-    WebhookEndpoint,
-)
-from marketplace.idempotency import IdempotencyRecord
-from marketplace.jobs import OutboxJob
+from marketplace.bookings.models import Booking, BookingEvent, Review
+from marketplace.core.audit import AuditLog
+from marketplace.core.idempotency import IdempotencyRecord
+from marketplace.core.jobs import OutboxJob
+from marketplace.notifications.models import Notification, WebhookDelivery, WebhookEndpoint
 from marketplace.orgs.models import Membership, Organisation, OrgInvitation
 from marketplace.requests.models import BuyerRequest, MatchPlan
 from payments.models import (

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-# The text rule for the strings this package accepts, the same patterns as the shell's marketplace/text.py
+# The text rule for the strings this package accepts, the same patterns as the shell's marketplace/core/text.py
 # (which this package may not import): Line = one line, no control character; Text = may keep \t \n \r.
 Line = Annotated[str, StringConstraints(pattern=r"^[^\u0000-\u001f\u007f-\u009f\u2028\u2029]*$")]
 Text = Annotated[str, StringConstraints(pattern=r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$")]

@@ -30,10 +30,10 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import NullPool
 
-from marketplace import embedded
-from marketplace.db import normalise_url
-from marketplace.ratelimit import RateLimiter, login_limiter
-from marketplace.settings import Settings
+from marketplace.core import embedded
+from marketplace.core.db import normalise_url
+from marketplace.core.ratelimit import RateLimiter, login_limiter
+from marketplace.core.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_ID = uuid.uuid4().hex[:8]

@@ -11,8 +11,8 @@ from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace.auth.models import User
-from marketplace.auth.security import hash_password
-from marketplace.sqltypes import utcnow
+from marketplace.core.security import hash_password
+from marketplace.core.sqltypes import utcnow
 
 PASSWORD = "correct-horse-battery"
 _seq = itertools.count(1)

@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
-from marketplace.settings import Settings
+from marketplace.core.settings import Settings
 from tests.bookings.live_server import wait_for
 from tests.conftest import build_app
 from tests.factories import signed_up

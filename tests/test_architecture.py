@@ -36,3 +36,68 @@ def test_matching_algorithms_do_not_touch_the_database_or_web() -> None:
                 assert node.module.split(".")[0] not in banned, path
             if isinstance(node, ast.Import):
                 assert not {a.name.split(".")[0] for a in node.names} & banned, path
+
+
+# --- The shell's layout: composition root -> feature rooms -> core (and the domain packages) ---------------
+
+COMPOSITION_ROOT = {"app", "cli", "celery_app", "models", "__main__"}
+
+
+def _shell_imports(root: Path = ROOT) -> list[tuple[str, str, Path]]:
+    """(importing part, imported part, file) for every import between parts of ``marketplace``."""
+
+    def part(module: str) -> str | None:
+        bits = module.split(".")
+        if bits[0] != "marketplace" or len(bits) < 2:
+            return None
+        return "root" if bits[1] in COMPOSITION_ROOT else bits[1]
+
+    edges = []
+    for path in (root / "marketplace").rglob("*.py"):
+        rel = path.relative_to(root).with_suffix("")
+        source = part(".".join(rel.parts)) or "root"
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                modules = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                modules = [node.module] + [
+                    f"{node.module}.{a.name}" for a in node.names if node.module == "marketplace"
+                ]
+            else:
+                continue
+            for module in modules:
+                target = part(module)
+                if target and target != source:
+                    edges.append((source, target, path.relative_to(root)))
+    return edges
+
+
+def test_the_shell_root_holds_only_the_composition_root() -> None:
+    loose = sorted(p.name for p in (ROOT / "marketplace").glob("*.py") if p.stem not in COMPOSITION_ROOT | {"__init__"})
+    assert loose == [], "infrastructure goes to marketplace/core/, features to a room"
+
+
+def test_core_imports_no_feature_room_and_no_composition_root() -> None:
+    offenders = [f"{path}: imports marketplace.{target}" for src, target, path in _shell_imports() if src == "core"]
+    assert offenders == []
+
+
+def test_rooms_never_import_the_composition_root() -> None:
+    offenders = [
+        f"{path}: imports the composition root"
+        for src, target, path in _shell_imports()
+        if src != "root" and target == "root"
+    ]
+    assert offenders == []
+
+
+def test_the_layout_check_sees_a_forbidden_import(tmp_path: Path) -> None:
+    """Control: a room importing the root and core importing a room are both reported."""
+    shell = tmp_path / "marketplace"
+    for folder in ("core", "bookings"):
+        (shell / folder).mkdir(parents=True)
+    (shell / "app.py").write_text("")
+    (shell / "bookings" / "service.py").write_text("from marketplace import cli\nfrom marketplace.app import x\n")
+    (shell / "core" / "db.py").write_text("from marketplace.bookings.models import Booking\n")
+    edges = {(src, target) for src, target, _ in _shell_imports(tmp_path)}
+    assert {("bookings", "root"), ("core", "bookings")} <= edges

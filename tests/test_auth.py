@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from httpx import AsyncClient
 from redis.asyncio import Redis
 
-from marketplace.ratelimit import RateLimiter
+from marketplace.core.ratelimit import RateLimiter
 from tests.factories import PASSWORD, login, register, signed_up, unique_email
 
 

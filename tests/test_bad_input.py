@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from httpx import AsyncClient, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from marketplace.db import SessionDep
+from marketplace.core.db import SessionDep
 from tests.factories import (
     SUZHOU,
     admin_headers,

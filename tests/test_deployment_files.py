@@ -71,7 +71,7 @@ def cli_commands() -> dict[str, Any]:
 
 
 def settings_env_names() -> set[str]:
-    from marketplace.settings import Settings
+    from marketplace.core.settings import Settings
 
     return {f"MARKETPLACE_{name.upper()}" for name in Settings.model_fields}
 

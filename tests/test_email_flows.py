@@ -13,7 +13,7 @@ from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace.auth import service as auth_service
-from marketplace.settings import Settings
+from marketplace.core.settings import Settings
 from tests.bookings.helpers import book, market, slot
 from tests.bookings.test_delivery import Mailbox, smtp  # noqa: F401  (the SMTP fixture)
 from tests.factories import (

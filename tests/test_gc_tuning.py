@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from marketplace.observability import GC_THRESHOLDS
+from marketplace.core.observability import GC_THRESHOLDS
 
 PROBE = """
 import gc, json

@@ -20,10 +20,10 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from marketplace.auth.models import User
-from marketplace.auth.principal import Principal
+from marketplace.core.principal import Principal
+from marketplace.core.settings import Settings
 from marketplace.orgs import service
 from marketplace.orgs.models import MemberRole, Membership, Organisation
-from marketplace.settings import Settings
 from tests.factories import PASSWORD, login, signed_up, unique_email
 
 # -- a real SMTP server ------------------------------------------------------------------------------

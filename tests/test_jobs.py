@@ -1,4 +1,4 @@
-"""``marketplace.jobs``: a job is an outbox row of the transaction that causes it: it exists exactly when
+"""``marketplace.core.jobs``: a job is an outbox row of the transaction that causes it: it exists exactly when
 that transaction commits, and a rolled-back change leaves no job behind. And the timers' configuration: the
 booking sweep's interval and Redis's visibility timeout (tests/test_outbox.py covers the relay)."""
 
@@ -11,9 +11,10 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from marketplace import celery_app, jobs
+from marketplace import celery_app
 from marketplace.celery_app import beat_schedule
-from marketplace.settings import Settings
+from marketplace.core import jobs
+from marketplace.core.settings import Settings
 
 
 async def _outbox(session: AsyncSession) -> list[tuple[str, list[object], float]]:

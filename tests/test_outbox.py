@@ -17,9 +17,9 @@ from prometheus_client import generate_latest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from marketplace import jobs
-from marketplace.celery_app import kombu_url
-from marketplace.outbox import CeleryPublisher, Relay, backoff, observe
+from marketplace.core import jobs
+from marketplace.core.celery import kombu_url
+from marketplace.core.outbox import CeleryPublisher, Relay, backoff, observe
 from tests import processes
 from tests.processes import RedisServer, drop_queue, free_port, queued, running, wait_until
 

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient, Response
 from redis.asyncio import Redis
 
-from marketplace.ratelimit import LoginLimiter, RateLimiter
+from marketplace.core.ratelimit import LoginLimiter, RateLimiter
 from tests.factories import PASSWORD, register, unique_email
 
 

@@ -35,7 +35,7 @@ DEEP_EXAMPLES = 100
 
 def _openapi() -> dict[str, Any]:
     from marketplace.app import create_app
-    from marketplace.settings import Settings
+    from marketplace.core.settings import Settings
 
     app = create_app(Settings(environment="test", jwt_secret="x" * 40), database_url="unused", redis_url="unused")
     return app.openapi()

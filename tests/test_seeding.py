@@ -16,9 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from listings import service
 from listings.schemas import CertificateCreate
 from listings.taxonomy import get_taxonomy
-from marketplace.auth.security import verify_password
-from marketplace.orgs.uscc import validate_uscc
-from marketplace.seeding import (
+from marketplace.core.security import verify_password
+from marketplace.demo.seeding import (
     ACCREDITATION_SURCHARGE_CNY,
     CLUSTERS,
     INJECTION_PRESSES,
@@ -33,6 +32,7 @@ from marketplace.seeding import (
     machine_next_free,
     seed_market,
 )
+from marketplace.orgs.uscc import validate_uscc
 from tests.conftest import ROOT
 
 NOW = datetime(2027, 1, 6, 3, 15, tzinfo=UTC)  # a Wednesday, 11:15 in Shanghai

@@ -22,8 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from marketplace.auth import sessions
 from marketplace.auth.models import User
-from marketplace.auth.security import hash_refresh_token, hkdf_sha256, purpose_key
-from marketplace.settings import Settings
+from marketplace.core.security import hash_refresh_token, hkdf_sha256, purpose_key
+from marketplace.core.settings import Settings
 from tests.conftest import build_app
 from tests.factories import PASSWORD, unique_email
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from marketplace.settings import DEFAULT_JWT_SECRET, Settings
+from marketplace.core.settings import DEFAULT_JWT_SECRET, Settings
 
 
 def test_production_refuses_the_default_jwt_secret() -> None:

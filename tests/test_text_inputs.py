@@ -1,4 +1,4 @@
-"""Architecture: every string a route accepts carries the text rule (marketplace/text.py).
+"""Architecture: every string a route accepts carries the text rule (marketplace/core/text.py).
 
 The walk covers every route of the app (API and web pages): path, query, header, cookie, form and body
 parameters, and inside bodies every nested model, list and union. Each string in the parameter's JSON schema
@@ -19,8 +19,8 @@ from pydantic import BaseModel, StringConstraints, TypeAdapter, ValidationError
 
 import listings.schemas
 import payments.schemas
-from marketplace.settings import Settings
-from marketplace.text import LINE_PATTERN, TEXT_PATTERN, Line, Text
+from marketplace.core.settings import Settings
+from marketplace.core.text import LINE_PATTERN, TEXT_PATTERN, Line, Text
 
 # Other patterns some inputs carry instead, each with a value it accepts: the test proves it refuses that value
 # with a control character in it.

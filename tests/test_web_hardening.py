@@ -16,7 +16,7 @@ import httpx
 import pytest
 from httpx import ASGITransport, AsyncClient
 
-from marketplace.settings import Settings
+from marketplace.core.settings import Settings
 from tests.bookings.live_server import LiveServer, live_settings, sql
 from tests.factories import PASSWORD, signed_up
 from tests.web.conftest import in_browser

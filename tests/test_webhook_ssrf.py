@@ -16,9 +16,9 @@ import pytest
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from marketplace import webhooks
-from marketplace.bookings.models import WebhookDelivery, WebhookEndpoint
-from marketplace.settings import Settings
+from marketplace.core.settings import Settings
+from marketplace.notifications import webhooks
+from marketplace.notifications.models import WebhookDelivery, WebhookEndpoint
 from tests.factories import login, register, signed_up
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 from celery import Celery
 
-from marketplace.celery_app import kombu_url
+from marketplace.core.celery import kombu_url
 
 pytestmark = pytest.mark.worker
 

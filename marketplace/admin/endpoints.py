@@ -8,14 +8,14 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Query
 from sqlmodel import col
 
-from marketplace.audit import AuditLog
 from marketplace.auth.deps import AdminPrincipal
-from marketplace.db import SessionDep
-from marketplace.errors import BadRequest, error_responses
+from marketplace.core.audit import AuditLog
+from marketplace.core.db import SessionDep
+from marketplace.core.errors import BadRequest, error_responses
+from marketplace.core.pagination import CursorParam, LimitParam, Page, decode_cursor, encode_cursor
+from marketplace.core.text import Line
 from marketplace.orgs import service as org_service
 from marketplace.orgs.schemas import AuditOut, OrgPublic, VerificationDecision
-from marketplace.pagination import CursorParam, LimitParam, Page, decode_cursor, encode_cursor
-from marketplace.text import Line
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 

@@ -12,12 +12,12 @@ from pydantic import BaseModel, Field
 from listings import service as listings
 from listings.endpoints import asset_out
 from listings.schemas import AssetOut, CertificateOut, Decision, FlagOut, OptionalReasonIn
-from marketplace import audit
 from marketplace.auth.deps import AdminPrincipal
-from marketplace.db import SessionDep
-from marketplace.errors import error_responses
-from marketplace.jobs import enqueue
-from marketplace.text import Text
+from marketplace.core import audit
+from marketplace.core.db import SessionDep
+from marketplace.core.errors import error_responses
+from marketplace.core.jobs import enqueue
+from marketplace.core.text import Text
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 

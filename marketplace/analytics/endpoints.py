@@ -10,14 +10,14 @@ from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from marketplace import audit
 from marketplace.analytics import service
 from marketplace.analytics.schemas import FactoryAnalytics, ObservatoryOut, ObserverGrantIn, ObserverGrantOut, RollupOut
 from marketplace.auth.deps import AdminPrincipal, CurrentPrincipal
-from marketplace.db import SessionDep
-from marketplace.errors import error_responses
-from marketplace.settings import Settings
-from marketplace.text import Line
+from marketplace.core import audit
+from marketplace.core.db import SessionDep
+from marketplace.core.errors import error_responses
+from marketplace.core.settings import Settings
+from marketplace.core.text import Line
 
 router = APIRouter(tags=["analytics"])
 

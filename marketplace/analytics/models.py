@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlmodel import Field, SQLModel
 
-from marketplace.sqltypes import text_array_column, ts_column, utcnow
+from marketplace.core.sqltypes import text_array_column, ts_column, utcnow
 
 
 def _uuids() -> sa.Column:  # type: ignore[type-arg]

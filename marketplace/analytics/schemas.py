@@ -7,7 +7,7 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from marketplace.text import Line
+from marketplace.core.text import Line
 
 REGION_PREFIX_PATTERN = r"^[A-Za-z0-9-]{1,20}$"
 

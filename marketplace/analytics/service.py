@@ -20,7 +20,6 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from listings import availability as av
-from marketplace import audit
 from marketplace.analytics import suppression as sup
 from marketplace.analytics.models import ObserverGrant
 from marketplace.analytics.repository import COUNTED_STATUSES, AnalyticsRepository, MonthParams
@@ -30,8 +29,9 @@ from marketplace.analytics.schemas import (
     ObserverGrantIn,
     ObserverGrantOut,
 )
-from marketplace.auth.principal import Principal as Caller
-from marketplace.errors import Forbidden, NotFound, Unprocessable
+from marketplace.core import audit
+from marketplace.core.errors import Forbidden, NotFound, Unprocessable
+from marketplace.core.principal import Principal as Caller
 
 __all__ = [
     "OutsideYourRegions",

@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from marketplace.celery_app import celery
-from marketplace.tasks import run_in_unit_of_work
+from marketplace.core.celery import celery
+from marketplace.core.tasks import run_in_unit_of_work
 
 
 @celery.task(name="analytics.rollup_month", acks_late=True)

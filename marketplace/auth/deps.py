@@ -10,16 +10,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 
 from marketplace.auth.models import ApiKey, User, UserTotp
-from marketplace.auth.principal import Principal
-from marketplace.auth.security import API_KEY_PREFIX, TokenError, decode_token, hash_api_key
-from marketplace.db import SessionDep
-from marketplace.errors import Forbidden, NotAuthenticated
+from marketplace.core.db import SessionDep
+from marketplace.core.errors import BadRequest, Forbidden, NotAuthenticated
+from marketplace.core.idempotency import Idempotency, claim
+from marketplace.core.principal import Principal
+from marketplace.core.security import API_KEY_PREFIX, TokenError, decode_token, hash_api_key
+from marketplace.core.text import Line
 from marketplace.orgs.models import Membership
 
 _bearer = HTTPBearer(auto_error=False, description="JWT access token or organisation API key")
@@ -194,3 +196,45 @@ def require_scope(scope: str) -> Callable[[Principal], Coroutine[Any, Any, Princ
         return principal
 
     return dependency
+
+
+async def _idempotency(
+    request: Request,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    idempotency_key: Annotated[
+        Line | None,
+        Header(
+            alias="Idempotency-Key",
+            description="Unique per logical write (max 255 chars); replays return the first response.",
+        ),
+    ] = None,
+) -> Idempotency:
+    if not idempotency_key:
+        raise BadRequest("This endpoint requires an Idempotency-Key header.")
+    return await claim(request, session, scope=_idempotency_scope(principal), key=idempotency_key)
+
+
+def _idempotency_scope(principal: Principal) -> str:
+    """Keys are per caller: an API key's writes never replay a person's, and vice versa."""
+    return f"key:{principal.api_key_id}" if principal.api_key_id else f"user:{principal.user_id}"
+
+
+IdempotencyDep = Annotated[Idempotency, Depends(_idempotency)]
+
+
+async def _optional_idempotency(
+    request: Request,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    idempotency_key: Annotated[
+        Line | None,
+        Header(alias="Idempotency-Key", description="Optional: makes a retried request safe."),
+    ] = None,
+) -> Idempotency | None:
+    if not idempotency_key:
+        return None
+    return await claim(request, session, scope=_idempotency_scope(principal), key=idempotency_key)
+
+
+OptionalIdempotencyDep = Annotated[Idempotency | None, Depends(_optional_idempotency)]

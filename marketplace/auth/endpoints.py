@@ -30,13 +30,13 @@ from marketplace.auth.schemas import (
     UserPublic,
     VerifyEmailIn,
 )
-from marketplace.db import SessionDep
-from marketplace.errors import NotAuthenticated, NotFound, error_responses
+from marketplace.core.db import SessionDep
+from marketplace.core.errors import NotAuthenticated, NotFound, error_responses
+from marketplace.core.ratelimit import LoginLimiter, RateLimiter
+from marketplace.core.settings import Settings
+from marketplace.core.text import Line
 from marketplace.orgs.repository import OrgRepository
 from marketplace.orgs.schemas import OrgPublic
-from marketplace.ratelimit import LoginLimiter, RateLimiter
-from marketplace.settings import Settings
-from marketplace.text import Line
 
 router = APIRouter(tags=["auth"])
 

@@ -6,7 +6,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from marketplace.sqltypes import text_array_column, ts_column, utcnow
+from marketplace.core.sqltypes import text_array_column, ts_column, utcnow
 
 
 class User(SQLModel, table=True):

@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
+from marketplace.core.text import Line
 from marketplace.orgs.schemas import OrgCreate, OrgPublic
-from marketplace.text import Line
 
 Locale = Literal["zh-CN", "en"]
 

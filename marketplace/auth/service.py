@@ -10,22 +10,22 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from marketplace import notifications
 from marketplace.auth import sessions
 from marketplace.auth.models import User
 from marketplace.auth.repository import EmailTokenRepository, UserRepository
 from marketplace.auth.schemas import RegisterIn, TokenOut
-from marketplace.auth.security import (
+from marketplace.core.errors import BadRequest, Conflict, InvalidCredentials, NotAuthenticated
+from marketplace.core.jobs import enqueue
+from marketplace.core.security import (
     create_access_token,
     hash_password,
     verify_password,
 )
-from marketplace.errors import BadRequest, Conflict, InvalidCredentials, NotAuthenticated
-from marketplace.jobs import enqueue
+from marketplace.core.settings import Settings
+from marketplace.core.sqltypes import utcnow
+from marketplace.notifications import service as notifications
 from marketplace.orgs import service as org_service
 from marketplace.orgs.models import Organisation
-from marketplace.settings import Settings
-from marketplace.sqltypes import utcnow
 
 logger = logging.getLogger(__name__)
 

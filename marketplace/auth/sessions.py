@@ -16,10 +16,10 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace.auth.models import RefreshToken
-from marketplace.auth.security import hash_refresh_token, new_refresh_token
 from marketplace.auth.sessions_repository import RefreshTokenRepository
-from marketplace.errors import NotAuthenticated, NotFound
-from marketplace.sqltypes import utcnow
+from marketplace.core.errors import NotAuthenticated, NotFound
+from marketplace.core.security import hash_refresh_token, new_refresh_token
+from marketplace.core.sqltypes import utcnow
 
 
 class RefreshTokenReused(NotAuthenticated):

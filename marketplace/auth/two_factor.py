@@ -20,8 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace.auth.models import User
 from marketplace.auth.repository import TotpRepository, UserRepository
-from marketplace.auth.security import verify_password
-from marketplace.errors import BadRequest, Conflict, InvalidCredentials, NotAuthenticated
+from marketplace.core.errors import BadRequest, Conflict, InvalidCredentials, NotAuthenticated
+from marketplace.core.security import verify_password
 
 ISSUER = "Shared manufacturing marketplace"
 RECOVERY_CODES = 10

@@ -12,18 +12,9 @@ from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import JSONResponse, Response
 from sqlmodel import col
 
-from marketplace import webhooks
-from marketplace.auth.deps import AdminPrincipal, CurrentPrincipal, CurrentUser
-from marketplace.auth.security import purpose_key
+from marketplace.auth.deps import AdminPrincipal, CurrentPrincipal, CurrentUser, IdempotencyDep, OptionalIdempotencyDep
 from marketplace.bookings import service
-from marketplace.bookings.models import (
-    BLOCKING,
-    Booking,
-    BookingEvent,
-    Notification,
-    WebhookDelivery,
-    WebhookEndpoint,
-)
+from marketplace.bookings.models import BLOCKING, Booking, BookingEvent
 from marketplace.bookings.repository import BookingRepository
 from marketplace.bookings.schemas import (
     BookingCreate,
@@ -48,13 +39,15 @@ from marketplace.bookings.schemas import (
     WebhookPage,
     WebhookWithDeliveries,
 )
-from marketplace.db import SessionDep
-from marketplace.errors import BadRequest, NotFound, error_responses
-from marketplace.idempotency import IdempotencyDep, OptionalIdempotencyDep
-from marketplace.pagination import CursorParam, LimitParam, decode_cursor, encode_cursor
-from marketplace.settings import Settings
-from marketplace.sqltypes import utcnow
-from marketplace.text import Line
+from marketplace.core.db import SessionDep
+from marketplace.core.errors import BadRequest, NotFound, error_responses
+from marketplace.core.pagination import CursorParam, LimitParam, decode_cursor, encode_cursor
+from marketplace.core.security import purpose_key
+from marketplace.core.settings import Settings
+from marketplace.core.sqltypes import utcnow
+from marketplace.core.text import Line
+from marketplace.notifications import webhooks
+from marketplace.notifications.models import Notification, WebhookDelivery, WebhookEndpoint
 
 router = APIRouter(tags=["bookings"])
 
@@ -325,7 +318,7 @@ async def resolve(
     admin: AdminPrincipal,
     idem: OptionalIdempotencyDep,
 ) -> BookingOut | JSONResponse:
-    from marketplace import audit
+    from marketplace.core import audit
 
     booking = await service.act(
         session, admin, booking_id, "resolve", deps(request), reason=data.note, refund_amount=data.refund_amount

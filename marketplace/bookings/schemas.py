@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from marketplace.text import Line, Text
+from marketplace.core.text import Line, Text
 
 
 class BookingCreate(BaseModel):

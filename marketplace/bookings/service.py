@@ -35,20 +35,20 @@ from listings import availability as av
 from listings import service as listings
 from listings.models import Asset, AssetKind, AssetStatus, Site
 from listings.repository import ListingsRepository
-from marketplace import audit
-from marketplace.auth.principal import Principal
 from marketplace.bookings import policy
 from marketplace.bookings.models import BLOCKING, Booking, BookingEvent, BookingStatus, Review
 from marketplace.bookings.repository import BookingRepository
 from marketplace.bookings.schemas import BookingCreate, ReviewIn
 from marketplace.bookings.transitions import target
-from marketplace.errors import Conflict, Forbidden, NotFound, Unprocessable
-from marketplace.jobs import enqueue
-from marketplace.notifications import notify_org
+from marketplace.core import audit
+from marketplace.core.errors import Conflict, Forbidden, NotFound, Unprocessable
+from marketplace.core.jobs import enqueue
+from marketplace.core.principal import Principal
+from marketplace.core.settings import Settings
+from marketplace.notifications.service import notify_org
+from marketplace.notifications.webhooks import fan_out
 from marketplace.orgs.models import Organisation
 from marketplace.requests import service as requests_service
-from marketplace.settings import Settings
-from marketplace.webhooks import fan_out
 from payments.money import plain as money_text
 from payments.port import BookingMoney, BookingTerms, PaymentGateway
 

@@ -20,15 +20,17 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from marketplace import notifications, webhooks
 from marketplace.bookings import service
-from marketplace.bookings.models import Booking, BookingStatus, Notification, WebhookDelivery
+from marketplace.bookings.deps import blocked_time, booking_deps, listings_config
+from marketplace.bookings.models import Booking, BookingStatus
 from marketplace.bookings.repository import BookingRepository
-from marketplace.celery_app import celery
-from marketplace.jobs import enqueue
-from marketplace.settings import Settings, get_settings
-from marketplace.tasks import run_in_unit_of_work
-from marketplace.wiring import booking_deps
+from marketplace.core.celery import celery
+from marketplace.core.jobs import enqueue
+from marketplace.core.settings import Settings, get_settings
+from marketplace.core.tasks import run_in_unit_of_work
+from marketplace.notifications import service as notifications
+from marketplace.notifications import webhooks
+from marketplace.notifications.models import Notification, WebhookDelivery
 
 logger = logging.getLogger(__name__)
 
@@ -178,3 +180,12 @@ async def deliver_webhook_once(session: AsyncSession, settings: Settings, delive
 def deliver_webhook(delivery_id: str) -> str:
     settings = get_settings()
     return run_in_unit_of_work(lambda s: deliver_webhook_once(s, settings, uuid.UUID(delivery_id)))
+
+
+@celery.task(name="listings.refresh_next_free", acks_late=True)
+def refresh_next_free() -> int:
+    """Keep each published listing's stored next free slot (used to sort search results) current."""
+    from listings import tasks as listings_tasks
+
+    config = listings_config(get_settings())
+    return run_in_unit_of_work(lambda session: listings_tasks.refresh_next_free(session, config, blocked_time()))

@@ -14,7 +14,7 @@ be rework on the same machine.
 from __future__ import annotations
 
 from marketplace.bookings.models import BookingStatus as S
-from marketplace.errors import Conflict
+from marketplace.core.errors import Conflict
 
 # (from status, action) -> (to status, roles allowed: buyer, supplier, admin, system)
 TRANSITIONS: dict[tuple[str, str], tuple[str, frozenset[str]]] = {

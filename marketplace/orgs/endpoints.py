@@ -5,10 +5,11 @@ import uuid
 from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
 
-from marketplace.auth.deps import CurrentPrincipal, CurrentUser
-from marketplace.db import SessionDep
-from marketplace.errors import error_responses
-from marketplace.idempotency import OptionalIdempotencyDep
+from marketplace.auth.deps import CurrentPrincipal, CurrentUser, OptionalIdempotencyDep
+from marketplace.core.db import SessionDep
+from marketplace.core.errors import error_responses
+from marketplace.core.pagination import Page
+from marketplace.core.sqltypes import utcnow
 from marketplace.orgs import service
 from marketplace.orgs.models import MemberRole
 from marketplace.orgs.schemas import (
@@ -23,8 +24,6 @@ from marketplace.orgs.schemas import (
     OrgPublic,
     VerificationSubmit,
 )
-from marketplace.pagination import Page
-from marketplace.sqltypes import utcnow
 
 router = APIRouter(prefix="/orgs", tags=["organisations"])
 invitations_router = APIRouter(prefix="/invitations", tags=["organisations"])

@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from marketplace.sqltypes import jsonb_column, text_array_column, ts_column, utcnow
+from marketplace.core.sqltypes import jsonb_column, text_array_column, ts_column, utcnow
 
 
 class OrgRole(StrEnum):

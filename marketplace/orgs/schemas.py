@@ -6,9 +6,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
 
-from marketplace.auth.principal import API_SCOPES
+from marketplace.core.principal import API_SCOPES
+from marketplace.core.text import Line, Text
 from marketplace.orgs.uscc import normalise_uscc, validate_uscc
-from marketplace.text import Line, Text
 
 Role = Literal["supplier", "buyer"]
 

@@ -15,13 +15,15 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from marketplace import audit
 from marketplace.auth.models import ApiKey, User
-from marketplace.auth.principal import Principal
 from marketplace.auth.repository import ApiKeyRepository, UserRepository
-from marketplace.auth.security import new_api_key
-from marketplace.errors import Conflict, Forbidden, NotFound, Unprocessable
-from marketplace.jobs import enqueue
+from marketplace.core import audit
+from marketplace.core.errors import Conflict, Forbidden, NotFound, Unprocessable
+from marketplace.core.jobs import enqueue
+from marketplace.core.principal import Principal
+from marketplace.core.security import new_api_key
+from marketplace.core.settings import Settings
+from marketplace.core.sqltypes import utcnow
 from marketplace.orgs.models import (
     INVITATION_LIFETIME_DAYS,
     MemberRole,
@@ -37,8 +39,6 @@ from marketplace.orgs.schemas import (
     VerificationDecision,
     VerificationSubmit,
 )
-from marketplace.settings import Settings
-from marketplace.sqltypes import utcnow
 
 
 class OrgNotFound(NotFound):
@@ -364,7 +364,7 @@ _ROLE_LABELS = {("owner", "zh-CN"): "所有者", ("member", "zh-CN"): "成员"}
 async def send_invitation_email(session: AsyncSession, *, settings: Settings, invitation_id: uuid.UUID) -> bool:
     """E-mail an open invitation its accept link (job ``orgs.send_invitation``). A job for a token that has
     since been replaced (resend), used or revoked sends nothing: the newer job sends the newer link."""
-    from marketplace import notifications
+    from marketplace.notifications import service as notifications
 
     repo = OrgRepository(session)
     inv = await repo.get_invitation(invitation_id)

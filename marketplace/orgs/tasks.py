@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 
-from marketplace.celery_app import celery
+from marketplace.core.celery import celery
+from marketplace.core.settings import get_settings
+from marketplace.core.tasks import run_in_unit_of_work
 from marketplace.orgs import service
-from marketplace.settings import get_settings
-from marketplace.tasks import run_in_unit_of_work
 
 
 @celery.task(name="orgs.send_invitation", acks_late=True, autoretry_for=(OSError,), retry_backoff=10, max_retries=8)

@@ -9,9 +9,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response, status
 
 from marketplace.auth.deps import AdminPrincipal, CurrentPrincipal
-from marketplace.db import SessionDep
-from marketplace.errors import BadRequest, error_responses
-from marketplace.pagination import CursorParam, LimitParam, decode_cursor, encode_cursor
+from marketplace.core.db import SessionDep
+from marketplace.core.errors import BadRequest, error_responses
+from marketplace.core.pagination import CursorParam, LimitParam, decode_cursor, encode_cursor
 from marketplace.requests import service
 from marketplace.requests.schemas import (
     BatchIn,

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlmodel import Field, SQLModel
 
-from marketplace.sqltypes import jsonb_column, text_array_column, ts_column, utcnow
+from marketplace.core.sqltypes import jsonb_column, text_array_column, ts_column, utcnow
 
 
 class RequestStatus(StrEnum):

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from listings.taxonomy import get_taxonomy
-from marketplace.text import Line
+from marketplace.core.text import Line
 from payments.money import InvalidAmount, check_currency
 
 

@@ -22,12 +22,14 @@ from sqlmodel import col
 
 from listings.models import Asset, Site
 from listings.taxonomy import get_taxonomy
-from marketplace.auth.principal import Principal
-from marketplace.bookings.models import BLOCKING, BLOCKING_SQL, Booking, Notification
+from marketplace.bookings.models import BLOCKING, BLOCKING_SQL, Booking
 from marketplace.bookings.repository import BookingRepository, _not_stale
-from marketplace.errors import Conflict, Forbidden, NotFound, Unprocessable
-from marketplace.jobs import enqueue
-from marketplace.notifications import notify_org
+from marketplace.core.errors import Conflict, Forbidden, NotFound, Unprocessable
+from marketplace.core.jobs import enqueue
+from marketplace.core.principal import Principal
+from marketplace.notifications.models import Notification
+from marketplace.notifications.service import notify_org
+from marketplace.notifications.webhooks import fan_out
 from marketplace.orgs.models import Organisation
 from marketplace.requests.models import BuyerRequest, MatchPlan, PlanStatus, RequestStatus
 from marketplace.requests.repository import PlanRepository
@@ -47,7 +49,6 @@ from marketplace.requests.schemas import (
     SlotOut,
     SuggestionOut,
 )
-from marketplace.webhooks import fan_out
 from matching import adapter
 from matching.batch import BatchPlan, Objective, plan_batch
 from matching.feasibility import check

@@ -11,11 +11,11 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from marketplace.celery_app import celery
-from marketplace.db import normalise_url
+from marketplace.core.celery import celery
+from marketplace.core.db import normalise_url
+from marketplace.core.settings import get_settings
+from marketplace.core.tasks import run_in_unit_of_work
 from marketplace.requests import service
-from marketplace.settings import get_settings
-from marketplace.tasks import run_in_unit_of_work
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from pydantic import ValidationError
 from marketplace.auth import service as auth_service
 from marketplace.auth.repository import UserRepository
 from marketplace.auth.schemas import ChangePasswordIn, PasswordResetConfirmIn, PasswordResetIn, VerifyEmailIn
-from marketplace.db import SessionDep
-from marketplace.errors import AppError
-from marketplace.text import Line
+from marketplace.core.db import SessionDep
+from marketplace.core.errors import AppError
+from marketplace.core.text import Line
 from marketplace.web import account_sessions
 from marketplace.web.core import CsrfChecked, SignedIn, WebUser, field_errors, redirect, render
 

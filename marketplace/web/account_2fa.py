@@ -14,9 +14,9 @@ from fastapi.responses import HTMLResponse, Response
 
 from marketplace.auth import two_factor
 from marketplace.auth.repository import UserRepository
-from marketplace.db import SessionDep
-from marketplace.errors import AppError, NotAuthenticated
-from marketplace.text import Line
+from marketplace.core.db import SessionDep
+from marketplace.core.errors import AppError, NotAuthenticated
+from marketplace.core.text import Line
 from marketplace.web import account_sessions, i18n
 from marketplace.web.core import CsrfChecked, SignedIn, WebError, WebUser, locale_of, redirect, render, safe_next
 

@@ -13,9 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace.auth import sessions
 from marketplace.auth.models import User
-from marketplace.db import SessionDep
-from marketplace.errors import NotFound
-from marketplace.settings import Settings
+from marketplace.core.db import SessionDep
+from marketplace.core.errors import NotFound
+from marketplace.core.settings import Settings
 from marketplace.web.core import CsrfChecked, SignedIn, WebError, redirect, render
 
 router = APIRouter(include_in_schema=False)

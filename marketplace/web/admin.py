@@ -13,17 +13,17 @@ from sqlmodel import col
 
 from listings import service as listings
 from listings.errors import ListingsError
-from marketplace import audit
-from marketplace.audit import AuditLog
-from marketplace.auth.principal import Principal
 from marketplace.bookings import service as bookings
 from marketplace.bookings.models import Booking
-from marketplace.db import SessionDep
-from marketplace.errors import AppError
+from marketplace.core import audit
+from marketplace.core.audit import AuditLog
+from marketplace.core.db import SessionDep
+from marketplace.core.errors import AppError
+from marketplace.core.principal import Principal
+from marketplace.core.text import Line, Text
 from marketplace.orgs import service as orgs
 from marketplace.orgs.models import Organisation
 from marketplace.orgs.schemas import VerificationDecision
-from marketplace.text import Line, Text
 from marketplace.web import account_2fa, i18n
 from marketplace.web.core import (
     N_,

@@ -16,18 +16,18 @@ from sqlmodel import col
 
 from listings.models import Asset, AssetKind
 from listings.repository import ListingsRepository
-from marketplace.auth.principal import Principal
 from marketplace.bookings import service as bookings
 from marketplace.bookings.models import Booking
 from marketplace.bookings.repository import BookingRepository
 from marketplace.bookings.schemas import BookingCreate, ReviewIn
-from marketplace.db import SessionDep
-from marketplace.errors import AppError
+from marketplace.core.db import SessionDep
+from marketplace.core.errors import AppError
+from marketplace.core.principal import Principal
+from marketplace.core.text import Line
 from marketplace.orgs.models import Organisation
 from marketplace.requests import service as requests_service
 from marketplace.requests.models import BuyerRequest
 from marketplace.requests.schemas import RequestCreate
-from marketplace.text import Line
 from marketplace.web import i18n
 from marketplace.web.core import (
     CsrfChecked,

@@ -16,9 +16,9 @@ from pydantic import ValidationError
 
 from marketplace.auth import sessions
 from marketplace.auth.deps import _principal_for_user
-from marketplace.auth.principal import Principal
-from marketplace.db import SessionDep
-from marketplace.errors import validation_message
+from marketplace.core.db import SessionDep
+from marketplace.core.errors import validation_message
+from marketplace.core.principal import Principal
 from marketplace.web import i18n
 from payments import money
 

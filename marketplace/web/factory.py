@@ -20,17 +20,17 @@ from listings.errors import ListingsError
 from listings.models import Asset, AssetKind, Site
 from listings.repository import ListingsRepository
 from listings.schemas import AssetCreate, AssetUpdate, AvailabilityIn, SiteCreate
-from marketplace.auth.principal import Principal
 from marketplace.bookings import service as bookings
 from marketplace.bookings.endpoints import calendar_token
 from marketplace.bookings.models import BLOCKING, Booking
 from marketplace.bookings.transitions import RELEASABLE
-from marketplace.db import SessionDep
-from marketplace.errors import AppError
+from marketplace.core.db import SessionDep
+from marketplace.core.errors import AppError
+from marketplace.core.principal import Principal
+from marketplace.core.text import Line
 from marketplace.orgs import service as orgs
 from marketplace.orgs.models import Organisation
 from marketplace.orgs.schemas import ApiKeyCreate
-from marketplace.text import Line
 from marketplace.web import charts, i18n
 from marketplace.web.core import (
     N_,
@@ -649,7 +649,7 @@ async def _integrations_page(
         (a, f"{settings.public_url}/api/v1/assets/{a.id}/calendar.ics?token={calendar_token(settings, a.id)}")
         for a in machines
     ]
-    from marketplace.bookings.models import WebhookEndpoint
+    from marketplace.notifications.models import WebhookEndpoint
 
     hooks = (
         (await session.execute(sa.select(WebhookEndpoint).where(col(WebhookEndpoint.org_id) == org_id))).scalars().all()
@@ -728,7 +728,7 @@ async def earnings_csv(request: Request, org_id: uuid.UUID, session: SessionDep,
     """The organisation's whole statement as CSV (the API's export, for the signed-in web user)."""
     from fastapi.responses import StreamingResponse
 
-    from marketplace.payments_endpoints import statement_csv_rows
+    from marketplace.billing.endpoints import statement_csv_rows
 
     await _org(session, user, org_id)
     return StreamingResponse(
@@ -743,8 +743,8 @@ async def create_webhook(
     request: Request, org_id: uuid.UUID, session: SessionDep, user: SignedIn, _csrf: CsrfChecked
 ) -> Response:
     """Register an outbound webhook (owners only; the secret is shown once, in this response, like an API key)."""
-    from marketplace import webhooks
     from marketplace.bookings.schemas import WebhookCreate
+    from marketplace.notifications import webhooks
 
     await _org(session, user, org_id)
     form = await request.form()

@@ -11,9 +11,9 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
-from marketplace.auth.security import purpose_key
-from marketplace.errors import unhandled_error_response, validation_error_response
-from marketplace.settings import Settings
+from marketplace.core.errors import unhandled_error_response, validation_error_response
+from marketplace.core.security import purpose_key
+from marketplace.core.settings import Settings
 from marketplace.web import i18n
 from marketplace.web.core import WebError, locale_of, redirect, render
 

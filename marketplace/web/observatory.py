@@ -10,9 +10,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from marketplace.analytics import service as analytics
-from marketplace.db import SessionDep
-from marketplace.errors import AppError
-from marketplace.text import Line
+from marketplace.core.db import SessionDep
+from marketplace.core.errors import AppError
+from marketplace.core.text import Line
 from marketplace.web import charts
 from marketplace.web.core import SignedIn, WebError, locale_of, render
 

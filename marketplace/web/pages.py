@@ -9,8 +9,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
-from marketplace.db import SessionDep
-from marketplace.errors import AppError
+from marketplace.core.db import SessionDep
+from marketplace.core.errors import AppError
 from marketplace.orgs import service as orgs
 from marketplace.orgs.repository import OrgRepository
 from marketplace.orgs.schemas import VerificationDocument, VerificationSubmit

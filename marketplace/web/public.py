@@ -21,10 +21,10 @@ from marketplace.auth import service as auth_service
 from marketplace.auth import two_factor
 from marketplace.auth.schemas import RegisterIn
 from marketplace.bookings.models import Booking, Review
-from marketplace.db import SessionDep
-from marketplace.errors import AppError, RateLimited, validation_message
+from marketplace.core.db import SessionDep
+from marketplace.core.errors import AppError, RateLimited, validation_message
+from marketplace.core.text import Line
 from marketplace.orgs.models import Organisation
-from marketplace.text import Line
 from marketplace.web import account_2fa, account_sessions, i18n
 from marketplace.web.core import (
     CsrfChecked,
@@ -46,7 +46,7 @@ def _config(request: Request) -> listings.ListingsConfig:
 
 
 def _blocked() -> listings.BlockedTime:
-    from marketplace.wiring import blocked_time
+    from marketplace.bookings.deps import blocked_time
 
     return blocked_time()
 
@@ -95,7 +95,7 @@ async def search(
     sort: Line = "next_free",
     cursor: Line | None = None,
 ) -> HTMLResponse:
-    from marketplace.pagination import decode_cursor, encode_cursor
+    from marketplace.core.pagination import decode_cursor, encode_cursor
 
     locale = locale_of(request)
     errors: dict[str, str] = {}
@@ -217,7 +217,7 @@ def _safe_next(target: str) -> str:
 
 
 def _login_error(request: Request, exc: AppError) -> str:
-    """A refused sign-in in the visitor's language, with how long to wait (marketplace/ratelimit.py)."""
+    """A refused sign-in in the visitor's language, with how long to wait (marketplace/core/ratelimit.py)."""
     if isinstance(exc, RateLimited):
         message = i18n.translations(locale_of(request)).gettext(
             "Too many attempts. Please wait %(seconds)s seconds and try again."
@@ -238,7 +238,7 @@ async def login(
     limiter = request.app.state.login_limiter
     ip = request.client.host if request.client else "unknown"
     try:
-        attempt = await limiter.begin(ip=ip, account=email)  # failures only: see marketplace/ratelimit.py
+        attempt = await limiter.begin(ip=ip, account=email)  # failures only: see marketplace/core/ratelimit.py
         user = await auth_service.authenticate(session, email, password)
         if await two_factor.is_enabled(session, user_id=user.id):
             # The attempt stays counted as a failure until the code is right too (see account_2fa.py).

@@ -15,13 +15,13 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
-from marketplace.db import SessionDep
-from marketplace.errors import AppError
+from marketplace.core.db import SessionDep
+from marketplace.core.errors import AppError
+from marketplace.core.sqltypes import utcnow
+from marketplace.core.text import Line
 from marketplace.orgs import service as orgs
 from marketplace.orgs.models import MemberRole
 from marketplace.orgs.schemas import MemberInvite
-from marketplace.sqltypes import utcnow
-from marketplace.text import Line
 from marketplace.web.core import CsrfChecked, SignedIn, WebError, redirect, render
 
 router = APIRouter(include_in_schema=False)

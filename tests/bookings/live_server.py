@@ -27,7 +27,7 @@ import uvicorn
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from marketplace.settings import Settings
+from marketplace.core.settings import Settings
 from tests.factories import PASSWORD, SUZHOU, lab_payload, machine_payload, unique_email
 
 ALWAYS_OPEN = [{"weekday": d, "start": "00:00", "end": "00:00"} for d in range(7)]  # 24 h, Monday to Sunday

@@ -18,10 +18,10 @@ import sqlalchemy as sa
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from marketplace import webhooks
 from marketplace.analytics.repository import COUNTED_STATUSES
 from marketplace.bookings.models import BLOCKING, BookingStatus
 from marketplace.bookings.transitions import RELEASABLE
+from marketplace.notifications import webhooks
 from matching import adapter
 from payments import webhooks as stripe_webhooks
 from tests.bookings.helpers import ALWAYS_OPEN, book, market, slot

@@ -24,10 +24,11 @@ from httpx import ASGITransport, AsyncClient
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from marketplace import notifications, webhooks
 from marketplace.bookings import policy
 from marketplace.bookings import tasks as booking_tasks
-from marketplace.settings import Settings
+from marketplace.core.settings import Settings
+from marketplace.notifications import service as notifications
+from marketplace.notifications import webhooks
 from tests.bookings.helpers import slot
 from tests.bookings.live_server import LiveServer, Market, build_market, http_client, scalar, sql
 from tests.conftest import build_app

@@ -13,7 +13,7 @@ import pytest
 from celery import Celery
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from marketplace.celery_app import kombu_url
+from marketplace.core.celery import kombu_url
 from tests import processes
 from tests.bookings.helpers import slot
 from tests.bookings.live_server import LiveServer, Market, build_market, http_client, live_settings, sql, wait_for

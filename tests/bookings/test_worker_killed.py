@@ -28,7 +28,7 @@ import redis
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from marketplace.settings import Settings
+from marketplace.core.settings import Settings
 from tests import processes
 from tests.bookings.helpers import slot
 from tests.bookings.live_server import LiveServer, build_market, http_client, live_settings, scalar, sql
@@ -92,7 +92,7 @@ def redeliver_now(redis_url: str, messages: list[Unacked]) -> None:
     queue (only these: other test runs may share the server)."""
     from kombu import Connection
 
-    from marketplace.celery_app import kombu_url
+    from marketplace.core.celery import kombu_url
 
     with Connection(kombu_url(redis_url)) as conn:
         channel: Any = conn.default_channel

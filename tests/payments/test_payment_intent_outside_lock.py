@@ -17,10 +17,10 @@ import stripe
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from marketplace.bookings.deps import listings_config
 from marketplace.bookings.repository import LAB_LOCK_NAMESPACE
 from marketplace.bookings.service import Deps
-from marketplace.settings import Settings
-from marketplace.wiring import listings_config
+from marketplace.core.settings import Settings
 from payments.stripe_gateway import StripeConfig, StripeGateway
 from tests.bookings.helpers import ALWAYS_OPEN, book, market, slot
 from tests.factories import admin_headers, published_asset, signed_up

@@ -12,10 +12,10 @@ import stripe
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from marketplace.billing.tasks import apply_stripe_event
+from marketplace.bookings.deps import listings_config
 from marketplace.bookings.service import Deps
-from marketplace.payments_tasks import apply_stripe_event
-from marketplace.settings import Settings
-from marketplace.wiring import listings_config
+from marketplace.core.settings import Settings
 from payments import ledger
 from payments.repository import PaymentsRepository
 from tests.bookings.helpers import book, market, slot

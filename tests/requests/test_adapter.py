@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from listings.taxonomy import get_taxonomy
+from marketplace.demo.seeding import seed_market
 from marketplace.requests import service
-from marketplace.seeding import seed_market
 from matching import adapter
 from matching.engine import match
 from matching.types import MatchRequest, Weights

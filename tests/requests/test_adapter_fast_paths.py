@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from listings import availability as av
 from marketplace.bookings.repository import BookingRepository
+from marketplace.demo.seeding import seed_market
 from marketplace.requests import service
-from marketplace.seeding import seed_market
 from matching import adapter
 
 ZONES = ("UTC", "Asia/Shanghai", "Europe/Berlin", "America/New_York")

@@ -17,7 +17,7 @@ from celery import Celery
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from marketplace.celery_app import kombu_url
+from marketplace.core.celery import kombu_url
 from marketplace.requests.tasks import run_batch_plan_job
 from tests import processes
 from tests.bookings.live_server import LiveServer, build_market, http_client, live_settings, scalar

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from marketplace.seeding import seed_market
+from marketplace.demo.seeding import seed_market
 from tests.factories import admin_headers, published_asset
 
 COLUMNS = (

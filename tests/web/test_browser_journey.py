@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from marketplace.auth.security import hash_password
+from marketplace.core.security import hash_password
 from tests.bookings.live_server import LiveServer, live_settings, sql
 from tests.conftest import _admin, create_migrated_database
 from tests.web.conftest import in_browser

@@ -13,7 +13,7 @@ import jwt
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 
-from marketplace.settings import Settings
+from marketplace.core.settings import Settings
 
 _hasher = PasswordHash((Argon2Hasher(),))
 # Verified against when the e-mail is unknown, so a missing account costs the same time as a wrong password.

@@ -10,8 +10,8 @@ from typing import Annotated, Any, Generic, TypeVar
 from fastapi import Query
 from pydantic import BaseModel
 
-from marketplace.errors import BadRequest
-from marketplace.text import Line
+from marketplace.core.errors import BadRequest
+from marketplace.core.text import Line
 
 T = TypeVar("T")
 

@@ -15,15 +15,15 @@ from fastapi import APIRouter, Path, Query, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from marketplace import audit
 from marketplace.auth.deps import AdminPrincipal, CurrentPrincipal
 from marketplace.bookings import service as bookings
-from marketplace.db import SessionDep
-from marketplace.errors import BadRequest, Conflict, Forbidden, NotFound, error_responses
-from marketplace.jobs import enqueue
-from marketplace.pagination import CursorParam, LimitParam, decode_cursor, encode_cursor
-from marketplace.settings import Settings
-from marketplace.text import Line
+from marketplace.core import audit
+from marketplace.core.db import SessionDep
+from marketplace.core.errors import BadRequest, Conflict, Forbidden, NotFound, error_responses
+from marketplace.core.jobs import enqueue
+from marketplace.core.pagination import CursorParam, LimitParam, decode_cursor, encode_cursor
+from marketplace.core.settings import Settings
+from marketplace.core.text import Line
 from payments import commission, invoices, ledger, money, stripe_gateway, webhooks
 from payments.invoices import InvoiceGateway
 from payments.repository import PaymentsRepository

@@ -10,9 +10,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from marketplace.celery_app import celery
-from marketplace.db import normalise_url
-from marketplace.settings import get_settings
+from marketplace.core.celery import celery
+from marketplace.core.db import normalise_url
+from marketplace.core.settings import get_settings
 
 T = TypeVar("T")
 
@@ -56,28 +56,3 @@ def purge_idempotency_keys() -> int:
         return int(result.rowcount)  # type: ignore[attr-defined]
 
     return run_in_unit_of_work(work)
-
-
-@celery.task(name="listings.refresh_next_free", acks_late=True)
-def refresh_next_free() -> int:
-    """Keep each published listing's stored next free slot (used to sort search results) current."""
-    from listings import tasks as listings_tasks
-    from marketplace.wiring import blocked_time, listings_config
-
-    config = listings_config(get_settings())
-    return run_in_unit_of_work(lambda session: listings_tasks.refresh_next_free(session, config, blocked_time()))
-
-
-@celery.task(name="auth.send_email_link", acks_late=True)
-def send_email_link(user_id: str, purpose: str, token: str) -> bool:
-    """Mail a verification or password-reset link (see marketplace.auth.service.deliver_email_link)."""
-    import uuid
-
-    from marketplace.auth import service as auth_service
-
-    settings = get_settings()
-    return run_in_unit_of_work(
-        lambda session: auth_service.deliver_email_link(
-            session, settings, user_id=uuid.UUID(user_id), purpose=purpose, token=token
-        )
-    )

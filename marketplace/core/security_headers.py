@@ -14,8 +14,8 @@ import ipaddress
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from marketplace.errors import NotAuthenticated, NotFound
-from marketplace.settings import Settings
+from marketplace.core.errors import NotAuthenticated, NotFound
+from marketplace.core.settings import Settings
 
 STRIPE_JS = "https://js.stripe.com"
 

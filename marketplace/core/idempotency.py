@@ -12,21 +12,20 @@ import hashlib
 import json
 import uuid
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Any
 
 import sqlalchemy as sa
-from fastapi import Depends, Header, Request
+from fastapi import Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col
 
-from marketplace.auth.deps import CurrentPrincipal
-from marketplace.db import SessionDep
-from marketplace.errors import BadRequest, Unprocessable, unhandled_error_response
-from marketplace.sqltypes import jsonb_column, ts_column, utcnow
-from marketplace.text import Line
+from marketplace.core.db import SessionDep
+from marketplace.core.errors import BadRequest, Unprocessable, unhandled_error_response
+from marketplace.core.sqltypes import jsonb_column, ts_column, utcnow
 
 
 class IdempotencyRecord(SQLModel, table=True):
@@ -123,23 +122,10 @@ def _request_hash(method: str, path: str, body: bytes) -> str:
     return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + canonical).hexdigest()
 
 
-async def _idempotency(
-    request: Request,
-    session: SessionDep,
-    principal: CurrentPrincipal,
-    idempotency_key: Annotated[
-        Line | None,
-        Header(
-            alias="Idempotency-Key",
-            description="Unique per logical write (max 255 chars); replays return the first response.",
-        ),
-    ] = None,
-) -> Idempotency:
-    if not idempotency_key:
-        raise BadRequest("This endpoint requires an Idempotency-Key header.")
-    if len(idempotency_key) > 255:
+async def claim(request: Request, session: AsyncSession, *, scope: str, key: str) -> Idempotency:
+    """Claim ``key`` for this request in ``scope`` (one caller), or replay the response stored for it."""
+    if len(key) > 255:
         raise BadRequest("Idempotency-Key must be at most 255 characters.")
-    scope = f"key:{principal.api_key_id}" if principal.api_key_id else f"user:{principal.user_id}"
     digest = _request_hash(request.method, request.url.path, await request.body())
     ttl = timedelta(hours=request.app.state.settings.idempotency_ttl_hours)
     now = utcnow()
@@ -150,7 +136,7 @@ async def _idempotency(
             {
                 "p_id": uuid.uuid4(),
                 "p_scope": scope,
-                "p_key": idempotency_key,
+                "p_key": key,
                 "p_method": request.method,
                 "p_path": request.url.path,
                 "p_hash": digest,
@@ -163,9 +149,7 @@ async def _idempotency(
         return Idempotency(session, inserted)
     existing = (
         await session.execute(
-            sa.select(IdempotencyRecord).where(
-                col(IdempotencyRecord.scope) == scope, col(IdempotencyRecord.key) == idempotency_key
-            )
+            sa.select(IdempotencyRecord).where(col(IdempotencyRecord.scope) == scope, col(IdempotencyRecord.key) == key)
         )
     ).scalar_one()
     if existing.request_hash != digest:
@@ -173,26 +157,6 @@ async def _idempotency(
     if existing.status_code is None:  # pragma: no cover - the first request committed without a response
         raise BadRequest("The original request with this Idempotency-Key did not complete; use a new key.")
     raise IdempotentReplay(existing.status_code, existing.response_body)
-
-
-IdempotencyDep = Annotated[Idempotency, Depends(_idempotency)]
-
-
-async def _optional_idempotency(
-    request: Request,
-    session: SessionDep,
-    principal: CurrentPrincipal,
-    idempotency_key: Annotated[
-        Line | None,
-        Header(alias="Idempotency-Key", description="Optional: makes a retried request safe."),
-    ] = None,
-) -> Idempotency | None:
-    if not idempotency_key:
-        return None
-    return await _idempotency(request, session, principal, idempotency_key)
-
-
-OptionalIdempotencyDep = Annotated[Idempotency | None, Depends(_optional_idempotency)]
 
 
 async def handle_replay(request: Request, exc: Exception) -> JSONResponse:

@@ -6,11 +6,11 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace.bookings import service
+from marketplace.bookings.deps import booking_deps
 from marketplace.bookings.repository import BookingRepository
-from marketplace.celery_app import celery
-from marketplace.settings import get_settings
-from marketplace.tasks import run_in_unit_of_work
-from marketplace.wiring import booking_deps
+from marketplace.core.celery import celery
+from marketplace.core.settings import get_settings
+from marketplace.core.tasks import run_in_unit_of_work
 from payments import invoices, webhooks
 from payments.repository import PaymentsRepository
 from payments.stripe_gateway import StripeGateway

@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel
 
-from marketplace.observability import request_id_var
-from marketplace.sqltypes import jsonb_column, ts_column, utcnow
+from marketplace.core.observability import request_id_var
+from marketplace.core.sqltypes import jsonb_column, ts_column, utcnow
 
 
 class AuditLog(SQLModel, table=True):

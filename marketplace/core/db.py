@@ -2,7 +2,7 @@
 
 One session per request: the ``get_session`` dependency commits when the endpoint returns normally and
 rolls back when it raises. Services and repositories only ``flush``; they never commit. Jobs are outbox rows
-(:func:`marketplace.jobs.enqueue`) in the same transaction, so they exist exactly when the change does.
+(:func:`marketplace.core.jobs.enqueue`) in the same transaction, so they exist exactly when the change does.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from marketplace.settings import Settings
+from marketplace.core.settings import Settings
 
 
 def normalise_url(url: str) -> str:

@@ -5,7 +5,7 @@ through the caller's session. If the transaction commits, the job exists; if it 
 raised, a web handler rolled back a failed form action, the database went away), the job never existed.
 Nothing talks to the broker during a request.
 
-The relay (:mod:`marketplace.outbox`, ``marketplace relay``) moves due rows to Celery and deletes them:
+The relay (:mod:`marketplace.core.outbox`, ``marketplace relay``) moves due rows to Celery and deletes them:
 delivery is at least once, so every task is idempotent. A statement-level trigger sends
 ``NOTIFY outbox`` when rows are inserted; PostgreSQL delivers it at commit, which wakes the relay at once.
 Due times (hold expiry, accept deadline, dispute window) live in the row, never in a broker ETA.
@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel
 
-from marketplace.sqltypes import jsonb_column, ts_column, utcnow
+from marketplace.core.sqltypes import jsonb_column, ts_column, utcnow
 
 NOTIFY_CHANNEL = "outbox"
 

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from marketplace.errors import RateLimited
-from marketplace.settings import Settings
+from marketplace.core.errors import RateLimited
+from marketplace.core.settings import Settings
 
 # KEYS: the identities' sorted sets. ARGV: now, window, limit, member.
 # Returns 0 (counted) or the seconds until the oldest attempt of a full window leaves it.

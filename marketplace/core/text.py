@@ -9,7 +9,7 @@ name, a code or a query parameter. So every accepted string is one of:
   (``\\t \\n \\r``) are kept, every other control character is refused.
 
 Both are plain ``pattern`` constraints, so they show in the OpenAPI document and clients (and schemathesis)
-know them. :func:`marketplace.errors.validation_message` turns a mismatch into a readable message. The domain
+know them. :func:`marketplace.core.errors.validation_message` turns a mismatch into a readable message. The domain
 packages (``listings``, ``payments``) cannot import this module: each declares the same two patterns next to its
 schemas, and ``tests/test_text_inputs.py`` checks they are identical and that every string input of every
 route carries one of them (or is on that test's explicit allow-list).

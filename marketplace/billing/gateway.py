@@ -1,22 +1,11 @@
-"""How the shell assembles the domains: one place for their configuration and collaborators."""
+"""Which payment gateway the platform uses: the one place that chooses it."""
 
 from __future__ import annotations
 
-from listings.service import BlockedTime, ListingsConfig
-from marketplace.settings import Settings
+from marketplace.core.settings import Settings
 from payments.invoices import InvoiceConfig, InvoiceGateway
 from payments.port import PaymentGateway
 from payments.stripe_gateway import StripeConfig, StripeGateway
-
-
-def listings_config(settings: Settings) -> ListingsConfig:
-    return ListingsConfig(horizon_days=settings.availability_horizon_days)
-
-
-def blocked_time() -> BlockedTime:
-    from marketplace.bookings.service import BookingsBlockedTime
-
-    return BookingsBlockedTime()
 
 
 def payment_gateway(settings: Settings) -> PaymentGateway:
@@ -37,9 +26,3 @@ def payment_gateway(settings: Settings) -> PaymentGateway:
             number_prefix=settings.invoice_number_prefix,
         )
     )
-
-
-def booking_deps(settings: Settings):  # type: ignore[no-untyped-def]
-    from marketplace.bookings.service import Deps
-
-    return Deps(settings=settings, payments=payment_gateway(settings), listings_config=listings_config(settings))

@@ -1,7 +1,7 @@
 """Settings, read from the environment with the ``MARKETPLACE_`` prefix (or a ``.env`` file).
 
 Every setting has a default that works on a laptop: no database or Redis URL means the embedded
-PostgreSQL and Redis are started (see :mod:`marketplace.embedded`).
+PostgreSQL and Redis are started (see :mod:`marketplace.core.embedded`).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     refresh_rate_limit: int = Field(default=120, ge=1)
     # A refresh locks the presented token's row. Only the race test's control turns it off.
     refresh_token_lock: bool = True
-    # Every signing key is derived from jwt_secret with HKDF, one per purpose (marketplace.auth.security.
+    # Every signing key is derived from jwt_secret with HKDF, one per purpose (marketplace.core.security.
     # purpose_key). Setting one of these replaces the secret for that purpose alone, to rotate it alone.
     access_token_secret: str | None = None
     web_session_secret: str | None = None
@@ -139,7 +139,7 @@ class Settings(BaseSettings):
         return self
 
     def purpose_secret_overrides(self) -> dict[str, str | None]:
-        """The per-purpose secret overrides, by key purpose (see marketplace.auth.security.PURPOSES)."""
+        """The per-purpose secret overrides, by key purpose (see marketplace.core.security.PURPOSES)."""
         return {
             "access-tokens": self.access_token_secret,
             "web-session": self.web_session_secret,

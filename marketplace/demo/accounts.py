@@ -8,9 +8,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace.auth.models import User
-from marketplace.auth.security import hash_password
+from marketplace.core.security import hash_password
+from marketplace.core.sqltypes import utcnow
 from marketplace.orgs.models import Membership, Organisation, VerificationStatus
-from marketplace.sqltypes import utcnow
 
 DEMO_PASSWORD = "demo-password-123"
 

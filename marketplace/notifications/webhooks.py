@@ -24,13 +24,13 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from marketplace.auth.principal import Principal
-from marketplace.bookings.models import WebhookDelivery, WebhookEndpoint
-from marketplace.errors import Forbidden, NotFound, Unprocessable
-from marketplace.jobs import enqueue
+from marketplace.core.errors import Forbidden, NotFound, Unprocessable
+from marketplace.core.jobs import enqueue
+from marketplace.core.principal import Principal
+from marketplace.core.settings import Settings
+from marketplace.core.sqltypes import utcnow
+from marketplace.notifications.models import WebhookDelivery, WebhookEndpoint
 from marketplace.orgs.repository import OrgRepository
-from marketplace.settings import Settings
-from marketplace.sqltypes import utcnow
 
 MAX_ATTEMPTS = 8
 

@@ -18,7 +18,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from marketplace.text import LINE_PATTERN, TEXT_PATTERN
+from marketplace.core.text import LINE_PATTERN, TEXT_PATTERN
 
 logger = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ def _retry_after_seconds(request: Request) -> int:
     return int(getattr(settings, "retry_after_seconds", 5))
 
 
-# Messages of the text rule (marketplace/text.py): a pattern mismatch reads as what is wrong, not as a regex.
+# Messages of the text rule (marketplace/core/text.py): a pattern mismatch reads as what is wrong, not as a regex.
 _PATTERN_MESSAGES = {
     LINE_PATTERN: "must be a single line of text without control characters",
     TEXT_PATTERN: "must not contain control characters (tabs and line breaks are allowed)",

@@ -14,11 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from marketplace.auth.models import User
-from marketplace.bookings.models import Notification
-from marketplace.jobs import enqueue
+from marketplace.core.jobs import enqueue
+from marketplace.core.settings import Settings
+from marketplace.core.sqltypes import utcnow
+from marketplace.notifications.models import Notification
 from marketplace.orgs.models import Membership
-from marketplace.settings import Settings
-from marketplace.sqltypes import utcnow
 
 logger = logging.getLogger(__name__)
 

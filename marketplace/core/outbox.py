@@ -1,6 +1,6 @@
 """The outbox relay (``marketplace relay``): moves due ``outbox`` rows to Celery.
 
-Jobs are rows written by :func:`marketplace.jobs.enqueue` in the transaction of the change that causes them.
+Jobs are rows written by :func:`marketplace.core.jobs.enqueue` in the transaction of the change that causes them.
 The relay, a process of its own, loops:
 
 1. in one transaction, claim a batch of due rows (``due_at <= now()``, ``FOR UPDATE SKIP LOCKED``, oldest
@@ -31,9 +31,9 @@ from prometheus_client import Gauge
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from marketplace.db import normalise_url
-from marketplace.jobs import NOTIFY_CHANNEL, DueJob, OutboxRepository
-from marketplace.settings import Settings
+from marketplace.core.db import normalise_url
+from marketplace.core.jobs import NOTIFY_CHANNEL, DueJob, OutboxRepository
+from marketplace.core.settings import Settings
 
 logger = logging.getLogger(__name__)
 

@@ -2302,7 +2302,7 @@ async def seed_market(
 
     Skips (``summary.skipped``) when seed users (``…@seed.example``) already exist, so running the command
     twice is harmless."""
-    from marketplace.auth.security import hash_password
+    from marketplace.core.security import hash_password
 
     started = _time.perf_counter()
     summary = SeedSummary(seed=seed, requests=requests)

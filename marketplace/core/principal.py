@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from marketplace.errors import Forbidden
+from marketplace.core.errors import Forbidden
 
 # The vocabulary of API-key scopes. A user session implicitly has all of them.
 API_SCOPES: frozenset[str] = frozenset(
