@@ -146,9 +146,19 @@ async def _act(
     booking_id: uuid.UUID,
     action: str,
     idem: OptionalIdempotencyDep,
-    **kwargs: object,
+    *,
+    reason: str | None = None,
+    result_reference: str | None = None,
 ) -> BookingOut | JSONResponse:
-    booking = await service.act(session, principal, booking_id, action, deps(request), **kwargs)  # type: ignore[arg-type]
+    booking = await service.act(
+        session=session,
+        principal=principal,
+        booking_id=booking_id,
+        action=action,
+        deps=deps(request),
+        reason=reason,
+        result_reference=result_reference,
+    )
     out = await booking_out(session, booking, service.role_of(principal, booking), timeline=True)
     return await idem.respond(out) if idem else out
 
@@ -318,20 +328,14 @@ async def resolve(
     admin: AdminPrincipal,
     idem: OptionalIdempotencyDep,
 ) -> BookingOut | JSONResponse:
-    from marketplace.core import audit
-
     booking = await service.act(
-        session, admin, booking_id, "resolve", deps(request), reason=data.note, refund_amount=data.refund_amount
-    )
-    await audit.record(
-        session,
-        actor_user_id=admin.user_id,
-        action="booking.resolve",
-        target_type="booking",
-        target_id=booking.id,
-        before={"status": "disputed"},
-        after={"status": booking.status, "refund_amount": booking.refund_amount},
+        session=session,
+        principal=admin,
+        booking_id=booking_id,
+        action="resolve",
+        deps=deps(request),
         reason=data.note,
+        refund_amount=data.refund_amount,
     )
     out = await booking_out(session, booking, "admin", timeline=True)
     return await idem.respond(out) if idem else out

@@ -484,12 +484,12 @@ async def get_for(
 
 
 async def act(
+    *,
     session: AsyncSession,
     principal: Principal,
     booking_id: uuid.UUID,
     action: str,
     deps: Deps,
-    *,
     reason: str | None = None,
     refund_amount: int | None = None,
     result_reference: str | None = None,
@@ -541,6 +541,17 @@ async def act(
         refund_amount=refund_amount,
         result_reference=result_reference,
     )
+    if action == "resolve":  # an admin's decision over money: on the audit log, whichever door it came through
+        await audit.record(
+            session,
+            actor_user_id=principal.user_id,
+            action="booking.resolve",
+            target_type="booking",
+            target_id=booking.id,
+            before={"status": "disputed"},
+            after={"status": booking.status, "refund_amount": booking.refund_amount},
+            reason=reason,
+        )
     return booking
 
 

@@ -179,24 +179,14 @@ async def resolve_dispute(
         refund = parse_money_input(refund_amount, disputed.currency, field="refund_amount", locale=locale_of(request))
         if refund is None:
             raise FieldError("refund_amount", i18n.translations(locale_of(request)).gettext(N_("Enter the refund.")))
-        booking = await bookings.act(
-            session,
-            user,
-            booking_id,
-            "resolve",
-            request.app.state.booking_deps,
+        await bookings.act(
+            session=session,
+            principal=user,
+            booking_id=booking_id,
+            action="resolve",
+            deps=request.app.state.booking_deps,
             reason=note or "-",
             refund_amount=refund,
-        )
-        await audit.record(
-            session,
-            actor_user_id=user.user_id,
-            action="booking.resolve",
-            target_type="booking",
-            target_id=booking.id,
-            before={"status": "disputed"},
-            after={"status": booking.status, "refund_amount": booking.refund_amount},
-            reason=note,
         )
     except (AppError, ValueError) as exc:
         await session.rollback()  # the failed service call may have flushed part of its work

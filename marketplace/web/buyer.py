@@ -344,7 +344,12 @@ async def booking_action(
             await bookings.review(session, user, booking_id, data)
         elif action in ("pay", "cancel", "confirm", "dispute"):
             await bookings.act(
-                session, user, booking_id, action, _deps(request), reason=str(form.get("reason") or "") or None
+                session=session,
+                principal=user,
+                booking_id=booking_id,
+                action=action,
+                deps=_deps(request),
+                reason=str(form.get("reason") or "") or None,
             )
         else:
             raise WebError(404, "not_found")

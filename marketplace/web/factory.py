@@ -596,11 +596,11 @@ async def booking_action(
     form = await request.form()
     try:
         await bookings.act(
-            session,
-            user,
-            booking_id,
-            action,
-            request.app.state.booking_deps,
+            session=session,
+            principal=user,
+            booking_id=booking_id,
+            action=action,
+            deps=request.app.state.booking_deps,
             reason=str(form.get("reason") or "") or None,
             result_reference=str(form.get("result_reference") or "") or None,
         )
