@@ -15,8 +15,6 @@ import argparse
 import asyncio
 import json
 import math
-import os
-import platform
 import random
 import sys
 import time
@@ -34,25 +32,21 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from common import BOOKING_COLUMNS, POLICY, write_result  # noqa: E402
 from common import admin as _admin  # noqa: E402
-from common import cpu_model as _cpu_model  # noqa: E402
 from common import server_url as _server_url  # noqa: E402
 
 from marketplace.analytics import service  # noqa: E402
 from marketplace.cli import migrate_database  # noqa: E402
 from marketplace.demo.seeding import AVG_MACHINES_PER_SUPPLIER, AVG_SERVICES_PER_LAB, seed_market  # noqa: E402
 
-BOOKING_COLUMNS = (
-    "id", "asset_id", "kind", "supplier_org_id", "buyer_org_id", "status", "start_at", "end_at", "period",
-    "currency", "unit_price", "setup_fee", "amount", "commission_rate_bp", "cancellation_policy", "site_timezone",
-    "refund_amount", "completed_at", "payment_method", "created_at", "updated_at",
-)  # fmt: skip
-POLICY = json.dumps({"full_refund_hours": 72, "partial_refund_hours": 24, "partial_refund_percent": 50})
 STATUSES = (("confirmed", 30), ("completed", 25), ("settled", 25), ("cancelled", 8), ("in_progress", 4),
             ("declined", 3), ("expired", 3), ("requested", 2))  # fmt: skip
 
 
-async def _load(engine: AsyncEngine, assets: int, target: int, seed: int, m0: datetime, m1: datetime) -> dict[str, Any]:
+async def _load(
+    engine: AsyncEngine, *, assets: int, target: int, seed: int, m0: datetime, m1: datetime
+) -> dict[str, Any]:
     rng = random.Random(seed)
     per_supplier = AVG_MACHINES_PER_SUPPLIER + AVG_SERVICES_PER_LAB / 20
     suppliers = max(1, round(assets / per_supplier))
@@ -114,7 +108,7 @@ async def _run(url: str, args: argparse.Namespace) -> dict[str, Any]:
     engine = create_async_engine(url, pool_size=2)
     try:
         t0 = time.perf_counter()
-        data = await _load(engine, args.assets, args.bookings, args.seed, m0, m1)
+        data = await _load(engine, assets=args.assets, target=args.bookings, seed=args.seed, m0=m0, m1=m1)
         setup = time.perf_counter() - t0
         print(f"loaded {json.dumps(data)} in {setup:.0f} s", flush=True)
         runs = []
@@ -166,17 +160,7 @@ def main() -> None:
         figures = asyncio.run(_run(url, args))
     finally:
         asyncio.run(_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    result = {
-        "benchmark": "analytics_rollup",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"nproc": os.cpu_count(), "cpu_model": _cpu_model(), "python": platform.python_version()},
-        "database": "embedded" if not os.environ.get("MARKETPLACE_TEST_DATABASE_URL") else "server",
-        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        **figures,
-    }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    print(f"wrote {args.output}")
+    write_result(args.output, "analytics_rollup", args, figures)
 
 
 if __name__ == "__main__":

@@ -21,10 +21,10 @@ Conventions (all functions):
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import TypeAlias
+from typing import Any, TypeAlias
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 Interval: TypeAlias = tuple[datetime, datetime]
@@ -292,6 +292,18 @@ def parse_hhmm(value: str, *, allow_end_of_day: bool = True) -> time:
     if hour > 23 or minute > 59:
         raise ValueError(f"invalid time {value!r}: must be between 00:00 and 23:59 (or 24:00)")
     return time(hour, minute)
+
+
+def weekly_windows(plan: Iterable[Mapping[str, Any]]) -> list[WeeklyWindow]:
+    """A stored weekly plan (``{"weekday", "start", "end"}`` items) as :class:`WeeklyWindow` objects."""
+    return [
+        WeeklyWindow(
+            weekday=int(w["weekday"]),
+            start=parse_hhmm(w["start"], allow_end_of_day=False),
+            end=parse_hhmm(w["end"]),
+        )
+        for w in plan
+    ]
 
 
 def working_days_after(day: date, n: int, closed: set[date]) -> date:

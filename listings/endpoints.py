@@ -7,7 +7,7 @@ dependencies (session, caller), so this package never imports the shell.
 import uuid
 from collections.abc import Callable
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from fastapi import APIRouter, Body, Query, status
 from pydantic import AwareDatetime, BaseModel
@@ -43,6 +43,8 @@ from listings.schemas import (
 )
 from listings.taxonomy import get_taxonomy
 
+Item = TypeVar("Item", bound=BaseModel)
+
 
 class TaxonomyItem(BaseModel):
     code: str
@@ -60,24 +62,25 @@ class TaxonomyOut(BaseModel):
     items: list[TaxonomyItem]
 
 
-class SearchPage(BaseModel):
-    items: list[SearchResult]
+class _Page(BaseModel, Generic[Item]):
+    items: list[Item]
     next_cursor: str | None = None
 
 
-class AssetPage(BaseModel):
-    items: list[AssetOut]
-    next_cursor: str | None = None
+class SearchPage(_Page[SearchResult]):
+    pass
 
 
-class SitePage(BaseModel):
-    items: list[SiteOut]
-    next_cursor: str | None = None
+class AssetPage(_Page[AssetOut]):
+    pass
 
 
-class CertificatePage(BaseModel):
-    items: list[CertificateOut]
-    next_cursor: str | None = None
+class SitePage(_Page[SiteOut]):
+    pass
+
+
+class CertificatePage(_Page[CertificateOut]):
+    pass
 
 
 class HistoryOut(BaseModel):
@@ -110,6 +113,10 @@ def build_router(
     """``session_dep``, ``actor_dep`` and ``optional_actor_dep`` are ``Depends(...)`` markers from the app
     shell: the request's unit of work, the authenticated caller, and the caller if any."""
     router = APIRouter()
+    # The shell's dependencies as parameter types (they never appear in the OpenAPI document).
+    Session = Annotated[AsyncSession, session_dep]
+    Caller = Annotated[ActorT, actor_dep]
+    Viewer = Annotated[ActorT | None, optional_actor_dep]
 
     # -- taxonomy ----------------------------------------------------------------------------------
 
@@ -170,11 +177,11 @@ def build_router(
         tags=["sites"],
         responses=error_responses(401, 403, 404, 422),
     )
-    async def create_site(data: SiteCreate, session: AsyncSession = session_dep, actor: ActorT = actor_dep) -> SiteOut:
+    async def create_site(data: SiteCreate, session: Session, actor: Caller) -> SiteOut:
         return SiteOut.model_validate(await service.create_site(session, actor, data))
 
     @router.get("/sites/{site_id}", response_model=SiteOut, tags=["sites"], responses=error_responses(401, 404, 422))
-    async def get_site(site_id: uuid.UUID, session: AsyncSession = session_dep, actor: ActorT = actor_dep) -> SiteOut:
+    async def get_site(site_id: uuid.UUID, session: Session, actor: Caller) -> SiteOut:
         return SiteOut.model_validate(await service.get_site(session, actor, site_id))
 
     @router.patch(
@@ -184,15 +191,13 @@ def build_router(
         responses=error_responses(401, 403, 404, 409, 422),
         summary="Edit a site; moving it sends its published listings back to review",
     )
-    async def update_site(
-        site_id: uuid.UUID, data: SiteUpdate, session: AsyncSession = session_dep, actor: ActorT = actor_dep
-    ) -> SiteOut:
+    async def update_site(site_id: uuid.UUID, data: SiteUpdate, session: Session, actor: Caller) -> SiteOut:
         return SiteOut.model_validate(await service.update_site(session, actor, site_id, data))
 
     @router.get(
         "/orgs/{org_id}/sites", response_model=SitePage, tags=["sites"], responses=error_responses(401, 404, 422)
     )
-    async def list_sites(org_id: uuid.UUID, session: AsyncSession = session_dep, actor: ActorT = actor_dep) -> SitePage:
+    async def list_sites(org_id: uuid.UUID, session: Session, actor: Caller) -> SitePage:
         return SitePage(items=[SiteOut.model_validate(s) for s in await service.list_sites(session, actor, org_id)])
 
     # -- certificates ------------------------------------------------------------------------------
@@ -206,7 +211,7 @@ def build_router(
         summary="Add a certificate (pending until a platform admin verifies it)",
     )
     async def add_certificate(
-        org_id: uuid.UUID, data: CertificateCreate, session: AsyncSession = session_dep, actor: ActorT = actor_dep
+        org_id: uuid.UUID, data: CertificateCreate, session: Session, actor: Caller
     ) -> CertificateOut:
         return CertificateOut.model_validate(await service.add_certificate(session, actor, org_id, data))
 
@@ -216,9 +221,7 @@ def build_router(
         tags=["certificates"],
         responses=error_responses(401, 404, 422),
     )
-    async def list_certificates(
-        org_id: uuid.UUID, session: AsyncSession = session_dep, actor: ActorT = actor_dep
-    ) -> CertificatePage:
+    async def list_certificates(org_id: uuid.UUID, session: Session, actor: Caller) -> CertificatePage:
         certs = await service.list_certificates(session, actor, org_id)
         return CertificatePage(items=[CertificateOut.model_validate(c) for c in certs])
 
@@ -232,9 +235,7 @@ def build_router(
         responses=error_responses(401, 403, 404, 422),
         summary="Create a listing (status draft)",
     )
-    async def create_asset(
-        data: Annotated[AssetCreate, Body()], session: AsyncSession = session_dep, actor: ActorT = actor_dep
-    ) -> AssetOut:
+    async def create_asset(data: Annotated[AssetCreate, Body()], session: Session, actor: Caller) -> AssetOut:
         return asset_out(await service.create_asset(session, actor, data, config, blocked))
 
     @router.get(
@@ -245,6 +246,7 @@ def build_router(
         summary="Search published capacity (public)",
     )
     async def search_assets(
+        session: Session,
         process: Annotated[
             Line | None, Query(max_length=100, description="Process code; descendants and 'can also do' match")
         ] = None,
@@ -270,7 +272,6 @@ def build_router(
         sort: Literal["price", "distance", "next_free"] = "next_free",
         limit: Annotated[int, Query(ge=1, le=100)] = 20,
         cursor: Annotated[Line | None, Query(max_length=2000)] = None,
-        session: AsyncSession = session_dep,
     ) -> SearchPage:
         after = None
         if (values := decode_cursor(cursor)) is not None:
@@ -333,9 +334,7 @@ def build_router(
             raise BadRequest("Malformed cursor.") from exc
 
     @router.get("/assets/{asset_id}", response_model=AssetOut, tags=["assets"], responses=error_responses(404, 422))
-    async def get_asset(
-        asset_id: uuid.UUID, session: AsyncSession = session_dep, actor: ActorT | None = optional_actor_dep
-    ) -> AssetOut:
+    async def get_asset(asset_id: uuid.UUID, session: Session, actor: Viewer) -> AssetOut:
         return asset_out(await service.visible_asset(session, actor, asset_id))
 
     @router.patch(
@@ -345,9 +344,7 @@ def build_router(
         responses=error_responses(401, 403, 404, 409, 422),
         summary="Edit a listing; capability, price or location edits send a published one back to review",
     )
-    async def update_asset(
-        asset_id: uuid.UUID, data: AssetUpdate, session: AsyncSession = session_dep, actor: ActorT = actor_dep
-    ) -> AssetOut:
+    async def update_asset(asset_id: uuid.UUID, data: AssetUpdate, session: Session, actor: Caller) -> AssetOut:
         return asset_out(await service.update_asset(session, actor, asset_id, data, config, blocked))
 
     @router.post(
@@ -357,7 +354,7 @@ def build_router(
         responses=error_responses(401, 403, 404, 409, 422),
         summary="Submit for review",
     )
-    async def submit(asset_id: uuid.UUID, session: AsyncSession = session_dep, actor: ActorT = actor_dep) -> AssetOut:
+    async def submit(asset_id: uuid.UUID, session: Session, actor: Caller) -> AssetOut:
         return asset_out(await service.owner_transition(session, actor, asset_id, "submit"))
 
     @router.post(
@@ -366,7 +363,7 @@ def build_router(
         tags=["assets"],
         responses=error_responses(401, 403, 404, 409),
     )
-    async def archive(asset_id: uuid.UUID, session: AsyncSession = session_dep, actor: ActorT = actor_dep) -> AssetOut:
+    async def archive(asset_id: uuid.UUID, session: Session, actor: Caller) -> AssetOut:
         return asset_out(await service.owner_transition(session, actor, asset_id, "archive"))
 
     @router.get(
@@ -376,9 +373,7 @@ def build_router(
         responses=error_responses(401, 404),
         summary="Moderation history with reasons (owner)",
     )
-    async def asset_history(
-        asset_id: uuid.UUID, session: AsyncSession = session_dep, actor: ActorT = actor_dep
-    ) -> HistoryOut:
+    async def asset_history(asset_id: uuid.UUID, session: Session, actor: Caller) -> HistoryOut:
         events = await service.history(session, actor, asset_id)
         return HistoryOut(items=[StatusEventOut.model_validate(e) for e in events])
 
@@ -390,9 +385,7 @@ def build_router(
         responses=error_responses(401, 404, 422),
         summary="Report a listing",
     )
-    async def flag_asset(
-        asset_id: uuid.UUID, data: ReasonIn, session: AsyncSession = session_dep, actor: ActorT = actor_dep
-    ) -> FlagOut:
+    async def flag_asset(asset_id: uuid.UUID, data: ReasonIn, session: Session, actor: Caller) -> FlagOut:
         return FlagOut.model_validate(await service.flag(session, actor, asset_id, data.reason))
 
     @router.get(
@@ -403,12 +396,12 @@ def build_router(
         summary="An organisation's own listings, any status",
     )
     async def org_assets(
+        session: Session,
+        actor: Caller,
         org_id: uuid.UUID,
         status_filter: Annotated[Line | None, Query(alias="status", max_length=40)] = None,
         limit: Annotated[int, Query(ge=1, le=100)] = 50,
         cursor: Annotated[Line | None, Query(max_length=2000)] = None,
-        session: AsyncSession = session_dep,
-        actor: ActorT = actor_dep,
     ) -> AssetPage:
         after = None
         if (values := decode_cursor(cursor)) is not None:
@@ -416,7 +409,9 @@ def build_router(
                 after = (datetime.fromisoformat(values[0]), uuid.UUID(values[1]))
             except (ValueError, IndexError, TypeError):
                 raise BadRequest("Malformed cursor.") from None
-        assets = await service.list_org_assets(session, actor, org_id, status_filter, after, limit + 1)
+        assets = await service.list_org_assets(
+            session, actor, org_id, status=status_filter, after=after, limit=limit + 1
+        )
         next_cursor = None
         if len(assets) > limit:
             assets = assets[:limit]
@@ -433,7 +428,7 @@ def build_router(
         summary="Replace the weekly plan (site-local time) and the dated exceptions",
     )
     async def put_availability(
-        asset_id: uuid.UUID, data: AvailabilityIn, session: AsyncSession = session_dep, actor: ActorT = actor_dep
+        asset_id: uuid.UUID, data: AvailabilityIn, session: Session, actor: Caller
     ) -> AvailabilityOut:
         await service.set_availability(session, actor, asset_id, data, config, blocked)
         return AvailabilityOut(**await service.get_availability(session, actor, asset_id))
@@ -444,9 +439,7 @@ def build_router(
         tags=["availability"],
         responses=error_responses(404, 422),
     )
-    async def get_availability(
-        asset_id: uuid.UUID, session: AsyncSession = session_dep, actor: ActorT | None = optional_actor_dep
-    ) -> AvailabilityOut:
+    async def get_availability(asset_id: uuid.UUID, session: Session, actor: Viewer) -> AvailabilityOut:
         return AvailabilityOut(**await service.get_availability(session, actor, asset_id))
 
     @router.post(
@@ -457,9 +450,9 @@ def build_router(
         summary="MES/ERP bulk sync: replace the exceptions inside [from, to) atomically",
     )
     async def sync_availability(
-        asset_id: uuid.UUID, data: AvailabilitySyncIn, session: AsyncSession = session_dep, actor: ActorT = actor_dep
+        asset_id: uuid.UUID, data: AvailabilitySyncIn, session: Session, actor: Caller
     ) -> SyncOut:
-        asset = await service.sync_exceptions(session, actor, asset_id, data, config, blocked)
+        asset = await service.sync_exceptions(session, actor, asset_id, data, config=config, blocked=blocked)
         return SyncOut(replaced_with=len(data.exceptions), next_free_at=asset.next_free_at)
 
     @router.get(
@@ -470,14 +463,16 @@ def build_router(
         summary="Windows (UTC) in which a booking of duration_minutes can be placed",
     )
     async def free_slots(
+        session: Session,
+        actor: Viewer,
         asset_id: uuid.UUID,
         start: AwareDatetime,
         end: AwareDatetime,
         duration_minutes: Annotated[int, Query(ge=1, le=60 * 24 * 60)] = 60,
-        session: AsyncSession = session_dep,
-        actor: ActorT | None = optional_actor_dep,
     ) -> IntervalsOut:
-        windows = await service.free_slots(session, actor, asset_id, start, end, duration_minutes, blocked)
+        windows = await service.free_slots(
+            session, actor, asset_id, start=start, end=end, duration_minutes=duration_minutes, blocked=blocked
+        )
         return IntervalsOut(items=[Interval(start=s, end=e) for s, e in windows])
 
     @router.get(
@@ -488,11 +483,11 @@ def build_router(
         summary="A lab service's daily sample capacity",
     )
     async def lab_capacity(
+        session: Session,
+        actor: Viewer,
         asset_id: uuid.UUID,
         from_date: Annotated[date, Query(alias="from")],
         to_date: Annotated[date, Query(alias="to")],
-        session: AsyncSession = session_dep,
-        actor: ActorT | None = optional_actor_dep,
     ) -> LabCapacityOut:
         days = await service.lab_capacity(session, actor, asset_id, from_date, to_date, blocked)
         return LabCapacityOut(items=[LabDay(**d) for d in days])

@@ -244,6 +244,17 @@ class ListingsRepository:
 
     # -- search ----------------------------------------------------------------------------------
 
+    async def search_page(
+        self, f: SearchFilters, sort: str, *, after: Sequence[tuple[Any, uuid.UUID]], limit: int
+    ) -> list[Any]:
+        """Up to ``limit`` rows (asset, site, distance_km, sort_value) of :meth:`search_statement` in sort order,
+        past every keyset cursor in ``after``."""
+        stmt, sort_expr = self.search_statement(f, sort)
+        stmt = stmt.add_columns(sort_expr.label("sort_value"))
+        for key in after:
+            stmt = stmt.where(sa.tuple_(sort_expr, col(Asset.id)) > sa.tuple_(sa.literal(key[0]), sa.literal(key[1])))
+        return list((await self.session.execute(stmt.order_by(sort_expr, col(Asset.id)).limit(limit))).all())
+
     def search_statement(self, f: SearchFilters, sort: str) -> tuple[Any, Any]:
         """The published-listings query with every SQL-expressible filter, and its sort expression."""
         distance = (
@@ -314,3 +325,27 @@ class ListingsRepository:
                 col(Asset.next_free_at), sa.literal_column("'9999-12-31T00:00:00Z'::timestamptz")
             )
         return stmt, sort_expr
+
+
+# --- queries for the web pages ---
+class ListingsPageQueries:
+    """Reads the web pages need beyond the service's (used by marketplace/web)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def latest_published(self, limit: int) -> list[Asset]:
+        rows = await self.session.execute(
+            sa.select(Asset)
+            .where(col(Asset.status) == "published")
+            .order_by(col(Asset.published_at).desc().nulls_last())
+            .limit(limit)
+        )
+        return list(rows.scalars())
+
+    async def titles(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
+        """Asset titles by id, in one query."""
+        if not ids:
+            return {}
+        rows = await self.session.execute(sa.select(col(Asset.id), col(Asset.title)).where(col(Asset.id).in_(ids)))
+        return {i: t for i, t in rows.all()}

@@ -307,51 +307,6 @@ class AssetUpdate(Strict):
         return None if v is None else _check_currency(v)
 
 
-MACHINE_ONLY = frozenset(
-    {
-        "envelope_mm",
-        "max_part_mass_kg",
-        "tolerance_mm",
-        "hourly_rate",
-        "setup_fee",
-        "min_booking_minutes",
-        "slot_minutes",
-        "buffer_minutes",
-        "setup_minutes",
-        "operator_included",
-    }
-)
-LAB_ONLY = frozenset(
-    {
-        "test_standard",
-        "accredited",
-        "price_per_sample",
-        "turnaround_days",
-        "daily_sample_capacity",
-        "sample_requirements",
-    }
-)
-# Edits of these send a published listing back to review.
-MATERIAL_FIELDS = frozenset(
-    {
-        "site_id",
-        "process_codes",
-        "materials",
-        "currency",
-        "envelope_mm",
-        "max_part_mass_kg",
-        "tolerance_mm",
-        "hourly_rate",
-        "setup_fee",
-        "test_standard",
-        "accredited",
-        "price_per_sample",
-        "turnaround_days",
-        "daily_sample_capacity",
-    }
-)
-
-
 class NextSlot(BaseModel):
     start: datetime
     end: datetime

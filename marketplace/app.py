@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from typing import Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
@@ -27,7 +26,7 @@ from marketplace.billing.endpoints import router as payments_router
 from marketplace.bookings.deps import blocked_time, booking_deps, listings_config
 from marketplace.bookings.endpoints import router as bookings_router
 from marketplace.core import embedded, outbox
-from marketplace.core.db import create_engine, create_sessionmaker, get_session
+from marketplace.core.db import create_engine, create_sessionmaker, get_session, ping
 from marketplace.core.errors import ERROR_SCHEMA, error_responses, install_error_handlers, unhandled_error_response
 from marketplace.core.idempotency import IdempotentReplay, handle_replay
 from marketplace.core.observability import RequestContextMiddleware, configure_logging, freeze_startup_heap
@@ -150,7 +149,7 @@ def _add_operational_routes(app: FastAPI) -> None:
         state = request.app.state
         timeout = state.settings.readiness_timeout_seconds
         database, broker = await asyncio.gather(
-            _check(_ping_database(state.engine), timeout), _check(state.redis.ping(), timeout)
+            _check(ping(state.engine), timeout), _check(state.redis.ping(), timeout)
         )
         checks = {"database": database, "broker": broker}
         ok = all(v == "ok" for v in checks.values())
@@ -169,11 +168,6 @@ def _add_operational_routes(app: FastAPI) -> None:
         check_metrics_access(request, request.app.state.settings)
         await outbox.observe(request.app.state.engine)  # the outbox depth gauges; never raises
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
-
-async def _ping_database(engine: Any) -> None:
-    async with engine.connect() as conn:
-        await conn.execute(sa.text("SELECT 1"))
 
 
 async def _check(probe: Awaitable[Any], seconds: float) -> str:

@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence, Set
-from datetime import date, time, timedelta
+from datetime import date, datetime, time, timedelta
 from functools import lru_cache
+from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from listings.availability import Interval, earliest_slot, find_slots, local_to_utc, merge, working_days_after
 from matching.types import Candidate, CertificateInfo, FeasibleMatch, MatchRequest, PriceBreakdown, Rejection
+
+_T = TypeVar("_T", datetime, int)  # interval ends: aware datetimes or integer microseconds
 
 EARTH_RADIUS_KM = 6371.0088
 _DAY = timedelta(days=1)
@@ -92,9 +95,9 @@ def has_certificates(required: Sequence[str], certificates: Sequence[Certificate
     return all(_norm_standard(r) in held for r in required)
 
 
-def intersect(a: Sequence[Interval], b: Sequence[Interval]) -> list[Interval]:
-    """Intersection of two sorted, merged interval lists (linear sweep)."""
-    out: list[Interval] = []
+def intersect(a: Sequence[tuple[_T, _T]], b: Sequence[tuple[_T, _T]]) -> list[tuple[_T, _T]]:
+    """Intersection of two sorted, merged interval lists (linear sweep); datetimes or integer microseconds."""
+    out: list[tuple[_T, _T]] = []
     i = j = 0
     while i < len(a) and j < len(b):
         s, e = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])

@@ -17,6 +17,7 @@ never penalised). Score = sum of contributions, so the explanation adds up exact
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from matching.types import FeasibleMatch, MatchRequest, RankedMatch, ScoreComponent, Weights
@@ -56,18 +57,20 @@ def delay_hours(earliest_start: datetime, slot_start: datetime) -> float:
     return max(0.0, (slot_start - earliest_start).total_seconds() / 3600.0)
 
 
-def score_components(
-    weights: Weights,
-    prices: Sequence[float],
-    distances: Sequence[float | None],
-    delays_h: Sequence[float],
-    qualities: Sequence[float],
-    idles: Sequence[float],
-) -> list[tuple[float, tuple[ScoreComponent, ...]]]:
-    """Scores and explanations for parallel sequences of raw values (one entry per option).
+@dataclass(frozen=True, slots=True)
+class RawValues:
+    """Raw component values of a set of options: parallel sequences, one entry per option."""
 
-    ``weights`` must already be normalised. ``distances`` all ``None`` means "no request location".
-    """
+    prices: Sequence[float]
+    distances: Sequence[float | None]  # all ``None``: the request has no location
+    delays_h: Sequence[float]
+    qualities: Sequence[float]
+    idles: Sequence[float]
+
+
+def score_components(weights: Weights, raw: RawValues) -> list[tuple[float, tuple[ScoreComponent, ...]]]:
+    """Scores and explanations (one entry per option); ``weights`` must already be normalised."""
+    prices, distances, delays_h, qualities, idles = raw.prices, raw.distances, raw.delays_h, raw.qualities, raw.idles
     wp, wd, ws, wq, wi = weights.as_tuple()
     price_n, dist_n, start_n = _normalised(prices, distances, delays_h)
     out: list[tuple[float, tuple[ScoreComponent, ...]]] = []
@@ -94,7 +97,8 @@ def scores_only(
     qualities: Sequence[float],
     idles: Sequence[float],
 ) -> list[float]:
-    """The scores of :func:`score_components` (bit for bit) without building the explanations."""
+    """The scores of :func:`score_components` (bit for bit) without building the explanations (positional: the
+    engine's hot path calls it so)."""
     wp, wd, ws, wq, wi = weights.as_tuple()
     price_n, dist_n, start_n = _normalised(prices, distances, delays_h)
     return [
@@ -114,17 +118,17 @@ def rank(request: MatchRequest, matches: Sequence[FeasibleMatch]) -> list[Ranked
 
     Tie-break, for a deterministic order: score desc, slot start asc, price asc, asset id.
     """
-    scored = score_components(
-        request.effective_weights,
-        [m.price.total for m in matches],
-        [m.distance_km for m in matches],
-        [delay_hours(request.earliest_start, m.slot_start) for m in matches],
-        [
+    raw = RawValues(
+        prices=[m.price.total for m in matches],
+        distances=[m.distance_km for m in matches],
+        delays_h=[delay_hours(request.earliest_start, m.slot_start) for m in matches],
+        qualities=[
             quality_score(c.rating_sum, c.rating_count, c.completed_count, c.on_time_count)
             for c in (m.candidate for m in matches)
         ],
-        [1.0 - m.candidate.utilisation for m in matches],
+        idles=[1.0 - m.candidate.utilisation for m in matches],
     )
+    scored = score_components(request.effective_weights, raw)
     ranked = [RankedMatch(match=m, score=s, explanation=e) for m, (s, e) in zip(matches, scored, strict=True)]
     ranked.sort(key=lambda r: (-r.score, r.match.slot_start, r.match.price.total, r.match.candidate.asset_id))
     return ranked

@@ -23,6 +23,8 @@ from payments.models import (
     CreditNote,
     DocumentCounter,
     Invoice,
+    Journal,
+    JournalEntry,
     StripeAccount,
     StripeEvent,
     utcnow,
@@ -214,6 +216,16 @@ class PaymentsRepository:
         return dict(row) if row else {}
 
     # -- stripe ---------------------------------------------------------------------------------------
+
+    async def journal_sums(self, account: str) -> list[tuple[str, str, int]]:
+        """(currency, journal kind, sum of the account's entries) for every currency and kind it was moved by."""
+        rows = await self.session.execute(
+            sa.select(col(JournalEntry.currency), col(Journal.kind), sa.func.sum(col(JournalEntry.amount)))
+            .join(Journal, col(Journal.id) == col(JournalEntry.journal_id))
+            .where(col(JournalEntry.account) == account)
+            .group_by(col(JournalEntry.currency), col(Journal.kind))
+        )
+        return [(currency, kind, int(total)) for currency, kind, total in rows.all()]
 
     async def stripe_account(self, org_id: uuid.UUID) -> StripeAccount | None:
         return await self.session.get(StripeAccount, org_id)

@@ -46,9 +46,9 @@ from stripe.params import (
     TransferReversalCreateParams,
 )
 
-from payments import ledger
+from payments import ledger, stripe_reconcile
 from payments.errors import CardDeclined, GatewayError, Invalid, NotAuthorised, PaymentConflict, SupplierNotOnboarded
-from payments.models import CardPayment, Journal, JournalEntry, StripeAccount, utcnow
+from payments.models import CardPayment, StripeAccount, utcnow
 from payments.port import BookingMoney, PaymentView
 from payments.repository import PaymentsRepository
 
@@ -469,60 +469,17 @@ class StripeGateway:
 
     async def reconcile(self, session: AsyncSession) -> dict[str, Any]:
         """Compare the ledger's Stripe clearing account with Stripe's balance transactions, per currency
-        and category (charges, refunds, transfers, adjustments). Stripe's fees are not booked in the
-        ledger (docs/payments.md), so they are reported and excluded from the comparison."""
-        import sqlalchemy as sa
-        from sqlmodel import col
-
+        and category (see ``payments.stripe_reconcile``)."""
         stripe_sums: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         fees: dict[str, int] = defaultdict(int)
         params: BalanceTransactionListParams = {"limit": 100}
         async with self.client() as client:
             page = await client.v1.balance_transactions.list_async(params)
             async for txn in page.auto_paging_iter():
-                category = {
-                    "charge": "charges",
-                    "payment": "charges",
-                    "refund": "refunds",
-                    "transfer": "transfers",
-                    "transfer_refund": "transfers",
-                    "payment_refund": "refunds",
-                }.get(txn.type, "adjustments")
-                if txn.type in ("payout", "payout_cancel", "payout_failure"):
-                    category = "bank_payouts"
-                stripe_sums[txn.currency.upper()][category] += int(txn.amount)
+                stripe_sums[txn.currency.upper()][stripe_reconcile.stripe_category(txn.type)] += int(txn.amount)
                 fees[txn.currency.upper()] += int(txn.fee)
-        kinds = {
-            "card_captured": "charges",
-            "refund_sent": "refunds",
-            "payout_sent": "transfers",
-            "payout_reversed": "transfers",
-            "dispute_lost": "adjustments",
-        }
-        rows = await session.execute(
-            sa.select(col(JournalEntry.currency), col(Journal.kind), sa.func.sum(col(JournalEntry.amount)))
-            .join(Journal, col(Journal.id) == col(JournalEntry.journal_id))
-            .where(col(JournalEntry.account) == ledger.CLEARING_STRIPE)
-            .group_by(col(JournalEntry.currency), col(Journal.kind))
-        )
-        ledger_sums: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        for currency, kind, total in rows.all():
-            ledger_sums[currency][kinds.get(kind, "other")] += int(total)
-        report: dict[str, Any] = {}
-        for currency in sorted(set(stripe_sums) | set(ledger_sums)):
-            s, g = stripe_sums[currency], ledger_sums[currency]
-            categories = sorted((set(s) | set(g)) - {"bank_payouts"})
-            lines = {
-                c: {"stripe": s.get(c, 0), "ledger": g.get(c, 0), "difference": s.get(c, 0) - g.get(c, 0)}
-                for c in categories
-            }
-            report[currency] = {
-                "categories": lines,
-                "stripe_fees": fees.get(currency, 0),
-                "bank_payouts": s.get("bank_payouts", 0),
-                "matched": all(v["difference"] == 0 for v in lines.values()),
-            }
-        return {"matched": all(r["matched"] for r in report.values()), "currencies": report}
+        clearing = await PaymentsRepository(session).journal_sums(ledger.CLEARING_STRIPE)
+        return stripe_reconcile.compare(stripe_sums, fees, clearing)
 
 
 async def view(session: AsyncSession, booking_id: uuid.UUID, amount: int, currency: str) -> PaymentView:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,52 @@ def test_the_layout_check_sees_a_forbidden_import(tmp_path: Path) -> None:
     (shell / "core" / "db.py").write_text("from marketplace.bookings.models import Booking\n")
     edges = {(src, target) for src, target, _ in _shell_imports(tmp_path)}
     assert {("bookings", "root"), ("core", "bookings")} <= edges
+
+
+# --- All SQL lives in repositories ------------------------------------------------------------------------
+
+SQL_CALLS = re.compile(
+    r"\bsa\.(?:select|text|update|delete|insert)\(|(?<![\w.])(?:select|text)\("
+    r"|\bsession\.(?:execute|exec|scalar|scalars)\("
+)
+
+# Where statements may be written: each room's repository (a module or a package), the one thin query
+# adapter of matching, the core infrastructure (unit of work, outbox, idempotency claims, health), table
+# definitions (server defaults, constraints), migrations, and the payments ledger (its repository: postings
+# and balances are statements by nature).
+SQL_HOMES = re.compile(
+    r"(^|/)(\w+_)?repository(_\w+)?\.py$|(^|/)repository/|^matching/adapter\.py$|^marketplace/core/|(^|/)models\.py$"
+    r"|^payments/ledger\.py$"
+)
+
+
+def sql_outside_repositories(root: Path = ROOT) -> list[str]:
+    offenders = []
+    for package in ("marketplace", "listings", "payments", "matching"):
+        for path in sorted((root / package).rglob("*.py")):
+            rel = str(path.relative_to(root))
+            if SQL_HOMES.search(rel):
+                continue
+            for number, line in enumerate(path.read_text().splitlines(), 1):
+                if SQL_CALLS.search(line.split("#")[0]):
+                    offenders.append(f"{rel}:{number}: {line.strip()}")
+    return offenders
+
+
+def test_sql_lives_only_in_repositories() -> None:
+    assert sql_outside_repositories() == []
+
+
+def test_the_sql_check_sees_a_query_in_a_service(tmp_path: Path) -> None:
+    """Control: a statement in a service or a web handler is reported; the same in a repository is not."""
+    for rel, code in {
+        "marketplace/bookings/service.py": "rows = await session.execute(sa.select(Booking))\n",
+        "marketplace/web/admin.py": "orgs = (await session.scalars(select(Organisation))).all()\n",
+        "marketplace/bookings/repository.py": "rows = await session.execute(sa.select(Booking))\n",
+    }.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(code)
+    for package in ("listings", "payments", "matching"):
+        (tmp_path / package).mkdir()
+    reported = {line.split(":")[0] for line in sql_outside_repositories(tmp_path)}
+    assert reported == {"marketplace/bookings/service.py", "marketplace/web/admin.py"}

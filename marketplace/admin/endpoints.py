@@ -4,12 +4,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Query
-from sqlmodel import col
 
+from marketplace.admin.repository import AuditRepository
 from marketplace.auth.deps import AdminPrincipal
-from marketplace.core.audit import AuditLog
 from marketplace.core.db import SessionDep
 from marketplace.core.errors import BadRequest, error_responses
 from marketplace.core.pagination import CursorParam, LimitParam, Page, decode_cursor, encode_cursor
@@ -63,17 +61,13 @@ async def audit_log(
     limit: LimitParam = 50,
     cursor: CursorParam = None,
 ) -> Page[AuditOut]:
-    stmt = sa.select(AuditLog).order_by(col(AuditLog.id).desc())
-    if target_type:
-        stmt = stmt.where(col(AuditLog.target_type) == target_type)
-    if target_id:
-        stmt = stmt.where(col(AuditLog.target_id) == target_id)
-    if action:
-        stmt = stmt.where(col(AuditLog.action) == action)
+    before_id = None
     if (values := decode_cursor(cursor)) is not None:
         if not values or not isinstance(values[0], int):
             raise BadRequest("Malformed cursor.")
-        stmt = stmt.where(col(AuditLog.id) < values[0])
-    rows = list((await session.execute(stmt.limit(limit + 1))).scalars())
+        before_id = values[0]
+    rows = await AuditRepository(session).entries(
+        limit=limit + 1, target_type=target_type, target_id=target_id, action=action, before_id=before_id
+    )
     next_cursor = encode_cursor([rows[limit - 1].id]) if len(rows) > limit else None
     return Page(items=[AuditOut.model_validate(r) for r in rows[:limit]], next_cursor=next_cursor)

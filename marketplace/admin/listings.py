@@ -4,7 +4,6 @@ every decision is audited."""
 from __future__ import annotations
 
 import uuid
-from typing import Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
@@ -12,11 +11,11 @@ from pydantic import BaseModel, Field
 from listings import service as listings
 from listings.endpoints import asset_out
 from listings.schemas import AssetOut, CertificateOut, Decision, FlagOut, OptionalReasonIn
+from marketplace.admin import moderation
+from marketplace.admin.moderation import ModerationAction
 from marketplace.auth.deps import AdminPrincipal
-from marketplace.core import audit
 from marketplace.core.db import SessionDep
 from marketplace.core.errors import error_responses
-from marketplace.core.jobs import enqueue
 from marketplace.core.text import Text
 
 router = APIRouter(prefix="/admin", tags=["admin"])
@@ -40,22 +39,10 @@ async def moderation_queue(session: SessionDep, admin: AdminPrincipal) -> QueueO
 
 
 async def _moderate(
-    session: SessionDep,
-    admin: AdminPrincipal,
-    asset_id: uuid.UUID,
-    action: Literal["approve", "reject", "suspend", "reinstate"],
-    reason: str | None,
+    session: SessionDep, admin: AdminPrincipal, asset_id: uuid.UUID, action: ModerationAction, reason: str | None
 ) -> AssetOut:
-    before, asset = await listings.admin_transition(session, admin.user_id, asset_id, action, reason)
-    await audit.record(
-        session,
-        actor_user_id=admin.user_id,
-        action=f"asset.{action}",
-        target_type="asset",
-        target_id=asset.id,
-        before={"status": before},
-        after={"status": asset.status},
-        reason=reason,
+    asset = await moderation.moderate_asset(
+        session=session, principal=admin, asset_id=asset_id, action=action, reason=reason
     )
     return asset_out(asset)
 
@@ -67,10 +54,7 @@ _MODERATION_ERRORS = error_responses(401, 403, 404, 409, 422)
 async def approve(
     asset_id: uuid.UUID, session: SessionDep, admin: AdminPrincipal, data: OptionalReasonIn | None = None
 ) -> AssetOut:
-    out = await _moderate(session, admin, asset_id, "approve", data.reason if data else None)
-    if out.status == "published":
-        await enqueue(session, "requests.notify_buyers", str(asset_id))
-    return out
+    return await _moderate(session, admin, asset_id, "approve", data.reason if data else None)
 
 
 @router.post("/assets/{asset_id}/reject", response_model=AssetOut, responses=_MODERATION_ERRORS)
@@ -99,30 +83,11 @@ async def reinstate(
 async def verify_certificate(
     cert_id: uuid.UUID, data: Decision, session: SessionDep, admin: AdminPrincipal
 ) -> CertificateOut:
-    before, cert = await listings.decide_certificate(session, cert_id, data)
-    await audit.record(
-        session,
-        actor_user_id=admin.user_id,
-        action=f"certificate.{data.decision}",
-        target_type="certificate",
-        target_id=cert.id,
-        before={"status": before},
-        after={"status": cert.status},
-        reason=data.reason or None,
-    )
+    cert = await moderation.decide_certificate(session=session, principal=admin, cert_id=cert_id, data=data)
     return CertificateOut.model_validate(cert)
 
 
 @router.post("/flags/{flag_id}/resolve", response_model=FlagOut, responses=error_responses(401, 403, 404, 422))
 async def resolve_flag(flag_id: uuid.UUID, data: ResolveIn, session: SessionDep, admin: AdminPrincipal) -> FlagOut:
-    item = await listings.resolve_flag(session, flag_id, data.resolution)
-    await audit.record(
-        session,
-        actor_user_id=admin.user_id,
-        action="flag.resolved",
-        target_type="listing_flag",
-        target_id=item.id,
-        after={"status": "resolved"},
-        reason=data.resolution,
-    )
+    item = await moderation.resolve_flag(session=session, principal=admin, flag_id=flag_id, resolution=data.resolution)
     return FlagOut.model_validate(item)

@@ -6,14 +6,13 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from marketplace.analytics import service
 from marketplace.analytics.schemas import FactoryAnalytics, ObservatoryOut, ObserverGrantIn, ObserverGrantOut, RollupOut
 from marketplace.auth.deps import AdminPrincipal, CurrentPrincipal
-from marketplace.core import audit
 from marketplace.core.db import SessionDep
 from marketplace.core.errors import error_responses
 from marketplace.core.settings import Settings
@@ -54,13 +53,7 @@ def _csv(body: str, name: str) -> Response:
 # -- factories and buyers ------------------------------------------------------------------------------------
 
 
-@router.get(
-    "/orgs/{org_id}/analytics",
-    response_model=FactoryAnalytics,
-    responses=error_responses(401, 403, 404, 422),
-    summary="Utilization, earnings, cancellations and on-time figures per machine, site and organisation",
-)
-async def org_analytics(
+async def _org_analytics(
     org_id: uuid.UUID,
     request: Request,
     session: SessionDep,
@@ -69,10 +62,25 @@ async def org_analytics(
     end: To = None,
     granularity: Granularity = "week",
 ) -> FactoryAnalytics:
+    """The shared query of the JSON and CSV routes (a dependency, so both declare the same parameters)."""
     s, e = _range(start, end, granularity)
     return await service.factory_analytics(
-        session, principal, _settings(request), org_id, start=s, end=e, granularity=granularity
-    )
+        session=session, principal=principal, settings=_settings(request), org_id=org_id, start=s, end=e,
+        granularity=granularity,
+    )  # fmt: skip
+
+
+OrgAnalytics = Annotated[FactoryAnalytics, Depends(_org_analytics)]
+
+
+@router.get(
+    "/orgs/{org_id}/analytics",
+    response_model=FactoryAnalytics,
+    responses=error_responses(401, 403, 404, 422),
+    summary="Utilization, earnings, cancellations and on-time figures per machine, site and organisation",
+)
+async def org_analytics(out: OrgAnalytics) -> FactoryAnalytics:
+    return out
 
 
 @router.get(
@@ -80,20 +88,8 @@ async def org_analytics(
     responses={**error_responses(401, 403, 404, 422), 200: {"content": {"text/csv": {}}}},
     summary="The same analytics as CSV (one line per bucket and organisation/site/machine/lab/buyer)",
 )
-async def org_analytics_csv(
-    org_id: uuid.UUID,
-    request: Request,
-    session: SessionDep,
-    principal: CurrentPrincipal,
-    start: From = None,
-    end: To = None,
-    granularity: Granularity = "week",
-) -> Response:
-    s, e = _range(start, end, granularity)
-    out = await service.factory_analytics(
-        session, principal, _settings(request), org_id, start=s, end=e, granularity=granularity
-    )
-    return _csv(service.factory_analytics_csv(out), f"analytics-{org_id}-{s}-{e}.csv")
+async def org_analytics_csv(out: OrgAnalytics) -> Response:
+    return _csv(service.factory_analytics_csv(out), f"analytics-{out.org_id}-{out.from_}-{out.to}.csv")
 
 
 # -- observatory ---------------------------------------------------------------------------------------------
@@ -103,16 +99,20 @@ async def _indicators(
     request: Request,
     session: SessionDep,
     principal: CurrentPrincipal,
-    region: str | None,
-    start: date | None,
-    end: date | None,
-    process: str | None,
-    depth: int | None,
+    region: Region = None,
+    start: From = None,
+    end: To = None,
+    process: Process = None,
+    depth: Depth = None,
 ) -> ObservatoryOut:
+    """The shared query of the JSON and CSV routes (a dependency, so both declare the same parameters)."""
     s, e = _range(start, end, "month")
     return await service.observatory_indicators(
         session, principal, _settings(request), region=region, start=s, end=e, process=process, depth=depth
     )
+
+
+Indicators = Annotated[ObservatoryOut, Depends(_indicators)]
 
 
 @router.get(
@@ -121,17 +121,8 @@ async def _indicators(
     responses=error_responses(401, 403, 422),
     summary="Regional indicators by region x process family x month (k-anonymised; observers and admins)",
 )
-async def observatory_indicators(
-    request: Request,
-    session: SessionDep,
-    principal: CurrentPrincipal,
-    region: Region = None,
-    start: From = None,
-    end: To = None,
-    process: Process = None,
-    depth: Depth = None,
-) -> ObservatoryOut:
-    return await _indicators(request, session, principal, region, start, end, process, depth)
+async def observatory_indicators(out: Indicators) -> ObservatoryOut:
+    return out
 
 
 @router.get(
@@ -139,17 +130,7 @@ async def observatory_indicators(
     responses={**error_responses(401, 403, 422), 200: {"content": {"text/csv": {}}}},
     summary="The indicator cells as CSV (suppressed cells have empty values)",
 )
-async def observatory_indicators_csv(
-    request: Request,
-    session: SessionDep,
-    principal: CurrentPrincipal,
-    region: Region = None,
-    start: From = None,
-    end: To = None,
-    process: Process = None,
-    depth: Depth = None,
-) -> Response:
-    out = await _indicators(request, session, principal, region, start, end, process, depth)
+async def observatory_indicators_csv(out: Indicators) -> Response:
     return _csv(service.observatory_csv(out), "observatory-indicators.csv")
 
 
@@ -165,7 +146,7 @@ async def observatory_indicators_csv(
     summary="Grant the observer role for region-code prefixes to a user (audited)",
 )
 async def create_observer(data: ObserverGrantIn, session: SessionDep, admin: AdminPrincipal) -> ObserverGrantOut:
-    return await service.create_grant(session, admin, data)
+    return await service.create_grant(session=session, admin=admin, data=data)
 
 
 @router.get(
@@ -175,7 +156,7 @@ async def create_observer(data: ObserverGrantIn, session: SessionDep, admin: Adm
     tags=["admin"],
 )
 async def list_observers(session: SessionDep, admin: AdminPrincipal) -> list[ObserverGrantOut]:
-    return await service.list_grants(session)
+    return await service.list_grants(session=session)
 
 
 @router.delete(
@@ -186,7 +167,7 @@ async def list_observers(session: SessionDep, admin: AdminPrincipal) -> list[Obs
     summary="Revoke an observer grant (audited)",
 )
 async def delete_observer(grant_id: uuid.UUID, session: SessionDep, admin: AdminPrincipal) -> Response:
-    await service.delete_grant(session, admin, grant_id)
+    await service.delete_grant(session=session, admin=admin, grant_id=grant_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -203,9 +184,5 @@ class RollupIn(BaseModel):
     summary="Recompute one month's observatory rollup now (idempotent; audited)",
 )
 async def run_rollup(data: RollupIn, session: SessionDep, admin: AdminPrincipal) -> RollupOut:
-    result = await service.rollup_month(session, data.year, data.month)
-    await audit.record(
-        session, actor_user_id=admin.user_id, action="observatory.rollup", target_type="observatory_month",
-        target_id=result["month"], after=result,
-    )  # fmt: skip
+    result = await service.run_rollup(session=session, admin=admin, year=data.year, month=data.month)
     return RollupOut.model_validate(result)

@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from marketplace.analytics.models import ObserverGrant
 from marketplace.bookings.models import BLOCKING
 
 # Bookings that hold (or held) the asset's time and were not called off: the blocking statuses.
@@ -354,6 +355,13 @@ class AnalyticsRepository:
             {"u": user_id},
         )
         return list(result.scalars().all())
+
+    async def grants(self) -> list[ObserverGrant]:
+        rows = await self.session.execute(sa.select(ObserverGrant).order_by(sa.text("created_at"), sa.text("id")))
+        return list(rows.scalars().all())
+
+    async def grant(self, grant_id: uuid.UUID) -> ObserverGrant | None:
+        return await self.session.get(ObserverGrant, grant_id)
 
 
 def _like_prefix(prefix: str) -> str:

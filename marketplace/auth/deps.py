@@ -9,43 +9,21 @@ from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-import sqlalchemy as sa
 from fastapi import Depends, Header, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel import col
 
-from marketplace.auth.models import ApiKey, User, UserTotp
+from marketplace.auth.models import ApiKey
+from marketplace.auth.repository import ApiKeyRepository, UserRepository, touch_api_key
 from marketplace.core.db import SessionDep
 from marketplace.core.errors import BadRequest, Forbidden, NotAuthenticated
 from marketplace.core.idempotency import Idempotency, claim
 from marketplace.core.principal import Principal
 from marketplace.core.security import API_KEY_PREFIX, TokenError, decode_token, hash_api_key
 from marketplace.core.text import Line
-from marketplace.orgs.models import Membership
 
 _bearer = HTTPBearer(auto_error=False, description="JWT access token or organisation API key")
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
-
-
-# Every authenticated request loads its principal: one round trip for the user and their memberships (one
-# row per membership; a single row with a NULL organisation when there is none), built once.
-_PRINCIPAL_ROWS = (
-    sa.select(
-        col(User.is_active),
-        col(User.is_platform_admin),
-        col(User.locale),
-        col(User.email_verified_at),
-        sa.exists()
-        .where(col(UserTotp.user_id) == col(User.id), col(UserTotp.confirmed_at).isnot(None))
-        .label("two_factor"),
-        col(Membership.org_id),
-        col(Membership.role),
-    )
-    .select_from(User)
-    .outerjoin(Membership, col(Membership.user_id) == col(User.id))
-    .where(col(User.id) == sa.bindparam("user_id"))
-)
 
 
 async def _principal_for_user(
@@ -53,7 +31,7 @@ async def _principal_for_user(
 ) -> Principal | None:
     """``admins_need_two_factor`` (production): a platform admin without a confirmed second factor is loaded
     without admin power, so no admin check anywhere can forget the rule."""
-    rows = (await session.execute(_PRINCIPAL_ROWS, {"user_id": user_id})).all()
+    rows = await UserRepository(session).principal_rows(user_id)
     if not rows or not rows[0].is_active:
         return None
     first = rows[0]
@@ -73,14 +51,6 @@ async def _principal_for_user(
 # with the key. Instead a key whose stored time is over a minute old gets one conditional UPDATE on its own
 # short connection, in the background; it skips a row another transaction has locked instead of waiting.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
-_TOUCH_KEY = sa.text(
-    """
-    UPDATE api_keys SET last_used_at = now()
-     WHERE id = (SELECT id FROM api_keys
-                  WHERE id = :id AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')
-                  FOR UPDATE SKIP LOCKED)
-    """
-).bindparams(sa.bindparam("id", type_=sa.Uuid()))
 _touching: dict[uuid.UUID, asyncio.Task[None]] = {}  # one touch in flight per key (strong references)
 log = logging.getLogger(__name__)
 
@@ -88,7 +58,7 @@ log = logging.getLogger(__name__)
 async def _touch_key(engine: AsyncEngine, key_id: uuid.UUID) -> None:
     try:
         async with engine.begin() as conn:
-            await conn.execute(_TOUCH_KEY, {"id": key_id})
+            await touch_api_key(conn, key_id)
     except Exception:  # bookkeeping only: never fails or delays a request
         log.warning("could not record the use of API key %s", key_id, exc_info=True)
     finally:
@@ -104,9 +74,7 @@ def _note_key_use(engine: AsyncEngine | None, key: ApiKey) -> None:
 
 
 async def _principal_for_key(session: SessionDep, secret: str, engine: AsyncEngine | None = None) -> Principal | None:
-    key = (
-        await session.execute(sa.select(ApiKey).where(col(ApiKey.key_hash) == hash_api_key(secret)))
-    ).scalar_one_or_none()
+    key = await ApiKeyRepository(session).by_hash(hash_api_key(secret))
     if key is None or key.revoked_at is not None:
         return None
     _note_key_use(engine, key)

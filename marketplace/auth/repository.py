@@ -1,13 +1,50 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
 from marketplace.auth.models import ApiKey, EmailToken, User, UserTotp
+from marketplace.orgs.models import Membership
+
+# Every authenticated request loads its principal: one round trip for the user and their memberships (one
+# row per membership; a single row with a NULL organisation when there is none), built once.
+_PRINCIPAL_ROWS = (
+    sa.select(
+        col(User.is_active),
+        col(User.is_platform_admin),
+        col(User.locale),
+        col(User.email_verified_at),
+        sa.exists()
+        .where(col(UserTotp.user_id) == col(User.id), col(UserTotp.confirmed_at).isnot(None))
+        .label("two_factor"),
+        col(Membership.org_id),
+        col(Membership.role),
+    )
+    .select_from(User)
+    .outerjoin(Membership, col(Membership.user_id) == col(User.id))
+    .where(col(User.id) == sa.bindparam("user_id"))
+)
+
+# Moves ``last_used_at`` at most once a minute, and skips a row another transaction has locked instead of
+# waiting (see marketplace.auth.deps for why it runs on its own short connection).
+_TOUCH_KEY = sa.text(
+    """
+    UPDATE api_keys SET last_used_at = now()
+     WHERE id = (SELECT id FROM api_keys
+                  WHERE id = :id AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')
+                  FOR UPDATE SKIP LOCKED)
+    """
+).bindparams(sa.bindparam("id", type_=sa.Uuid()))
+
+
+async def touch_api_key(conn: AsyncConnection, key_id: uuid.UUID) -> None:
+    await conn.execute(_TOUCH_KEY, {"id": key_id})
 
 
 class UserRepository:
@@ -16,6 +53,11 @@ class UserRepository:
 
     async def get(self, user_id: uuid.UUID) -> User | None:
         return await self.session.get(User, user_id)
+
+    async def principal_rows(self, user_id: uuid.UUID) -> Sequence[Any]:
+        """The user's flags (``is_active``, ``is_platform_admin``, ``locale``, ``email_verified_at``,
+        ``two_factor``) on every row, one row per membership (``org_id``, ``role``; NULL when there is none)."""
+        return (await self.session.execute(_PRINCIPAL_ROWS, {"user_id": user_id})).all()
 
     async def get_by_email(self, email: str) -> User | None:
         result = await self.session.execute(sa.select(User).where(sa.func.lower(col(User.email)) == email.lower()))
@@ -104,6 +146,10 @@ class ApiKeyRepository:
         self.session.add(key)
         await self.session.flush()
         return key
+
+    async def by_hash(self, key_hash: str) -> ApiKey | None:
+        result = await self.session.execute(sa.select(ApiKey).where(col(ApiKey.key_hash) == key_hash))
+        return result.scalar_one_or_none()
 
     async def list_for_org(self, org_id: uuid.UUID) -> list[ApiKey]:
         result = await self.session.execute(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC
 from typing import Annotated, Any, Literal
 
@@ -16,15 +16,14 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingRes
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from marketplace.auth.deps import AdminPrincipal, CurrentPrincipal
+from marketplace.billing import service
 from marketplace.bookings import service as bookings
-from marketplace.core import audit
 from marketplace.core.db import SessionDep
 from marketplace.core.errors import BadRequest, Conflict, Forbidden, NotFound, error_responses
-from marketplace.core.jobs import enqueue
 from marketplace.core.pagination import CursorParam, LimitParam, decode_cursor, encode_cursor
 from marketplace.core.settings import Settings
 from marketplace.core.text import Line
-from payments import commission, invoices, ledger, money, stripe_gateway, webhooks
+from payments import invoices, ledger, money, stripe_gateway, webhooks
 from payments.invoices import InvoiceGateway
 from payments.repository import PaymentsRepository
 from payments.schemas import (
@@ -78,7 +77,7 @@ def _stripe(request: Request) -> StripeGateway:
     summary="How a booking is paid: invoice or card, status, amount due (buyer, supplier, admin)",
 )
 async def booking_payment(booking_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal) -> PaymentOut:
-    booking, role = await bookings.get_for(session, principal, booking_id)
+    booking, role = await bookings.get_for(session=session, principal=principal, booking_id=booking_id)
     if booking.payment_method == "stripe":
         view = await stripe_gateway.view(session, booking.id, booking.amount, booking.currency)
     else:
@@ -104,16 +103,13 @@ async def booking_payment(booking_id: uuid.UUID, session: SessionDep, principal:
 async def refresh_payment(
     booking_id: uuid.UUID, request: Request, session: SessionDep, principal: CurrentPrincipal
 ) -> PaymentOut:
-    booking, role = await bookings.get_for(session, principal, booking_id, for_update=True)
+    booking, role = await bookings.get_for(session=session, principal=principal, booking_id=booking_id, for_update=True)
     if role not in ("buyer", "admin"):
         raise Forbidden("Only the buyer refreshes the payment.")
     if booking.payment_method == "stripe":
-        gateway = _stripe(request)
-        payment = await PaymentsRepository(session).card_payment(booking.id)
-        if payment is not None:
-            _, intent_status = await gateway.sync_intent(session, payment.payment_intent_id)
-            if intent_status == "requires_capture":
-                await bookings.system_act(session, booking, "pay", _deps(request), "card hold in place")
+        await service.refresh_card_payment(
+            session=session, booking=booking, gateway=_stripe(request), deps=_deps(request)
+        )
     return await booking_payment(booking_id, session, principal)
 
 
@@ -155,85 +151,49 @@ async def get_invoice(
     return JSONResponse(InvoiceOut.model_validate(doc).model_dump(mode="json"))
 
 
-async def _record(
-    request: Request,
-    session: SessionDep,
-    admin: AdminPrincipal,
-    invoice_id: uuid.UUID,
-    data: BankTransferIn,
-    direction: str,
-) -> BankTransferOut:
-    gateway = _invoice_gateway(request)
-    op = {
-        "in": gateway.record_received,
-        "payout": gateway.record_payout,
-        "refund": gateway.record_refund,
-    }[direction]
-    before = await ledger.booking_balances(session, (await _admin_invoice(session, invoice_id)).booking_id)
-    transfer = await op(session, invoice_id, data.amount, data.reference, admin.user_id)
-    await audit.record(
-        session,
-        actor_user_id=admin.user_id,
-        actor_api_key_id=admin.api_key_id,
-        action=f"invoice.{'payment' if direction == 'in' else direction}",
-        target_type="invoice",
-        target_id=invoice_id,
-        before={"balances": before},
-        after={"amount": data.amount, "reference": data.reference, "transfer_id": str(transfer.id)},
-    )
-    return BankTransferOut.model_validate(transfer)
-
-
-async def _admin_invoice(session: SessionDep, invoice_id: uuid.UUID) -> Any:
-    invoice = await PaymentsRepository(session).invoice(invoice_id)
-    if invoice is None:
-        raise NotFound("Invoice not found.")
-    return invoice
-
-
 _ADMIN_ERRORS = error_responses(401, 403, 404, 409, 422)
 
 
-@router.post(
-    "/admin/invoices/{invoice_id}/payments",
-    status_code=status.HTTP_201_CREATED,
-    response_model=BankTransferOut,
-    responses=_ADMIN_ERRORS,
-    tags=["admin"],
-    summary="Record a bank transfer received from the buyer (audited)",
+def _bank_transfer_endpoint(
+    direction: service.Direction,
+) -> Callable[..., Awaitable[BankTransferOut]]:
+    """The one handler the three bank-transfer records share, bound to its direction."""
+
+    async def endpoint(
+        invoice_id: uuid.UUID, data: BankTransferIn, request: Request, session: SessionDep, admin: AdminPrincipal
+    ) -> BankTransferOut:
+        transfer = await service.record_bank_transfer(
+            session=session,
+            admin=admin,
+            gateway=_invoice_gateway(request),
+            invoice_id=invoice_id,
+            direction=direction,
+            amount=data.amount,
+            reference=data.reference,
+        )
+        return BankTransferOut.model_validate(transfer)
+
+    return endpoint
+
+
+# (path segment, handler name: the operation id derives from it, direction, summary)
+_BANK_TRANSFER_ROUTES: tuple[tuple[str, str, service.Direction, str], ...] = (
+    ("payments", "record_payment", "in", "Record a bank transfer received from the buyer (audited)"),
+    ("payouts", "record_payout", "payout", "Record a payout sent to the supplier (audited)"),
+    ("refunds", "record_refund", "refund", "Record a refund sent back to the buyer for a credit note (audited)"),
 )
-async def record_payment(
-    invoice_id: uuid.UUID, data: BankTransferIn, request: Request, session: SessionDep, admin: AdminPrincipal
-) -> BankTransferOut:
-    return await _record(request, session, admin, invoice_id, data, "in")
-
-
-@router.post(
-    "/admin/invoices/{invoice_id}/payouts",
-    status_code=status.HTTP_201_CREATED,
-    response_model=BankTransferOut,
-    responses=_ADMIN_ERRORS,
-    tags=["admin"],
-    summary="Record a payout sent to the supplier (audited)",
-)
-async def record_payout(
-    invoice_id: uuid.UUID, data: BankTransferIn, request: Request, session: SessionDep, admin: AdminPrincipal
-) -> BankTransferOut:
-    return await _record(request, session, admin, invoice_id, data, "payout")
-
-
-@router.post(
-    "/admin/invoices/{invoice_id}/refunds",
-    status_code=status.HTTP_201_CREATED,
-    response_model=BankTransferOut,
-    responses=_ADMIN_ERRORS,
-    tags=["admin"],
-    summary="Record a refund sent back to the buyer for a credit note (audited)",
-)
-async def record_refund(
-    invoice_id: uuid.UUID, data: BankTransferIn, request: Request, session: SessionDep, admin: AdminPrincipal
-) -> BankTransferOut:
-    return await _record(request, session, admin, invoice_id, data, "refund")
+for _segment, _name, _direction, _summary in _BANK_TRANSFER_ROUTES:
+    router.add_api_route(
+        f"/admin/invoices/{{invoice_id}}/{_segment}",
+        _bank_transfer_endpoint(_direction),
+        methods=["POST"],
+        name=_name,
+        status_code=status.HTTP_201_CREATED,
+        response_model=BankTransferOut,
+        responses=_ADMIN_ERRORS,
+        tags=["admin"],
+        summary=_summary,
+    )
 
 
 # -- ledger ------------------------------------------------------------------------------------------
@@ -408,26 +368,15 @@ async def statement_csv(
 async def set_commission(
     org_id: uuid.UUID, data: CommissionIn, request: Request, session: SessionDep, admin: AdminPrincipal
 ) -> CommissionOut:
-    from marketplace.orgs.models import Organisation
-
-    if await session.get(Organisation, org_id) is None:
-        raise NotFound("Organisation not found.")
-    before = await commission.set_override(session, org_id, data.rate_bp)
-    await audit.record(
-        session,
-        actor_user_id=admin.user_id,
-        actor_api_key_id=admin.api_key_id,
-        action="org.commission",
-        target_type="organisation",
-        target_id=org_id,
-        before={"rate_bp": before},
-        after={"rate_bp": data.rate_bp},
+    effective = await service.set_commission(
+        session=session,
+        admin=admin,
+        org_id=org_id,
+        rate_bp=data.rate_bp,
         reason=data.reason,
+        default_rate_bp=_settings(request).commission_rate_bp,
     )
-    default = _settings(request).commission_rate_bp
-    return CommissionOut(
-        org_id=org_id, rate_bp=data.rate_bp, effective_rate_bp=await commission.rate_for(session, org_id, default)
-    )
+    return CommissionOut(org_id=org_id, rate_bp=data.rate_bp, effective_rate_bp=effective)
 
 
 # -- Stripe ------------------------------------------------------------------------------------------
@@ -480,9 +429,7 @@ async def stripe_webhook(request: Request, session: SessionDep) -> WebhookAck:
         settings.stripe_webhook_secret,
         tolerance=settings.stripe_webhook_tolerance_seconds,
     )
-    new = await webhooks.store(session, event)
-    if new:
-        await enqueue(session, "payments.process_stripe_event", str(event["id"]))
+    new = await service.receive_stripe_event(session=session, event=event)
     return WebhookAck(received=True, duplicate=not new)
 
 

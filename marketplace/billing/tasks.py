@@ -29,7 +29,9 @@ async def apply_stripe_event(session: AsyncSession, event_id: str, deps: service
     done = []
     for action in await webhooks.process(session, gateway, event_id):
         booking = await BookingRepository(session).get(action.booking_id, for_update=True)
-        if booking is not None and await service.system_act(session, booking, action.action, deps, action.reason):
+        if booking is not None and await service.system_act(
+            session=session, booking=booking, action=action.action, deps=deps, reason=action.reason
+        ):
             done.append(f"{action.action}:{action.booking_id}")
     return done
 

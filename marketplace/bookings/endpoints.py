@@ -1,20 +1,25 @@
+"""The bookings API: placing and reading bookings, the actions of the transition table, reviews and scorecards,
+and (for history: their paths sit under this router's tag) notifications, webhooks and the iCal feed."""
+
 from __future__ import annotations
 
 import hashlib
 import hmac
+import inspect
+import typing
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Literal
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import JSONResponse, Response
-from sqlmodel import col
 
+from listings.repository import ListingsRepository
 from marketplace.auth.deps import AdminPrincipal, CurrentPrincipal, CurrentUser, IdempotencyDep, OptionalIdempotencyDep
 from marketplace.bookings import service
-from marketplace.bookings.models import BLOCKING, Booking, BookingEvent
+from marketplace.bookings.models import Booking, BookingEvent
 from marketplace.bookings.repository import BookingRepository
 from marketplace.bookings.schemas import (
     BookingCreate,
@@ -41,13 +46,15 @@ from marketplace.bookings.schemas import (
 )
 from marketplace.core.db import SessionDep
 from marketplace.core.errors import BadRequest, NotFound, error_responses
+from marketplace.core.idempotency import Idempotency
 from marketplace.core.pagination import CursorParam, LimitParam, decode_cursor, encode_cursor
 from marketplace.core.security import purpose_key
 from marketplace.core.settings import Settings
-from marketplace.core.sqltypes import utcnow
 from marketplace.core.text import Line
+from marketplace.notifications import service as notifications_service
 from marketplace.notifications import webhooks
-from marketplace.notifications.models import Notification, WebhookDelivery, WebhookEndpoint
+from marketplace.notifications.models import Notification
+from marketplace.orgs.repository import OrgRepository
 
 router = APIRouter(tags=["bookings"])
 
@@ -57,21 +64,10 @@ def deps(request: Request) -> service.Deps:
     return built
 
 
-async def booking_out(
-    session: SessionDep,
-    booking: Booking,
-    role: str | None,
-    *,
-    timeline: bool = False,
-    events: Sequence[BookingEvent] | None = None,
-) -> BookingOut:
-    """The booking as the API shows it. With ``timeline``, its events are loaded, unless the caller already
-    has them (``events``: a booking just placed has exactly its ``book`` event)."""
+def booking_out(booking: Booking, role: str | None, timeline: Sequence[BookingEvent] | None = None) -> BookingOut:
+    """The booking as the API shows it: pure, so a page of bookings costs no query per booking (the list shows
+    no timeline; a single booking's comes loaded with it)."""
     period = booking.period
-    if timeline and events is None:
-        events = await BookingRepository(session).events(booking.id)
-    elif not timeline:
-        events = None
     return BookingOut(
         **{k: getattr(booking, k) for k in BookingOut.model_fields if hasattr(booking, k) and k not in ("timeline",)},
         start=booking.start_at,
@@ -82,8 +78,26 @@ async def booking_out(
         refund_if_cancelled_now=service.refund_if_cancelled_now(booking, role)
         if role in ("buyer", "supplier")
         else None,
-        timeline=[EventOut.model_validate(e) for e in events] if events is not None else None,
+        timeline=[EventOut.model_validate(e) for e in timeline] if timeline is not None else None,
     )
+
+
+def _keyset(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
+    """The (created_at, id) a page continues after."""
+    if (values := decode_cursor(cursor)) is None:
+        return None
+    try:
+        return datetime.fromisoformat(values[0]), uuid.UUID(values[1])
+    except (ValueError, IndexError, TypeError):
+        raise BadRequest("Malformed cursor.") from None
+
+
+def _next_cursor(rows: Sequence[Booking] | Sequence[Notification], limit: int) -> str | None:
+    """Rows were read with ``limit + 1``: the extra one says another page follows."""
+    if len(rows) <= limit:
+        return None
+    last = rows[limit - 1]
+    return encode_cursor([last.created_at.isoformat(), str(last.id)])
 
 
 @router.post(
@@ -96,8 +110,9 @@ async def booking_out(
 async def create_booking(
     data: BookingCreate, request: Request, session: SessionDep, principal: CurrentPrincipal, idem: IdempotencyDep
 ) -> JSONResponse:
-    booking, events = await service.place(session, principal, data, deps(request))
-    return await idem.respond(await booking_out(session, booking, "buyer", timeline=True, events=events), 201)
+    # A booking just placed has exactly its ``book`` event: its timeline needs no query.
+    booking, events = await service.place(session=session, principal=principal, data=data, deps=deps(request))
+    return await idem.respond(booking_out(booking, "buyer", events), 201)
 
 
 @router.get("/bookings", response_model=BookingPage, responses=error_responses(401, 403, 422))
@@ -109,20 +124,12 @@ async def list_bookings(
     limit: LimitParam = 50,
     cursor: CursorParam = None,
 ) -> BookingPage:
-    after = None
-    if (values := decode_cursor(cursor)) is not None:
-        try:
-            after = (datetime.fromisoformat(values[0]), uuid.UUID(values[1]))
-        except (ValueError, IndexError, TypeError):
-            raise BadRequest("Malformed cursor.") from None
     orgs = [o for o in principal.org_ids if principal.can_act_for(o, "bookings:read")]
-    rows = await BookingRepository(session).list_for_org(orgs, role, status_filter, after, limit + 1)
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor([rows[-1].created_at.isoformat(), str(rows[-1].id)])
-    items = [await booking_out(session, b, service.role_of(principal, b)) for b in rows]
-    return BookingPage(items=items, next_cursor=next_cursor)
+    rows = await BookingRepository(session).list_for_org(orgs, role, status_filter, _keyset(cursor), limit + 1)
+    return BookingPage(
+        items=[booking_out(b, service.role_of(principal, b)) for b in rows[:limit]],
+        next_cursor=_next_cursor(rows, limit),
+    )
 
 
 @router.get(
@@ -132,185 +139,134 @@ async def list_bookings(
     summary="A booking with its timeline",
 )
 async def get_booking(booking_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal) -> BookingOut:
-    booking, role = await service.get_for(session, principal, booking_id)
-    return await booking_out(session, booking, role, timeline=True)
+    booking, role = await service.get_for(session=session, principal=principal, booking_id=booking_id)
+    return booking_out(booking, role, await BookingRepository(session).events(booking.id))
 
 
 _ACTION_ERRORS = error_responses(401, 403, 404, 409, 422)
 
-
-async def _act(
-    request: Request,
-    session: SessionDep,
-    principal: CurrentPrincipal,
-    booking_id: uuid.UUID,
-    action: str,
-    idem: OptionalIdempotencyDep,
-    *,
-    reason: str | None = None,
-    result_reference: str | None = None,
-) -> BookingOut | JSONResponse:
-    booking = await service.act(
-        session=session,
-        principal=principal,
-        booking_id=booking_id,
-        action=action,
-        deps=deps(request),
-        reason=reason,
-        result_reference=result_reference,
-    )
-    out = await booking_out(session, booking, service.role_of(principal, booking), timeline=True)
-    return await idem.respond(out) if idem else out
+ActionBody = ReasonIn | CompleteIn | ReleaseIn | DisputeIn
 
 
-@router.post(
-    "/bookings/{booking_id}/payment/accept-terms",
-    response_model=BookingOut,
-    responses=_ACTION_ERRORS,
-    summary="Buyer accepts the invoice terms: the held booking becomes a request to the supplier",
-)
-async def accept_terms(
-    booking_id: uuid.UUID,
-    request: Request,
-    session: SessionDep,
-    principal: CurrentPrincipal,
-    idem: OptionalIdempotencyDep,
-) -> BookingOut | JSONResponse:
-    return await _act(request, session, principal, booking_id, "pay", idem)
+@dataclass(frozen=True)
+class ActionRoute:
+    """How one person-facing action of the transition table is exposed. ``name`` is the handler's name, from
+    which FastAPI derives the operation id (and, without a ``summary``, the summary)."""
+
+    action: str
+    path: str
+    name: str
+    body: type[ActionBody] | None = None
+    body_required: bool = False
+    summary: str | None = None
+    description: str | None = None
 
 
-@router.post("/bookings/{booking_id}/accept", response_model=BookingOut, responses=_ACTION_ERRORS)
-async def accept(
-    booking_id: uuid.UUID,
-    request: Request,
-    session: SessionDep,
-    principal: CurrentPrincipal,
-    idem: OptionalIdempotencyDep,
-) -> BookingOut | JSONResponse:
-    return await _act(request, session, principal, booking_id, "accept", idem)
-
-
-@router.post("/bookings/{booking_id}/decline", response_model=BookingOut, responses=_ACTION_ERRORS)
-async def decline(
-    booking_id: uuid.UUID,
-    request: Request,
-    session: SessionDep,
-    principal: CurrentPrincipal,
-    idem: OptionalIdempotencyDep,
-    data: ReasonIn | None = None,
-) -> BookingOut | JSONResponse:
-    return await _act(request, session, principal, booking_id, "decline", idem, reason=data.reason if data else None)
-
-
-@router.post(
-    "/bookings/{booking_id}/cancel",
-    response_model=BookingOut,
-    responses=_ACTION_ERRORS,
-    summary="Cancel (buyer or supplier); the refund follows the snapshotted policy",
-)
-async def cancel(
-    booking_id: uuid.UUID,
-    request: Request,
-    session: SessionDep,
-    principal: CurrentPrincipal,
-    idem: OptionalIdempotencyDep,
-    data: ReasonIn | None = None,
-) -> BookingOut | JSONResponse:
-    return await _act(request, session, principal, booking_id, "cancel", idem, reason=data.reason if data else None)
-
-
-@router.post(
-    "/bookings/{booking_id}/start",
-    response_model=BookingOut,
-    responses=_ACTION_ERRORS,
-    summary="Supplier check-in (from 24 hours before the start)",
-)
-async def start(
-    booking_id: uuid.UUID,
-    request: Request,
-    session: SessionDep,
-    principal: CurrentPrincipal,
-    idem: OptionalIdempotencyDep,
-) -> BookingOut | JSONResponse:
-    return await _act(request, session, principal, booking_id, "start", idem)
-
-
-@router.post(
-    "/bookings/{booking_id}/complete",
-    response_model=BookingOut,
-    responses=_ACTION_ERRORS,
-    summary="Supplier marks the work completed (a reason is required before the booked start)",
-)
-async def complete(
-    booking_id: uuid.UUID,
-    request: Request,
-    session: SessionDep,
-    principal: CurrentPrincipal,
-    idem: OptionalIdempotencyDep,
-    data: CompleteIn | None = None,
-) -> BookingOut | JSONResponse:
-    return await _act(
-        request,
-        session,
-        principal,
-        booking_id,
+# Every action of ``transitions.TRANSITIONS`` a buyer or supplier performs (tests/bookings/test_action_routes.py
+# checks the two agree); ``resolve`` is the admin's and has its own route below.
+ACTION_ROUTES = (
+    ActionRoute(
+        "pay",
+        "/bookings/{booking_id}/payment/accept-terms",
+        "accept_terms",
+        summary="Buyer accepts the invoice terms: the held booking becomes a request to the supplier",
+    ),
+    ActionRoute("accept", "/bookings/{booking_id}/accept", "accept"),
+    ActionRoute("decline", "/bookings/{booking_id}/decline", "decline", ReasonIn),
+    ActionRoute(
+        "cancel",
+        "/bookings/{booking_id}/cancel",
+        "cancel",
+        ReasonIn,
+        summary="Cancel (buyer or supplier); the refund follows the snapshotted policy",
+    ),
+    ActionRoute(
+        "start", "/bookings/{booking_id}/start", "start", summary="Supplier check-in (from 24 hours before the start)"
+    ),
+    ActionRoute(
         "complete",
-        idem,
-        result_reference=data.result_reference if data else None,
-        reason=data.reason if data else None,
-    )
-
-
-@router.post(
-    "/bookings/{booking_id}/release",
-    response_model=BookingOut,
-    responses=_ACTION_ERRORS,
-    summary="Supplier releases the machine time left after an early completion (audited, on the timeline)",
-    description="Shortens the blocked period to the completion time (empties it when the work was completed "
-    "before the period began), so the rest of the slot can be booked again. Completed, settled or resolved "
-    "machine bookings only; the status does not change. A second release answers 409 `nothing_to_release`.",
+        "/bookings/{booking_id}/complete",
+        "complete",
+        CompleteIn,
+        summary="Supplier marks the work completed (a reason is required before the booked start)",
+    ),
+    ActionRoute(
+        "release",
+        "/bookings/{booking_id}/release",
+        "release",
+        ReleaseIn,
+        summary="Supplier releases the machine time left after an early completion (audited, on the timeline)",
+        description="Shortens the blocked period to the completion time (empties it when the work was completed "
+        "before the period began), so the rest of the slot can be booked again. Completed, settled or resolved "
+        "machine bookings only; the status does not change. A second release answers 409 `nothing_to_release`.",
+    ),
+    ActionRoute(
+        "confirm", "/bookings/{booking_id}/confirm", "confirm", summary="Buyer confirms the work: the booking settles"
+    ),
+    ActionRoute("dispute", "/bookings/{booking_id}/dispute", "dispute", DisputeIn, body_required=True),
 )
-async def release(
-    booking_id: uuid.UUID,
-    request: Request,
-    session: SessionDep,
-    principal: CurrentPrincipal,
-    idem: OptionalIdempotencyDep,
-    data: ReleaseIn | None = None,
+
+
+async def _respond(
+    session: SessionDep, booking: Booking, role: str | None, idem: Idempotency | None
 ) -> BookingOut | JSONResponse:
-    booking = await service.release(
-        session, principal=principal, booking_id=booking_id, deps=deps(request), reason=data.reason if data else None
-    )
-    out = await booking_out(session, booking, service.role_of(principal, booking), timeline=True)
+    out = booking_out(booking, role, await BookingRepository(session).events(booking.id))
     return await idem.respond(out) if idem else out
 
 
-@router.post(
-    "/bookings/{booking_id}/confirm",
-    response_model=BookingOut,
-    responses=_ACTION_ERRORS,
-    summary="Buyer confirms the work: the booking settles",
-)
-async def confirm(
-    booking_id: uuid.UUID,
-    request: Request,
-    session: SessionDep,
-    principal: CurrentPrincipal,
-    idem: OptionalIdempotencyDep,
-) -> BookingOut | JSONResponse:
-    return await _act(request, session, principal, booking_id, "confirm", idem)
+def _action_endpoint(route: ActionRoute) -> Callable[..., Awaitable[BookingOut | JSONResponse]]:
+    """The one handler every action route shares, bound to its action."""
+
+    async def endpoint(
+        booking_id: uuid.UUID,
+        request: Request,
+        session: SessionDep,
+        principal: CurrentPrincipal,
+        idem: OptionalIdempotencyDep,
+        data: ActionBody | None = None,
+    ) -> BookingOut | JSONResponse:
+        booking = await service.act(
+            session=session,
+            principal=principal,
+            booking_id=booking_id,
+            action=route.action,
+            deps=deps(request),
+            reason=data.reason if data else None,
+            result_reference=data.result_reference if isinstance(data, CompleteIn) else None,
+        )
+        return await _respond(session, booking, service.role_of(principal, booking), idem)
+
+    # FastAPI reads the request body from the signature: give each route exactly its own body (or none).
+    hints = typing.get_type_hints(endpoint, include_extras=True)
+    params = [
+        p.replace(annotation=hints[p.name]) for p in inspect.signature(endpoint).parameters.values() if p.name != "data"
+    ]
+    if route.body is not None:
+        required = route.body_required
+        params.append(
+            inspect.Parameter(
+                "data",
+                inspect.Parameter.KEYWORD_ONLY,
+                annotation=route.body if required else route.body | None,
+                default=inspect.Parameter.empty if required else None,
+            )
+        )
+    endpoint.__signature__ = inspect.Signature(params, return_annotation=hints["return"])  # type: ignore[attr-defined]
+    endpoint.__name__ = endpoint.__qualname__ = route.name
+    return endpoint
 
 
-@router.post("/bookings/{booking_id}/dispute", response_model=BookingOut, responses=_ACTION_ERRORS)
-async def dispute(
-    booking_id: uuid.UUID,
-    data: DisputeIn,
-    request: Request,
-    session: SessionDep,
-    principal: CurrentPrincipal,
-    idem: OptionalIdempotencyDep,
-) -> BookingOut | JSONResponse:
-    return await _act(request, session, principal, booking_id, "dispute", idem, reason=data.reason)
+for _route in ACTION_ROUTES:
+    router.add_api_route(
+        _route.path,
+        _action_endpoint(_route),
+        methods=["POST"],
+        name=_route.name,
+        response_model=BookingOut,
+        responses=_ACTION_ERRORS,
+        summary=_route.summary,
+        description=_route.description,
+    )
 
 
 @router.post(
@@ -337,8 +293,7 @@ async def resolve(
         reason=data.note,
         refund_amount=data.refund_amount,
     )
-    out = await booking_out(session, booking, "admin", timeline=True)
-    return await idem.respond(out) if idem else out
+    return await _respond(session, booking, "admin", idem)
 
 
 @router.post(
@@ -348,7 +303,9 @@ async def resolve(
     responses=error_responses(401, 403, 404, 409, 422),
 )
 async def review(booking_id: uuid.UUID, data: ReviewIn, session: SessionDep, principal: CurrentUser) -> ReviewOut:
-    return ReviewOut.model_validate(await service.review(session, principal, booking_id, data))
+    return ReviewOut.model_validate(
+        await service.review(session=session, principal=principal, booking_id=booking_id, data=data)
+    )
 
 
 @router.get(
@@ -359,11 +316,9 @@ async def review(booking_id: uuid.UUID, data: ReviewIn, session: SessionDep, pri
     summary="Public reputation figures of an organisation",
 )
 async def scorecard(org_id: uuid.UUID, session: SessionDep) -> ScorecardOut:
-    from marketplace.orgs.models import Organisation
-
-    if await session.get(Organisation, org_id) is None:
+    if await OrgRepository(session).get(org_id) is None:
         raise NotFound("Organisation not found.")
-    return ScorecardOut(**await service.scorecard(session, org_id))
+    return ScorecardOut(**await service.scorecard(session=session, org_id=org_id))
 
 
 # -- notifications ---------------------------------------------------------------------------------
@@ -379,27 +334,12 @@ async def notifications(
     limit: LimitParam = 50,
     cursor: CursorParam = None,
 ) -> NotificationPage:
-    stmt = sa.select(Notification).where(col(Notification.user_id) == principal.user_id)
-    if unread:
-        stmt = stmt.where(col(Notification.read_at).is_(None))
-    if (values := decode_cursor(cursor)) is not None:
-        try:
-            after = (datetime.fromisoformat(values[0]), uuid.UUID(values[1]))
-        except (ValueError, IndexError, TypeError):
-            raise BadRequest("Malformed cursor.") from None
-        stmt = stmt.where(sa.tuple_(col(Notification.created_at), col(Notification.id)) < sa.tuple_(*after))
-    rows = list(
-        (
-            await session.execute(
-                stmt.order_by(col(Notification.created_at).desc(), col(Notification.id).desc()).limit(limit + 1)
-            )
-        ).scalars()
+    rows = await notifications_service.page(
+        session=session, user_id=principal.user_id, unread=unread, after=_keyset(cursor), limit=limit + 1
     )
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor([rows[-1].created_at.isoformat(), str(rows[-1].id)])
-    return NotificationPage(items=[NotificationOut.model_validate(n) for n in rows], next_cursor=next_cursor)
+    return NotificationPage(
+        items=[NotificationOut.model_validate(n) for n in rows[:limit]], next_cursor=_next_cursor(rows, limit)
+    )
 
 
 @router.post(
@@ -409,19 +349,13 @@ async def notifications(
     responses=error_responses(401, 404, 422),
 )
 async def mark_read(notification_id: uuid.UUID, session: SessionDep, principal: CurrentUser) -> NotificationOut:
-    note = await session.get(Notification, notification_id)
-    if note is None or note.user_id != principal.user_id:
-        raise NotFound("Notification not found.")
-    note.read_at = note.read_at or utcnow()
-    await session.flush()
+    note = await notifications_service.mark_read(
+        session=session, user_id=principal.user_id, notification_id=notification_id
+    )
     return NotificationOut.model_validate(note)
 
 
 # -- webhooks --------------------------------------------------------------------------------------
-
-
-def _require_owner(principal: CurrentPrincipal, org_id: uuid.UUID) -> None:
-    webhooks.authorise(principal, org_id)
 
 
 @router.post(
@@ -453,39 +387,16 @@ async def create_webhook(
     summary="Endpoints with their recent delivery log",
 )
 async def list_webhooks(org_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal) -> WebhookPage:
-    _require_owner(principal, org_id)
-    endpoints = (
-        (
-            await session.execute(
-                sa.select(WebhookEndpoint)
-                .where(col(WebhookEndpoint.org_id) == org_id)
-                .order_by(col(WebhookEndpoint.created_at))
-            )
-        )
-        .scalars()
-        .all()
-    )
-    items = []
-    for e in endpoints:
-        deliveries = (
-            (
-                await session.execute(
-                    sa.select(WebhookDelivery)
-                    .where(col(WebhookDelivery.endpoint_id) == e.id)
-                    .order_by(col(WebhookDelivery.created_at).desc())
-                    .limit(50)
-                )
-            )
-            .scalars()
-            .all()
-        )
-        items.append(
+    endpoints = await webhooks.list_endpoints(session=session, principal=principal, org_id=org_id)
+    return WebhookPage(
+        items=[
             WebhookWithDeliveries(
                 **WebhookOut.model_validate(e).model_dump(),
                 deliveries=[DeliveryOut.model_validate(d) for d in deliveries],
             )
-        )
-    return WebhookPage(items=items)
+            for e, deliveries in endpoints
+        ]
+    )
 
 
 @router.delete(
@@ -497,12 +408,7 @@ async def list_webhooks(org_id: uuid.UUID, session: SessionDep, principal: Curre
 async def delete_webhook(
     org_id: uuid.UUID, webhook_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
 ) -> None:
-    _require_owner(principal, org_id)
-    endpoint = await session.get(WebhookEndpoint, webhook_id)
-    if endpoint is None or endpoint.org_id != org_id:
-        raise NotFound("Webhook not found.")
-    await session.delete(endpoint)
-    await session.flush()
+    await webhooks.delete_endpoint(session=session, principal=principal, org_id=org_id, webhook_id=webhook_id)
 
 
 # -- iCal ------------------------------------------------------------------------------------------
@@ -524,9 +430,7 @@ def calendar_token(settings: Settings, asset_id: uuid.UUID) -> str:
 async def calendar_link(
     asset_id: uuid.UUID, request: Request, session: SessionDep, principal: CurrentPrincipal
 ) -> CalendarLink:
-    from listings.models import Asset
-
-    asset = await session.get(Asset, asset_id)
+    asset = await ListingsRepository(session).get_asset(asset_id)
     if asset is None or not (principal.can_act_for(asset.org_id) or principal.is_platform_admin):
         raise NotFound("Listing not found.")
     settings: Settings = request.app.state.settings
@@ -547,28 +451,12 @@ async def calendar_feed(
 ) -> Response:
     from icalendar import Calendar, Event
 
-    from listings.models import Asset
-
     settings: Settings = request.app.state.settings
-    asset = await session.get(Asset, asset_id)
+    asset = await ListingsRepository(session).get_asset(asset_id)
     # Bytes, not str: compare_digest refuses str with non-ASCII characters (a TypeError, once a 500).
     if asset is None or not hmac.compare_digest(token.encode(), calendar_token(settings, asset_id).encode()):
         raise NotFound("Calendar not found.")
-    rows = (
-        (
-            await session.execute(
-                sa.select(Booking)
-                .where(
-                    col(Booking.asset_id) == asset_id,
-                    col(Booking.status).in_(BLOCKING),
-                    col(Booking.start_at).is_not(None),
-                )
-                .order_by(col(Booking.start_at))
-            )
-        )
-        .scalars()
-        .all()
-    )
+    rows = await BookingRepository(session).calendar(asset_id)
     cal = Calendar()
     cal.add("prodid", "-//Shared Manufacturing Marketplace//bookings//EN")
     cal.add("version", "2.0")

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -341,6 +341,40 @@ class BookingRepository:
         ).one()
         return dict(row._mapping)
 
+    async def buyer_rating(self, org_id: uuid.UUID) -> tuple[int, float | None]:
+        """How many reviews rate the organisation as a buyer, and their average."""
+        count, avg = (
+            await self.session.execute(
+                sa.select(sa.func.count(), sa.func.avg(col(Review.rating)))
+                .join(Booking, col(Booking.id) == col(Review.booking_id))
+                .where(col(Review.subject_org_id) == org_id, col(Booking.buyer_org_id) == org_id)
+            )
+        ).one()
+        return int(count), avg
+
+    async def set_lock_timeout(self, value: Literal["3s", "0"]) -> None:
+        """Bound the wait for the lab-day lock (``SET LOCAL`` takes no bind parameter: fixed statements)."""
+        await self.session.execute(_LOCK_TIMEOUTS[value])
+
+    async def calendar(self, asset_id: uuid.UUID) -> list[Booking]:
+        """The machine's blocking bookings with a start, for its iCal feed."""
+        rows = await self.session.execute(
+            sa.select(Booking)
+            .where(
+                col(Booking.asset_id) == asset_id,
+                col(Booking.status).in_(BLOCKING),
+                col(Booking.start_at).is_not(None),
+            )
+            .order_by(col(Booking.start_at))
+        )
+        return list(rows.scalars())
+
+
+_LOCK_TIMEOUTS = {
+    "3s": sa.text("SET LOCAL lock_timeout = '3s'"),
+    "0": sa.text("SET LOCAL lock_timeout = 0"),
+}
+
 
 def _not_stale(now: datetime) -> Any:
     """Holds and requests past their deadline no longer block (a sweep or the next insert expires them)."""
@@ -350,3 +384,83 @@ def _not_stale(now: datetime) -> Any:
             sa.and_(col(Booking.status) == BookingStatus.requested, col(Booking.accept_by) < now),
         )
     )
+
+
+# --- queries for the web pages ---
+class BookingPageQueries:
+    """The lists the web pages show, each one statement (used by marketplace/web)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def _all(self, stmt: Any) -> list[Booking]:
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def disputed(self, limit: int) -> list[Booking]:
+        """Open disputes, the longest waiting first (the admin overview)."""
+        stmt = sa.select(Booking).where(col(Booking.status) == "disputed").order_by(col(Booking.updated_at))
+        return await self._all(stmt.limit(limit))
+
+    async def awaiting_acceptance(self, supplier_org_id: uuid.UUID) -> list[Booking]:
+        """Requests the supplier has to accept or decline, the nearest deadline first."""
+        return await self._all(
+            sa.select(Booking)
+            .where(col(Booking.supplier_org_id) == supplier_org_id, col(Booking.status) == "requested")
+            .order_by(col(Booking.accept_by))
+        )
+
+    async def running_soon(self, supplier_org_id: uuid.UUID, *, now: datetime, until: datetime) -> list[Booking]:
+        """Confirmed or running work overlapping [now, until), and lab drop-offs due on ``now``'s date."""
+        return await self._all(
+            sa.select(Booking)
+            .where(
+                col(Booking.supplier_org_id) == supplier_org_id,
+                col(Booking.status).in_(["confirmed", "in_progress"]),
+                sa.or_(
+                    sa.and_(col(Booking.start_at) < until, col(Booking.end_at) > now),
+                    col(Booking.drop_off_date) == now.date(),
+                ),
+            )
+            .order_by(col(Booking.start_at))
+        )
+
+    async def of_supplier(self, supplier_org_id: uuid.UUID, limit: int) -> list[Booking]:
+        """The supplier's bookings, newest first."""
+        return await self._all(
+            sa.select(Booking)
+            .where(col(Booking.supplier_org_id) == supplier_org_id)
+            .order_by(col(Booking.created_at).desc())
+            .limit(limit)
+        )
+
+    async def booked_intervals(
+        self, asset_ids: Sequence[uuid.UUID], start: datetime, end: datetime
+    ) -> list[tuple[uuid.UUID, datetime | None, datetime | None]]:
+        """(asset, start, end) of the bookings blocking the machines in [start, end), as they block: after a
+        release, only up to the completion time (an emptied period counts nothing)."""
+        rows = await self.session.execute(
+            sa.select(
+                col(Booking.asset_id),
+                col(Booking.start_at),
+                sa.func.least(
+                    col(Booking.end_at), sa.func.coalesce(sa.func.upper(col(Booking.period)), col(Booking.start_at))
+                ),
+            ).where(
+                col(Booking.asset_id).in_(asset_ids),
+                col(Booking.status).in_(BLOCKING),
+                col(Booking.start_at) < end,
+                col(Booking.end_at) > start,
+            )
+        )
+        return [(a, s, e) for a, s, e in rows.all()]
+
+    async def reviews_of_asset(self, asset_id: uuid.UUID, subject_org_id: uuid.UUID, limit: int) -> list[Review]:
+        """The latest reviews of the supplier left on bookings of this asset."""
+        rows = await self.session.execute(
+            sa.select(Review)
+            .join(Booking, col(Booking.id) == col(Review.booking_id))
+            .where(col(Booking.asset_id) == asset_id, col(Review.subject_org_id) == subject_org_id)
+            .order_by(col(Review.created_at).desc())
+            .limit(limit)
+        )
+        return list(rows.scalars())

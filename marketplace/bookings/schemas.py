@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
@@ -177,7 +177,7 @@ class NotificationPage(BaseModel):
     next_cursor: str | None = None
 
 
-WEBHOOK_EVENTS = (
+WebhookEvent = Literal[
     "booking.*",
     "booking.held",
     "booking.requested",
@@ -192,31 +192,15 @@ WEBHOOK_EVENTS = (
     "booking.resolved",
     "booking.released",
     "request.matched",
-)
+]
+WEBHOOK_EVENTS: tuple[str, ...] = get_args(WebhookEvent)
 
 
 class WebhookCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: AnyHttpUrl
-    events: list[
-        Literal[
-            "booking.*",
-            "booking.held",
-            "booking.requested",
-            "booking.confirmed",
-            "booking.declined",
-            "booking.expired",
-            "booking.in_progress",
-            "booking.completed",
-            "booking.settled",
-            "booking.cancelled",
-            "booking.disputed",
-            "booking.resolved",
-            "booking.released",
-            "request.matched",
-        ]
-    ] = Field(min_length=1)
+    events: list[WebhookEvent] = Field(min_length=1)
 
 
 class WebhookOut(BaseModel):

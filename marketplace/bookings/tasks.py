@@ -50,7 +50,9 @@ async def _expire(session: AsyncSession, booking_id: uuid.UUID) -> bool:
     )
     if not due:
         return False
-    return await service.system_act(session, booking, "expire", _deps(), "deadline passed")
+    return await service.system_act(
+        session=session, booking=booking, action="expire", deps=_deps(), reason="deadline passed"
+    )
 
 
 @celery.task(name="bookings.expire_one", acks_late=True)
@@ -66,7 +68,9 @@ async def _settle(session: AsyncSession, booking_id: uuid.UUID) -> bool:
         return False
     if datetime.now(UTC) < booking.completed_at + timedelta(hours=deps.settings.dispute_window_hours):
         return False
-    return await service.system_act(session, booking, "confirm", deps, "no dispute within the window")
+    return await service.system_act(
+        session=session, booking=booking, action="confirm", deps=deps, reason="no dispute within the window"
+    )
 
 
 @celery.task(name="bookings.settle_one", acks_late=True)
@@ -85,7 +89,9 @@ async def _sweep(session: AsyncSession) -> dict[str, int]:
             sa.and_(col(Booking.status) == BookingStatus.requested, col(Booking.accept_by) <= now),
         )
     ):
-        counts["expired"] += await service.system_act(session, b, "expire", deps, "deadline passed")
+        counts["expired"] += await service.system_act(
+            session=session, booking=b, action="expire", deps=deps, reason="deadline passed"
+        )
     for b in await repo.due(
         sa.and_(
             col(Booking.status) == BookingStatus.confirmed,
@@ -95,12 +101,16 @@ async def _sweep(session: AsyncSession) -> dict[str, int]:
             ),
         )
     ):
-        counts["started"] += await service.system_act(session, b, "start", deps, "start time reached")
+        counts["started"] += await service.system_act(
+            session=session, booking=b, action="start", deps=deps, reason="start time reached"
+        )
     window = timedelta(hours=deps.settings.dispute_window_hours)
     for b in await repo.due(
         sa.and_(col(Booking.status) == BookingStatus.completed, col(Booking.completed_at) <= now - window)
     ):
-        counts["settled"] += await service.system_act(session, b, "confirm", deps, "no dispute within the window")
+        counts["settled"] += await service.system_act(
+            session=session, booking=b, action="confirm", deps=deps, reason="no dispute within the window"
+        )
     soon = now + timedelta(hours=deps.settings.reminder_hours_before)
     for b in await repo.due(
         sa.and_(

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace.auth.models import User
 from marketplace.core.security import hash_password
 from marketplace.core.sqltypes import utcnow
+from marketplace.demo import repository
 from marketplace.orgs.models import Membership, Organisation, VerificationStatus
 
 DEMO_PASSWORD = "demo-password-123"
@@ -47,8 +47,7 @@ DEMO_ACCOUNTS = (
 
 
 async def database_is_empty(session: AsyncSession) -> bool:
-    count = (await session.execute(sa.select(sa.func.count()).select_from(Organisation))).scalar_one()
-    return int(count) == 0
+    return await repository.count_organisations(session) == 0
 
 
 async def seed_demo(session: AsyncSession) -> list[DemoAccount]:

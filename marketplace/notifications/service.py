@@ -6,19 +6,18 @@ from __future__ import annotations
 import logging
 import smtplib
 import uuid
+from datetime import datetime
 from email.message import EmailMessage
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
-from marketplace.auth.models import User
+from marketplace.core.errors import NotFound
 from marketplace.core.jobs import enqueue
 from marketplace.core.settings import Settings
 from marketplace.core.sqltypes import utcnow
 from marketplace.notifications.models import Notification
-from marketplace.orgs.models import Membership
+from marketplace.notifications.repository import NotificationRepository
 
 logger = logging.getLogger(__name__)
 
@@ -128,20 +127,38 @@ def render(kind: str, locale: str, data: dict[str, Any]) -> tuple[str, str]:
 
 async def notify_org(session: AsyncSession, org_id: uuid.UUID, kind: str, data: dict[str, Any]) -> int:
     """A notification for every member of the organisation, in each member's own locale."""
-    rows = await session.execute(
-        sa.select(col(User.id), col(User.locale))
-        .join(Membership, col(Membership.user_id) == col(User.id))
-        .where(col(Membership.org_id) == org_id, col(User.is_active))
-    )
+    repo = NotificationRepository(session)
     count = 0
-    for user_id, locale in rows.all():
+    for user_id, locale in await repo.active_member_locales(org_id):
         subject, body = render(kind, locale, data)
-        note = Notification(user_id=user_id, kind=kind, subject=subject, body=body, locale=locale, data=data)
-        session.add(note)
-        await session.flush()
+        note = await repo.add(
+            Notification(user_id=user_id, kind=kind, subject=subject, body=body, locale=locale, data=data)
+        )
         await enqueue(session, "notifications.deliver", str(note.id))
         count += 1
     return count
+
+
+async def page(
+    *,
+    session: AsyncSession,
+    user_id: uuid.UUID | None,
+    unread: bool,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[Notification]:
+    """A user's notifications, newest first (keyset pagination: ``after`` is the last one seen)."""
+    return await NotificationRepository(session).page(user_id, unread=unread, after=after, limit=limit)
+
+
+async def mark_read(*, session: AsyncSession, user_id: uuid.UUID | None, notification_id: uuid.UUID) -> Notification:
+    """Mark the user's own notification read (the first read time stays); another user's answers 404."""
+    note = await NotificationRepository(session).get(notification_id)
+    if note is None or note.user_id != user_id:
+        raise NotFound("Notification not found.")
+    note.read_at = note.read_at or utcnow()
+    await session.flush()
+    return note
 
 
 def send_email(settings: Settings, to: str, subject: str, body: str) -> None:
@@ -163,17 +180,10 @@ def send_email(settings: Settings, to: str, subject: str, body: str) -> None:
 
 async def deliver(session: AsyncSession, settings: Settings, notification_id: uuid.UUID) -> bool:
     """Send one notification by e-mail; idempotent (a delivered notification is not sent again)."""
-    row = (
-        await session.execute(
-            sa.select(Notification, col(User.email))
-            .join(User, col(User.id) == col(Notification.user_id))
-            .where(col(Notification.id) == notification_id)
-            .with_for_update(of=Notification)  # type: ignore[arg-type]
-        )
-    ).first()
-    if row is None:
+    found = await NotificationRepository(session).with_email_for_update(notification_id)
+    if found is None:
         return False
-    note, email = row
+    note, email = found
     if note.delivered_at is not None:
         return False
     note.delivery_attempts += 1

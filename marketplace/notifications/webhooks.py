@@ -20,9 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
 from marketplace.core.errors import Forbidden, NotFound, Unprocessable
 from marketplace.core.jobs import enqueue
@@ -30,6 +28,7 @@ from marketplace.core.principal import Principal
 from marketplace.core.settings import Settings
 from marketplace.core.sqltypes import utcnow
 from marketplace.notifications.models import WebhookDelivery, WebhookEndpoint
+from marketplace.notifications.repository import WebhookRepository
 from marketplace.orgs.repository import OrgRepository
 
 MAX_ATTEMPTS = 8
@@ -195,10 +194,28 @@ async def create_endpoint(
     if not principal.is_member(org_id) and await OrgRepository(session).get(org_id) is None:
         raise NotFound("Organisation not found.")  # an admin may name any id
     await check_url(url, settings, resolver=resolver)
-    endpoint = WebhookEndpoint(org_id=org_id, url=url, secret=new_secret(), events=sorted(set(events)))
-    session.add(endpoint)
-    await session.flush()
-    return endpoint
+    return await WebhookRepository(session).add(
+        WebhookEndpoint(org_id=org_id, url=url, secret=new_secret(), events=sorted(set(events)))
+    )
+
+
+async def list_endpoints(
+    *, session: AsyncSession, principal: Principal, org_id: uuid.UUID
+) -> list[tuple[WebhookEndpoint, list[WebhookDelivery]]]:
+    """The organisation's endpoints with their recent delivery log (who may: see ``authorise``)."""
+    authorise(principal, org_id)
+    return await WebhookRepository(session).with_recent_deliveries(org_id)
+
+
+async def delete_endpoint(
+    *, session: AsyncSession, principal: Principal, org_id: uuid.UUID, webhook_id: uuid.UUID
+) -> None:
+    authorise(principal, org_id)
+    repo = WebhookRepository(session)
+    endpoint = await repo.get(webhook_id)
+    if endpoint is None or endpoint.org_id != org_id:
+        raise NotFound("Webhook not found.")
+    await repo.delete(endpoint)
 
 
 def _subscribed(endpoint_events: list[str], event: str) -> bool:
@@ -208,18 +225,14 @@ def _subscribed(endpoint_events: list[str], event: str) -> bool:
 
 async def fan_out(session: AsyncSession, org_ids: list[uuid.UUID], event: str, payload: dict[str, Any]) -> int:
     """Queue a delivery of ``event`` to every active endpoint of these organisations that wants it."""
-    rows = await session.execute(
-        sa.select(WebhookEndpoint).where(col(WebhookEndpoint.org_id).in_(org_ids), col(WebhookEndpoint.active))
-    )
+    repo = WebhookRepository(session)
     count = 0
-    for endpoint in rows.scalars():
+    for endpoint in await repo.active_for(org_ids):
         if not _subscribed(endpoint.events, event):
             continue
-        delivery = WebhookDelivery(
-            endpoint_id=endpoint.id, event=event, payload={"id": "", "event": event, "data": payload}
+        delivery = await repo.add_delivery(
+            WebhookDelivery(endpoint_id=endpoint.id, event=event, payload={"id": "", "event": event, "data": payload})
         )
-        session.add(delivery)
-        await session.flush()
         delivery.payload = {**delivery.payload, "id": str(delivery.id), "created_at": utcnow().isoformat()}
         await enqueue(session, "webhooks.deliver", str(delivery.id))
         count += 1
@@ -232,17 +245,10 @@ async def attempt(
     """One delivery attempt; returns the delivery status afterwards (``pending`` means: retry). The target is
     resolved and checked again (DNS may have changed since it was registered) and the connection pinned to
     the checked address."""
-    row = (
-        await session.execute(
-            sa.select(WebhookDelivery, WebhookEndpoint)
-            .join(WebhookEndpoint, col(WebhookEndpoint.id) == col(WebhookDelivery.endpoint_id))
-            .where(col(WebhookDelivery.id) == delivery_id)
-            .with_for_update(of=WebhookDelivery)  # type: ignore[arg-type]
-        )
-    ).first()
-    if row is None:
+    found = await WebhookRepository(session).delivery_for_update(delivery_id)
+    if found is None:
         return "failed"
-    delivery, endpoint = row
+    delivery, endpoint = found
     if delivery.status != "pending":
         return delivery.status
     body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()

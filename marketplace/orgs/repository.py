@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -183,3 +184,21 @@ class OrgRepository:
     async def delete_invitation(self, invitation: OrgInvitation) -> None:
         await self.session.delete(invitation)
         await self.session.flush()
+
+    async def by_ids(self, ids: Iterable[uuid.UUID]) -> list[Organisation]:
+        """The organisations among ``ids`` in id order, in one query (missing ids are left out)."""
+        wanted = set(ids)
+        if not wanted:
+            return []
+        stmt = sa.select(Organisation).where(col(Organisation.id).in_(wanted)).order_by(col(Organisation.id))
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def names(self, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
+        """Organisation names by id for the ids a page shows, in one query."""
+        wanted = set(ids)
+        if not wanted:
+            return {}
+        rows = await self.session.execute(
+            sa.select(col(Organisation.id), col(Organisation.name)).where(col(Organisation.id).in_(wanted))
+        )
+        return {org_id: name for org_id, name in rows.all()}

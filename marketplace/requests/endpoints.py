@@ -12,7 +12,8 @@ from marketplace.auth.deps import AdminPrincipal, CurrentPrincipal
 from marketplace.core.db import SessionDep
 from marketplace.core.errors import BadRequest, error_responses
 from marketplace.core.pagination import CursorParam, LimitParam, decode_cursor, encode_cursor
-from marketplace.requests import service
+from marketplace.requests import batch, matches, service
+from marketplace.requests.convert import plan_out, request_out
 from marketplace.requests.schemas import (
     BatchIn,
     MatchesOut,
@@ -39,7 +40,7 @@ Explain = Annotated[bool, Query(description="Count the first failing constraint 
     summary="Post a request for machine time or lab testing (suppliers with matching capacity are notified)",
 )
 async def create_request(data: RequestCreate, session: SessionDep, principal: CurrentPrincipal) -> RequestOut:
-    return service.request_out(await service.create(session, principal, data))
+    return request_out(await service.create(session, principal, data))
 
 
 @router.get("/requests", response_model=RequestPage, responses=error_responses(401, 422))
@@ -58,31 +59,33 @@ async def list_requests(
             after = (datetime.fromisoformat(values[0]), uuid.UUID(values[1]))
         except (ValueError, IndexError, TypeError):
             raise BadRequest("Malformed cursor.") from None
-    rows = await service.list_for(session, principal, status_filter, after, limit + 1)
+    rows = await service.list_for(
+        session=session, principal=principal, status=status_filter, after=after, limit=limit + 1
+    )
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
         next_cursor = encode_cursor([rows[-1].created_at.isoformat(), str(rows[-1].id)])
-    return RequestPage(items=[service.request_out(r) for r in rows], next_cursor=next_cursor)
+    return RequestPage(items=[request_out(r) for r in rows], next_cursor=next_cursor)
 
 
 @router.get("/requests/{request_id}", response_model=RequestOut, responses=error_responses(401, 404, 422))
 async def get_request(request_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal) -> RequestOut:
-    return service.request_out(await service.get(session, principal, request_id))
+    return request_out(await service.get(session, principal, request_id))
 
 
 @router.patch("/requests/{request_id}", response_model=RequestOut, responses=error_responses(401, 403, 404, 409, 422))
 async def update_request(
     request_id: uuid.UUID, data: RequestUpdate, session: SessionDep, principal: CurrentPrincipal
 ) -> RequestOut:
-    return service.request_out(await service.update(session, principal, request_id, data))
+    return request_out(await service.update(session=session, principal=principal, request_id=request_id, data=data))
 
 
 @router.post(
     "/requests/{request_id}/cancel", response_model=RequestOut, responses=error_responses(401, 403, 404, 409, 422)
 )
 async def cancel_request(request_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal) -> RequestOut:
-    return service.request_out(await service.cancel(session, principal, request_id))
+    return request_out(await service.cancel(session, principal, request_id))
 
 
 @router.get(
@@ -98,7 +101,7 @@ async def request_matches(
     limit: MatchLimit = 20,
     explain_rejections: Explain = False,
 ) -> MatchesOut:
-    return await service.matches_for(session, principal, request_id, limit, explain_rejections)
+    return await matches.matches_for(session, principal, request_id, limit=limit, explain_rejections=explain_rejections)
 
 
 @router.get(
@@ -108,7 +111,7 @@ async def request_matches(
     summary="The booking suggested for this request by the latest batch plan",
 )
 async def request_suggestion(request_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal) -> SuggestionOut:
-    return await service.suggestion(session, principal, request_id)
+    return await batch.suggestion(session, principal, request_id)
 
 
 @router.post(
@@ -124,7 +127,9 @@ async def preview_matches(
     limit: MatchLimit = 20,
     explain_rejections: Explain = False,
 ) -> MatchesOut:
-    return await service.preview(session, principal, data, limit, explain_rejections)
+    return await matches.preview(
+        session=session, principal=principal, data=data, limit=limit, explain_rejections=explain_rejections
+    )
 
 
 @router.get(
@@ -136,7 +141,9 @@ async def preview_matches(
 async def asset_matching_requests(
     asset_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal, limit: LimitParam = 50
 ) -> RequestMatchList:
-    return RequestMatchList(items=await service.matching_requests(session, principal, asset_id, limit))
+    return RequestMatchList(
+        items=await matches.matching_requests(session=session, principal=principal, asset_id=asset_id, limit=limit)
+    )
 
 
 @router.post(
@@ -148,9 +155,9 @@ async def asset_matching_requests(
     "(follow GET /admin/matching/plans/{id}) and buyers then see their suggestions",
 )
 async def batch_plan(data: BatchIn, response: Response, session: SessionDep, admin: AdminPrincipal) -> PlanOut:
-    plan = await service.request_batch(session, admin=admin, data=data)
+    plan = await batch.request_batch(session, admin=admin, data=data)
     response.headers["Location"] = f"/api/v1/admin/matching/plans/{plan.id}"
-    return service.plan_out(plan)
+    return plan_out(plan)
 
 
 @router.get(
@@ -160,4 +167,4 @@ async def batch_plan(data: BatchIn, response: Response, session: SessionDep, adm
     summary="A batch plan's status (queued, running, done, failed) and, once done, its assignments",
 )
 async def get_batch_plan(plan_id: uuid.UUID, session: SessionDep, admin: AdminPrincipal) -> PlanOut:
-    return service.plan_out(await service.get_plan(session, plan_id=plan_id))
+    return plan_out(await batch.get_plan(session, plan_id=plan_id))

@@ -15,7 +15,7 @@ from marketplace.core.celery import celery
 from marketplace.core.db import normalise_url
 from marketplace.core.settings import get_settings
 from marketplace.core.tasks import run_in_unit_of_work
-from marketplace.requests import service
+from marketplace.requests import batch, notify, service
 
 log = logging.getLogger(__name__)
 
@@ -26,23 +26,23 @@ async def run_batch_plan_job(maker: async_sessionmaker[AsyncSession], *, plan_id
     (in a thread: the event loop stays free), store the result (``done``). Any error marks it ``failed``.
     A redelivered job finds the plan done (or still being solved) and does nothing. Returns the outcome."""
     async with maker() as session:
-        claimed = await service.claim_batch(session, plan_id=plan_id)
+        claimed = await batch.claim_batch(session, plan_id=plan_id)
         await session.commit()
     if not claimed:
         return "skipped"
     try:
         async with maker() as session:
-            inputs = await service.load_batch(session, plan_id=plan_id)
+            inputs = await batch.load_batch(session, plan_id=plan_id)
         started = time.perf_counter()
-        result = await asyncio.to_thread(service.solve_batch, inputs)
+        result = await asyncio.to_thread(batch.solve_batch, inputs)
         seconds = time.perf_counter() - started
         async with maker() as session:
-            stored = await service.store_batch(session, plan_id=plan_id, inputs=inputs, result=result, seconds=seconds)
+            stored = await batch.store_batch(session, plan_id=plan_id, inputs=inputs, result=result, seconds=seconds)
             await session.commit()
     except Exception as exc:
         log.exception("batch plan %s failed", plan_id)
         async with maker() as session:
-            await service.fail_batch(session, plan_id=plan_id, error=f"{type(exc).__name__}: {exc}")
+            await batch.fail_batch(session, plan_id=plan_id, error=f"{type(exc).__name__}: {exc}")
             await session.commit()
         return "failed"
     return "done" if stored else "skipped"
@@ -69,13 +69,13 @@ def run_batch_plan(plan_id: str) -> str:
 @celery.task(name="requests.notify_suppliers", acks_late=True)
 def notify_suppliers(request_id: str) -> int:
     """Tell the suppliers of the best-matching listings about a newly posted request (once)."""
-    return run_in_unit_of_work(lambda s: service.notify_suppliers(s, uuid.UUID(request_id)))
+    return run_in_unit_of_work(lambda s: notify.notify_suppliers(s, uuid.UUID(request_id)))
 
 
 @celery.task(name="requests.notify_buyers", acks_late=True)
 def notify_buyers(asset_id: str) -> int:
     """Tell buyers with matching open requests that a listing was published."""
-    return run_in_unit_of_work(lambda s: service.notify_buyers(s, uuid.UUID(asset_id)))
+    return run_in_unit_of_work(lambda s: notify.notify_buyers(s, uuid.UUID(asset_id)))
 
 
 @celery.task(name="requests.expire", acks_late=True)

@@ -3,26 +3,25 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, cast
 from urllib.parse import quote
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlmodel import col
 
 from listings import service as listings
 from listings.errors import ListingsError
+from marketplace.admin import moderation
+from marketplace.admin.moderation import MODERATION_ACTIONS, ModerationAction
+from marketplace.admin.repository import AuditRepository
 from marketplace.bookings import service as bookings
-from marketplace.bookings.models import Booking
-from marketplace.core import audit
-from marketplace.core.audit import AuditLog
+from marketplace.bookings.repository import BookingPageQueries, BookingRepository
 from marketplace.core.db import SessionDep
 from marketplace.core.errors import AppError
 from marketplace.core.principal import Principal
 from marketplace.core.text import Line, Text
 from marketplace.orgs import service as orgs
-from marketplace.orgs.models import Organisation
+from marketplace.orgs.repository import OrgRepository
 from marketplace.orgs.schemas import VerificationDecision
 from marketplace.web import account_2fa, i18n
 from marketplace.web.core import (
@@ -49,6 +48,12 @@ def _admin(user: Principal) -> Principal:
     return user
 
 
+async def _refused(session: SessionDep, exc: Exception) -> Response:
+    """Back to the overview with the refusal shown."""
+    await session.rollback()  # the failed service call may have flushed part of its work
+    return redirect(f"/admin?error={quote(field_errors(exc).popitem()[1])}")
+
+
 @router.get("", response_class=HTMLResponse)
 async def overview(
     request: Request, session: SessionDep, user: SignedIn, notice: Text | None = None, error: Text | None = None
@@ -56,17 +61,12 @@ async def overview(
     _admin(user)
     pending_orgs = await orgs.list_orgs_for_admin(session, "pending", after=None, limit=100)
     assets, flags = await listings.moderation_queue(session)
-    disputes = (
-        (
-            await session.execute(
-                sa.select(Booking).where(col(Booking.status) == "disputed").order_by(col(Booking.updated_at)).limit(100)
-            )
-        )
-        .scalars()
-        .all()
+    disputes = await BookingPageQueries(session).disputed(100)
+    entries = await AuditRepository(session).entries(limit=30)
+    # Only the names the page shows: the listings' owners and both sides of each dispute.
+    org_names = await OrgRepository(session).names(
+        [a.org_id for a in assets] + [o for b in disputes for o in (b.buyer_org_id, b.supplier_org_id)]
     )
-    entries = (await session.execute(sa.select(AuditLog).order_by(col(AuditLog.id).desc()).limit(30))).scalars().all()
-    org_names = {o.id: o.name for o in (await session.execute(sa.select(Organisation))).scalars()}
     trial = await ledger.trial_balance(session)
     return render(
         request,
@@ -100,8 +100,7 @@ async def verify_org(
         data = VerificationDecision(decision=decision, reason=reason or "-")  # type: ignore[arg-type]
         await orgs.decide_verification(session, user, org_id, data)
     except (AppError, ValueError) as exc:
-        await session.rollback()  # the failed service call may have flushed part of its work
-        return redirect(f"/admin?error={quote(field_errors(exc).popitem()[1])}")
+        return await _refused(session, exc)
     return redirect("/admin?notice=saved")
 
 
@@ -115,23 +114,18 @@ async def moderate(
     reason: Annotated[Text, Form()] = "",
 ) -> Response:
     _admin(user)
-    if action not in ("approve", "reject", "suspend", "reinstate"):
+    if action not in MODERATION_ACTIONS:
         raise WebError(404, "not_found")
     try:
-        before, asset = await listings.admin_transition(session, user.user_id, asset_id, action, reason or None)
-        await audit.record(
-            session,
-            actor_user_id=user.user_id,
-            action=f"asset.{action}",
-            target_type="asset",
-            target_id=asset.id,
-            before={"status": before},
-            after={"status": asset.status},
+        await moderation.moderate_asset(
+            session=session,
+            principal=user,
+            asset_id=asset_id,
+            action=cast(ModerationAction, action),  # checked against MODERATION_ACTIONS above
             reason=reason or None,
         )
     except (ListingsError, AppError) as exc:
-        await session.rollback()  # the failed service call may have flushed part of its work
-        return redirect(f"/admin?error={quote(field_errors(exc).popitem()[1])}")
+        return await _refused(session, exc)
     return redirect("/admin?notice=saved")
 
 
@@ -145,16 +139,7 @@ async def resolve_flag(
 ) -> Response:
     _admin(user)
     try:
-        item = await listings.resolve_flag(session, flag_id, resolution or "resolved")
-        await audit.record(
-            session,
-            actor_user_id=user.user_id,
-            action="flag.resolved",
-            target_type="listing_flag",
-            target_id=item.id,
-            after={"status": "resolved"},
-            reason=resolution or None,
-        )
+        await moderation.resolve_flag(session=session, principal=user, flag_id=flag_id, resolution=resolution)
     except ListingsError as exc:
         await session.rollback()  # the failed service call may have flushed part of its work
         return redirect(f"/admin?error={quote(str(exc.detail))}")
@@ -173,7 +158,7 @@ async def resolve_dispute(
 ) -> Response:
     _admin(user)
     try:
-        disputed = await session.get(Booking, booking_id)
+        disputed = await BookingRepository(session).get(booking_id)
         if disputed is None:
             raise WebError(404, "not_found")
         refund = parse_money_input(refund_amount, disputed.currency, field="refund_amount", locale=locale_of(request))
@@ -189,6 +174,5 @@ async def resolve_dispute(
             refund_amount=refund,
         )
     except (AppError, ValueError) as exc:
-        await session.rollback()  # the failed service call may have flushed part of its work
-        return redirect(f"/admin?error={quote(field_errors(exc).popitem()[1])}")
+        return await _refused(session, exc)
     return redirect("/admin?notice=saved")

@@ -8,14 +8,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import quote
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
-from sqlmodel import col
 
-from listings.models import Asset, AssetKind
-from listings.repository import ListingsRepository
+from listings.models import AssetKind
+from listings.repository import ListingsPageQueries, ListingsRepository
 from marketplace.bookings import service as bookings
 from marketplace.bookings.models import Booking
 from marketplace.bookings.repository import BookingRepository
@@ -25,17 +23,18 @@ from marketplace.core.errors import AppError
 from marketplace.core.principal import Principal
 from marketplace.core.text import Line
 from marketplace.orgs.models import Organisation
+from marketplace.orgs.repository import OrgRepository
 from marketplace.requests import service as requests_service
-from marketplace.requests.models import BuyerRequest
+from marketplace.requests.repository import RequestRepository
 from marketplace.requests.schemas import RequestCreate
 from marketplace.web import i18n
 from marketplace.web.core import (
     CsrfChecked,
-    FieldError,
     SignedIn,
     WebError,
-    field_errors,
+    form_errors,
     locale_of,
+    member_org,
     parse_money_input,
     redirect,
     render,
@@ -51,12 +50,12 @@ CERTIFICATES = ("ISO 9001", "IATF 16949", "AS9100", "ISO 13485", "ISO 14001", "I
 
 
 async def _buyer_org(session: SessionDep, user: Principal, org_id: uuid.UUID) -> Organisation:
-    org = await session.get(Organisation, org_id)
-    if org is None or not (user.is_member(org_id) or user.is_platform_admin):
-        raise WebError(404, "not_found")
-    if "buyer" not in org.roles:
-        raise WebError(403, "not_buyer")
-    return org
+    return await member_org(session, user, org_id, "buyer")
+
+
+async def _buyer_orgs(session: SessionDep, user: Principal) -> list[Organisation]:
+    """The signed-in person's buyer organisations (one query), to book for."""
+    return [o for o in await OrgRepository(session).by_ids(user.org_ids) if "buyer" in o.roles]
 
 
 def _deps(request: Request) -> bookings.Deps:
@@ -67,28 +66,10 @@ def _deps(request: Request) -> bookings.Deps:
 @router.get("/buyer/{org_id}", response_class=HTMLResponse)
 async def home(request: Request, org_id: uuid.UUID, session: SessionDep, user: SignedIn) -> HTMLResponse:
     org = await _buyer_org(session, user, org_id)
-    reqs = (
-        (
-            await session.execute(
-                sa.select(BuyerRequest)
-                .where(col(BuyerRequest.buyer_org_id) == org_id)
-                .order_by(col(BuyerRequest.created_at).desc())
-                .limit(50)
-            )
-        )
-        .scalars()
-        .all()
-    )
+    reqs = await RequestRepository(session).page([org_id], status=None, after=None, limit=50)
     rows = await BookingRepository(session).list_for_org([org_id], "buyer", None, None, 100)
-    titles = await _titles(session, [b.asset_id for b in rows])
+    titles = await ListingsPageQueries(session).titles([b.asset_id for b in rows])
     return render(request, "buyer/home.html", {"org": org, "requests": reqs, "rows": rows, "titles": titles}, user=user)
-
-
-async def _titles(session: SessionDep, ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
-    if not ids:
-        return {}
-    rows = await session.execute(sa.select(col(Asset.id), col(Asset.title)).where(col(Asset.id).in_(ids)))
-    return {i: t for i, t in rows.all()}
 
 
 # -- requests and matches --------------------------------------------------------------------------
@@ -97,10 +78,19 @@ async def _titles(session: SessionDep, ids: list[uuid.UUID]) -> dict[uuid.UUID, 
 @router.get("/buyer/{org_id}/requests/new", response_class=HTMLResponse)
 async def new_request(request: Request, org_id: uuid.UUID, session: SessionDep, user: SignedIn) -> HTMLResponse:
     org = await _buyer_org(session, user, org_id)
+    return _request_form(request, user, org)
+
+
+def _request_form(
+    request: Request, user: Principal, org: Organisation, *, form: Any = None, errors: dict[str, str] | None = None
+) -> HTMLResponse:
+    """The request form, empty or as posted with its errors (422)."""
+    ctx = {"org": org, "form": form or {}, "errors": errors or {}, "certificates": CERTIFICATES}
     return render(
         request,
         "buyer/request_form.html",
-        {"org": org, "form": {}, "errors": {}, "certificates": CERTIFICATES, **taxonomy_choices(locale_of(request))},
+        {**ctx, **taxonomy_choices(locale_of(request))},
+        status=200 if errors is None else 422,
         user=user,
     )
 
@@ -165,24 +155,7 @@ async def create_request(
     except (ValidationError, AppError, ValueError) as exc:
         await session.rollback()  # the failed service call may have flushed part of its work
         org = await _buyer_org(session, user, org_id)  # reloaded: the rollback expired it
-        errors = (
-            field_errors(exc)
-            if not isinstance(exc, ValueError) or isinstance(exc, ValidationError | FieldError)
-            else {"_": str(exc)}
-        )
-        return render(
-            request,
-            "buyer/request_form.html",
-            {
-                "org": org,
-                "form": form,
-                "errors": errors,
-                "certificates": CERTIFICATES,
-                **taxonomy_choices(locale_of(request)),
-            },
-            status=422,
-            user=user,
-        )
+        return _request_form(request, user, org, form=form, errors=form_errors(exc))
     return redirect(f"/buyer/{org_id}/requests/{created.id}")
 
 
@@ -200,7 +173,7 @@ async def matches(
         if row.status == "open"
         else None
     )
-    titles = await _titles(session, [m.asset_id for m in result.items]) if result else {}
+    titles = await ListingsPageQueries(session).titles([m.asset_id for m in result.items]) if result else {}
     return render(
         request,
         "buyer/matches.html",
@@ -218,7 +191,7 @@ async def book_page(request: Request, asset_id: uuid.UUID, session: SessionDep, 
     if asset is None or asset.status != "published":
         raise WebError(404, "not_found")
     site = await ListingsRepository(session).get_site(asset.site_id)
-    buyers = [o for o in [await session.get(Organisation, i) for i in sorted(user.org_ids)] if o and "buyer" in o.roles]
+    buyers = await _buyer_orgs(session, user)
     return render(
         request,
         "buyer/book.html",
@@ -256,14 +229,10 @@ async def book(
             payload["drop_off_date"] = form.get("drop_off_date")
             payload["samples"] = form.get("samples")
         data = BookingCreate.model_validate(payload)
-        booking = await bookings.create(session, user, data, _deps(request))
+        booking = await bookings.create(session=session, principal=user, data=data, deps=_deps(request))
     except (ValidationError, AppError, PaymentsError, ValueError) as exc:
         await session.rollback()  # the failed service call may have flushed part of its work
-        errors = (
-            field_errors(exc)
-            if not isinstance(exc, ValueError) or isinstance(exc, ValidationError | FieldError)
-            else {"_": str(exc)}
-        )
+        errors = form_errors(exc)
         if form.get("from_matches"):
             return redirect(
                 f"/buyer/{form.get('buyer_org_id')}/requests/{form.get('request_id')}"
@@ -273,9 +242,7 @@ async def book(
         if asset is None:
             raise WebError(404, "not_found") from None
         site = await ListingsRepository(session).get_site(asset.site_id)
-        buyers = [
-            o for o in [await session.get(Organisation, i) for i in sorted(user.org_ids)] if o and "buyer" in o.roles
-        ]
+        buyers = await _buyer_orgs(session, user)
         return render(
             request,
             "buyer/book.html",
@@ -292,7 +259,7 @@ async def booking_page(
 ) -> HTMLResponse:
     org = await _buyer_org(session, user, org_id)
     try:
-        booking, _role = await bookings.get_for(session, user, booking_id)
+        booking, _role = await bookings.get_for(session=session, principal=user, booking_id=booking_id)
     except AppError:
         raise WebError(404, "not_found") from None
     if booking.buyer_org_id != org_id:
@@ -341,7 +308,7 @@ async def booking_action(
     try:
         if action == "review":
             data = ReviewIn(rating=int(str(form.get("rating") or 0)), comment=str(form.get("comment") or ""))
-            await bookings.review(session, user, booking_id, data)
+            await bookings.review(session=session, principal=user, booking_id=booking_id, data=data)
         elif action in ("pay", "cancel", "confirm", "dispute"):
             await bookings.act(
                 session=session,
@@ -355,11 +322,7 @@ async def booking_action(
             raise WebError(404, "not_found")
     except (AppError, PaymentsError, ValidationError, ValueError) as exc:
         await session.rollback()  # the failed service call may have flushed part of its work
-        message = (
-            next(iter(field_errors(exc).values()))
-            if not isinstance(exc, ValueError) or isinstance(exc, ValidationError | FieldError)
-            else str(exc)
-        )
+        message = next(iter(form_errors(exc).values()))
         return redirect(f"{page}?error={quote(message)}")
     return redirect(page)
 

@@ -13,12 +13,15 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace.auth import sessions
 from marketplace.auth.deps import _principal_for_user
 from marketplace.core.db import SessionDep
 from marketplace.core.errors import validation_message
 from marketplace.core.principal import Principal
+from marketplace.orgs.models import Organisation
+from marketplace.orgs.repository import OrgRepository
 from marketplace.web import i18n
 from payments import money
 
@@ -238,6 +241,25 @@ def field_errors(exc: Exception) -> dict[str, str]:
     if sep and head.replace("_", "").isalnum() and " " not in head:
         return {head: rest}
     return {"_": detail}
+
+
+def form_errors(exc: Exception) -> dict[str, str]:
+    """``field_errors``, except that a bare ValueError (a malformed number or date in the form) is shown as is,
+    for the form as a whole."""
+    if isinstance(exc, ValueError) and not isinstance(exc, ValidationError | FieldError):
+        return {"_": str(exc)}
+    return field_errors(exc)
+
+
+async def member_org(session: AsyncSession, user: Principal, org_id: uuid.UUID, role: str) -> Organisation:
+    """The organisation a page acts for: its members (or a platform admin) only, and only in ``role``
+    ("buyer" or "supplier"); anyone else gets a 404, a member of an organisation without the role a 403."""
+    org = await OrgRepository(session).get(org_id)
+    if org is None or not (user.is_member(org_id) or user.is_platform_admin):
+        raise WebError(404, "not_found")
+    if role not in org.roles:
+        raise WebError(403, f"not_{role}")
+    return org
 
 
 def redirect(url: str) -> RedirectResponse:

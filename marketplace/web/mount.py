@@ -58,6 +58,9 @@ def mount_web(app: FastAPI, settings: Settings) -> None:
         admin,
         buyer,
         factory,
+        factory_bookings,
+        factory_integrations,
+        factory_listings,
         observatory,
         pages,
         public,
@@ -74,16 +77,23 @@ def mount_web(app: FastAPI, settings: Settings) -> None:
         https_only=settings.environment == "production",
     )
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
-    app.include_router(public.router)
-    app.include_router(pages.router)
-    app.include_router(team.router)
-    app.include_router(admin.router)
-    app.include_router(factory.router)
-    app.include_router(buyer.router)
-    app.include_router(observatory.router)
-    app.include_router(account_sessions.router)
-    app.include_router(account.router)
-    app.include_router(account_2fa.router)
+    pages_in_order = (  # the order routes are matched in
+        public,
+        pages,
+        team,
+        admin,
+        factory,
+        factory_listings,
+        factory_bookings,
+        factory_integrations,
+        buyer,
+        observatory,
+        account_sessions,
+        account,
+        account_2fa,
+    )
+    for module in pages_in_order:
+        app.include_router(module.router)
 
     async def handle_web_error(request: Request, exc: Exception) -> Response:
         if not isinstance(exc, WebError):  # registered for WebError only

@@ -3,10 +3,11 @@ a table by region and process family with suppressed cells marked, and a CSV dow
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
 from marketplace.analytics import service as analytics
@@ -27,12 +28,27 @@ def _months_back(today: date, n: int) -> date:
     return date(year, month, 1)
 
 
-async def _indicators(
-    request: Request, session: SessionDep, user: Any, region: str | None, start: date, end: date, process: str | None
-) -> analytics.ObservatoryOut:
+@dataclass
+class Filters:
+    """The page's and the CSV's query: region, months (YYYY-MM) and process family, each optional."""
+
+    region: Line | None = None
+    date_from: Line | None = None
+    date_to: Line | None = None
+    process: Line | None = None
+
+
+async def _indicators(request: Request, session: SessionDep, user: Any, q: Filters) -> analytics.ObservatoryOut:
+    start, end = _dates(q.date_from, q.date_to)
     try:
         return await analytics.observatory_indicators(
-            session, user, request.app.state.settings, region=region, start=start, end=end, process=process or None
+            session,
+            user,
+            request.app.state.settings,
+            region=q.region or None,
+            start=start,
+            end=end,
+            process=q.process or None,
         )
     except AppError as exc:
         await session.rollback()  # the failed service call may have flushed part of its work
@@ -51,16 +67,9 @@ def _dates(date_from: str | None, date_to: str | None) -> tuple[date, date]:
 
 @router.get("/observatory", response_class=HTMLResponse)
 async def observatory(
-    request: Request,
-    session: SessionDep,
-    user: SignedIn,
-    region: Line | None = None,
-    date_from: Line | None = None,
-    date_to: Line | None = None,
-    process: Line | None = None,
+    request: Request, session: SessionDep, user: SignedIn, q: Annotated[Filters, Depends()]
 ) -> HTMLResponse:
-    start, end = _dates(date_from, date_to)
-    out = await _indicators(request, session, user, region or None, start, end, process)
+    out = await _indicators(request, session, user, q)
     months = sorted({c.month for c in out.cells})
     latest = months[-1] if months else None
     table = [c for c in out.cells if c.month == latest]
@@ -84,7 +93,12 @@ async def observatory(
             "trend": trend,
             "chart": chart,
             "latest": latest,
-            "params": {"region": region or "", "from": date_from or "", "to": date_to or "", "process": process or ""},
+            "params": {
+                "region": q.region or "",
+                "from": q.date_from or "",
+                "to": q.date_to or "",
+                "process": q.process or "",
+            },
         },
         user=user,
     )
@@ -92,16 +106,9 @@ async def observatory(
 
 @router.get("/observatory.csv")
 async def observatory_csv(
-    request: Request,
-    session: SessionDep,
-    user: SignedIn,
-    region: Line | None = None,
-    date_from: Line | None = None,
-    date_to: Line | None = None,
-    process: Line | None = None,
+    request: Request, session: SessionDep, user: SignedIn, q: Annotated[Filters, Depends()]
 ) -> Response:
-    start, end = _dates(date_from, date_to)
-    out = await _indicators(request, session, user, region or None, start, end, process)
+    out = await _indicators(request, session, user, q)
     return Response(
         analytics.observatory_csv(out),
         media_type="text/csv; charset=utf-8",

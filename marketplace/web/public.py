@@ -6,25 +6,23 @@ import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
-from sqlmodel import col
 
 from listings import service as listings
 from listings.errors import ListingsError
-from listings.models import Asset, AssetKind, Site
-from listings.repository import ListingsRepository
+from listings.models import AssetKind, Site
+from listings.repository import ListingsPageQueries, ListingsRepository
 from listings.taxonomy import get_taxonomy
 from marketplace.auth import service as auth_service
 from marketplace.auth import two_factor
 from marketplace.auth.schemas import RegisterIn
-from marketplace.bookings.models import Booking, Review
+from marketplace.bookings.repository import BookingPageQueries
 from marketplace.core.db import SessionDep
 from marketplace.core.errors import AppError, RateLimited, validation_message
 from marketplace.core.text import Line
-from marketplace.orgs.models import Organisation
+from marketplace.orgs.repository import OrgRepository
 from marketplace.web import account_2fa, account_sessions, i18n
 from marketplace.web.core import (
     CsrfChecked,
@@ -65,18 +63,7 @@ def taxonomy_choices(locale: str) -> dict[str, Any]:
 
 @router.get("/", response_class=HTMLResponse)
 async def home(request: Request, session: SessionDep, user: WebUser) -> HTMLResponse:
-    latest = (
-        (
-            await session.execute(
-                sa.select(Asset)
-                .where(col(Asset.status) == "published")
-                .order_by(col(Asset.published_at).desc().nulls_last())
-                .limit(6)
-            )
-        )
-        .scalars()
-        .all()
-    )
+    latest = await ListingsPageQueries(session).latest_published(6)
     return render(request, "public/home.html", {"latest": latest, **taxonomy_choices(locale_of(request))}, user=user)
 
 
@@ -154,23 +141,11 @@ async def listing(request: Request, asset_id: uuid.UUID, session: SessionDep, us
     site = await repo.get_site(asset.site_id)
     if site is None:  # the foreign key makes this impossible; never a 500 if it happens
         raise WebError(404, "not_found")
-    org = await session.get(Organisation, asset.org_id)
+    org = await OrgRepository(session).get(asset.org_id)
     certs = (await repo.valid_standards([(asset.org_id, asset.site_id)], date.today())).get(
         (asset.org_id, asset.site_id), []
     )
-    reviews = (
-        (
-            await session.execute(
-                sa.select(Review)
-                .join(Booking, col(Booking.id) == col(Review.booking_id))
-                .where(col(Booking.asset_id) == asset.id, col(Review.subject_org_id) == asset.org_id)
-                .order_by(col(Review.created_at).desc())
-                .limit(20)
-            )
-        )
-        .scalars()
-        .all()
-    )
+    reviews = await BookingPageQueries(session).reviews_of_asset(asset.id, asset.org_id, 20)
     ctx: dict[str, Any] = {"asset": asset, "site": site, "org": org, "certificates": certs, "reviews": reviews}
     site_zone = i18n.zone(site.timezone)
     today = datetime.now(site_zone).date()

@@ -151,3 +151,22 @@ async def test_observer_for_3205_sees_nothing_of_4403(client: AsyncClient, db: A
     assert (await client.delete(f"/api/v1/admin/observers/{granted.json()['id']}", headers=admin)).status_code == 404
     assert (await client.post("/api/v1/admin/observers", json={"user_email": reg["email"], "region_prefixes": ["3205"]},
                               headers=observer)).status_code == 403  # fmt: skip
+
+
+async def test_an_on_demand_rollup_is_audited_by_the_service(client: AsyncClient, db: AsyncSession) -> None:
+    """The audit record of ``POST /admin/observatory/rollups`` is written by the service (one rule for the API
+    and any other caller); a refused caller leaves no record (control)."""
+    admin = await admin_headers(client, db)
+    _, someone = await signed_up(client, roles=("buyer",))
+
+    def rollup_audits() -> sa.TextClause:
+        return sa.text("SELECT action, target_id FROM audit_log WHERE target_type = 'observatory_month'")
+
+    refused = await client.post("/api/v1/admin/observatory/rollups", json={"year": 2026, "month": 3}, headers=someone)
+    assert refused.status_code == 403
+    assert (await db.execute(rollup_audits())).all() == []
+
+    done = await client.post("/api/v1/admin/observatory/rollups", json={"year": 2026, "month": 3}, headers=admin)
+    assert done.status_code == 200, done.text
+    assert done.json()["month"] == "2026-03-01"
+    assert [tuple(r) for r in (await db.execute(rollup_audits())).all()] == [("observatory.rollup", "2026-03-01")]

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from matching.feasibility import check
-from matching.scoring import minmax_lower_better, quality_score, rank, score_components, scores_only
+from matching.scoring import RawValues, minmax_lower_better, quality_score, rank, score_components, scores_only
 from matching.types import FeasibleMatch, Weights
 from tests.matching.test_feasibility import MILLING, SH_LATLON, feasible, machine, machine_request, sh
 
@@ -119,7 +119,7 @@ def test_scores_in_unit_interval_and_explained(
 ) -> None:
     weights = Weights(*w).normalised()
     prices, dists, delays, quals, idles = (list(col) for col in zip(*rows, strict=True))
-    scored = score_components(weights, prices, dists, delays, quals, idles)
+    scored = score_components(weights, RawValues(prices, dists, delays, quals, idles))
     # The explanation-free variant the service uses for its quality bound gives bit-identical scores.
     assert scores_only(weights, prices, dists, delays, quals, idles) == [score for score, _ in scored]
     for score, comps in scored:

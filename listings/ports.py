@@ -1,0 +1,44 @@
+"""What the listings domain needs from outside: its settings and where booked time comes from."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from listings import availability as av
+
+Interval = av.Interval
+
+
+@dataclass(frozen=True)
+class ListingsConfig:
+    horizon_days: int = 180
+    # How many SQL candidates a search with a "free between" filter examines at most per page.
+    search_scan_limit: int = 2000
+
+
+class BlockedTime(Protocol):
+    """Where booked time comes from. The bookings module of the app shell provides the real one."""
+
+    async def machine_blocked(
+        self, session: AsyncSession, asset_ids: Sequence[uuid.UUID], start: datetime, end: datetime
+    ) -> dict[uuid.UUID, list[Interval]]: ...
+
+    async def lab_booked(
+        self, session: AsyncSession, asset_id: uuid.UUID, start: date, end: date
+    ) -> dict[date, int]: ...
+
+
+class NoBookings:
+    async def machine_blocked(
+        self, session: AsyncSession, asset_ids: Sequence[uuid.UUID], start: datetime, end: datetime
+    ) -> dict[uuid.UUID, list[Interval]]:
+        return {a: [] for a in asset_ids}
+
+    async def lab_booked(self, session: AsyncSession, asset_id: uuid.UUID, start: date, end: date) -> dict[date, int]:
+        return {}

@@ -1,0 +1,112 @@
+"""Factory page of incoming bookings: accept, decline, start, complete, cancel, and release the machine
+time a finished job no longer needs."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from listings.models import AssetKind
+from listings.repository import ListingsRepository
+from marketplace.bookings import service as bookings
+from marketplace.bookings.models import Booking
+from marketplace.bookings.repository import BookingPageQueries
+from marketplace.bookings.transitions import RELEASABLE
+from marketplace.core.db import SessionDep
+from marketplace.core.errors import AppError
+from marketplace.core.text import Line
+from marketplace.orgs.repository import OrgRepository
+from marketplace.web import i18n
+from marketplace.web.core import N_, CsrfChecked, SignedIn, WebError, locale_of, redirect, render
+from marketplace.web.factory import supplier_org
+
+router = APIRouter(prefix="/factory/{org_id}", include_in_schema=False)
+
+
+@router.get("/bookings", response_class=HTMLResponse)
+async def incoming(request: Request, org_id: uuid.UUID, session: SessionDep, user: SignedIn) -> HTMLResponse:
+    org = await supplier_org(session, user, org_id)
+    rows = await BookingPageQueries(session).of_supplier(org_id, 200)
+    titles = {
+        a.id: a.title for a in await ListingsRepository(session).assets_of_org(org_id, None, after=None, limit=1000)
+    }
+    buyers = await OrgRepository(session).names(b.buyer_org_id for b in rows)
+    return render(
+        request,
+        "factory/bookings.html",
+        {
+            "org": org,
+            "rows": rows,
+            "titles": titles,
+            "buyers": buyers,
+            "error": request.query_params.get("error"),
+            "now": datetime.now(UTC),
+            "starts_at": bookings.starts_at,
+            "release_window": _release_window,
+        },
+        user=user,
+    )
+
+
+def _release_window(b: Booking) -> tuple[datetime, datetime] | None:
+    """The machine time a release would give back (from the completion, or the period's start if later, to
+    the period's end), or None when there is nothing the supplier may release."""
+    period = b.period
+    if (
+        b.kind != AssetKind.machine
+        or b.status not in RELEASABLE
+        or b.completed_at is None
+        or period is None
+        or period.isempty
+        or period.upper <= b.completed_at
+    ):
+        return None
+    return max(period.lower, b.completed_at), period.upper
+
+
+@router.post("/bookings/{booking_id}/{action}")
+async def booking_action(
+    request: Request,
+    org_id: uuid.UUID,
+    booking_id: uuid.UUID,
+    action: Line,
+    session: SessionDep,
+    user: SignedIn,
+    _csrf: CsrfChecked,
+) -> Response:
+    await supplier_org(session, user, org_id)
+    if action not in ("accept", "decline", "start", "complete", "cancel", "release"):
+        raise WebError(404, "not_found")
+    form = await request.form()
+    try:
+        await bookings.act(
+            session=session,
+            principal=user,
+            booking_id=booking_id,
+            action=action,
+            deps=request.app.state.booking_deps,
+            reason=str(form.get("reason") or "") or None,
+            result_reference=str(form.get("result_reference") or "") or None,
+        )
+    except AppError as exc:
+        await session.rollback()  # the failed service call may have flushed part of its work
+        return redirect(f"/factory/{org_id}/bookings?error={quote(_action_error(request, exc))}")
+    return redirect(f"/factory/{org_id}/bookings")
+
+
+# The refusals of the early-completion and release rules, in the page's language.
+_ACTION_MESSAGES = {
+    "nothing_to_release": N_("There is no booked time left to release."),
+    "not_releasable": N_("A lab booking keeps its samples: there is no time to release."),
+}
+
+
+def _action_error(request: Request, exc: AppError) -> str:
+    message = _ACTION_MESSAGES.get(exc.code)
+    if exc.code == "validation_error" and exc.detail.startswith("reason:"):
+        message = N_("Say why the work was finished before the booked start.")
+    return i18n.translations(locale_of(request)).gettext(message) if message else exc.detail

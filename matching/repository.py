@@ -1,0 +1,487 @@
+"""The prefilter statement of ``matching``: every time-independent hard constraint as SQL, and the rows it loads.
+
+SQL prefilter (:func:`static_conditions`) = every hard constraint that does not depend on time: published
+listing of a verified organisation, kind, ``process_codes && serving codes``, material, sorted envelope,
+tolerance, certificates held (verified, valid at some point of the request window), distance (``earth_box``
+for the index, then the engine's own haversine formula so the boundary agrees), region prefixes, currency
+and budget (the engine's exact integer price). It is exact, so it never drops a candidate the engine would
+accept; the engine then checks the time-dependent constraints and ranks.
+
+Speed (docs/performance.md, "Matching"): one statement selects the candidates, built once per request *shape*
+(:func:`matching.prefilter.shape`) and executed with the request's values as bind parameters. It scans the
+narrow read model ``matchable_assets`` (published listings of verified organisations, kept by triggers,
+migration 0007): sites inside the radius first, then their listings via ``site_id = ANY(...)`` AND the GIN
+process index; a materialised CTE of id, price, start and distance feeds a one-row aggregate, the best ``cap``
+are picked by the cheap score and only those are joined back to their asset/site columns, certificates and
+recently booked hours. It runs under ``plan_cache_mode = force_custom_plan`` (the driver's prepared statements
+otherwise get generic plans).
+
+The shell's ``organisations`` and ``bookings`` tables are referenced read-only through lightweight ``sa.table``
+clauses (the documented contract, see docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from listings.calendar_repository import NOT_USED, booked_hours_in, bookings
+from listings.models import Asset, Certificate, Site
+from matching.feasibility import EARTH_RADIUS_KM
+from matching.prefilter import AssetRow, ServingCodes, distance_limited, request_values, shape, standards
+from matching.types import CertificateInfo, MatchRequest
+
+DEFAULT_CAP = 200
+TEXT_ARRAY = pg.ARRAY(sa.Text)
+
+# The shell's tables, referenced read-only (matching never imports the shell).
+organisations = sa.table("organisations", sa.column("id"), sa.column("verification_status"))
+
+matchable = sa.table(
+    "matchable_assets",
+    sa.column("asset_id", sa.Uuid),
+    sa.column("org_id", sa.Uuid),
+    sa.column("site_id", sa.Uuid),
+    sa.column("kind", sa.Text),
+    sa.column("currency", sa.Text),
+    sa.column("process_codes", TEXT_ARRAY),
+    sa.column("materials", TEXT_ARRAY),
+    sa.column("envelope_max_mm", sa.Float),
+    sa.column("envelope_mid_mm", sa.Float),
+    sa.column("envelope_min_mm", sa.Float),
+    sa.column("tolerance_mm", sa.Float),
+    sa.column("hourly_rate", sa.BigInteger),
+    sa.column("setup_fee", sa.BigInteger),
+    sa.column("price_per_sample", sa.BigInteger),
+    sa.column("next_free_at", sa.DateTime(timezone=True)),
+    sa.column("latitude", sa.Float),
+    sa.column("longitude", sa.Float),
+)
+# The condition builders below read their columns from ``src``: the ``assets`` table (default) or ``matchable``.
+ASSETS: Any = Asset.__table__.c  # type: ignore[attr-defined]
+
+
+def _norm_sql(expr: Any) -> Any:
+    return sa.func.lower(sa.func.regexp_replace(sa.func.btrim(expr), r"\s+", " ", "g"))
+
+
+# -- request values as bind parameters ------------------------------------------------------------------
+#
+# Builders ask a ``Binder`` for each request value (named in :func:`matching.prefilter.request_values`): an
+# ad-hoc binder embeds the value (an anonymous bind parameter, as a literal would), a shape binder returns a
+# named placeholder. The hot path (:func:`select_rows`) builds its statement once per request shape and
+# executes it with the values, which saves building the expression tree and its cache key (~8 ms CPU).
+
+_BIND_TYPES: dict[str, Any] = {
+    "kind": sa.Text(),
+    "codes": TEXT_ARRAY,
+    "material": TEXT_ARRAY,
+    "env_big": sa.Float(),
+    "env_mid": sa.Float(),
+    "env_small": sa.Float(),
+    "cert_lo": sa.Date(),
+    "cert_hi": sa.Date(),
+    "lat": sa.Float(),
+    "lon": sa.Float(),
+    "box_m": sa.Float(),
+    "max_km": sa.Float(),
+    "hv_p1": sa.Float(),
+    "hv_l1": sa.Float(),
+    "hv_cos_p1": sa.Float(),
+    "tolerance": sa.Float(),
+    "currency": sa.Text(),
+    "budget": sa.BigInteger(),
+    "duration": sa.Integer(),
+    "samples": sa.Integer(),
+    "w_price": sa.Float(),
+    "w_start": sa.Float(),
+    "w_distance": sa.Float(),
+    "earliest": sa.DateTime(timezone=True),
+    "deadline": sa.DateTime(timezone=True),
+    "used_from": sa.DateTime(timezone=True),
+    "used_until": sa.DateTime(timezone=True),
+    "cap": sa.Integer(),
+}
+
+
+def _bind_type(name: str) -> Any:
+    return _BIND_TYPES.get(name) or sa.Text()  # cert_<i>, region_<i>
+
+
+class Binder:
+    """``binder(name)``: the request value ``name`` as a bind parameter, embedded (``values`` given) or a named
+    placeholder filled at execution (``values=None``)."""
+
+    def __init__(self, values: Mapping[str, Any] | None) -> None:
+        self.values = values
+
+    def __call__(self, name: str) -> Any:
+        if self.values is None:
+            return sa.bindparam(name, type_=_bind_type(name))
+        return sa.bindparam(None, self.values[name], type_=_bind_type(name))
+
+
+def _binder(request: MatchRequest, serving_codes: ServingCodes) -> Binder:
+    return Binder(request_values(request, serving_codes))
+
+
+# -- the static prefilter -------------------------------------------------------------------------------
+
+
+def _haversine_sql(p: Binder, lat: Any, lon: Any) -> Any:
+    """The engine's haversine (same radius) in SQL, in km, from the request's point to (``lat``, ``lon``)."""
+    p2, l2 = sa.func.radians(lat), sa.func.radians(lon)
+    a = sa.func.power(sa.func.sin((p2 - p("hv_p1")) / 2), 2) + p("hv_cos_p1") * sa.func.cos(p2) * sa.func.power(
+        sa.func.sin((l2 - p("hv_l1")) / 2), 2
+    )
+    return 2 * EARTH_RADIUS_KM * sa.func.asin(sa.func.least(1.0, sa.func.sqrt(a)))
+
+
+def price_sql(request: MatchRequest, src: Any, p: Binder) -> Any:
+    """The engine's exact total price (minor units) as an SQL expression, NULL when there is no rate."""
+    if request.kind == "machine":
+        work = (2 * src.hourly_rate * p("duration") + 60) // 120  # integer division = half-up
+        return work + sa.func.coalesce(src.setup_fee, 0)
+    return src.price_per_sample * p("samples")
+
+
+def _material_ok(p: Binder, src: Any = ASSETS) -> Any:
+    return src.materials.bool_op("@>")(sa.cast(p("material"), TEXT_ARRAY))
+
+
+def _envelope_ok(request: MatchRequest, p: Binder, src: Any = ASSETS) -> Any | None:
+    if request.part_size_mm is None or request.kind != "machine":
+        return None  # lab services have no work envelope and pass
+    return sa.and_(
+        src.envelope_max_mm >= p("env_big"), src.envelope_mid_mm >= p("env_mid"), src.envelope_min_mm >= p("env_small")
+    )
+
+
+def _certificates_ok(request: MatchRequest, p: Binder, src: Any = ASSETS) -> Any | None:
+    if not request.required_certificates:
+        return None
+    return sa.and_(
+        *[
+            sa.exists().where(
+                col(Certificate.org_id) == src.org_id,
+                sa.or_(col(Certificate.site_id).is_(None), col(Certificate.site_id) == src.site_id),
+                col(Certificate.status) == "verified",
+                col(Certificate.valid_from) <= col(Certificate.valid_until),
+                col(Certificate.valid_until) >= p("cert_lo"),
+                col(Certificate.valid_from) <= p("cert_hi"),
+                _norm_sql(col(Certificate.standard)) == p(f"cert_{i}"),
+            )
+            for i in range(len(standards(request)))
+        ]
+    )
+
+
+def _location_ok(request: MatchRequest, p: Binder) -> Any | None:
+    """Distance limit and region prefixes, over ``sites``."""
+    parts: list[Any] = []
+    if distance_limited(request):
+        box = sa.func.earth_box(sa.func.ll_to_earth(p("lat"), p("lon")), p("box_m"))
+        parts.append(box.bool_op("@>")(sa.func.ll_to_earth(col(Site.latitude), col(Site.longitude))))
+        parts.append(_haversine_sql(p, col(Site.latitude), col(Site.longitude)) <= p("max_km"))
+    if request.region_prefixes:
+        parts.append(
+            sa.or_(
+                *[col(Site.region_code).like(p(f"region_{i}"), escape="/") for i in range(len(request.region_prefixes))]
+            )
+        )
+    return sa.and_(*parts) if parts else None
+
+
+def _budget_ok(request: MatchRequest, p: Binder, src: Any = ASSETS) -> Any:
+    price = price_sql(request, src, p)
+    if request.budget_max is None:
+        return price.isnot(None)
+    return price <= p("budget")
+
+
+def static_conditions(
+    request: MatchRequest,
+    serving_codes: ServingCodes,
+    *,
+    location: bool = True,
+    src: Any = ASSETS,
+    p: Binder | None = None,
+) -> list[Any]:
+    """WHERE clauses (over assets joined with sites, or over ``matchable`` with ``location=False``) for every
+    time-independent hard constraint (without the location constraint when ``location`` is false: the caller
+    applies :func:`_location_ok` itself). Values come from ``p`` (default: embedded)."""
+    p = p or _binder(request, serving_codes)
+    conds: list[Any] = [
+        src.kind == p("kind"),
+        src.process_codes.bool_op("&&")(sa.cast(p("codes"), TEXT_ARRAY)),
+    ]
+    if request.material is not None:
+        conds.append(_material_ok(p, src))
+    for extra in (
+        _envelope_ok(request, p, src),
+        _certificates_ok(request, p, src),
+        _location_ok(request, p) if location else None,
+    ):
+        if extra is not None:
+            conds.append(extra)
+    if request.tolerance_mm is not None:
+        conds.append(src.tolerance_mm <= p("tolerance"))
+    conds.append(src.currency == p("currency"))
+    conds.append(_budget_ok(request, p, src))
+    return conds
+
+
+def published() -> list[Any]:
+    return [col(Asset.status) == "published", organisations.c.verification_status == "verified"]
+
+
+_ROW_COLUMNS: tuple[Any, ...] = (
+    col(Asset.id),
+    col(Asset.org_id),
+    col(Asset.site_id),
+    col(Asset.kind),
+    col(Asset.status),
+    col(Asset.currency),
+    col(Asset.process_codes),
+    col(Asset.materials),
+    col(Asset.envelope_x_mm),
+    col(Asset.envelope_y_mm),
+    col(Asset.envelope_z_mm),
+    col(Asset.tolerance_mm),
+    col(Asset.hourly_rate),
+    col(Asset.setup_fee),
+    col(Asset.min_booking_minutes),
+    col(Asset.slot_minutes),
+    col(Asset.buffer_minutes),
+    col(Asset.setup_minutes),
+    col(Asset.price_per_sample),
+    col(Asset.turnaround_days),
+    col(Asset.daily_sample_capacity),
+    sa.cast(col(Asset.weekly_plan), sa.Text),  # decoded once per distinct plan (listings.calendar.Plans)
+    col(Site.timezone),
+    col(Site.latitude),
+    col(Site.longitude),
+    col(Site.region_code),
+    organisations.c.verification_status == "verified",
+)
+
+
+def row_select(*extra: Any) -> Any:
+    return (
+        sa.select(*_ROW_COLUMNS, *extra)
+        .select_from(Asset)
+        .join(Site, col(Site.id) == col(Asset.site_id))
+        .join(organisations, organisations.c.id == col(Asset.org_id))
+    )
+
+
+def asset_rows_of(rows: Sequence[Any]) -> list[AssetRow]:
+    n = len(_ROW_COLUMNS)
+    return [AssetRow(*r[:n]) for r in rows]
+
+
+@dataclass(frozen=True)
+class Selected:
+    rows: list[AssetRow]
+    total: int  # rows passing the prefilter (more than ``len(rows)`` when capped)
+    certificates: dict[tuple[uuid.UUID, uuid.UUID], list[CertificateInfo]]
+    booked_hours: dict[uuid.UUID, float] | None  # machines' booked hours over the utilisation window
+
+
+def _extra_columns(p: Binder, with_hours: bool) -> list[Any]:
+    """Correlated subqueries (per selected asset): its certificates as JSON (as :func:`certificates`) and,
+    ``with_hours``, its booked hours over the utilisation window (as :func:`listings.calendar.utilisation`)."""
+    certs = (
+        sa.select(
+            sa.func.json_agg(
+                sa.func.json_build_array(
+                    col(Certificate.standard), col(Certificate.valid_from), col(Certificate.valid_until)
+                )
+            )
+        )
+        .where(
+            col(Certificate.org_id) == col(Asset.org_id),
+            sa.or_(col(Certificate.site_id).is_(None), col(Certificate.site_id) == col(Asset.site_id)),
+            col(Certificate.status) == "verified",
+            col(Certificate.valid_until) >= p("cert_lo"),
+            col(Certificate.valid_from) <= p("cert_hi"),
+        )
+        .scalar_subquery()
+    )
+    out = [certs]
+    if with_hours:
+        window = sa.func.tstzrange(p("used_from"), p("used_until"), "[)")
+        hours = (
+            sa.select(booked_hours_in(window))
+            .where(
+                bookings.c.asset_id == col(Asset.id),
+                col(Asset.kind) == "machine",
+                bookings.c.period.bool_op("&&")(window),
+                bookings.c.status.notin_(NOT_USED),
+            )
+            .scalar_subquery()
+        )
+        out.append(hours)
+    return out
+
+
+def _selected(rows: Sequence[Any], total: int, with_hours: bool) -> Selected:
+    n = len(_ROW_COLUMNS)
+    assets = asset_rows_of(rows)
+    certs: dict[tuple[uuid.UUID, uuid.UUID], list[CertificateInfo]] = {}
+    hours: dict[uuid.UUID, float] = {}
+    for a, r in zip(assets, rows, strict=True):
+        raw = r[n]
+        items = json.loads(raw) if isinstance(raw, str) else raw or []
+        certs[(a.org_id, a.site_id)] = [
+            CertificateInfo(std, date.fromisoformat(frm), date.fromisoformat(until)) for std, frm, until in items
+        ]
+        if with_hours and r[n + 1] is not None:
+            hours[a.id] = float(r[n + 1])
+    return Selected(assets, total, certs, hours if with_hours else None)
+
+
+async def _custom_plan(session: AsyncSession, stmt: Any, params: Mapping[str, Any] | None = None) -> list[Any]:
+    """Run ``stmt`` with a plan made for its actual parameters.
+
+    The driver prepares statements and PostgreSQL switches a prepared statement to a generic plan after five
+    executions; for the candidate query (earth box, process codes, budget ...) a generic plan can be an order
+    of magnitude slower than the custom one. The setting is transaction-local (it also applies to the rest of
+    the caller's transaction, where it only costs planning time)."""
+    await session.execute(sa.select(sa.func.set_config("plan_cache_mode", "force_custom_plan", True)))
+    return list((await session.execute(stmt, dict(params) if params else None)).all())
+
+
+async def select_rows(
+    session: AsyncSession,
+    request: MatchRequest,
+    serving_codes: ServingCodes,
+    cap: int | None = DEFAULT_CAP,
+    *,
+    now: datetime | None = None,
+) -> Selected:
+    """Rows passing the static prefilter (all of them, or the best ``cap`` by the cheap score) and their count.
+
+    One statement: a narrow CTE (id, price, start, distance — each computed once per matching row) feeds a
+    one-row min/max/count aggregate, the best ``cap`` ids are picked by the cheap score, and only those are
+    joined back to their asset, site and organisation columns, with their certificates and (given ``now``)
+    recently booked hours as correlated subqueries."""
+    key = shape(request, cap=cap, now=now)
+    stmt = _STATEMENTS.get(key)
+    if stmt is None:
+        stmt = _candidate_statement(request, Binder(None), capped=cap is not None, with_hours=now is not None)
+        if len(_STATEMENTS) >= 256:
+            _STATEMENTS.clear()
+        _STATEMENTS[key] = stmt
+    rows = await _custom_plan(session, stmt, request_values(request, serving_codes, now=now, cap=cap))
+    if cap is None:
+        return _selected(rows, len(rows), now is not None)
+    return _selected(rows, int(rows[0][-1]) if rows else 0, now is not None)
+
+
+_STATEMENTS: dict[tuple[Any, ...], Any] = {}  # candidate statements by request shape (see matching.prefilter.shape)
+
+
+def _candidate_statement(request: MatchRequest, p: Binder, *, capped: bool, with_hours: bool) -> Any:
+    """The statement of :func:`select_rows` for requests of ``request``'s shape (values from ``p``)."""
+    extras = _extra_columns(p, with_hours)
+    near_ok = _location_ok(request, p)
+    near_ids: Any = None
+    if near_ok is not None:
+        # Sites first (GiST earth index / region prefix index), then the assets of those sites: the planner
+        # otherwise walks every nearby site and its assets one by one.
+        near = sa.select(col(Site.id)).where(near_ok).cte("near").prefix_with("MATERIALIZED")
+        near_ids = sa.any_(sa.func.array(sa.select(near.c.id).scalar_subquery()))
+    if not capped:
+        where = [*published(), *static_conditions(request, (), location=False, p=p)]
+        if near_ids is not None:
+            where.append(col(Asset.site_id) == near_ids)
+        return row_select(*extras).where(*where)
+    # Every matching row is read once here, so it is read from the narrow read model, not the wide assets rows.
+    ma = matchable.c
+    where = static_conditions(request, (), location=False, src=ma, p=p)
+    if near_ids is not None:
+        # Measured: filtering the process-code matches by distance on their own coordinates instead is no faster.
+        where.append(ma.site_id == near_ids)
+    values: list[Any] = [
+        sa.cast(price_sql(request, ma, p), sa.Float).label("p"),
+        sa.cast(
+            sa.extract("epoch", sa.func.greatest(sa.func.coalesce(ma.next_free_at, p("deadline")), p("earliest"))),
+            sa.Float,  # float, not numeric, arithmetic in the ORDER BY
+        ).label("t"),
+    ]
+    located = request.lat is not None and request.lon is not None
+    if located:
+        # Only ranks (min-max normalised): earthdistance's great-circle ``<@>`` (miles, one C call per row) orders
+        # like the engine's haversine; the distance limit itself is decided with the engine's formula.
+        here = sa.func.point(p("lon"), p("lat"))
+        values.append(sa.func.point(ma.longitude, ma.latitude).op("<@>")(here).label("d"))
+    matched = sa.select(ma.asset_id.label("id"), *values).where(*where).cte("matched").prefix_with("MATERIALIZED")
+    m = matched.c
+    # The cheap score is sum(w * (max - v) / (max - min)) (w alone where max = min). Dropping what is the same
+    # for every row, its order is that of sum(k * v) ascending with k = w / (max - min) (0 where max = min):
+    # the span CTE computes the k once, so each row costs three multiplications instead of a dozen calls.
+    names = ("p", "t", "d") if located else ("p", "t")
+    weight = {"p": p("w_price"), "t": p("w_start"), "d": p("w_distance")}
+    factors = [
+        sa.case(
+            (sa.func.max(m[name]) > sa.func.min(m[name]), weight[name] / (sa.func.max(m[name]) - sa.func.min(m[name]))),
+            else_=0.0,
+        ).label(f"k{name}")
+        for name in names
+    ]
+    span = sa.select(sa.func.count().label("n"), *factors).select_from(matched).cte("span").prefix_with("MATERIALIZED")
+    r = span.c
+    order = sum((r[f"k{name}"] * m[name] for name in names[1:]), r["kp"] * m.p)
+    best = (
+        sa.select(m.id, r.n)
+        .select_from(matched.join(span, sa.true()))
+        .order_by(order, m.id)
+        .limit(p("cap"))
+        .subquery("best")
+    )
+    return row_select(*extras, best.c.n).join(best, best.c.id == col(Asset.id))
+
+
+async def static_rejections(
+    session: AsyncSession, request: MatchRequest, serving_codes: ServingCodes
+) -> dict[str, int]:
+    """First failing time-independent constraint, counted over the published listings (of verified
+    organisations) of the request's kind that offer the process, in the engine's order."""
+    p = _binder(request, serving_codes)
+    checks: list[tuple[str, Any]] = []
+    if request.material is not None:
+        checks.append(("material", _material_ok(p)))
+    if (env := _envelope_ok(request, p)) is not None:
+        checks.append(("envelope", env))
+    if request.tolerance_mm is not None:
+        checks.append(("tolerance", col(Asset.tolerance_mm) <= p("tolerance")))
+    if (certs := _certificates_ok(request, p)) is not None:
+        checks.append(("certificate", certs))
+    if (loc := _location_ok(request, p)) is not None:
+        checks.append(("location", loc))
+    checks.append(("currency", col(Asset.currency) == p("currency")))
+    checks.append(("budget", _budget_ok(request, p)))
+    reason = sa.case(*[(sa.not_(sa.func.coalesce(cond, False)), name) for name, cond in checks], else_=None)
+    stmt = (
+        sa.select(reason.label("reason"), sa.func.count())
+        .select_from(Asset)
+        .join(Site, col(Site.id) == col(Asset.site_id))
+        .join(organisations, organisations.c.id == col(Asset.org_id))
+        .where(
+            *published(),
+            col(Asset.kind) == p("kind"),
+            col(Asset.process_codes).bool_op("&&")(sa.cast(p("codes"), TEXT_ARRAY)),
+        )
+        .group_by(sa.literal_column("reason"))
+    )
+    return {str(r): int(n) for r, n in (await session.execute(stmt)).all() if r is not None}
