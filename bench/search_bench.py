@@ -97,7 +97,7 @@ async def _measure(url: str, repeats: int) -> tuple[dict[str, Any], str]:
             for _ in range(repeats):
                 async with AsyncSession(engine) as session:
                     started = time.perf_counter()
-                    found, _ = await service.search(session, _query(spec), config, blocked)
+                    found, _ = await service.search(session, _query(spec), config=config, blocked=blocked)
                     timings.append((time.perf_counter() - started) * 1000)
                     hits = len(found)
             # The SQL part alone, with and without indexes (baseline in the same run).

@@ -23,7 +23,7 @@ def can_manage(actor: Actor | None, org_id: uuid.UUID, scope: str = "listings:wr
     return actor is not None and (actor.is_platform_admin or actor.can_act_for(org_id, scope))
 
 
-def require(actor: Actor, org_id: uuid.UUID, scope: str, not_found: str) -> None:
+def require(actor: Actor, org_id: uuid.UUID, scope: str, *, not_found: str) -> None:
     """Members lacking an API-key scope get 403; everyone outside the organisation gets 404."""
     if actor.is_platform_admin or actor.can_act_for(org_id, scope):
         return
@@ -32,29 +32,29 @@ def require(actor: Actor, org_id: uuid.UUID, scope: str, not_found: str) -> None
     raise NotFound(not_found)
 
 
-async def require_existing(repo: ListingsRepository, actor: Actor, org_id: uuid.UUID, scope: str) -> None:
+async def require_existing(repo: ListingsRepository, actor: Actor, org_id: uuid.UUID, *, scope: str) -> None:
     """:func:`_require`, and for a platform admin acting for an organisation they are not in, that it exists
     (a member's organisation does; an admin may name any id)."""
-    require(actor, org_id, scope, "Organisation not found.")
+    require(actor, org_id, scope, not_found="Organisation not found.")
     if not actor.can_act_for(org_id, None) and not await repo.org_exists(org_id):
         raise NotFound("Organisation not found.")
 
 
-async def owned_site(repo: ListingsRepository, actor: Actor, site_id: uuid.UUID, scope: str) -> Site:
+async def owned_site(repo: ListingsRepository, actor: Actor, site_id: uuid.UUID, *, scope: str) -> Site:
     site = await repo.get_site(site_id)
     if site is None:
         raise NotFound("Site not found.")
-    require(actor, site.org_id, scope, "Site not found.")
+    require(actor, site.org_id, scope, not_found="Site not found.")
     return site
 
 
 async def owned_asset(
-    repo: ListingsRepository, actor: Actor, asset_id: uuid.UUID, scope: str = "listings:write"
+    repo: ListingsRepository, actor: Actor, asset_id: uuid.UUID, *, scope: str = "listings:write"
 ) -> Asset:
     asset = await repo.get_asset(asset_id, for_update=True)
     if asset is None:
         raise NotFound("Listing not found.")
-    require(actor, asset.org_id, scope, "Listing not found.")
+    require(actor, asset.org_id, scope, not_found="Listing not found.")
     return asset
 
 

@@ -80,11 +80,12 @@ async def create_asset(
     session: AsyncSession,
     actor: Actor,
     data: MachineCreate | LabServiceCreate,
+    *,
     config: ListingsConfig,
     blocked: BlockedTime,
 ) -> Asset:
     repo = ListingsRepository(session)
-    site = await owned_site(repo, actor, data.site_id, "listings:write")
+    site = await owned_site(repo, actor, data.site_id, scope="listings:write")
     fields = data.model_dump(exclude={"envelope_mm", "cancellation_policy"})
     asset = Asset(org_id=site.org_id, **fields)
     asset.cancellation_policy = (
@@ -98,7 +99,7 @@ async def create_asset(
             asset_id=asset.id, from_status=None, to_status=asset.status, action="create", actor_user_id=actor.user_id
         )
     )
-    await refresh_next_free(session, asset, config, blocked)
+    await refresh_next_free(session, asset, config=config, blocked=blocked)
     return asset
 
 
@@ -111,7 +112,7 @@ async def list_org_assets(
     after: tuple[datetime, uuid.UUID] | None,
     limit: int,
 ) -> list[Asset]:
-    require(actor, org_id, "listings:read", "Organisation not found.")
+    require(actor, org_id, "listings:read", not_found="Organisation not found.")
     return await ListingsRepository(session).assets_of_org(org_id, status, after=after, limit=limit)
 
 
@@ -119,6 +120,7 @@ async def update_asset(
     session: AsyncSession,
     actor: Actor,
     asset_id: uuid.UUID,
+    *,
     data: AssetUpdate,
     config: ListingsConfig,
     blocked: BlockedTime,
@@ -140,7 +142,7 @@ async def update_asset(
         except ValueError as exc:
             raise Invalid(f"process_codes: {exc}") from None
     if "site_id" in changes:
-        await owned_site(repo, actor, changes["site_id"], "listings:write")
+        await owned_site(repo, actor, changes["site_id"], scope="listings:write")
         site = await repo.get_site(changes["site_id"])
         if site is None or site.org_id != asset.org_id:
             raise NotFound("Site not found.")
@@ -157,9 +159,11 @@ async def update_asset(
         raise Invalid("slot_minutes must divide a day and min_booking_minutes must be a multiple of it.")
     asset.updated_at = utcnow()
     if material and asset.status in (AssetStatus.published, AssetStatus.suspended):
-        await transition(repo, asset, "material_edit", actor.user_id, "capability, price or location changed")
+        await transition(
+            repo, asset, "material_edit", actor_user_id=actor.user_id, reason="capability, price or location changed"
+        )
     await session.flush()
-    await refresh_next_free(session, asset, config, blocked)
+    await refresh_next_free(session, asset, config=config, blocked=blocked)
     return asset
 
 

@@ -111,7 +111,7 @@ def local_to_utc(day: date, at: time, zone: ZoneInfo) -> datetime:
     return lo + hi_us * _ONE_US
 
 
-def expand_weekly(weekly: Sequence[WeeklyWindow], tz: str, start: datetime, end: datetime) -> list[Interval]:
+def expand_weekly(weekly: Sequence[WeeklyWindow], tz: str, *, start: datetime, end: datetime) -> list[Interval]:
     """Expand a weekly plan into merged UTC intervals clipped to ``[start, end)``."""
     start_utc, end_utc = _utc(start), _utc(end)
     if start_utc >= end_utc or not weekly:
@@ -187,6 +187,7 @@ def _clip(intervals: Iterable[Interval], start: datetime, end: datetime) -> list
 def free_intervals(
     weekly: Sequence[WeeklyWindow],
     tz: str,
+    *,
     exceptions: Sequence[ExceptionRange],
     blocked: Sequence[Interval],
     start: datetime,
@@ -199,7 +200,7 @@ def free_intervals(
     start_utc, end_utc = _utc(start), _utc(end)
     if start_utc >= end_utc:
         return []
-    plan = expand_weekly(weekly, tz, start_utc, end_utc)
+    plan = expand_weekly(weekly, tz, start=start_utc, end=end_utc)
     opened = [(x.start, x.end) for x in exceptions if x.available]
     closed = [(x.start, x.end) for x in exceptions if not x.available]
     available = _clip([*plan, *opened], start_utc, end_utc)

@@ -88,16 +88,17 @@ class Plans:
             hit = self._windows[text] = av.weekly_windows(self.parsed(text))
         return hit
 
-    def expanded(self, text: str, tz: str, start: datetime, end: datetime) -> list[av.Interval]:
+    def expanded(self, text: str, tz: str, *, start: datetime, end: datetime) -> list[av.Interval]:
         key = (text, tz, start, end)
         hit = self._expanded.get(key)
         if hit is None:
-            hit = self._expanded[key] = av.expand_weekly(self.windows(text), tz, start, end)
+            hit = self._expanded[key] = av.expand_weekly(self.windows(text), tz, start=start, end=end)
         return hit
 
 
 def free_time(
     plan: Sequence[av.Interval],
+    *,
     exceptions: ExceptionRows,
     booked: Sequence[av.Interval],
     start: datetime,
@@ -136,7 +137,7 @@ def calendar_span(rows: Sequence[CalendarRow], start: datetime, end: datetime) -
 
 
 async def machine_calendars(
-    session: AsyncSession, rows: Sequence[CalendarRow], start: datetime, end: datetime, *, blocked: BlockedTime
+    session: AsyncSession, rows: Sequence[CalendarRow], *, start: datetime, end: datetime, blocked: BlockedTime
 ) -> Calendars:
     """Two queries (exceptions, bookings) for all rows, covering :func:`machine_free_time` over ``[start, end)``."""
     if not rows:
@@ -144,16 +145,19 @@ async def machine_calendars(
     lo, hi = calendar_span(rows, start, end)
     ids = [r.id for r in rows]
     return Calendars(
-        lo, hi, await exceptions_by_asset(session, ids, lo, hi), await blocked.machine_blocked(session, ids, lo, hi)
+        lo,
+        hi,
+        await exceptions_by_asset(session, ids, start=lo, end=hi),
+        await blocked.machine_blocked(session, ids, start=lo, end=hi),
     )
 
 
 async def machine_free_time(
     session: AsyncSession,
     rows: Sequence[CalendarRow],
+    *,
     start: datetime,
     end: datetime,
-    *,
     blocked: BlockedTime,
     plans: Plans | None = None,
     calendars: Calendars | None = None,
@@ -166,11 +170,15 @@ async def machine_free_time(
     plans = plans or Plans()
     lo, hi = calendar_span(rows, start, end)
     if calendars is None or calendars.lo > lo or calendars.hi < hi:
-        calendars = await machine_calendars(session, rows, start, end, blocked=blocked)
+        calendars = await machine_calendars(session, rows, start=start, end=end, blocked=blocked)
     excs, booked = calendars.exceptions, calendars.booked
     return {
         r.id: free_time(
-            plans.expanded(r.weekly_plan, r.timezone, lo, hi), excs.get(r.id, ()), booked.get(r.id, []), lo, hi
+            plans.expanded(r.weekly_plan, r.timezone, start=lo, end=hi),
+            exceptions=excs.get(r.id, ()),
+            booked=booked.get(r.id, []),
+            start=lo,
+            end=hi,
         )
         for r in rows
     }
@@ -193,7 +201,8 @@ async def utilisation(
         return {}
     plans = plans or Plans()
     if booked is None:
-        booked = await booked_hours(session, [a.id for a in machines], now - timedelta(days=UTILISATION_DAYS), now)
+        ids = [a.id for a in machines]
+        booked = await booked_hours(session, ids, start=now - timedelta(days=UTILISATION_DAYS), end=now)
     out: dict[uuid.UUID, float] = {}
     for a in machines:
         open_hours = plans.hours(a.weekly_plan) * UTILISATION_DAYS / 7
@@ -203,7 +212,7 @@ async def utilisation(
 
 
 def lab_days(
-    open_weekdays: set[int], exceptions: ExceptionRows, zone: ZoneInfo, first: date, last: date
+    open_weekdays: set[int], exceptions: ExceptionRows, *, zone: ZoneInfo, first: date, last: date
 ) -> tuple[list[date], set[date]]:
     """Open and closed site-local days in ``[first, last]``: the weekly plan's weekdays (Mon-Fri without a plan),
     a day touched by an opening exception is open, one touched by a closing exception closed (closing wins)."""
@@ -235,16 +244,16 @@ def open_weekdays(plan: Sequence[Mapping[str, Any]]) -> set[int]:
 async def lab_calendars(
     session: AsyncSession,
     labs: Sequence[CalendarRow],
+    *,
     start: datetime,
     end: datetime,
-    *,
     blocked: BlockedTime,
     plans: Plans,
 ) -> dict[uuid.UUID, tuple[dict[date, int], frozenset[date]]]:
     """Remaining samples per open day and closed days (site-local) for each lab over the window."""
     if not labs:
         return {}
-    excs = await exceptions_by_asset(session, [a.id for a in labs], start - 2 * _DAY, end + 2 * _DAY)
+    excs = await exceptions_by_asset(session, [a.id for a in labs], start=start - 2 * _DAY, end=end + 2 * _DAY)
     out: dict[uuid.UUID, tuple[dict[date, int], frozenset[date]]] = {}
     many = getattr(blocked, "lab_booked_many", None)
     firsts_lasts = {}
@@ -255,17 +264,20 @@ async def lab_calendars(
     if many is not None:
         lo = min(f for f, _ in firsts_lasts.values())
         hi = max(last for _, last in firsts_lasts.values())
-        booked_all = await many(session, [a.id for a in labs], lo, hi)
+        booked_all = await many(session, [a.id for a in labs], first=lo, last=hi)
     else:
-        booked_all = {a.id: await blocked.lab_booked(session, a.id, *firsts_lasts[a.id]) for a in labs}
+        booked_all = {
+            a.id: await blocked.lab_booked(session, a.id, start=firsts_lasts[a.id][0], end=firsts_lasts[a.id][1])
+            for a in labs
+        }
     for asset in labs:
         first, last = firsts_lasts[asset.id]
         opened, closed = lab_days(
             open_weekdays(plans.parsed(asset.weekly_plan)),
             excs.get(asset.id, []),
-            ZoneInfo(asset.timezone),
-            first,
-            last,
+            zone=ZoneInfo(asset.timezone),
+            first=first,
+            last=last,
         )
         cap = asset.daily_sample_capacity or 0
         booked = booked_all.get(asset.id, {})

@@ -43,7 +43,7 @@ def booked_hours_in(window: Any) -> Any:
 
 
 async def exceptions_by_asset(
-    session: AsyncSession, asset_ids: Sequence[uuid.UUID], start: datetime, end: datetime
+    session: AsyncSession, asset_ids: Sequence[uuid.UUID], *, start: datetime, end: datetime
 ) -> dict[uuid.UUID, list[tuple[datetime, datetime, bool]]]:
     """(start, end, available) of every exception overlapping ``[start, end)``, per asset."""
     out: dict[uuid.UUID, list[tuple[datetime, datetime, bool]]] = defaultdict(list)
@@ -60,7 +60,7 @@ async def exceptions_by_asset(
 
 
 async def booked_hours(
-    session: AsyncSession, asset_ids: Sequence[uuid.UUID], start: datetime, end: datetime
+    session: AsyncSession, asset_ids: Sequence[uuid.UUID], *, start: datetime, end: datetime
 ) -> dict[uuid.UUID, float]:
     """Hours booked (statuses that use capacity) within ``[start, end)``, per asset that has any."""
     window = sa.func.tstzrange(start, end, "[)")

@@ -109,9 +109,11 @@ def build_router(
     error_responses: Callable[..., dict[int | str, dict[str, Any]]],
     encode_cursor: Callable[[list[Any]], str],
     decode_cursor: Callable[[str | None], list[Any] | None],
+    decode_keyset: Callable[[str | None], tuple[datetime, uuid.UUID] | None],
 ) -> APIRouter:
     """``session_dep``, ``actor_dep`` and ``optional_actor_dep`` are ``Depends(...)`` markers from the app
-    shell: the request's unit of work, the authenticated caller, and the caller if any."""
+    shell: the request's unit of work, the authenticated caller, and the caller if any. ``decode_keyset``
+    reads a ``(created_at, id)`` cursor and rejects a malformed one with the shell's 400."""
     router = APIRouter()
     # The shell's dependencies as parameter types (they never appear in the OpenAPI document).
     Session = Annotated[AsyncSession, session_dep]
@@ -192,7 +194,7 @@ def build_router(
         summary="Edit a site; moving it sends its published listings back to review",
     )
     async def update_site(site_id: uuid.UUID, data: SiteUpdate, session: Session, actor: Caller) -> SiteOut:
-        return SiteOut.model_validate(await service.update_site(session, actor, site_id, data))
+        return SiteOut.model_validate(await service.update_site(session, actor, site_id, data=data))
 
     @router.get(
         "/orgs/{org_id}/sites", response_model=SitePage, tags=["sites"], responses=error_responses(401, 404, 422)
@@ -213,7 +215,7 @@ def build_router(
     async def add_certificate(
         org_id: uuid.UUID, data: CertificateCreate, session: Session, actor: Caller
     ) -> CertificateOut:
-        return CertificateOut.model_validate(await service.add_certificate(session, actor, org_id, data))
+        return CertificateOut.model_validate(await service.add_certificate(session, actor, org_id, data=data))
 
     @router.get(
         "/orgs/{org_id}/certificates",
@@ -236,7 +238,7 @@ def build_router(
         summary="Create a listing (status draft)",
     )
     async def create_asset(data: Annotated[AssetCreate, Body()], session: Session, actor: Caller) -> AssetOut:
-        return asset_out(await service.create_asset(session, actor, data, config, blocked))
+        return asset_out(await service.create_asset(session, actor, data, config=config, blocked=blocked))
 
     @router.get(
         "/assets",
@@ -299,7 +301,7 @@ def build_router(
             limit=limit,
             after=after,
         )
-        hits, last = await service.search(session, q, config, blocked)
+        hits, last = await service.search(session, q, config=config, blocked=blocked)
         items = []
         for h in hits:
             base = asset_out(h.asset).model_dump()
@@ -345,7 +347,9 @@ def build_router(
         summary="Edit a listing; capability, price or location edits send a published one back to review",
     )
     async def update_asset(asset_id: uuid.UUID, data: AssetUpdate, session: Session, actor: Caller) -> AssetOut:
-        return asset_out(await service.update_asset(session, actor, asset_id, data, config, blocked))
+        return asset_out(
+            await service.update_asset(session, actor, asset_id, data=data, config=config, blocked=blocked)
+        )
 
     @router.post(
         "/assets/{asset_id}/submit",
@@ -355,7 +359,7 @@ def build_router(
         summary="Submit for review",
     )
     async def submit(asset_id: uuid.UUID, session: Session, actor: Caller) -> AssetOut:
-        return asset_out(await service.owner_transition(session, actor, asset_id, "submit"))
+        return asset_out(await service.owner_transition(session, actor, asset_id, action="submit"))
 
     @router.post(
         "/assets/{asset_id}/archive",
@@ -364,7 +368,7 @@ def build_router(
         responses=error_responses(401, 403, 404, 409),
     )
     async def archive(asset_id: uuid.UUID, session: Session, actor: Caller) -> AssetOut:
-        return asset_out(await service.owner_transition(session, actor, asset_id, "archive"))
+        return asset_out(await service.owner_transition(session, actor, asset_id, action="archive"))
 
     @router.get(
         "/assets/{asset_id}/history",
@@ -386,7 +390,7 @@ def build_router(
         summary="Report a listing",
     )
     async def flag_asset(asset_id: uuid.UUID, data: ReasonIn, session: Session, actor: Caller) -> FlagOut:
-        return FlagOut.model_validate(await service.flag(session, actor, asset_id, data.reason))
+        return FlagOut.model_validate(await service.flag(session, actor, asset_id, reason=data.reason))
 
     @router.get(
         "/orgs/{org_id}/assets",
@@ -403,14 +407,8 @@ def build_router(
         limit: Annotated[int, Query(ge=1, le=100)] = 50,
         cursor: Annotated[Line | None, Query(max_length=2000)] = None,
     ) -> AssetPage:
-        after = None
-        if (values := decode_cursor(cursor)) is not None:
-            try:
-                after = (datetime.fromisoformat(values[0]), uuid.UUID(values[1]))
-            except (ValueError, IndexError, TypeError):
-                raise BadRequest("Malformed cursor.") from None
         assets = await service.list_org_assets(
-            session, actor, org_id, status=status_filter, after=after, limit=limit + 1
+            session, actor, org_id, status=status_filter, after=decode_keyset(cursor), limit=limit + 1
         )
         next_cursor = None
         if len(assets) > limit:
@@ -430,7 +428,7 @@ def build_router(
     async def put_availability(
         asset_id: uuid.UUID, data: AvailabilityIn, session: Session, actor: Caller
     ) -> AvailabilityOut:
-        await service.set_availability(session, actor, asset_id, data, config, blocked)
+        await service.set_availability(session, actor, asset_id, data=data, config=config, blocked=blocked)
         return AvailabilityOut(**await service.get_availability(session, actor, asset_id))
 
     @router.get(
@@ -452,7 +450,7 @@ def build_router(
     async def sync_availability(
         asset_id: uuid.UUID, data: AvailabilitySyncIn, session: Session, actor: Caller
     ) -> SyncOut:
-        asset = await service.sync_exceptions(session, actor, asset_id, data, config=config, blocked=blocked)
+        asset = await service.sync_exceptions(session, actor, asset_id, data=data, config=config, blocked=blocked)
         return SyncOut(replaced_with=len(data.exceptions), next_free_at=asset.next_free_at)
 
     @router.get(
@@ -489,7 +487,7 @@ def build_router(
         from_date: Annotated[date, Query(alias="from")],
         to_date: Annotated[date, Query(alias="to")],
     ) -> LabCapacityOut:
-        days = await service.lab_capacity(session, actor, asset_id, from_date, to_date, blocked)
+        days = await service.lab_capacity(session, actor, asset_id, first=from_date, last=to_date, blocked=blocked)
         return LabCapacityOut(items=[LabDay(**d) for d in days])
 
     return router

@@ -3,17 +3,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from payments.errors import DomainError
 
 
-class ListingsError(Exception):
-    status_code = 400
-    code = "bad_request"
-
-    def __init__(self, detail: str | None = None, *, extra: dict[str, Any] | None = None) -> None:
-        self.detail = detail or self.__class__.__doc__ or self.code
-        self.extra = extra or {}
-        super().__init__(self.detail)
+# No docstring: a bare ``ListingsError()`` reads as its code, ``bad_request``.
+class ListingsError(DomainError):
+    pass
 
 
 class BadRequest(ListingsError):

@@ -18,7 +18,7 @@ from listings.repository import ListingsRepository
 
 
 async def transition(
-    repo: ListingsRepository, asset: Asset, action: str, actor_user_id: uuid.UUID | None, reason: str | None
+    repo: ListingsRepository, asset: Asset, action: str, *, actor_user_id: uuid.UUID | None, reason: str | None
 ) -> tuple[str, str]:
     before = asset.status
     after = next_status(before, action)
@@ -43,7 +43,7 @@ async def transition(
     return before, after
 
 
-async def owner_transition(session: AsyncSession, actor: Actor, asset_id: uuid.UUID, action: str) -> Asset:
+async def owner_transition(session: AsyncSession, actor: Actor, asset_id: uuid.UUID, *, action: str) -> Asset:
     """``submit`` (verified organisations only) or ``archive``."""
     repo = ListingsRepository(session)
     asset = await owned_asset(repo, actor, asset_id)
@@ -57,13 +57,13 @@ async def owner_transition(session: AsyncSession, actor: Actor, asset_id: uuid.U
             exceptions = await repo.exceptions_for([asset.id])
             if not any(e.available for e in exceptions[asset.id]):
                 raise Invalid("Set the machine's availability (a weekly plan or open exceptions) before submitting.")
-    await transition(repo, asset, action, actor.user_id, None)
+    await transition(repo, asset, action, actor_user_id=actor.user_id, reason=None)
     await session.flush()
     return asset
 
 
 async def admin_transition(
-    session: AsyncSession, admin_user_id: uuid.UUID | None, asset_id: uuid.UUID, action: str, reason: str | None
+    session: AsyncSession, admin_user_id: uuid.UUID | None, asset_id: uuid.UUID, *, action: str, reason: str | None
 ) -> tuple[str, Asset]:
     """approve / reject / suspend / reinstate; returns the previous status (for the audit log)."""
     if action not in ADMIN_ACTIONS:
@@ -74,7 +74,7 @@ async def admin_transition(
     asset = await repo.get_asset(asset_id, for_update=True)
     if asset is None:
         raise NotFound("Listing not found.")
-    before, _ = await transition(repo, asset, action, admin_user_id, reason)
+    before, _ = await transition(repo, asset, action, actor_user_id=admin_user_id, reason=reason)
     await session.flush()
     return before, asset
 
@@ -84,11 +84,11 @@ async def history(session: AsyncSession, actor: Actor, asset_id: uuid.UUID) -> l
     asset = await repo.get_asset(asset_id)
     if asset is None:
         raise NotFound("Listing not found.")
-    require(actor, asset.org_id, "listings:read", "Listing not found.")
+    require(actor, asset.org_id, "listings:read", not_found="Listing not found.")
     return await repo.status_events(asset_id)
 
 
-async def flag(session: AsyncSession, actor: Actor, asset_id: uuid.UUID, reason: str) -> ListingFlag:
+async def flag(session: AsyncSession, actor: Actor, asset_id: uuid.UUID, *, reason: str) -> ListingFlag:
     asset = await visible_asset(session, actor, asset_id)
     return await ListingsRepository(session).add(  # type: ignore[no-any-return]
         ListingFlag(asset_id=asset.id, reporter_user_id=actor.user_id, reason=reason)

@@ -26,19 +26,21 @@ class BlockedTime(Protocol):
     """Where booked time comes from. The bookings module of the app shell provides the real one."""
 
     async def machine_blocked(
-        self, session: AsyncSession, asset_ids: Sequence[uuid.UUID], start: datetime, end: datetime
+        self, session: AsyncSession, asset_ids: Sequence[uuid.UUID], *, start: datetime, end: datetime
     ) -> dict[uuid.UUID, list[Interval]]: ...
 
     async def lab_booked(
-        self, session: AsyncSession, asset_id: uuid.UUID, start: date, end: date
+        self, session: AsyncSession, asset_id: uuid.UUID, *, start: date, end: date
     ) -> dict[date, int]: ...
 
 
 class NoBookings:
     async def machine_blocked(
-        self, session: AsyncSession, asset_ids: Sequence[uuid.UUID], start: datetime, end: datetime
+        self, session: AsyncSession, asset_ids: Sequence[uuid.UUID], *, start: datetime, end: datetime
     ) -> dict[uuid.UUID, list[Interval]]:
         return {a: [] for a in asset_ids}
 
-    async def lab_booked(self, session: AsyncSession, asset_id: uuid.UUID, start: date, end: date) -> dict[date, int]:
+    async def lab_booked(
+        self, session: AsyncSession, asset_id: uuid.UUID, *, start: date, end: date
+    ) -> dict[date, int]:
         return {}

@@ -30,6 +30,13 @@ def check_timezone(value: str) -> str:
     return value
 
 
+def check_country(value: str) -> str:
+    """An ISO 3166-1 alpha-2 code, upper-cased (the shell's organisations use it too)."""
+    if not value.isalpha():
+        raise ValueError("must be an ISO 3166-1 alpha-2 code such as CN or DE")
+    return value.upper()
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -51,9 +58,7 @@ class SiteFields(Strict):
     @field_validator("country")
     @classmethod
     def _country(cls, v: str) -> str:
-        if not v.isalpha():
-            raise ValueError("must be an ISO 3166-1 alpha-2 code such as CN or DE")
-        return v.upper()
+        return check_country(v)
 
     @field_validator("timezone")
     @classmethod

@@ -97,7 +97,7 @@ def _filters(q: SearchQuery) -> SearchFilters:
 
 
 async def search(
-    session: AsyncSession, q: SearchQuery, config: ListingsConfig, blocked: BlockedTime
+    session: AsyncSession, q: SearchQuery, *, config: ListingsConfig, blocked: BlockedTime
 ) -> tuple[list[SearchHit], tuple[Any, uuid.UUID] | None]:
     """Published listings of verified organisations, filtered in SQL (indexes: GIN on process codes and
     materials, GiST on the site's earth position), sorted by price, distance or next free slot, with a
@@ -117,7 +117,7 @@ async def search(
             last_key = None
             break
         candidates = [(r[0], r[1], r[2], r[3]) for r in rows]
-        accepted = await _with_calendar(session, candidates, q, config, blocked)
+        accepted = await _with_calendar(session, candidates, q=q, config=config, blocked=blocked)
         for asset, site, dist, sort_value, slot in accepted:
             last_key = (sort_value, asset.id)
             if slot is None and q.free_minutes is not None:
@@ -144,6 +144,7 @@ async def search(
 async def _with_calendar(
     session: AsyncSession,
     rows: Sequence[tuple[Asset, Site, float | None, Any]],
+    *,
     q: SearchQuery,
     config: ListingsConfig,
     blocked: BlockedTime,
@@ -152,12 +153,18 @@ async def _with_calendar(
     pairs = [(a, s) for a, s, _, _ in rows]
     if q.free_minutes is not None and q.free_from is not None and q.free_to is not None:
         slots = await next_free_slots(
-            session, pairs, config, blocked, earliest=q.free_from, duration_minutes=q.free_minutes, latest_end=q.free_to
+            session,
+            pairs,
+            config=config,
+            blocked=blocked,
+            earliest=q.free_from,
+            duration_minutes=q.free_minutes,
+            latest_end=q.free_to,
         )
         for asset, _ in pairs:  # a lab qualifies with a drop-off day that starts inside the window
             slot = slots[asset.id]
             if slot is not None and asset.kind == AssetKind.lab_service and slot[0] >= q.free_to:
                 slots[asset.id] = None
     else:
-        slots = await next_free_slots(session, pairs, config, blocked)
+        slots = await next_free_slots(session, pairs, config=config, blocked=blocked)
     return [(a, s, d, v, slots[a.id]) for a, s, d, v in rows]

@@ -25,23 +25,23 @@ async def create_site(session: AsyncSession, actor: Actor, data: SiteCreate) -> 
             raise Invalid("org_id: you belong to several organisations (or none); say which one owns the site.")
         org_id = member_orgs[0]
     repo = ListingsRepository(session)
-    await require_existing(repo, actor, org_id, "listings:write")
+    await require_existing(repo, actor, org_id, scope="listings:write")
     site = Site(org_id=org_id, **data.model_dump(exclude={"org_id"}))
     return await repo.add(site)  # type: ignore[no-any-return]
 
 
 async def get_site(session: AsyncSession, actor: Actor, site_id: uuid.UUID) -> Site:
-    return await owned_site(ListingsRepository(session), actor, site_id, "listings:read")
+    return await owned_site(ListingsRepository(session), actor, site_id, scope="listings:read")
 
 
 async def list_sites(session: AsyncSession, actor: Actor, org_id: uuid.UUID) -> list[Site]:
-    require(actor, org_id, "listings:read", "Organisation not found.")
+    require(actor, org_id, "listings:read", not_found="Organisation not found.")
     return await ListingsRepository(session).sites_of_org(org_id)
 
 
-async def update_site(session: AsyncSession, actor: Actor, site_id: uuid.UUID, data: SiteUpdate) -> Site:
+async def update_site(session: AsyncSession, actor: Actor, site_id: uuid.UUID, *, data: SiteUpdate) -> Site:
     repo = ListingsRepository(session)
-    site = await owned_site(repo, actor, site_id, "listings:write")
+    site = await owned_site(repo, actor, site_id, scope="listings:write")
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
     if "region_code" in changes and site.country == "CN" and not str(changes["region_code"]).isdigit():
         raise Invalid("region_code: Chinese sites need the 6-digit administrative division code")
@@ -52,7 +52,7 @@ async def update_site(session: AsyncSession, actor: Actor, site_id: uuid.UUID, d
     if moved:
         # Buyers chose these listings partly by location: a moved site goes back to review.
         for asset in await repo.published_assets_at_site(site.id):
-            await transition(repo, asset, "material_edit", actor.user_id, "site location changed")
+            await transition(repo, asset, "material_edit", actor_user_id=actor.user_id, reason="site location changed")
     await session.flush()
     return site
 
@@ -61,10 +61,10 @@ async def update_site(session: AsyncSession, actor: Actor, site_id: uuid.UUID, d
 
 
 async def add_certificate(
-    session: AsyncSession, actor: Actor, org_id: uuid.UUID, data: CertificateCreate
+    session: AsyncSession, actor: Actor, org_id: uuid.UUID, *, data: CertificateCreate
 ) -> Certificate:
     repo = ListingsRepository(session)
-    await require_existing(repo, actor, org_id, "listings:write")
+    await require_existing(repo, actor, org_id, scope="listings:write")
     if data.site_id is not None:
         site = await repo.get_site(data.site_id)
         if site is None or site.org_id != org_id:
@@ -74,7 +74,7 @@ async def add_certificate(
 
 
 async def list_certificates(session: AsyncSession, actor: Actor, org_id: uuid.UUID) -> list[Certificate]:
-    require(actor, org_id, "listings:read", "Organisation not found.")
+    require(actor, org_id, "listings:read", not_found="Organisation not found.")
     return await ListingsRepository(session).certificates_of_org(org_id)
 
 

@@ -46,30 +46,31 @@ async def set_availability(
     session: AsyncSession,
     actor: Actor,
     asset_id: uuid.UUID,
+    *,
     data: AvailabilityIn,
     config: ListingsConfig,
     blocked: BlockedTime,
 ) -> Asset:
     repo = ListingsRepository(session)
-    asset = await owned_asset(repo, actor, asset_id, "availability:write")
+    asset = await owned_asset(repo, actor, asset_id, scope="availability:write")
     asset.weekly_plan = [w.model_dump() for w in data.weekly]
     await repo.delete_exceptions(asset.id)
-    return await _save_exceptions(session, asset, data.exceptions, config, blocked)
+    return await _save_exceptions(session, asset, items=data.exceptions, config=config, blocked=blocked)
 
 
 async def sync_exceptions(
     session: AsyncSession,
     actor: Actor,
     asset_id: uuid.UUID,
-    data: AvailabilitySyncIn,
     *,
+    data: AvailabilitySyncIn,
     config: ListingsConfig,
     blocked: BlockedTime,
 ) -> Asset:
     """Replace the exceptions inside [from, to) atomically; exceptions that straddle a boundary keep
     their part outside the range."""
     repo = ListingsRepository(session)
-    asset = await owned_asset(repo, actor, asset_id, "availability:write")
+    asset = await owned_asset(repo, actor, asset_id, scope="availability:write")
     lo, hi = data.range_from, data.range_to
     for old in await repo.exceptions_overlapping(asset.id, lo, hi):
         if old.starts_at < lo:
@@ -85,11 +86,11 @@ async def sync_exceptions(
                 )
             )
         await repo.delete(old)
-    return await _save_exceptions(session, asset, data.exceptions, config, blocked)
+    return await _save_exceptions(session, asset, items=data.exceptions, config=config, blocked=blocked)
 
 
 async def _save_exceptions(
-    session: AsyncSession, asset: Asset, items: Sequence[ExceptionIn], config: ListingsConfig, blocked: BlockedTime
+    session: AsyncSession, asset: Asset, *, items: Sequence[ExceptionIn], config: ListingsConfig, blocked: BlockedTime
 ) -> Asset:
     """Add the new exceptions of an availability edit, then refresh the listing's ``next_free_at``."""
     for e in items:
@@ -100,7 +101,7 @@ async def _save_exceptions(
         )
     asset.updated_at = utcnow()
     await session.flush()
-    await refresh_next_free(session, asset, config, blocked)
+    await refresh_next_free(session, asset, config=config, blocked=blocked)
     return asset
 
 
@@ -122,16 +123,26 @@ def bookable_windows(asset: Asset, free: Sequence[Interval]) -> list[Interval]:
 
 
 async def machine_free(
-    session: AsyncSession, assets: Sequence[tuple[Asset, Site]], start: datetime, end: datetime, blocked: BlockedTime
+    session: AsyncSession,
+    assets: Sequence[tuple[Asset, Site]],
+    *,
+    start: datetime,
+    end: datetime,
+    blocked: BlockedTime,
 ) -> dict[uuid.UUID, list[Interval]]:
     """Free intervals (plan + open exceptions − closed exceptions − bookings) per machine, in UTC."""
     ids = [a.id for a, _ in assets]
     repo = ListingsRepository(session)
     excs = await repo.exceptions_for(ids, start, end)
-    booked = await blocked.machine_blocked(session, ids, start, end)
+    booked = await blocked.machine_blocked(session, ids, start=start, end=end)
     return {
         a.id: av.free_intervals(
-            weekly_windows(a), s.timezone, exception_ranges(excs[a.id]), booked.get(a.id, []), start, end
+            weekly_windows(a),
+            s.timezone,
+            exceptions=exception_ranges(excs[a.id]),
+            blocked=booked.get(a.id, []),
+            start=start,
+            end=end,
         )
         for a, s in assets
     }
@@ -155,21 +166,27 @@ async def free_slots(
     if end - start > timedelta(days=366):
         raise Invalid("The window may span at most 366 days.")
     site = await site_of(ListingsRepository(session), asset)
-    free = (await machine_free(session, [(asset, site)], start, end, blocked))[asset.id]
+    free = (await machine_free(session, [(asset, site)], start=start, end=end, blocked=blocked))[asset.id]
     need = timedelta(minutes=duration_minutes)
     return [(s, e) for s, e in bookable_windows(asset, free) if e - s >= need]
 
 
 def lab_open_days(
-    asset: Asset, site: Site, excs: Sequence[AvailabilityException], first: date, last: date
+    asset: Asset, site: Site, *, excs: Sequence[AvailabilityException], first: date, last: date
 ) -> list[date]:
     """Site-local days in ``[first, last]`` on which the lab accepts samples (:func:`listings.calendar.lab_days`)."""
     rows = [(e.starts_at, e.ends_at, e.available) for e in excs]
-    return lab_days(open_weekdays(asset.weekly_plan), rows, ZoneInfo(site.timezone), first, last)[0]
+    return lab_days(open_weekdays(asset.weekly_plan), rows, zone=ZoneInfo(site.timezone), first=first, last=last)[0]
 
 
 async def lab_capacity(
-    session: AsyncSession, viewer: Actor | None, asset_id: uuid.UUID, first: date, last: date, blocked: BlockedTime
+    session: AsyncSession,
+    viewer: Actor | None,
+    asset_id: uuid.UUID,
+    *,
+    first: date,
+    last: date,
+    blocked: BlockedTime,
 ) -> list[dict[str, Any]]:
     asset = await visible_asset(session, viewer, asset_id)
     if asset.kind != AssetKind.lab_service:
@@ -181,8 +198,8 @@ async def lab_capacity(
     repo = ListingsRepository(session)
     site = await site_of(repo, asset)
     excs = (await repo.exceptions_for([asset.id]))[asset.id]
-    open_days = set(lab_open_days(asset, site, excs, first, last))
-    booked = await blocked.lab_booked(session, asset.id, first, last)
+    open_days = set(lab_open_days(asset, site, excs=excs, first=first, last=last))
+    booked = await blocked.lab_booked(session, asset.id, start=first, end=last)
     cap = asset.daily_sample_capacity or 0
     out = []
     d = first
@@ -209,9 +226,9 @@ _FIRST_LOOK = timedelta(days=14)
 async def next_free_slots(
     session: AsyncSession,
     items: Sequence[tuple[Asset, Site]],
+    *,
     config: ListingsConfig,
     blocked: BlockedTime,
-    *,
     earliest: datetime | None = None,
     duration_minutes: int | None = None,
     latest_end: datetime | None = None,
@@ -231,7 +248,7 @@ async def next_free_slots(
     while pending and lo < end:
         # Setup may begin before ``start`` and the buffer run past ``window_end``: load a margin.
         margin = timedelta(minutes=max((a.setup_minutes or 0) + (a.buffer_minutes or 0) for a, _ in pending))
-        free = await machine_free(session, pending, lo - margin, window_end + margin, blocked)
+        free = await machine_free(session, pending, start=lo - margin, end=window_end + margin, blocked=blocked)
         still = []
         for asset, _site in pending:
             minutes = max(duration_minutes or 0, asset.min_booking_minutes or 0) or (asset.slot_minutes or 60)
@@ -249,20 +266,20 @@ async def next_free_slots(
         pending, window_end = still, end
     for asset, site in items:
         if asset.kind == AssetKind.lab_service:
-            result[asset.id] = await _lab_next_day(session, asset, site, blocked, start=start, end=end)
+            result[asset.id] = await _lab_next_day(session, asset, site, blocked=blocked, start=start, end=end)
     return result
 
 
 async def _lab_next_day(
-    session: AsyncSession, asset: Asset, site: Site, blocked: BlockedTime, *, start: datetime, end: datetime
+    session: AsyncSession, asset: Asset, site: Site, *, blocked: BlockedTime, start: datetime, end: datetime
 ) -> Interval | None:
     zone = ZoneInfo(site.timezone)
     first = start.astimezone(zone).date()
     last = end.astimezone(zone).date()
     excs = (await ListingsRepository(session).exceptions_for([asset.id]))[asset.id]
-    booked = await blocked.lab_booked(session, asset.id, first, last)
+    booked = await blocked.lab_booked(session, asset.id, start=first, end=last)
     cap = asset.daily_sample_capacity or 0
-    for d in lab_open_days(asset, site, excs, first, last):
+    for d in lab_open_days(asset, site, excs=excs, first=first, last=last):
         if booked.get(d, 0) < cap:
             day_start = datetime.combine(d, time(0), zone).astimezone(UTC)
             day_end = datetime.combine(d + timedelta(days=1), time(0), zone).astimezone(UTC)
@@ -274,31 +291,33 @@ async def next_free_slot(
     session: AsyncSession,
     asset: Asset,
     site: Site,
+    *,
     config: ListingsConfig,
     blocked: BlockedTime,
-    *,
     earliest: datetime | None = None,
     duration_minutes: int | None = None,
 ) -> Interval | None:
     """:func:`next_free_slots` for one listing."""
     slots = await next_free_slots(
-        session, [(asset, site)], config, blocked, earliest=earliest, duration_minutes=duration_minutes
+        session, [(asset, site)], config=config, blocked=blocked, earliest=earliest, duration_minutes=duration_minutes
     )
     return slots[asset.id]
 
 
-async def refresh_next_free(session: AsyncSession, asset: Asset, config: ListingsConfig, blocked: BlockedTime) -> None:
+async def refresh_next_free(
+    session: AsyncSession, asset: Asset, *, config: ListingsConfig, blocked: BlockedTime
+) -> None:
     site = await ListingsRepository(session).get_site(asset.site_id)
     if site is None:
         return
-    slot = await next_free_slot(session, asset, site, config, blocked)
+    slot = await next_free_slot(session, asset, site, config=config, blocked=blocked)
     asset.next_free_at = slot[0] if slot else None
     await session.flush()
 
 
-async def refresh_due(session: AsyncSession, config: ListingsConfig, blocked: BlockedTime, limit: int = 500) -> int:
+async def refresh_due(session: AsyncSession, *, config: ListingsConfig, blocked: BlockedTime, limit: int = 500) -> int:
     """Recompute ``next_free_at`` of published listings whose stored value has passed (beat job)."""
     assets = await ListingsRepository(session).published_assets_due_for_refresh(utcnow(), limit)
     for asset in assets:
-        await refresh_next_free(session, asset, config, blocked)
+        await refresh_next_free(session, asset, config=config, blocked=blocked)
     return len(assets)

@@ -10,4 +10,4 @@ from listings import service
 
 async def refresh_next_free(session: AsyncSession, config: service.ListingsConfig, blocked: service.BlockedTime) -> int:
     """Recompute the stored next free slot of published listings whose value has passed."""
-    return await service.refresh_due(session, config, blocked)
+    return await service.refresh_due(session, config=config, blocked=blocked)

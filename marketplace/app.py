@@ -30,7 +30,7 @@ from marketplace.core.db import create_engine, create_sessionmaker, get_session,
 from marketplace.core.errors import ERROR_SCHEMA, error_responses, install_error_handlers, unhandled_error_response
 from marketplace.core.idempotency import IdempotentReplay, handle_replay
 from marketplace.core.observability import RequestContextMiddleware, configure_logging, freeze_startup_heap
-from marketplace.core.pagination import decode_cursor, encode_cursor
+from marketplace.core.pagination import decode_cursor, decode_keyset, encode_cursor
 from marketplace.core.ratelimit import RateLimiter, login_limiter
 from marketplace.core.security_headers import SecurityHeadersMiddleware, check_metrics_access
 from marketplace.core.settings import Settings, get_settings
@@ -115,6 +115,7 @@ def create_app(
             error_responses=error_responses,
             encode_cursor=encode_cursor,
             decode_cursor=decode_cursor,
+            decode_keyset=decode_keyset,
         )
     )
     app.include_router(api)

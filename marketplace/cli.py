@@ -9,21 +9,18 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
-from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace.core import embedded
-from marketplace.core.db import normalise_url
+from marketplace.core.db import normalise_url, run_in_new_session
 from marketplace.core.settings import get_settings
 
 app = typer.Typer(help="Shared-manufacturing capacity marketplace.", no_args_is_help=True, add_completion=False)
 
-T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -55,20 +52,6 @@ def migrate_database(url: str) -> None:
     command.upgrade(_alembic_config(url), "head")
 
 
-def _in_session(url: str, fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    async def runner() -> T:
-        engine = create_async_engine(normalise_url(url), poolclass=NullPool)
-        try:
-            async with AsyncSession(engine, expire_on_commit=False) as session:
-                result = await fn(session)
-                await session.commit()
-                return result
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(runner())
-
-
 @app.command()
 def migrate() -> None:
     """Apply every Alembic migration (upgrade to head)."""
@@ -91,12 +74,15 @@ def create_admin(
         typer.echo("error: the password must have at least 10 characters", err=True)
         raise typer.Exit(2)
     pw = password
-    user, created = _in_session(_database_url(), lambda s: ensure_admin(s, email, pw, full_name))
+    user, created = run_in_new_session(
+        _database_url(), lambda s: ensure_admin(s, email=email, password=pw, full_name=full_name)
+    )
     typer.echo(f"{'created' if created else 'already exists, ensured admin'}: {user.email}")
 
 
 @app.command()
 def seed(
+    *,  # Typer passes the options by name
     demo: Annotated[bool, typer.Option(help="Load the small demo data set if the database is empty.")] = True,
     suppliers: Annotated[int | None, typer.Option(min=0, help="Generated market: supplier factories.")] = None,
     labs: Annotated[int | None, typer.Option(min=0, help="Generated market: testing labs.")] = None,
@@ -109,7 +95,7 @@ def seed(
         from marketplace.demo.seeding import seed_market
 
         n_suppliers, n_labs, n_buyers, n_requests = (n or 0 for n in (suppliers, labs, buyers, requests))
-        summary = _in_session(
+        summary = run_in_new_session(
             _database_url(),
             lambda s: seed_market(
                 s, suppliers=n_suppliers, labs=n_labs, buyers=n_buyers, requests=n_requests, seed=seed
@@ -127,7 +113,7 @@ def seed(
             return len(await seed_demo(session))
         return 0
 
-    n = _in_session(_database_url(), work)
+    n = run_in_new_session(_database_url(), work)
     typer.echo(f"seeded {n} demo organisations" if n else "database not empty: nothing seeded")
 
 
@@ -213,14 +199,14 @@ def run(
         from marketplace.demo.seeding import seed_market
 
         empty = await database_is_empty(session)
-        await ensure_admin(session, settings.demo_admin_email, settings.demo_admin_password)
+        await ensure_admin(session, email=settings.demo_admin_email, password=settings.demo_admin_password)
         if empty:
             await seed_demo(session)
             # A small, browsable market in real industrial clusters (see docs/seeding.md).
             await seed_market(session, suppliers=40, labs=8, buyers=10, seed=2027)
         return empty
 
-    seeded = _in_session(db_url, prepare)
+    seeded = run_in_new_session(db_url, prepare)
     env = {**os.environ, "MARKETPLACE_DATABASE_URL": db_url, "MARKETPLACE_REDIS_URL": redis_url}
     exe = [sys.executable, "-m", "marketplace"]
     bind_host, bind_port = host or settings.host, port or settings.port

@@ -4,37 +4,33 @@ from __future__ import annotations
 
 from sqlmodel import SQLModel
 
-from listings.models import Asset, AssetStatusEvent, AvailabilityException, Certificate, ListingFlag, Site
-from marketplace.analytics.models import (
-    ObservatoryCell,
-    ObservatoryFlow,
-    ObservatoryGmv,
-    ObservatoryLabTests,
-    ObservatoryRollup,
-    ObserverGrant,
-)
-from marketplace.auth.models import ApiKey, EmailToken, RefreshToken, User, UserTotp
-from marketplace.bookings.models import Booking, BookingEvent, Review
-from marketplace.core.audit import AuditLog
-from marketplace.core.idempotency import IdempotencyRecord
-from marketplace.core.jobs import OutboxJob
-from marketplace.notifications.models import Notification, WebhookDelivery, WebhookEndpoint
-from marketplace.orgs.models import Membership, Organisation, OrgInvitation
-from marketplace.requests.models import BuyerRequest, MatchPlan
-from payments.models import (
-    BankTransfer,
-    CardPayment,
-    CommissionOverride,
-    CreditNote,
-    DocumentCounter,
-    Invoice,
-    Journal,
-    JournalEntry,
-    StripeAccount,
-    StripeEvent,
-)
+import listings.models
+import marketplace.analytics.models
+import marketplace.auth.models
+import marketplace.bookings.models
+import marketplace.core.audit
+import marketplace.core.idempotency
+import marketplace.core.jobs
+import marketplace.notifications.models
+import marketplace.orgs.models
+import marketplace.requests.models
+import payments.models
 
 metadata = SQLModel.metadata
+# The modules that define tables: importing them registers their tables on ``metadata``.
+TABLE_MODULES = (
+    listings.models,
+    marketplace.analytics.models,
+    marketplace.auth.models,
+    marketplace.bookings.models,
+    marketplace.core.audit,
+    marketplace.core.idempotency,
+    marketplace.core.jobs,
+    marketplace.notifications.models,
+    marketplace.orgs.models,
+    marketplace.requests.models,
+    payments.models,
+)
 
 # Objects that live only in hand-written migrations (expression indexes, exclusion constraints):
 # autogenerate and `alembic check` must not try to drop them.
@@ -59,48 +55,4 @@ def include_object(obj: object, name: str | None, type_: str, reflected: bool, c
     return not (type_ == "index" and reflected and compare_to is None and name in MIGRATION_ONLY_INDEXES)
 
 
-__all__ = [
-    "ApiKey",
-    "Asset",
-    "AssetStatusEvent",
-    "AuditLog",
-    "AvailabilityException",
-    "BankTransfer",
-    "Booking",
-    "BookingEvent",
-    "BuyerRequest",
-    "CardPayment",
-    "Certificate",
-    "CommissionOverride",
-    "CreditNote",
-    "DocumentCounter",
-    "EmailToken",
-    "IdempotencyRecord",
-    "Invoice",
-    "Journal",
-    "JournalEntry",
-    "ListingFlag",
-    "MatchPlan",
-    "Membership",
-    "Notification",
-    "ObservatoryCell",
-    "ObservatoryFlow",
-    "ObservatoryGmv",
-    "ObservatoryLabTests",
-    "ObservatoryRollup",
-    "ObserverGrant",
-    "OrgInvitation",
-    "Organisation",
-    "OutboxJob",
-    "RefreshToken",
-    "Review",
-    "Site",
-    "StripeAccount",
-    "StripeEvent",
-    "User",
-    "UserTotp",
-    "WebhookDelivery",
-    "WebhookEndpoint",
-    "include_object",
-    "metadata",
-]
+__all__ = ["TABLE_MODULES", "include_object", "metadata"]

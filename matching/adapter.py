@@ -143,19 +143,19 @@ async def load_for_request(
     exact: free time is only cut off at the end, so a slot found in the short window is the engine's
     earliest slot over the whole window too. ``Loaded.checks`` holds the engine's verdict per candidate."""
     # Booked hours for the utilisation component come with the rows (an index-only probe per selected asset).
-    selected = await select_rows(session, request, serving_codes, cap, now=now)
+    selected = await select_rows(session, request, serving_codes=serving_codes, cap=cap, now=now)
     rows, total = selected.rows, selected.total
     start, end = request.earliest_start, request.deadline
     cut = first_window_end(request)
     plans = _Plans()
     # Exceptions and bookings for the whole window at once: widening below then needs no second round trip.
     machines = [r for r in rows if r.kind == "machine"]
-    calendars = await calendar.machine_calendars(session, machines, start, end, blocked=blocked)
+    calendars = await calendar.machine_calendars(session, machines, start=start, end=end, blocked=blocked)
     candidates = await build_candidates(
         session,
         rows,
-        start,
-        end,
+        start=start,
+        end=end,
         blocked=blocked,
         stats=stats,
         now=now,
@@ -175,7 +175,13 @@ async def load_for_request(
         ]
         if redo:
             wide = await calendar.machine_free_time(
-                session, [rows[i] for i in redo], start, end, blocked=blocked, plans=plans, calendars=calendars
+                session,
+                [rows[i] for i in redo],
+                start=start,
+                end=end,
+                blocked=blocked,
+                plans=plans,
+                calendars=calendars,
             )
             for i in redo:
                 candidates[i] = replace(candidates[i], free=wide[rows[i].id])
@@ -219,7 +225,7 @@ async def load_assets(
     out: list[Candidate] = []
     for i in range(0, len(rows), CHUNK):  # bounded IN lists (asyncpg takes at most 32767 parameters)
         out += await build_candidates(
-            session, rows[i : i + CHUNK], start, end, blocked=blocked, stats=stats, now=now, plans=plans
+            session, rows[i : i + CHUNK], start=start, end=end, blocked=blocked, stats=stats, now=now, plans=plans
         )
     return out
 
@@ -227,9 +233,9 @@ async def load_assets(
 async def build_candidates(
     session: AsyncSession,
     rows: Sequence[AssetRow],
+    *,
     start: datetime,
     end: datetime,
-    *,
     blocked: BlockedTime,
     stats: SupplierStats,
     now: datetime,
@@ -247,11 +253,11 @@ async def build_candidates(
     machines = [r for r in rows if r.kind == "machine"]
     labs = [r for r in rows if r.kind != "machine"]
     free = await calendar.machine_free_time(
-        session, machines, start, min(end, free_end or end), blocked=blocked, plans=plans, calendars=calendars
+        session, machines, start=start, end=min(end, free_end or end), blocked=blocked, plans=plans, calendars=calendars
     )
-    lab_cal = await calendar.lab_calendars(session, labs, start, end, blocked=blocked, plans=plans)
+    lab_cal = await calendar.lab_calendars(session, labs, start=start, end=end, blocked=blocked, plans=plans)
     lo, hi = start.astimezone(UTC).date() - _DAY, end.astimezone(UTC).date() + _DAY
-    certs = certificates if certificates is not None else await load_certificates(session, rows, lo, hi)
+    certs = certificates if certificates is not None else await load_certificates(session, rows, lo=lo, hi=hi)
     scorecard = await stats.supplier_stats(session, sorted({a.org_id for a in rows}))
     used = await calendar.utilisation(session, rows, now, plans=plans, booked=booked_hours)
     out: list[Candidate] = []
@@ -304,7 +310,7 @@ async def build_candidates(
 
 
 async def load_certificates(
-    session: AsyncSession, rows: Sequence[AssetRow], lo: date, hi: date
+    session: AsyncSession, rows: Sequence[AssetRow], *, lo: date, hi: date
 ) -> dict[tuple[uuid.UUID, uuid.UUID], list[CertificateInfo]]:
     """Verified certificates valid at some point of ``[lo, hi]`` per (organisation, site) of ``rows``."""
     if not rows:

@@ -53,7 +53,7 @@ def match(
         else:
             feasible.append(result)
     if supplier_stats is not None:
-        feasible = _with_quality(request, feasible, limit, supplier_stats)
+        feasible = _with_quality(request, feasible, limit=limit, stats=supplier_stats)
     ranked = rank(request, feasible)
     return MatchResult(
         items=ranked[:limit],
@@ -77,11 +77,11 @@ def _quality_needed(request: MatchRequest, feasible: Sequence[FeasibleMatch], li
     w = request.effective_weights
     lower = scores_only(
         w,
-        [m.price.total for m in feasible],
-        [m.distance_km for m in feasible],
-        [delay_hours(request.earliest_start, m.slot_start) for m in feasible],
-        [0.0] * len(feasible),
-        [1.0 - m.candidate.utilisation for m in feasible],
+        prices=[m.price.total for m in feasible],
+        distances=[m.distance_km for m in feasible],
+        delays_h=[delay_hours(request.earliest_start, m.slot_start) for m in feasible],
+        qualities=[0.0] * len(feasible),
+        idles=[1.0 - m.candidate.utilisation for m in feasible],
     )
     threshold = sorted(lower, reverse=True)[limit - 1]
     return [i for i, lo in enumerate(lower) if lo + w.quality >= threshold - 1e-9]
@@ -94,7 +94,7 @@ def quality_orgs(request: MatchRequest, checks: Sequence[Verdict], limit: int) -
 
 
 def _with_quality(
-    request: MatchRequest, feasible: list[FeasibleMatch], limit: int, stats: SupplierCounts
+    request: MatchRequest, feasible: list[FeasibleMatch], *, limit: int, stats: SupplierCounts
 ) -> list[FeasibleMatch]:
     out = list(feasible)
     for i in _quality_needed(request, feasible, limit):

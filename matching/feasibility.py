@@ -39,7 +39,7 @@ def zone(tz: str) -> ZoneInfo:
         raise ValueError(f"unknown time zone {tz!r}") from exc
 
 
-def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+def haversine_km(*, lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     p1, p2 = math.radians(lat1), math.radians(lat2)
     dp, dl = p2 - p1, math.radians(lon2 - lon1)
     a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
@@ -78,7 +78,7 @@ def price_for(request: MatchRequest, candidate: Candidate) -> PriceBreakdown | N
 def distance_km(request: MatchRequest, candidate: Candidate) -> float | None:
     if request.lat is None or request.lon is None or candidate.lat is None or candidate.lon is None:
         return None
-    return haversine_km(request.lat, request.lon, candidate.lat, candidate.lon)
+    return haversine_km(lat1=request.lat, lon1=request.lon, lat2=candidate.lat, lon2=candidate.lon)
 
 
 def fits_envelope(part: tuple[float, float, float], envelope: tuple[float, float, float]) -> bool:

@@ -88,7 +88,7 @@ def _ceil(t: int, grid: int) -> int:
 
 
 def _slot_starts(
-    starts: Sequence[int], ends: Sequence[int], lo: int, hi: int, *, length: int, grid: int, gap: int, k: int
+    starts: Sequence[int], ends: Sequence[int], *, lo: int, hi: int, length: int, grid: int, gap: int, k: int
 ) -> list[int]:
     """Up to ``k`` grid-aligned slot starts in the fit windows, back-to-back (``gap`` = setup + buffer apart)."""
     out: list[int] = []
@@ -150,7 +150,12 @@ class _AssetIndex:
             self.cur[i] = currencies.setdefault(c.currency, len(currencies))
             if c.lat is not None and c.lon is not None:
                 self.lat[i], self.lon[i] = math.radians(c.lat), math.radians(c.lon)
-            self.quality[i] = quality_score(c.rating_sum, c.rating_count, c.completed_count, c.on_time_count)
+            self.quality[i] = quality_score(
+                rating_sum=c.rating_sum,
+                rating_count=c.rating_count,
+                completed_count=c.completed_count,
+                on_time_count=c.on_time_count,
+            )
             self.idle[i] = min(1.0, max(0.0, 1.0 - c.utilisation))
             self.free_hours[i] = sum((e - s).total_seconds() for s, e in c.free) / 3600.0
         self.currencies = currencies
@@ -189,7 +194,7 @@ class _AssetIndex:
         return hit
 
 
-def _haversine(lat1: float, lon1: float, lat2: _FloatArray, lon2: _FloatArray) -> _FloatArray:
+def _haversine(*, lat1: float, lon1: float, lat2: _FloatArray, lon2: _FloatArray) -> _FloatArray:
     a = np.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
     result: _FloatArray = 2 * EARTH_RADIUS_KM * np.arcsin(np.minimum(1.0, np.sqrt(a)))
     return result
@@ -237,7 +242,9 @@ def _request_options(
         keep &= price <= req.budget_max
     dist: _FloatArray | None = None
     if req.lat is not None and req.lon is not None:
-        dist = _haversine(math.radians(req.lat), math.radians(req.lon), index.lat[idx], index.lon[idx])
+        dist = _haversine(
+            lat1=math.radians(req.lat), lon1=math.radians(req.lon), lat2=index.lat[idx], lon2=index.lon[idx]
+        )
         if req.max_distance_km is not None:
             keep &= dist <= req.max_distance_km
     idx, price = idx[keep], price[keep]
@@ -273,7 +280,7 @@ def _request_options(
         length = max(minutes, c.min_booking_minutes) * _MIN_US
         gap = (c.setup_minutes + c.buffer_minutes) * _MIN_US
         slots = _slot_starts(
-            starts, ends, lo, hi, length=length, grid=c.slot_minutes * _MIN_US, gap=gap, k=limits.slots_per_asset
+            starts, ends, lo=lo, hi=hi, length=length, grid=c.slot_minutes * _MIN_US, gap=gap, k=limits.slots_per_asset
         )
         if slots:
             found.append((pos, a, slots))

@@ -364,9 +364,9 @@ async def _custom_plan(session: AsyncSession, stmt: Any, params: Mapping[str, An
 async def select_rows(
     session: AsyncSession,
     request: MatchRequest,
+    *,
     serving_codes: ServingCodes,
     cap: int | None = DEFAULT_CAP,
-    *,
     now: datetime | None = None,
 ) -> Selected:
     """Rows passing the static prefilter (all of them, or the best ``cap`` by the cheap score) and their count.

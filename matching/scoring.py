@@ -33,7 +33,7 @@ def _clamp01(x: float) -> float:
     return min(1.0, max(0.0, x))
 
 
-def quality_score(rating_sum: float, rating_count: int, completed_count: int, on_time_count: int) -> float:
+def quality_score(*, rating_sum: float, rating_count: int, completed_count: int, on_time_count: int) -> float:
     """Bayesian-averaged supplier quality in [0, 1]."""
     rating = (PRIOR_WEIGHT * PRIOR_RATING + rating_sum) / (PRIOR_WEIGHT + max(0, rating_count))
     rating01 = _clamp01((rating - 1.0) / 4.0)
@@ -91,14 +91,15 @@ def score_components(weights: Weights, raw: RawValues) -> list[tuple[float, tupl
 
 def scores_only(
     weights: Weights,
+    *,
     prices: Sequence[float],
     distances: Sequence[float | None],
     delays_h: Sequence[float],
     qualities: Sequence[float],
     idles: Sequence[float],
 ) -> list[float]:
-    """The scores of :func:`score_components` (bit for bit) without building the explanations (positional: the
-    engine's hot path calls it so)."""
+    """The scores of :func:`score_components` (bit for bit) without building the explanations (the engine's
+    hot path calls it)."""
     wp, wd, ws, wq, wi = weights.as_tuple()
     price_n, dist_n, start_n = _normalised(prices, distances, delays_h)
     return [
@@ -123,7 +124,12 @@ def rank(request: MatchRequest, matches: Sequence[FeasibleMatch]) -> list[Ranked
         distances=[m.distance_km for m in matches],
         delays_h=[delay_hours(request.earliest_start, m.slot_start) for m in matches],
         qualities=[
-            quality_score(c.rating_sum, c.rating_count, c.completed_count, c.on_time_count)
+            quality_score(
+                rating_sum=c.rating_sum,
+                rating_count=c.rating_count,
+                completed_count=c.completed_count,
+                on_time_count=c.on_time_count,
+            )
             for c in (m.candidate for m in matches)
         ],
         idles=[1.0 - m.candidate.utilisation for m in matches],

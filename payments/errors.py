@@ -6,14 +6,22 @@ from __future__ import annotations
 from typing import Any
 
 
-class PaymentsError(Exception):
+class DomainError(Exception):
+    """The base of every error rendered as ``{"error": code, ...}``: the shell's ``AppError`` and the domain
+    packages' errors. It lives here because payments imports no other package, so listings (which already
+    imports payments) and the shell may all derive from it."""
+
     status_code = 400
-    code = "payments_error"
+    code = "bad_request"
 
     def __init__(self, detail: str | None = None, *, extra: dict[str, Any] | None = None) -> None:
         self.detail = detail or self.__class__.__doc__ or self.code
         self.extra = extra or {}
         super().__init__(self.detail)
+
+
+class PaymentsError(DomainError):
+    code = "payments_error"
 
 
 class NotFound(PaymentsError):

@@ -179,7 +179,7 @@ class InvoiceGateway:
                 session,
                 key=f"booking:{money.booking_id}:credit",
                 kind="credit_note",
-                lines=ledger.credit(money.buyer_org_id, money.currency, refund, outstanding),
+                lines=ledger.credit(money.buyer_org_id, money.currency, refund, receivable_outstanding=outstanding),
                 booking_id=money.booking_id,
                 invoice_id=invoice.id,
                 memo=f"Credit note {note.number} ({reason})",
@@ -189,7 +189,7 @@ class InvoiceGateway:
             session,
             key=f"booking:{money.booking_id}:settle",
             kind="settlement",
-            lines=ledger.settle(money.supplier_org_id, money.currency, kept, money.commission_rate_bp),
+            lines=ledger.settle(money.supplier_org_id, money.currency, kept, rate_bp=money.commission_rate_bp),
             booking_id=money.booking_id,
             invoice_id=invoice.id,
             memo=f"Settlement ({reason}), commission {money.commission_rate_bp} bp",
@@ -202,7 +202,7 @@ class InvoiceGateway:
     # -- admin operations -----------------------------------------------------------------------------
 
     async def record_received(
-        self, session: AsyncSession, invoice_id: uuid.UUID, amount: int, reference: str, actor: uuid.UUID | None
+        self, session: AsyncSession, invoice_id: uuid.UUID, *, amount: int, reference: str, actor: uuid.UUID | None
     ) -> BankTransfer:
         invoice = await _invoice(session, invoice_id)
         outstanding = await ledger.booking_balance(session, invoice.booking_id, ledger.BUYER_RECEIVABLE)
@@ -210,14 +210,15 @@ class InvoiceGateway:
             raise Overpayment(
                 f"The invoice has {outstanding} outstanding; {amount} was recorded.", extra={"outstanding": outstanding}
             )
-        transfer = await _transfer(session, invoice, "in", amount, reference, actor)
-        await ledger.post(
+        transfer = await _record_transfer(
             session,
-            key=f"invoice:{invoice.id}:in:{transfer.id}",
+            invoice,
+            direction="in",
+            amount=amount,
+            reference=reference,
+            actor=actor,
             kind="payment_received",
             lines=ledger.received(invoice.buyer_org_id, invoice.currency, amount),
-            booking_id=invoice.booking_id,
-            invoice_id=invoice.id,
             memo=f"Bank transfer received, ref {reference}",
         )
         if invoice.status == "open" and amount == outstanding:
@@ -227,7 +228,7 @@ class InvoiceGateway:
         return transfer
 
     async def record_payout(
-        self, session: AsyncSession, invoice_id: uuid.UUID, amount: int, reference: str, actor: uuid.UUID | None
+        self, session: AsyncSession, invoice_id: uuid.UUID, *, amount: int, reference: str, actor: uuid.UUID | None
     ) -> BankTransfer:
         invoice = await _invoice(session, invoice_id)
         balances = await ledger.booking_balances(session, invoice.booking_id)
@@ -245,36 +246,36 @@ class InvoiceGateway:
                 f" otherwise owed: {max(available, 0)}).",
                 extra={"payable": owed, "available": max(available, 0)},
             )
-        transfer = await _transfer(session, invoice, "payout", amount, reference, actor)
-        await ledger.post(
+        return await _record_transfer(
             session,
-            key=f"invoice:{invoice.id}:payout:{transfer.id}",
+            invoice,
+            direction="payout",
+            amount=amount,
+            reference=reference,
+            actor=actor,
             kind="payout_sent",
-            lines=ledger.payout_paid(invoice.supplier_org_id, invoice.currency, amount, ledger.CLEARING_BANK),
-            booking_id=invoice.booking_id,
-            invoice_id=invoice.id,
+            lines=ledger.payout_paid(invoice.supplier_org_id, invoice.currency, amount, clearing=ledger.CLEARING_BANK),
             memo=f"Payout sent, ref {reference}",
         )
-        return transfer
 
     async def record_refund(
-        self, session: AsyncSession, invoice_id: uuid.UUID, amount: int, reference: str, actor: uuid.UUID | None
+        self, session: AsyncSession, invoice_id: uuid.UUID, *, amount: int, reference: str, actor: uuid.UUID | None
     ) -> BankTransfer:
         invoice = await _invoice(session, invoice_id)
         owed = -await ledger.booking_balance(session, invoice.booking_id, ledger.REFUNDS_PAYABLE)
         if amount > owed:
             raise Overpayment(f"Only {owed} is owed back to the buyer.", extra={"refund_due": owed})
-        transfer = await _transfer(session, invoice, "refund", amount, reference, actor)
-        await ledger.post(
+        return await _record_transfer(
             session,
-            key=f"invoice:{invoice.id}:refund:{transfer.id}",
+            invoice,
+            direction="refund",
+            amount=amount,
+            reference=reference,
+            actor=actor,
             kind="refund_sent",
-            lines=ledger.refund_paid(invoice.buyer_org_id, invoice.currency, amount, ledger.CLEARING_BANK),
-            booking_id=invoice.booking_id,
-            invoice_id=invoice.id,
+            lines=ledger.refund_paid(invoice.buyer_org_id, invoice.currency, amount, clearing=ledger.CLEARING_BANK),
             memo=f"Refund sent, ref {reference}",
         )
-        return transfer
 
 
 async def _invoice(session: AsyncSession, invoice_id: uuid.UUID) -> Invoice:
@@ -284,9 +285,19 @@ async def _invoice(session: AsyncSession, invoice_id: uuid.UUID) -> Invoice:
     return invoice
 
 
-async def _transfer(
-    session: AsyncSession, invoice: Invoice, direction: str, amount: int, reference: str, actor: uuid.UUID | None
+async def _record_transfer(
+    session: AsyncSession,
+    invoice: Invoice,
+    *,
+    direction: str,
+    amount: int,
+    reference: str,
+    actor: uuid.UUID | None,
+    kind: str,
+    lines: list[ledger.Line],
+    memo: str,
 ) -> BankTransfer:
+    """Record a bank transfer of the invoice (once per direction and reference) and post its journal."""
     if amount <= 0:
         raise Invalid("amount must be positive.")
     reference = reference.strip()
@@ -297,6 +308,15 @@ async def _transfer(
         raise PaymentConflict(f"A {direction} transfer with reference {reference!r} is already recorded.")
     transfer: BankTransfer = await repo.add(
         BankTransfer(invoice_id=invoice.id, direction=direction, amount=amount, reference=reference, recorded_by=actor)
+    )
+    await ledger.post(
+        session,
+        key=f"invoice:{invoice.id}:{direction}:{transfer.id}",
+        kind=kind,
+        lines=lines,
+        booking_id=invoice.booking_id,
+        invoice_id=invoice.id,
+        memo=memo,
     )
     return transfer
 
@@ -319,7 +339,7 @@ def invoice_status(invoice: Invoice, balances: dict[str, int]) -> str:
     return "paid"
 
 
-async def view(session: AsyncSession, booking_id: uuid.UUID, amount: int, currency: str) -> PaymentView:
+async def view(session: AsyncSession, booking_id: uuid.UUID, *, amount: int, currency: str) -> PaymentView:
     invoice = await PaymentsRepository(session).invoice_for_booking(booking_id)
     if invoice is None:
         return PaymentView(method="invoice", status="no_invoice", amount_due=0, currency=currency)

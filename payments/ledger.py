@@ -97,7 +97,7 @@ def issue(buyer: uuid.UUID, currency: str, amount: int) -> list[Line]:
     return _lines(currency, (BUYER_RECEIVABLE, buyer, amount), (FUNDS_HELD, None, -amount))
 
 
-def received(buyer: uuid.UUID, currency: str, amount: int, clearing: str = CLEARING_BANK) -> list[Line]:
+def received(buyer: uuid.UUID, currency: str, amount: int, *, clearing: str = CLEARING_BANK) -> list[Line]:
     """The buyer's money arrived (bank transfer recorded by an admin)."""
     return _lines(currency, (clearing, None, amount), (BUYER_RECEIVABLE, buyer, -amount))
 
@@ -107,7 +107,7 @@ def captured(currency: str, amount: int) -> list[Line]:
     return _lines(currency, (CLEARING_STRIPE, None, amount), (FUNDS_HELD, None, -amount))
 
 
-def credit(buyer: uuid.UUID, currency: str, amount: int, receivable_outstanding: int) -> list[Line]:
+def credit(buyer: uuid.UUID, currency: str, amount: int, *, receivable_outstanding: int) -> list[Line]:
     """A credit note / refund of ``amount``: it first reduces what the buyer still owes; the rest is
     owed back to the buyer until the refund is paid."""
     against_receivable = min(amount, max(receivable_outstanding, 0))
@@ -119,7 +119,7 @@ def credit(buyer: uuid.UUID, currency: str, amount: int, receivable_outstanding:
     )
 
 
-def settle(supplier: uuid.UUID, currency: str, kept: int, rate_bp: int) -> list[Line]:
+def settle(supplier: uuid.UUID, currency: str, kept: int, *, rate_bp: int) -> list[Line]:
     """The booking's kept amount is earned: commission to the platform, the rest to the supplier."""
     fee = commission(kept, rate_bp)
     return _lines(
@@ -130,11 +130,11 @@ def settle(supplier: uuid.UUID, currency: str, kept: int, rate_bp: int) -> list[
     )
 
 
-def refund_paid(buyer: uuid.UUID, currency: str, amount: int, clearing: str) -> list[Line]:
+def refund_paid(buyer: uuid.UUID, currency: str, amount: int, *, clearing: str) -> list[Line]:
     return _lines(currency, (REFUNDS_PAYABLE, buyer, amount), (clearing, None, -amount))
 
 
-def payout_paid(supplier: uuid.UUID, currency: str, amount: int, clearing: str) -> list[Line]:
+def payout_paid(supplier: uuid.UUID, currency: str, amount: int, *, clearing: str) -> list[Line]:
     """Paid to the supplier (bank payout or Stripe transfer); negative ``amount`` = a reversal."""
     return _lines(currency, (SUPPLIER_PAYABLE, supplier, amount), (clearing, None, -amount))
 

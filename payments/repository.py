@@ -256,7 +256,7 @@ class PaymentsRepository:
     async def card_payments(self) -> list[CardPayment]:
         return list((await self.session.execute(sa.select(CardPayment))).scalars())
 
-    async def store_event(self, event_id: str, type_: str, object_id: str | None, payload: dict[str, Any]) -> bool:
+    async def store_event(self, event_id: str, *, type_: str, object_id: str | None, payload: dict[str, Any]) -> bool:
         """Insert the event once; True if it is new."""
         result = await self.session.execute(
             insert(StripeEvent)

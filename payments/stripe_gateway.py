@@ -48,6 +48,7 @@ from stripe.params import (
 
 from payments import ledger, stripe_reconcile
 from payments.errors import CardDeclined, GatewayError, Invalid, NotAuthorised, PaymentConflict, SupplierNotOnboarded
+from payments.ledger import CLEARING_STRIPE
 from payments.models import CardPayment, StripeAccount, utcnow
 from payments.port import BookingMoney, PaymentView
 from payments.repository import PaymentsRepository
@@ -338,7 +339,7 @@ class StripeGateway:
                 session,
                 key=idempotency_key(payment.booking_id, "credit"),
                 kind="credit_note",
-                lines=ledger.credit(payment.buyer_org_id, payment.currency, refund, 0),
+                lines=ledger.credit(payment.buyer_org_id, payment.currency, refund, receivable_outstanding=0),
                 booking_id=payment.booking_id,
                 memo="Card refund owed",
             )
@@ -346,7 +347,7 @@ class StripeGateway:
                 session,
                 key=idempotency_key(payment.booking_id, "refund"),
                 kind="refund_sent",
-                lines=ledger.refund_paid(payment.buyer_org_id, payment.currency, refund, ledger.CLEARING_STRIPE),
+                lines=ledger.refund_paid(payment.buyer_org_id, payment.currency, refund, clearing=CLEARING_STRIPE),
                 booking_id=payment.booking_id,
                 memo=f"Refunded to card ({payment.payment_intent_id})",
             )
@@ -356,7 +357,7 @@ class StripeGateway:
             session,
             key=idempotency_key(payment.booking_id, "settle"),
             kind="settlement",
-            lines=ledger.settle(payment.supplier_org_id, payment.currency, kept, money.commission_rate_bp),
+            lines=ledger.settle(payment.supplier_org_id, payment.currency, kept, rate_bp=money.commission_rate_bp),
             booking_id=payment.booking_id,
             memo=f"Settlement, commission {money.commission_rate_bp} bp",
         )
@@ -392,7 +393,7 @@ class StripeGateway:
                 session,
                 key=idempotency_key(payment.booking_id, "transfer"),
                 kind="payout_sent",
-                lines=ledger.payout_paid(payment.supplier_org_id, payment.currency, owed, ledger.CLEARING_STRIPE),
+                lines=ledger.payout_paid(payment.supplier_org_id, payment.currency, owed, clearing=CLEARING_STRIPE),
                 booking_id=payment.booking_id,
                 memo=f"Transfer {transfer.id} to {payment.destination_account}",
             )
@@ -411,7 +412,7 @@ class StripeGateway:
                 session,
                 key=idempotency_key(payment.booking_id, "reversal"),
                 kind="payout_reversed",
-                lines=ledger.payout_paid(payment.supplier_org_id, payment.currency, -excess, ledger.CLEARING_STRIPE),
+                lines=ledger.payout_paid(payment.supplier_org_id, payment.currency, -excess, clearing=CLEARING_STRIPE),
                 booking_id=payment.booking_id,
                 memo=f"Reversal of {payment.transfer_id}",
             )
@@ -478,11 +479,11 @@ class StripeGateway:
             async for txn in page.auto_paging_iter():
                 stripe_sums[txn.currency.upper()][stripe_reconcile.stripe_category(txn.type)] += int(txn.amount)
                 fees[txn.currency.upper()] += int(txn.fee)
-        clearing = await PaymentsRepository(session).journal_sums(ledger.CLEARING_STRIPE)
+        clearing = await PaymentsRepository(session).journal_sums(CLEARING_STRIPE)
         return stripe_reconcile.compare(stripe_sums, fees, clearing)
 
 
-async def view(session: AsyncSession, booking_id: uuid.UUID, amount: int, currency: str) -> PaymentView:
+async def view(session: AsyncSession, booking_id: uuid.UUID, *, amount: int, currency: str) -> PaymentView:
     payment = await PaymentsRepository(session).card_payment(booking_id)
     if payment is None:
         return PaymentView(method="stripe", status="no_payment", amount_due=0, currency=currency)

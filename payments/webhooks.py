@@ -58,7 +58,7 @@ HANDLED = (
 )
 
 
-def verify(payload: bytes, signature: str | None, secret: str, tolerance: int = 300) -> dict[str, Any]:
+def verify(payload: bytes, signature: str | None, *, secret: str, tolerance: int = 300) -> dict[str, Any]:
     if not signature:
         raise InvalidSignature("Missing Stripe-Signature header.")
     if not signature.isascii():  # the SDK's compare_digest would raise TypeError on non-ASCII str
@@ -79,7 +79,9 @@ async def store(session: AsyncSession, event: dict[str, Any]) -> bool:
     """Record the event once. True if it is new (then processing must be enqueued)."""
     obj = (event.get("data") or {}).get("object") or {}
     object_id = obj.get("id") if isinstance(obj, dict) else None
-    return await PaymentsRepository(session).store_event(str(event["id"]), str(event.get("type", "")), object_id, event)
+    return await PaymentsRepository(session).store_event(
+        str(event["id"]), type_=str(event.get("type", "")), object_id=object_id, payload=event
+    )
 
 
 async def process(session: AsyncSession, gateway: StripeGateway, event_id: str) -> list[Action]:

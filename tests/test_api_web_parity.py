@@ -90,6 +90,7 @@ class Action:
     body: dict[str, Any] | None
     target: tuple[str, str]  # (table, scenario id key) of the acted-on row
     web_status: int = 303
+    audited: tuple[str, ...] = ()  # audit actions each door must write (equal is not enough: both could be empty)
 
 
 FACTORY = "/factory/{supplier_org}/bookings/{booking}"
@@ -167,6 +168,7 @@ ACTIONS: dict[str, Action] = {
         "/orgs/{supplier_org}/webhooks", {"url": "http://127.0.0.1:9/hook", "events": ["booking.*"]},
         ("organisations", "supplier_org"),
         web_status=200,  # the page with the secret, shown once
+        audited=("org.webhook_created",),
     ),
 }  # fmt: skip
 
@@ -208,6 +210,8 @@ async def test_parity(app: Any, client: AsyncClient, db: AsyncSession, name: str
     assert any(api[t] for t in ps.TABLES) or api["row_counts"], api  # the action did something
     for part in [*ps.TABLES, "row_counts", "counters", "target"]:
         assert web[part] == api[part], f"{name}: {part} differs (web != api)"
+    if action.audited:
+        assert [row["action"] for row in api["audit_log"]] == list(action.audited), api["audit_log"]
 
 
 async def test_a_missing_job_is_a_difference(client: AsyncClient, db: AsyncSession) -> None:

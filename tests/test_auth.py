@@ -175,3 +175,25 @@ async def test_user_can_change_locale(client: AsyncClient) -> None:
     resp = await client.patch("/api/v1/me", json={"locale": "zh-CN"}, headers=headers)
     assert resp.status_code == 200
     assert resp.json()["user"]["locale"] == "zh-CN"
+
+
+async def test_the_web_language_switch_remembers_the_locale_on_the_account(client: AsyncClient) -> None:
+    """The web form and ``PATCH /me`` both go through ``auth.service.set_locale``: the API then reads it."""
+    import re
+
+    reg = await register(client)
+    headers = await login(client, reg["email"])
+
+    def csrf(html: str) -> str:
+        found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+        assert found, html[:300]
+        return found.group(1)
+
+    token = csrf((await client.get("/login")).text)
+    data = {"email": reg["email"], "password": PASSWORD, "csrf_token": token}
+    assert (await client.post("/login", data=data)).status_code == 303
+    token = csrf((await client.get("/dashboard")).text)
+    for locale, kept in (("zh-CN", "zh-CN"), ("fr", "zh-CN")):  # an unknown locale changes nothing
+        switched = await client.post("/lang", data={"locale": locale, "next": "/dashboard", "csrf_token": token})
+        assert switched.status_code == 303
+        assert (await client.get("/api/v1/me", headers=headers)).json()["user"]["locale"] == kept

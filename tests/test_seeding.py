@@ -221,15 +221,29 @@ def test_certificates(market: GeneratedMarket) -> None:
 def test_next_free_matches_the_weekly_plan() -> None:
     saturday_noon = datetime(2027, 1, 9, 4, 0, tzinfo=UTC)  # 12:00 Shanghai
     monday_8 = datetime(2027, 1, 11, 0, 0, tzinfo=UTC)  # 08:00 Shanghai
-    assert machine_next_free("one_shift", "Asia/Shanghai", 30, 120, 0, 0, saturday_noon) == monday_8
-    assert machine_next_free("one_shift", "Asia/Shanghai", 30, 120, 30, 0, saturday_noon) == monday_8 + timedelta(
-        minutes=30
+    assert (
+        machine_next_free("one_shift", "Asia/Shanghai", slot=30, min_booking=120, setup=0, buffer=0, now=saturday_noon)
+        == monday_8
     )
-    assert machine_next_free("one_shift_sat", "Asia/Shanghai", 60, 60, 0, 0, saturday_noon) == saturday_noon
+    assert machine_next_free(
+        "one_shift", "Asia/Shanghai", slot=30, min_booking=120, setup=30, buffer=0, now=saturday_noon
+    ) == monday_8 + timedelta(minutes=30)
+    assert (
+        machine_next_free(
+            "one_shift_sat", "Asia/Shanghai", slot=60, min_booking=60, setup=0, buffer=0, now=saturday_noon
+        )
+        == saturday_noon
+    )
     # Saturday 15:30: a 2 h booking no longer fits before 17:00.
     assert (
         machine_next_free(
-            "one_shift_sat", "Asia/Shanghai", 60, 120, 0, 0, saturday_noon + timedelta(hours=3, minutes=30)
+            "one_shift_sat",
+            "Asia/Shanghai",
+            slot=60,
+            min_booking=120,
+            setup=0,
+            buffer=0,
+            now=saturday_noon + timedelta(hours=3, minutes=30),
         )
         == monday_8
     )
@@ -272,8 +286,8 @@ async def test_seed_market_loads_a_searchable_market(committed_engine: AsyncEngi
         hits, _ = await service.search(
             session,
             service.SearchQuery(process="machining.milling.cnc_3axis", limit=5),
-            service.ListingsConfig(),
-            service.NoBookings(),
+            config=service.ListingsConfig(),
+            blocked=service.NoBookings(),
         )
         assert hits
         serving = get_taxonomy().serving_codes("machining.milling.cnc_3axis")
@@ -284,7 +298,10 @@ async def test_seed_market_loads_a_searchable_market(committed_engine: AsyncEngi
             grid = timedelta(minutes=hit.asset.slot_minutes or 60)
             assert abs(hit.next_free_slot[0] - hit.asset.next_free_at) <= grid
         labs, _ = await service.search(
-            session, service.SearchQuery(kind="lab_service", limit=5), service.ListingsConfig(), service.NoBookings()
+            session,
+            service.SearchQuery(kind="lab_service", limit=5),
+            config=service.ListingsConfig(),
+            blocked=service.NoBookings(),
         )
         assert labs and all(h.asset.test_standard for h in labs)
 

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
@@ -10,7 +9,7 @@ from marketplace.admin.repository import AuditRepository
 from marketplace.auth.deps import AdminPrincipal
 from marketplace.core.db import SessionDep
 from marketplace.core.errors import BadRequest, error_responses
-from marketplace.core.pagination import CursorParam, LimitParam, Page, decode_cursor, encode_cursor
+from marketplace.core.pagination import CursorParam, LimitParam, Page, decode_cursor, decode_keyset, encode_cursor
 from marketplace.core.text import Line
 from marketplace.orgs import service as org_service
 from marketplace.orgs.schemas import AuditOut, OrgPublic, VerificationDecision
@@ -26,13 +25,7 @@ async def list_orgs(
     limit: LimitParam = 50,
     cursor: CursorParam = None,
 ) -> Page[OrgPublic]:
-    after = None
-    if (values := decode_cursor(cursor)) is not None:
-        try:
-            after = (datetime.fromisoformat(values[0]), uuid.UUID(values[1]))
-        except (ValueError, IndexError, TypeError) as exc:
-            raise BadRequest("Malformed cursor.") from exc
-    orgs = await org_service.list_orgs_for_admin(session, status, after=after, limit=limit + 1)
+    orgs = await org_service.list_orgs_for_admin(session, status, after=decode_keyset(cursor), limit=limit + 1)
     next_cursor = None
     if len(orgs) > limit:
         orgs = orgs[:limit]
@@ -48,7 +41,7 @@ async def list_orgs(
 async def verify_org(
     org_id: uuid.UUID, data: VerificationDecision, session: SessionDep, admin: AdminPrincipal
 ) -> OrgPublic:
-    return OrgPublic.model_validate(await org_service.decide_verification(session, admin, org_id, data))
+    return OrgPublic.model_validate(await org_service.decide_verification(session, admin, org_id=org_id, data=data))
 
 
 @router.get("/audit", response_model=Page[AuditOut], responses=error_responses(401, 403))

@@ -39,7 +39,7 @@ async def moderation_queue(session: SessionDep, admin: AdminPrincipal) -> QueueO
 
 
 async def _moderate(
-    session: SessionDep, admin: AdminPrincipal, asset_id: uuid.UUID, action: ModerationAction, reason: str | None
+    session: SessionDep, admin: AdminPrincipal, *, asset_id: uuid.UUID, action: ModerationAction, reason: str | None
 ) -> AssetOut:
     asset = await moderation.moderate_asset(
         session=session, principal=admin, asset_id=asset_id, action=action, reason=reason
@@ -54,24 +54,24 @@ _MODERATION_ERRORS = error_responses(401, 403, 404, 409, 422)
 async def approve(
     asset_id: uuid.UUID, session: SessionDep, admin: AdminPrincipal, data: OptionalReasonIn | None = None
 ) -> AssetOut:
-    return await _moderate(session, admin, asset_id, "approve", data.reason if data else None)
+    return await _moderate(session, admin, asset_id=asset_id, action="approve", reason=data.reason if data else None)
 
 
 @router.post("/assets/{asset_id}/reject", response_model=AssetOut, responses=_MODERATION_ERRORS)
 async def reject(asset_id: uuid.UUID, data: OptionalReasonIn, session: SessionDep, admin: AdminPrincipal) -> AssetOut:
-    return await _moderate(session, admin, asset_id, "reject", data.reason)
+    return await _moderate(session, admin, asset_id=asset_id, action="reject", reason=data.reason)
 
 
 @router.post("/assets/{asset_id}/suspend", response_model=AssetOut, responses=_MODERATION_ERRORS)
 async def suspend(asset_id: uuid.UUID, data: OptionalReasonIn, session: SessionDep, admin: AdminPrincipal) -> AssetOut:
-    return await _moderate(session, admin, asset_id, "suspend", data.reason)
+    return await _moderate(session, admin, asset_id=asset_id, action="suspend", reason=data.reason)
 
 
 @router.post("/assets/{asset_id}/reinstate", response_model=AssetOut, responses=_MODERATION_ERRORS)
 async def reinstate(
     asset_id: uuid.UUID, session: SessionDep, admin: AdminPrincipal, data: OptionalReasonIn | None = None
 ) -> AssetOut:
-    return await _moderate(session, admin, asset_id, "reinstate", data.reason if data else None)
+    return await _moderate(session, admin, asset_id=asset_id, action="reinstate", reason=data.reason if data else None)
 
 
 @router.post(

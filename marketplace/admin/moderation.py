@@ -23,9 +23,9 @@ MODERATION_ACTIONS: tuple[ModerationAction, ...] = ("approve", "reject", "suspen
 async def _audit(
     session: AsyncSession,
     principal: Principal,
+    *,
     action: str,
     target: tuple[str, Any],
-    *,
     status: tuple[str | None, str],
     reason: str | None,
 ) -> None:
@@ -49,9 +49,14 @@ async def moderate_asset(
 ) -> Asset:
     """approve / reject / suspend / reinstate a listing, audited. An approval that publishes the listing
     tells the buyers whose open requests it matches (a job, sent after the commit)."""
-    before, asset = await listings.admin_transition(session, principal.user_id, asset_id, action, reason)
+    before, asset = await listings.admin_transition(session, principal.user_id, asset_id, action=action, reason=reason)
     await _audit(
-        session, principal, f"asset.{action}", ("asset", asset.id), status=(before, asset.status), reason=reason
+        session,
+        principal,
+        action=f"asset.{action}",
+        target=("asset", asset.id),
+        status=(before, asset.status),
+        reason=reason,
     )
     if action == "approve" and asset.status == "published":
         await enqueue(session, "requests.notify_buyers", str(asset_id))
@@ -64,7 +69,9 @@ async def decide_certificate(
     """Verify or reject a certificate, audited."""
     before, cert = await listings.decide_certificate(session, cert_id, data)
     action, target = f"certificate.{data.decision}", ("certificate", cert.id)
-    await _audit(session, principal, action, target, status=(before, cert.status), reason=data.reason or None)
+    await _audit(
+        session, principal, action=action, target=target, status=(before, cert.status), reason=data.reason or None
+    )
     return cert
 
 
@@ -74,5 +81,7 @@ async def resolve_flag(
     """Close a listing flag, audited; without a resolution text the flag reads "resolved"."""
     item = await listings.resolve_flag(session, flag_id, resolution or "resolved")
     target = ("listing_flag", item.id)
-    await _audit(session, principal, "flag.resolved", target, status=(None, "resolved"), reason=resolution or None)
+    await _audit(
+        session, principal, action="flag.resolved", target=target, status=(None, "resolved"), reason=resolution or None
+    )
     return item

@@ -54,6 +54,7 @@ def _csv(body: str, name: str) -> Response:
 
 
 async def _org_analytics(
+    *,
     org_id: uuid.UUID,
     request: Request,
     session: SessionDep,
@@ -96,6 +97,7 @@ async def org_analytics_csv(out: OrgAnalytics) -> Response:
 
 
 async def _indicators(
+    *,
     request: Request,
     session: SessionDep,
     principal: CurrentPrincipal,

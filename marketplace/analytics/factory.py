@@ -24,12 +24,12 @@ from marketplace.core.principal import Principal as Caller
 ANALYTICS_SCOPE = "analytics:read"
 
 
-def _overlap_hours(s: datetime, e: datetime, b0: datetime, b1: datetime) -> float:
+def _overlap_hours(s: datetime, e: datetime, *, b0: datetime, b1: datetime) -> float:
     lo, hi = max(s, b0), min(e, b1)
     return max(0.0, (hi - lo).total_seconds() / 3600.0)
 
 
-def _lab_open_days(plan: list[dict[str, Any]], tz: str, excs: Sequence[Any], first: date, last: date) -> int:
+def _lab_open_days(plan: list[dict[str, Any]], tz: str, *, excs: Sequence[Any], first: date, last: date) -> int:
     """Drop-off days in [first, last), the rule of listings.service.lab_capacity."""
     zone = ZoneInfo(tz)
     open_weekdays = {int(w["weekday"]) for w in plan} or {0, 1, 2, 3, 4}
@@ -128,9 +128,15 @@ async def factory_analytics(
             m = metrics[a["id"]] = _empty_metrics()
             if a["kind"] == "machine":
                 if listed:
-                    m["offered_hours"] = offered_hours(a["weekly_plan"], a["timezone"], excs[a["id"]], b0, b1)
+                    m["offered_hours"] = offered_hours(
+                        a["weekly_plan"], a["timezone"], exceptions=excs[a["id"]], start=b0, end=b1
+                    )
             else:
-                days = _lab_open_days(a["weekly_plan"], a["timezone"], lab_excs[a["id"]], b0d, b1d) if listed else 0
+                days = (
+                    _lab_open_days(a["weekly_plan"], a["timezone"], excs=lab_excs[a["id"]], first=b0d, last=b1d)
+                    if listed
+                    else 0
+                )
                 labs[a["id"]] = {"offered_samples": days * int(a["daily_sample_capacity"] or 0), "booked_samples": 0,
                                  "tests": 0}  # fmt: skip
         buyer_bookings = 0
@@ -146,7 +152,7 @@ async def factory_analytics(
                 lab = labs.get(bk["asset_id"])
                 if bk["status"] in counted:
                     if is_machine and bk["start_at"] is not None:
-                        target["booked_hours"] += _overlap_hours(bk["start_at"], bk["end_at"], b0, b1)
+                        target["booked_hours"] += _overlap_hours(bk["start_at"], bk["end_at"], b0=b0, b1=b1)
                     if lab is not None and bk["drop_off_date"] and b0d <= bk["drop_off_date"] < b1d:
                         lab["booked_samples"] += int(bk["samples"] or 0)
                         lab["tests"] += 1

@@ -47,11 +47,11 @@ async def month_params(session: AsyncSession, month: date) -> MonthParams:
     for plan_text, tz in pairs:
         plan_json.append(plan_text)
         plan_tz.append(tz)
-        plan_hours.append(offered_hours(json.loads(plan_text), tz, [], m0, m1))
+        plan_hours.append(offered_hours(json.loads(plan_text), tz, exceptions=[], start=m0, end=m1))
     ov_ids, ov_hours = [], []
     for item in await repo.listed_machines_with_exceptions(m0, m1):
         ov_ids.append(item["asset_id"])
-        ov_hours.append(offered_hours(item["plan"], item["tz"], item["exceptions"], m0, m1))
+        ov_hours.append(offered_hours(item["plan"], item["tz"], exceptions=item["exceptions"], start=m0, end=m1))
     return MonthParams(month, m0, m1, plan_json, plan_tz, plan_hours, ov_ids, ov_hours)
 
 
@@ -78,7 +78,7 @@ async def compute_month(session: AsyncSession, month: date) -> dict[str, list[di
 
 
 async def _month_rows(
-    session: AsyncSession, months: Sequence[date], prefix: str, today: date
+    session: AsyncSession, months: Sequence[date], *, prefix: str, today: date
 ) -> dict[date, dict[str, list[dict[str, Any]]]]:
     """Stored rollups for past months that were rolled up; the current month (and any month never rolled up)
     is computed on demand."""
@@ -212,7 +212,7 @@ def _table(
             rows,
             cols,
             backing,
-            settings.observatory_min_organisations,
+            min_organisations=settings.observatory_min_organisations,
             complementary=settings.observatory_complementary_suppression,
         ),
     )
@@ -244,7 +244,7 @@ class _Simple:
 
 
 def aggregate_month(
-    month: date, prefix: str, depth: int, data: dict[str, list[dict[str, Any]]], settings: ObservatorySettings
+    month: date, *, prefix: str, depth: int, data: dict[str, list[dict[str, Any]]], settings: ObservatorySettings
 ) -> dict[str, list[dict[str, Any]]]:
     """Aggregate one month's finest rows to region-at-depth x process family with totals, then suppress."""
     T = sup.TOTAL
@@ -335,9 +335,9 @@ async def observatory_indicators(
     flows: list[dict[str, Any]] = []
     labs: list[dict[str, Any]] = []
     for prefix in prefixes:
-        per_month = await _month_rows(session, months, prefix, today)
+        per_month = await _month_rows(session, months, prefix=prefix, today=today)
         for m in months:
-            out = aggregate_month(m, prefix, depth, per_month[m], settings)
+            out = aggregate_month(m, prefix=prefix, depth=depth, data=per_month[m], settings=settings)
             cells += [c for c in out["cells"] if process is None or c["process_family"] in (process, sup.TOTAL)]
             flows += out["flows"]
             labs += out["lab_tests"]

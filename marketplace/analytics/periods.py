@@ -70,13 +70,14 @@ def _hours(intervals: Iterable[av.Interval]) -> float:
 def offered_hours(
     plan: Iterable[dict[str, Any]],
     tz: str,
+    *,
     exceptions: Sequence[tuple[datetime, datetime, bool]],
     start: datetime,
     end: datetime,
 ) -> float:
     """Hours the weekly plan (plus opening, minus closing exceptions) offers in [start, end)."""
     excs = [av.ExceptionRange(start=s, end=e, available=a) for s, e, a in exceptions]
-    return _hours(av.free_intervals(_weekly(plan), tz, excs, [], start, end))
+    return _hours(av.free_intervals(_weekly(plan), tz, exceptions=excs, blocked=[], start=start, end=end))
 
 
 def median(values: list[float]) -> float | None:

@@ -61,8 +61,8 @@ def suppress(
     rows: Sequence[Hashable],
     cols: Sequence[Hashable],
     cells: Mapping[Any, Backing],
-    min_organisations: int,
     *,
+    min_organisations: int,
     complementary: bool = True,
 ) -> set[Key]:
     """The set of suppressed keys (interior cells and totals) of the table. Missing keys are empty cells."""

@@ -215,7 +215,10 @@ async def me(session: SessionDep, principal: CurrentUser) -> MeOut:
 @router.patch("/me", response_model=MeOut, responses=error_responses(401, 403, 422))
 async def update_me(data: MePatch, session: SessionDep, principal: CurrentUser) -> MeOut:
     user = await _current_user(session, principal)
-    for field, value in data.model_dump(exclude_unset=True, exclude_none=True).items():
+    changes = data.model_dump(exclude_unset=True, exclude_none=True)
+    if (locale := changes.pop("locale", None)) is not None:
+        await service.set_locale(session, user_id=user.id, locale=locale)
+    for field, value in changes.items():
         setattr(user, field, value)
     await session.flush()
     return await _me(session, principal)

@@ -115,7 +115,7 @@ async def refresh(
 
 
 async def ensure_admin(
-    session: AsyncSession, email: str, password: str, full_name: str = "Platform admin"
+    session: AsyncSession, *, email: str, password: str, full_name: str = "Platform admin"
 ) -> tuple[User, bool]:
     """Create a platform admin, or promote an existing account. Returns ``(user, created)``.
     Idempotent: an existing admin keeps its password."""
@@ -246,6 +246,15 @@ async def change_password(
     await sessions.revoke_all(session, user_id=user_id)
 
 
+async def set_locale(session: AsyncSession, *, user_id: uuid.UUID, locale: str) -> None:
+    """Remember the user's chosen language (e-mails and the next sign-in use it). The caller has checked
+    ``locale`` against the supported ones; a user that no longer exists is left alone."""
+    user = await UserRepository(session).get(user_id)
+    if user is not None:
+        user.locale = locale
+        await session.flush()
+
+
 async def deliver_email_link(
     session: AsyncSession, settings: Settings, *, user_id: uuid.UUID, purpose: str, token: str
 ) -> bool:
@@ -261,7 +270,7 @@ async def deliver_email_link(
     link = f"{settings.public_url.rstrip('/')}{LINK_PATHS[purpose]}?token={token}"
     subject, body = notifications.render(f"auth.{purpose}", user.locale, {"name": user.full_name, "link": link})
     try:
-        notifications.send_email(settings, user.email, subject, body)
+        notifications.send_email(settings, to=user.email, subject=subject, body=body)
     except OSError as exc:
         # The mail server is unreachable: try again in a minute, as long as the link is still open (so the
         # retries end when it expires: 48 hours for verification, 1 hour for a reset).

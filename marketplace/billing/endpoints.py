@@ -79,9 +79,9 @@ def _stripe(request: Request) -> StripeGateway:
 async def booking_payment(booking_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal) -> PaymentOut:
     booking, role = await bookings.get_for(session=session, principal=principal, booking_id=booking_id)
     if booking.payment_method == "stripe":
-        view = await stripe_gateway.view(session, booking.id, booking.amount, booking.currency)
+        view = await stripe_gateway.view(session, booking.id, amount=booking.amount, currency=booking.currency)
     else:
-        view = await invoices.view(session, booking.id, booking.amount, booking.currency)
+        view = await invoices.view(session, booking.id, amount=booking.amount, currency=booking.currency)
     return PaymentOut(
         method="stripe" if view.method == "stripe" else "invoice",
         status=view.status,
@@ -160,7 +160,7 @@ def _bank_transfer_endpoint(
     """The one handler the three bank-transfer records share, bound to its direction."""
 
     async def endpoint(
-        invoice_id: uuid.UUID, data: BankTransferIn, request: Request, session: SessionDep, admin: AdminPrincipal
+        invoice_id: uuid.UUID, *, data: BankTransferIn, request: Request, session: SessionDep, admin: AdminPrincipal
     ) -> BankTransferOut:
         transfer = await service.record_bank_transfer(
             session=session,
@@ -426,7 +426,7 @@ async def stripe_webhook(request: Request, session: SessionDep) -> WebhookAck:
     event = webhooks.verify(
         payload,
         request.headers.get("stripe-signature"),
-        settings.stripe_webhook_secret,
+        secret=settings.stripe_webhook_secret,
         tolerance=settings.stripe_webhook_tolerance_seconds,
     )
     new = await service.receive_stripe_event(session=session, event=event)

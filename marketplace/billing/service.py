@@ -42,7 +42,7 @@ async def record_bank_transfer(
         raise NotFound("Invoice not found.")
     op = {"in": gateway.record_received, "payout": gateway.record_payout, "refund": gateway.record_refund}[direction]
     before = await ledger.booking_balances(session, invoice.booking_id)
-    transfer = await op(session, invoice_id, amount, reference, admin.user_id)
+    transfer = await op(session, invoice_id, amount=amount, reference=reference, actor=admin.user_id)
     await audit.record(
         session,
         actor_user_id=admin.user_id,

@@ -206,9 +206,9 @@ async def _apply(
         reason=reason,
     )
     asset = await _asset_of(session, booking)
-    await announce(session, booking, asset, f"booking.{to}", reason=reason)
+    await announce(session, booking, asset, event=f"booking.{to}", reason=reason)
     if to not in BLOCKING:
-        await listings.refresh_next_free(session, asset, deps.listings_config, BookingsBlockedTime())
+        await listings.refresh_next_free(session, asset, config=deps.listings_config, blocked=BookingsBlockedTime())
 
 
 async def _asset_of(session: AsyncSession, booking: Booking) -> Asset:
@@ -277,8 +277,8 @@ async def release(
         reason=reason,
     )
     asset = await _asset_of(session, booking)
-    await announce(session, booking, asset, "booking.released", reason=reason)
-    await listings.refresh_next_free(session, asset, deps.listings_config, BookingsBlockedTime())
+    await announce(session, booking, asset, event="booking.released", reason=reason)
+    await listings.refresh_next_free(session, asset, config=deps.listings_config, blocked=BookingsBlockedTime())
     return booking
 
 
@@ -299,7 +299,7 @@ _RECIPIENTS: dict[str, tuple[str, ...]] = {
 
 
 async def announce(
-    session: AsyncSession, booking: Booking, asset: Asset, event: str, *, notify: bool = True, reason: str | None = None
+    session: AsyncSession, booking: Booking, asset: Asset, *, event: str, notify: bool = True, reason: str | None = None
 ) -> None:
     """Notify the other side(s) and the organisations' webhooks."""
     buyer = await session.get(Organisation, booking.buyer_org_id) if notify else None
@@ -326,12 +326,12 @@ async def announce(
     if notify:
         sides = {"buyer": booking.buyer_org_id, "supplier": booking.supplier_org_id}
         for side in _RECIPIENTS.get(event, ()):
-            await notify_org(session, sides[side], event, data)
+            await notify_org(session, sides[side], kind=event, data=data)
     await fan_out(
         session,
         [booking.buyer_org_id, booking.supplier_org_id],
-        event,
-        {
+        event=event,
+        payload={
             "booking_id": str(booking.id),
             "asset_id": str(asset.id),
             "status": booking.status,

@@ -10,7 +10,6 @@ import typing
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, status
@@ -45,9 +44,9 @@ from marketplace.bookings.schemas import (
     WebhookWithDeliveries,
 )
 from marketplace.core.db import SessionDep
-from marketplace.core.errors import BadRequest, NotFound, error_responses
+from marketplace.core.errors import NotFound, error_responses
 from marketplace.core.idempotency import Idempotency
-from marketplace.core.pagination import CursorParam, LimitParam, decode_cursor, encode_cursor
+from marketplace.core.pagination import CursorParam, LimitParam, decode_keyset, encode_cursor
 from marketplace.core.security import purpose_key
 from marketplace.core.settings import Settings
 from marketplace.core.text import Line
@@ -80,16 +79,6 @@ def booking_out(booking: Booking, role: str | None, timeline: Sequence[BookingEv
         else None,
         timeline=[EventOut.model_validate(e) for e in timeline] if timeline is not None else None,
     )
-
-
-def _keyset(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
-    """The (created_at, id) a page continues after."""
-    if (values := decode_cursor(cursor)) is None:
-        return None
-    try:
-        return datetime.fromisoformat(values[0]), uuid.UUID(values[1])
-    except (ValueError, IndexError, TypeError):
-        raise BadRequest("Malformed cursor.") from None
 
 
 def _next_cursor(rows: Sequence[Booking] | Sequence[Notification], limit: int) -> str | None:
@@ -125,7 +114,9 @@ async def list_bookings(
     cursor: CursorParam = None,
 ) -> BookingPage:
     orgs = [o for o in principal.org_ids if principal.can_act_for(o, "bookings:read")]
-    rows = await BookingRepository(session).list_for_org(orgs, role, status_filter, _keyset(cursor), limit + 1)
+    rows = await BookingRepository(session).list_for_org(
+        orgs, role=role, status=status_filter, after=decode_keyset(cursor), limit=limit + 1
+    )
     return BookingPage(
         items=[booking_out(b, service.role_of(principal, b)) for b in rows[:limit]],
         next_cursor=_next_cursor(rows, limit),
@@ -162,7 +153,7 @@ class ActionRoute:
     description: str | None = None
 
 
-# Every action of ``transitions.TRANSITIONS`` a buyer or supplier performs (tests/bookings/test_action_routes.py
+# Every action of ``transitions.TRANSITIONS`` a buyer or supplier performs (tests/bookings/test_routes_and_lists.py
 # checks the two agree); ``resolve`` is the admin's and has its own route below.
 ACTION_ROUTES = (
     ActionRoute(
@@ -208,7 +199,7 @@ ACTION_ROUTES = (
 
 
 async def _respond(
-    session: SessionDep, booking: Booking, role: str | None, idem: Idempotency | None
+    session: SessionDep, booking: Booking, *, role: str | None, idem: Idempotency | None
 ) -> BookingOut | JSONResponse:
     out = booking_out(booking, role, await BookingRepository(session).events(booking.id))
     return await idem.respond(out) if idem else out
@@ -218,6 +209,7 @@ def _action_endpoint(route: ActionRoute) -> Callable[..., Awaitable[BookingOut |
     """The one handler every action route shares, bound to its action."""
 
     async def endpoint(
+        *,
         booking_id: uuid.UUID,
         request: Request,
         session: SessionDep,
@@ -234,7 +226,7 @@ def _action_endpoint(route: ActionRoute) -> Callable[..., Awaitable[BookingOut |
             reason=data.reason if data else None,
             result_reference=data.result_reference if isinstance(data, CompleteIn) else None,
         )
-        return await _respond(session, booking, service.role_of(principal, booking), idem)
+        return await _respond(session, booking, role=service.role_of(principal, booking), idem=idem)
 
     # FastAPI reads the request body from the signature: give each route exactly its own body (or none).
     hints = typing.get_type_hints(endpoint, include_extras=True)
@@ -293,7 +285,7 @@ async def resolve(
         reason=data.note,
         refund_amount=data.refund_amount,
     )
-    return await _respond(session, booking, "admin", idem)
+    return await _respond(session, booking, role="admin", idem=idem)
 
 
 @router.post(
@@ -335,7 +327,7 @@ async def notifications(
     cursor: CursorParam = None,
 ) -> NotificationPage:
     rows = await notifications_service.page(
-        session=session, user_id=principal.user_id, unread=unread, after=_keyset(cursor), limit=limit + 1
+        session=session, user_id=principal.user_id, unread=unread, after=decode_keyset(cursor), limit=limit + 1
     )
     return NotificationPage(
         items=[NotificationOut.model_validate(n) for n in rows[:limit]], next_cursor=_next_cursor(rows, limit)

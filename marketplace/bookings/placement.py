@@ -100,13 +100,13 @@ async def place(
     )
     if asset.kind == AssetKind.machine:
         if data.start is None or data.end is None or data.drop_off_date is not None or data.samples is not None:
-            raise _wrong_kind(data, ("start", "end"), ("drop_off_date", "samples"), "machine time")
+            raise _wrong_kind(data, needed=("start", "end"), foreign=("drop_off_date", "samples"), what="machine time")
         await _prepare_machine(
             session=session, booking=booking, asset=asset, site=site, start=data.start, end=data.end, now=now, deps=deps
         )
     else:
         if data.drop_off_date is None or data.samples is None or data.start is not None or data.end is not None:
-            raise _wrong_kind(data, ("drop_off_date", "samples"), ("start", "end"), "a lab service")
+            raise _wrong_kind(data, needed=("drop_off_date", "samples"), foreign=("start", "end"), what="a lab service")
         await _prepare_lab(
             session=session,
             booking=booking,
@@ -122,9 +122,9 @@ async def place(
         if asset.kind == AssetKind.machine:
             expired = await _insert_machine(repo, booking, now)
         else:
-            expired = await _insert_lab(repo, booking, asset.daily_sample_capacity or 0, now, deps)
+            expired = await _insert_lab(repo, booking, capacity=asset.daily_sample_capacity or 0, now=now, deps=deps)
         if data.request_id is not None:
-            await requests_service.mark_booked(session, data.request_id, buyer_org_id)
+            await requests_service.mark_booked(session, request_id=data.request_id, buyer_org_id=buyer_org_id)
         for stale_id in expired:
             await record(
                 repo,
@@ -153,9 +153,9 @@ async def place(
         await enqueue(
             session, "bookings.expire_one", str(booking.id), delay_seconds=deps.settings.hold_minutes * 60 + 1
         )
-        await announce(session, booking, asset, "booking.held", notify=False)
+        await announce(session, booking, asset, event="booking.held", notify=False)
         if _takes_next_free(asset, booking):
-            await listings.refresh_next_free(session, asset, deps.listings_config, BookingsBlockedTime())
+            await listings.refresh_next_free(session, asset, config=deps.listings_config, blocked=BookingsBlockedTime())
         # Last: the invoice (and its ledger journal) is written here; its gap-free number is drawn from the
         # counter row by the transaction's final statement, at commit (see payments.repository). A card
         # gateway only stores the PaymentIntent that before_booked created.
@@ -166,7 +166,7 @@ async def place(
     return booking, [booked]
 
 
-def _wrong_kind(data: BookingCreate, needed: tuple[str, str], foreign: tuple[str, str], what: str) -> Unprocessable:
+def _wrong_kind(data: BookingCreate, *, needed: tuple[str, str], foreign: tuple[str, str], what: str) -> Unprocessable:
     """The body does not fit the listing's kind: a 422 naming the fields that are missing or do not belong."""
     fields = [{"field": f, "message": f"required: this listing is {what}"} for f in needed if getattr(data, f) is None]
     fields += [
@@ -218,7 +218,12 @@ async def _prepare_machine(
     # Open hours only (plan + exceptions); other bookings are the exclusion constraint's job.
     excs = await ListingsRepository(session).exceptions_overlapping(asset.id, blocked_from, blocked_until)
     open_time = av.free_intervals(
-        listings.weekly_windows(asset), site.timezone, listings.exception_ranges(excs), [], blocked_from, blocked_until
+        listings.weekly_windows(asset),
+        site.timezone,
+        exceptions=listings.exception_ranges(excs),
+        blocked=[],
+        start=blocked_from,
+        end=blocked_until,
     )
     if open_time != [(blocked_from, blocked_until)]:
         raise NotBookable("The machine is not open for that whole time (setup and buffer included).")
@@ -280,7 +285,7 @@ async def _prepare_lab(
         raise NotBookable(f"drop_off_date: bookings open {deps.listings_config.horizon_days} days ahead.")
     last = day + timedelta(days=LAB_DUE_DATE_LOOKAHEAD_DAYS)
     excs = (await ListingsRepository(session).exceptions_for([asset.id]))[asset.id]
-    open_days = set(listings._lab_open_days(asset, site, excs, day, last))
+    open_days = set(listings._lab_open_days(asset, site, excs=excs, first=day, last=last))
     if day not in open_days:
         raise NotBookable("drop_off_date: the lab does not accept samples that day.")
     closed = {d for d in _days(day, last) if d not in open_days}
@@ -291,7 +296,7 @@ async def _prepare_lab(
 
 
 async def _insert_lab(
-    repo: BookingRepository, booking: Booking, capacity: int, now: datetime, deps: Deps
+    repo: BookingRepository, booking: Booking, *, capacity: int, now: datetime, deps: Deps
 ) -> list[uuid.UUID]:
     """Count the day's samples and insert, under the lab-day lock (capacity is daily intake: every booking
     in a blocking state counts, completed ones included).
@@ -302,14 +307,14 @@ async def _insert_lab(
     stays with the transaction until commit. Each try waits at most 3 s for the lock, three tries, so a
     pile-up answers 409 ``try_again`` instead of hanging."""
     if not deps.settings.lab_capacity_lock:  # only the race tests' control turns it off
-        return await _count_and_insert_lab(repo, booking, capacity, now)
+        return await _count_and_insert_lab(repo, booking, capacity=capacity, now=now)
     for _ in range(3):
         try:
             async with repo.session.begin_nested():
                 await repo.set_lock_timeout("3s")
                 await repo.lock_lab_day(booking.asset_id, _lab_day(booking))
                 await repo.set_lock_timeout("0")
-                return await _count_and_insert_lab(repo, booking, capacity, now)
+                return await _count_and_insert_lab(repo, booking, capacity=capacity, now=now)
         except DBAPIError as exc:
             if getattr(exc.orig, "sqlstate", None) != "55P03":
                 raise
@@ -323,7 +328,7 @@ def _lab_day(booking: Booking) -> date:
 
 
 async def _count_and_insert_lab(
-    repo: BookingRepository, booking: Booking, capacity: int, now: datetime
+    repo: BookingRepository, booking: Booking, *, capacity: int, now: datetime
 ) -> list[uuid.UUID]:
     day = _lab_day(booking)
     expired = await repo.expire_stale_lab_day(booking.asset_id, day, now)

@@ -175,7 +175,9 @@ class BookingRepository:
         ).scalar_one()
         return int(total or 0)
 
-    async def lab_samples_by_day(self, asset_id: uuid.UUID, first: date, last: date, now: datetime) -> dict[date, int]:
+    async def lab_samples_by_day(
+        self, asset_id: uuid.UUID, *, first: date, last: date, now: datetime
+    ) -> dict[date, int]:
         rows = await self.session.execute(
             sa.select(col(Booking.drop_off_date), sa.func.sum(col(Booking.samples)))
             .where(
@@ -189,7 +191,7 @@ class BookingRepository:
         return {d: int(n or 0) for d, n in rows.all() if d is not None}
 
     async def blocked_periods(
-        self, asset_ids: Sequence[uuid.UUID], start: datetime, end: datetime, now: datetime
+        self, asset_ids: Sequence[uuid.UUID], *, start: datetime, end: datetime, now: datetime
     ) -> dict[uuid.UUID, list[tuple[datetime, datetime]]]:
         result: dict[uuid.UUID, list[tuple[datetime, datetime]]] = {a: [] for a in asset_ids}
         if not asset_ids:
@@ -209,6 +211,7 @@ class BookingRepository:
     async def list_for_org(
         self,
         org_ids: Sequence[uuid.UUID],
+        *,
         role: str | None,
         status: str | None,
         after: tuple[datetime, uuid.UUID] | None,
@@ -454,7 +457,7 @@ class BookingPageQueries:
         )
         return [(a, s, e) for a, s, e in rows.all()]
 
-    async def reviews_of_asset(self, asset_id: uuid.UUID, subject_org_id: uuid.UUID, limit: int) -> list[Review]:
+    async def reviews_of_asset(self, asset_id: uuid.UUID, *, subject_org_id: uuid.UUID, limit: int) -> list[Review]:
         """The latest reviews of the supplier left on bookings of this asset."""
         rows = await self.session.execute(
             sa.select(Review)

@@ -123,12 +123,14 @@ class BookingsBlockedTime:
     """Booked time as the listings domain sees it (free slots, search, next free slot)."""
 
     async def machine_blocked(
-        self, session: AsyncSession, asset_ids: Any, start: datetime, end: datetime
+        self, session: AsyncSession, asset_ids: Any, *, start: datetime, end: datetime
     ) -> dict[uuid.UUID, list[av.Interval]]:
-        return await BookingRepository(session).blocked_periods(list(asset_ids), start, end, now())
+        return await BookingRepository(session).blocked_periods(list(asset_ids), start=start, end=end, now=now())
 
-    async def lab_booked(self, session: AsyncSession, asset_id: uuid.UUID, start: date, end: date) -> dict[date, int]:
-        return await BookingRepository(session).lab_samples_by_day(asset_id, start, end, now())
+    async def lab_booked(
+        self, session: AsyncSession, asset_id: uuid.UUID, *, start: date, end: date
+    ) -> dict[date, int]:
+        return await BookingRepository(session).lab_samples_by_day(asset_id, first=start, last=end, now=now())
 
 
 def role_of(principal: Principal, booking: Booking) -> str | None:

@@ -123,7 +123,7 @@ async def _sweep(session: AsyncSession) -> dict[str, int]:
         when = f"{b.start_at:%Y-%m-%d %H:%M} UTC" if b.start_at else str(b.drop_off_date)
         for org_id in (b.buyer_org_id, b.supplier_org_id):
             await notifications.notify_org(
-                session, org_id, "booking.reminder", {"booking_id": str(b.id), "title": "", "when": when}
+                session, org_id, kind="booking.reminder", data={"booking_id": str(b.id), "title": "", "when": when}
             )
         counts["reminded"] += 1
     await session.flush()

@@ -7,14 +7,18 @@ rolls back when it raises. Services and repositories only ``flush``; they never 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Annotated
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated, TypeVar
 
 import sqlalchemy as sa
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from marketplace.core.settings import Settings
+
+T = TypeVar("T")
 
 
 def normalise_url(url: str) -> str:
@@ -53,6 +57,23 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+def run_in_new_session(url: str, fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Outside a request (CLI commands, Celery tasks): run ``fn`` in a fresh session on its own event loop and
+    commit. NullPool: each call has its own event loop, and asyncpg connections are loop-bound."""
+
+    async def runner() -> T:
+        engine = create_async_engine(normalise_url(url), poolclass=NullPool)
+        try:
+            async with AsyncSession(engine, expire_on_commit=False) as session:
+                result = await fn(session)
+                await session.commit()
+                return result
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(runner())
 
 
 async def ping(engine: AsyncEngine) -> None:

@@ -1,7 +1,7 @@
 """One error hierarchy, one JSON shape: ``{"error": code, "detail": message, "request_id": id}``.
 
-Domain packages (listings, matching, payments) define their own base error with the same two class
-attributes, ``status_code`` and ``code``; :func:`install_error_handlers` renders all of them alike.
+``AppError`` and the domain packages' base errors all derive from :class:`payments.errors.DomainError`
+(``status_code``, ``code``, ``detail``, ``extra``); :func:`install_error_handlers` renders all of them alike.
 """
 
 from __future__ import annotations
@@ -19,18 +19,14 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from marketplace.core.text import LINE_PATTERN, TEXT_PATTERN
+from payments.errors import DomainError
 
 logger = logging.getLogger(__name__)
 
 
-class AppError(Exception):
-    status_code = 400
-    code = "bad_request"
-
-    def __init__(self, detail: str | None = None, *, extra: dict[str, Any] | None = None) -> None:
-        self.detail = detail or self.__class__.__doc__ or self.code
-        self.extra = extra or {}
-        super().__init__(self.detail)
+# No docstring: a bare ``AppError()`` reads as its code, ``bad_request``.
+class AppError(DomainError):
+    pass
 
 
 class BadRequest(AppError):
@@ -135,7 +131,7 @@ def request_id_of(request: Request) -> str:
     return getattr(request.state, "request_id", "") or ""
 
 
-def error_response(request: Request, status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
+def error_response(request: Request, status: int, *, code: str, detail: str, **extra: Any) -> JSONResponse:
     body: dict[str, Any] = {"error": code, "detail": detail, "request_id": request_id_of(request)}
     body.update(extra)
     headers: dict[str, str] = {}
@@ -263,26 +259,26 @@ def unhandled_error_response(request: Request, exc: BaseException) -> JSONRespon
     rid = request_id_of(request)
     if database_unavailable(exc):
         logger.warning("database unavailable: %s", type(exc).__name__, extra={"request_id": rid})
-        return error_response(request, 503, DatabaseUnavailable.code, str(DatabaseUnavailable.__doc__))
+        return error_response(request, 503, code=DatabaseUnavailable.code, detail=str(DatabaseUnavailable.__doc__))
     if _character_error(exc):
         return error_response(
             request,
             422,
-            "validation_error",
-            "The request contains characters that cannot be stored (such as NUL).",
+            code="validation_error",
+            detail="The request contains characters that cannot be stored (such as NUL).",
             fields=[],
         )
     if (violation := _foreign_key_violation(exc)) is not None:
         # A backstop: the code should have checked first (the log says where); the caller still gets a 4xx.
         logger.warning("foreign-key violation reached the error handler", exc_info=exc, extra={"request_id": rid})
         if "update or delete on table" in violation:
-            return error_response(request, 409, "conflict", "Other records still refer to this one.")
-        return error_response(request, 404, "not_found", "Something this request refers to does not exist.")
+            return error_response(request, 409, code="conflict", detail="Other records still refer to this one.")
+        return error_response(request, 404, code="not_found", detail="Something this request refers to does not exist.")
     if _redis_unavailable(exc):
         logger.warning("redis unavailable: %s", type(exc).__name__, extra={"request_id": rid})
-        return error_response(request, 503, ServiceUnavailable.code, str(ServiceUnavailable.__doc__))
+        return error_response(request, 503, code=ServiceUnavailable.code, detail=str(ServiceUnavailable.__doc__))
     logger.error("unhandled error", exc_info=exc, extra={"request_id": rid})
-    return error_response(request, 500, "internal_error", "An unexpected error occurred.")
+    return error_response(request, 500, code="internal_error", detail="An unexpected error occurred.")
 
 
 _HTTP_CODES = {
@@ -304,7 +300,7 @@ async def validation_error_response(request: Request, exc: Exception) -> JSONRes
     if not isinstance(exc, RequestValidationError):  # registered for this class only
         return unhandled_error_response(request, exc)
     detail, fields = _format_validation(exc)
-    return error_response(request, 422, "validation_error", detail, fields=fields)
+    return error_response(request, 422, code="validation_error", detail=detail, fields=fields)
 
 
 def install_error_handlers(app: FastAPI, domain_errors: tuple[type[Exception], ...] = ()) -> None:
@@ -312,14 +308,14 @@ def install_error_handlers(app: FastAPI, domain_errors: tuple[type[Exception], .
         status = int(getattr(exc, "status_code", 400))
         code = str(getattr(exc, "code", "error"))
         extra = dict(getattr(exc, "extra", {}) or {})
-        return error_response(request, status, code, str(getattr(exc, "detail", exc)), **extra)
+        return error_response(request, status, code=code, detail=str(getattr(exc, "detail", exc)), **extra)
 
     async def handle_http(request: Request, exc: Exception) -> JSONResponse:
         if not isinstance(exc, StarletteHTTPException):  # registered for this class only
             return unhandled_error_response(request, exc)
         code = _HTTP_CODES.get(exc.status_code, "error")
         detail = exc.detail if isinstance(exc.detail, str) else code
-        return error_response(request, exc.status_code, code, detail)
+        return error_response(request, exc.status_code, code=code, detail=detail)
 
     async def handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
         # Normally RequestContextMiddleware renders these (and keeps the connection); this is the last resort

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
+from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
@@ -42,3 +44,14 @@ def decode_cursor(cursor: str | None) -> list[Any] | None:
     if not isinstance(values, list):
         raise BadRequest("Malformed cursor.")
     return values
+
+
+def decode_keyset(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
+    """The ``(created_at, id)`` a newest-first page continues after; the cursor is
+    ``encode_cursor([created_at.isoformat(), str(id)])``."""
+    if (values := decode_cursor(cursor)) is None:
+        return None
+    try:
+        return datetime.fromisoformat(values[0]), uuid.UUID(values[1])
+    except (ValueError, IndexError, TypeError) as exc:
+        raise BadRequest("Malformed cursor.") from exc

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace.core.celery import celery
-from marketplace.core.db import normalise_url
+from marketplace.core.db import run_in_new_session
 from marketplace.core.settings import get_settings
 
 T = TypeVar("T")
@@ -20,21 +18,10 @@ T = TypeVar("T")
 def run_in_unit_of_work(fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """Run ``fn`` in a fresh session and commit (the jobs it enqueues are outbox rows of that transaction)."""
 
-    async def runner() -> T:
-        settings = get_settings()
-        if not settings.database_url:
-            raise RuntimeError("MARKETPLACE_DATABASE_URL is not set for this worker")
-        # NullPool: each task runs in its own event loop, and asyncpg connections are loop-bound.
-        engine = create_async_engine(normalise_url(settings.database_url), poolclass=NullPool)
-        try:
-            async with AsyncSession(engine, expire_on_commit=False) as session:
-                result = await fn(session)
-                await session.commit()
-                return result
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(runner())
+    settings = get_settings()
+    if not settings.database_url:
+        raise RuntimeError("MARKETPLACE_DATABASE_URL is not set for this worker")
+    return run_in_new_session(settings.database_url, fn)
 
 
 @celery.task(name="marketplace.health.roundtrip")

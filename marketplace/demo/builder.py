@@ -58,7 +58,7 @@ def generate_uscc(rng: random.Random, region_code: str, *, kind: str = "91") -> 
     return first17 + uscc_check_char(first17)
 
 
-def jitter(rng: random.Random, lat: float, lon: float, km: float = 6.0) -> tuple[float, float]:
+def jitter(rng: random.Random, lat: float, lon: float, *, km: float = 6.0) -> tuple[float, float]:
     r = km * math.sqrt(rng.random())
     theta = rng.uniform(0, 2 * math.pi)
     dlat = r * math.cos(theta) / 111.0
@@ -88,6 +88,7 @@ def _probe_asset(setup: int, buffer: int, slot: int) -> Asset:
 def machine_next_free(
     plan: str,
     tz: str,
+    *,
     slot: int,
     min_booking: int,
     setup: int,
@@ -104,7 +105,7 @@ def machine_next_free(
     probe = _probe_asset(setup, buffer, slot)
     for days in (14, horizon_days):
         end = now + timedelta(days=days)
-        free = av.free_intervals(windows, tz, [], [], now, end)
+        free = av.free_intervals(windows, tz, exceptions=[], blocked=[], start=now, end=end)
         found = av.earliest_slot(
             bookable_windows(probe, free),
             timedelta(minutes=min_booking or slot),
@@ -167,7 +168,7 @@ class MarketBuilder:
         return f"{rng.choice(FIRST_DE)} {rng.choice(SURNAMES_DE)}"
 
     def org(
-        self, name: str, legal: str, country: str, uscc: str | None, roles: list[str], email: str, locale: str
+        self, name: str, *, legal: str, country: str, uscc: str | None, roles: list[str], email: str, locale: str
     ) -> tuple[uuid.UUID, datetime]:
         org_id, user_id = seeded_uuid(self.rng), seeded_uuid(self.rng)
         created = self.past(60, 900)
@@ -194,7 +195,7 @@ class MarketBuilder:
         self.m.memberships.append((org_id, user_id, "owner", created))
         return org_id, decided
 
-    def site(self, org_id: uuid.UUID, cluster: Cluster, name: str, after: datetime) -> tuple[uuid.UUID, datetime]:
+    def site(self, org_id: uuid.UUID, cluster: Cluster, *, name: str, after: datetime) -> tuple[uuid.UUID, datetime]:
         rng = self.rng
         site_id = seeded_uuid(rng)
         region = rng.choice(cluster.region_codes)
@@ -219,6 +220,7 @@ class MarketBuilder:
     def certificate(
         self,
         org_id: uuid.UUID,
+        *,
         standard: str,
         number: str,
         issuer: str,
@@ -262,6 +264,7 @@ class MarketBuilder:
     def listing(
         self,
         head: Row,
+        *,
         plan: str,
         lab_columns: Row,
         next_free: datetime | None,

@@ -66,7 +66,13 @@ class MarketGenerator(MarketBuilder):
         uscc = self.uscc(region) if cn else None
         roles = ["supplier", "buyer"] if rng.random() < 0.3 else ["supplier"]
         org_id, verified = self.org(
-            name, legal, cluster.country, uscc, roles, f"supplier{i}@{SEED_EMAIL_DOMAIN}", "zh-CN" if cn else "en"
+            name,
+            legal=legal,
+            country=cluster.country,
+            uscc=uscc,
+            roles=roles,
+            email=f"supplier{i}@{SEED_EMAIL_DOMAIN}",
+            locale="zh-CN" if cn else "en",
         )
         self.m.suppliers += 1
 
@@ -81,17 +87,24 @@ class MarketGenerator(MarketBuilder):
                 if cn
                 else f"Werk {s + 1} {cluster.name_en}"
             )
-            site_id, site_created = self.site(org_id, cluster, site_name, verified)
+            site_id, site_created = self.site(org_id, cluster, name=site_name, after=verified)
             sites.append((site_id, site_created, weighted_choice(rng, plan_weights)))
-        self.supplier_certificates(org_id, cluster, shop_key, uscc)
+        self.supplier_certificates(org_id, cluster, shop_key=shop_key, uscc=uscc)
         processes = shop.processes
         for _ in range(n_machines):
             site_id, site_created, plan = rng.choice(sites)
             if rng.random() < 0.15:
                 plan = weighted_choice(rng, plan_weights)
-            self.machine(org_id, site_id, site_created, cluster, weighted_choice(rng, processes), plan)
+            self.machine(
+                org_id,
+                site_id=site_id,
+                site_created=site_created,
+                cluster=cluster,
+                code=weighted_choice(rng, processes),
+                plan=plan,
+            )
 
-    def supplier_certificates(self, org_id: uuid.UUID, cluster: Cluster, shop_key: str, uscc: str | None) -> None:
+    def supplier_certificates(self, org_id: uuid.UUID, cluster: Cluster, *, shop_key: str, uscc: str | None) -> None:
         rng = self.rng
         scope = f"Design and manufacture: {SHOP_TYPES[shop_key].word_en.lower()}"
 
@@ -103,12 +116,17 @@ class MarketGenerator(MarketBuilder):
                 return rng.choice(MS_ISSUERS[2:])
             return rng.choice(MS_ISSUERS[:2] if rng.random() < 0.6 else MS_ISSUERS)
 
+        def management_system(standard: str, cert_number: str) -> None:
+            # The caller draws the number first, then the issuer is drawn here: the seeded draw order.
+            iss, body = issuer()
+            self.certificate(org_id, standard=standard, number=cert_number, issuer=iss, body=body, scope=scope, years=3)
+
         if rng.random() < 0.85:
-            self.certificate(org_id, "ISO 9001", number("001", "Q"), *issuer(), scope, 3)
+            management_system("ISO 9001", number("001", "Q"))
         if rng.random() < 0.3:
-            self.certificate(org_id, "ISO 14001", number("002", "E"), *issuer(), scope, 3)
+            management_system("ISO 14001", number("002", "E"))
         if rng.random() < 0.15:
-            self.certificate(org_id, "ISO 45001", number("003", "S"), *issuer(), scope, 3)
+            management_system("ISO 45001", number("003", "S"))
         # Sector certificates: (clusters, shop types, share, standard, number, body (None: the issuer's), scope).
         sectors: tuple[tuple[frozenset[str], tuple[str, ...], float, str, Callable[[], str], str | None, str], ...] = (
             (
@@ -143,10 +161,25 @@ class MarketGenerator(MarketBuilder):
             # Same draw order as ever: the share, then the issuer, then the number.
             if cluster.key in clusters and shop_key in shops and rng.random() < share:
                 iss, body = rng.choice(MS_ISSUERS[2:])
-                self.certificate(org_id, standard, make_number(), iss, sector_body or body, sector_scope, 3)
+                self.certificate(
+                    org_id,
+                    standard=standard,
+                    number=make_number(),
+                    issuer=iss,
+                    body=sector_body or body,
+                    scope=sector_scope,
+                    years=3,
+                )
 
     def machine(
-        self, org_id: uuid.UUID, site_id: uuid.UUID, site_created: datetime, cluster: Cluster, code: str, plan: str
+        self,
+        org_id: uuid.UUID,
+        *,
+        site_id: uuid.UUID,
+        site_created: datetime,
+        cluster: Cluster,
+        code: str,
+        plan: str,
     ) -> None:
         rng = self.rng
         spec = MACHINE_SPECS[code]
@@ -197,7 +230,7 @@ class MarketGenerator(MarketBuilder):
         key = (plan, cluster.timezone, slot, min_booking, setup_min, buffer)
         if key not in self.next_free_cache:
             self.next_free_cache[key] = machine_next_free(
-                plan, cluster.timezone, slot, min_booking, setup_min, buffer, self.now
+                plan, cluster.timezone, slot=slot, min_booking=min_booking, setup=setup_min, buffer=buffer, now=self.now
             )
         created, published = self.listed_times(site_created)
         self.listing(
@@ -228,11 +261,11 @@ class MarketGenerator(MarketBuilder):
                 setup_min,
                 description.endswith("included."),
             ),
-            plan,
-            (None,) * 6,
-            self.next_free_cache[key],
-            created,
-            published,
+            plan=plan,
+            lab_columns=(None,) * 6,
+            next_free=self.next_free_cache[key],
+            created=created,
+            published=published,
         )
         self.m.machines += 1
 
@@ -245,43 +278,53 @@ class MarketGenerator(MarketBuilder):
         legal = f"{cluster.name_zh}{word_zh}检测技术有限公司"
         region = cluster.region_codes[0]
         uscc = self.uscc(region, kind="12" if rng.random() < 0.15 else "91")  # some are public institutions
-        org_id, verified = self.org(name, legal, "CN", uscc, ["supplier"], f"lab{i}@{SEED_EMAIL_DOMAIN}", "zh-CN")
+        org_id, verified = self.org(
+            name,
+            legal=legal,
+            country="CN",
+            uscc=uscc,
+            roles=["supplier"],
+            email=f"lab{i}@{SEED_EMAIL_DOMAIN}",
+            locale="zh-CN",
+        )
         self.m.labs += 1
         site_id, site_created = self.site(
-            org_id, cluster, f"{cluster.name_zh}实验室 {cluster.name_en} laboratory", verified
+            org_id, cluster, name=f"{cluster.name_zh}实验室 {cluster.name_en} laboratory", after=verified
         )
         has_cnas = rng.random() < 0.8
         if has_cnas:
             self.certificate(
                 org_id,
-                "ISO/IEC 17025",
-                f"CNAS L{rng.randint(1000, 19999)}",
-                "中国合格评定国家认可委员会 CNAS",
-                "CNAS",
-                "Mechanical, metallographic and corrosion testing",
-                6,
-                site_id,
+                standard="ISO/IEC 17025",
+                number=f"CNAS L{rng.randint(1000, 19999)}",
+                issuer="中国合格评定国家认可委员会 CNAS",
+                body="CNAS",
+                scope="Mechanical, metallographic and corrosion testing",
+                years=6,
+                site_id=site_id,
             )
         if rng.random() < 0.9:
             cma_number = f"{rng.randint(17, 24)}{rng.randint(10, 35)}{rng.randint(10**7, 10**8 - 1)}"
             self.certificate(
                 org_id,
-                "CMA",
-                cma_number,
-                f"{cluster.province_zh}市场监督管理局",
-                "CMA",
-                "检验检测机构资质认定",
-                6,
-                site_id,
+                standard="CMA",
+                number=cma_number,
+                issuer=f"{cluster.province_zh}市场监督管理局",
+                body="CMA",
+                scope="检验检测机构资质认定",
+                years=6,
+                site_id=site_id,
             )
         if rng.random() < 0.5:
+            iss, body = MS_ISSUERS[0]
             self.certificate(
                 org_id,
-                "ISO 9001",
-                f"001{rng.randint(10, 99)}Q{rng.randint(10000, 99999)}R1",
-                *MS_ISSUERS[0],
-                "Testing services",
-                3,
+                standard="ISO 9001",
+                number=f"001{rng.randint(10, 99)}Q{rng.randint(10000, 99999)}R1",
+                issuer=iss,
+                body=body,
+                scope="Testing services",
+                years=3,
             )
         plan = "lab_sat" if rng.random() < 0.3 else "lab_weekdays"
         codes = list(LAB_SPECS)
@@ -297,13 +340,21 @@ class MarketGenerator(MarketBuilder):
                 if count >= LAB_SERVICES_PER_LAB[1]:
                     break
                 self.lab_service(
-                    org_id, site_id, site_created, cluster, code, std, plan, has_cnas and rng.random() < 0.75
+                    org_id,
+                    site_id=site_id,
+                    site_created=site_created,
+                    cluster=cluster,
+                    code=code,
+                    standard=std,
+                    plan=plan,
+                    accredited=has_cnas and rng.random() < 0.75,
                 )
                 count += 1
 
     def lab_service(
         self,
         org_id: uuid.UUID,
+        *,
         site_id: uuid.UUID,
         site_created: datetime,
         cluster: Cluster,
@@ -325,11 +376,11 @@ class MarketGenerator(MarketBuilder):
         head: Row = (seeded_uuid(rng), org_id, site_id, "lab_service", title, description, "published", [code], [])
         self.listing(
             (*head, "CNY", *(None,) * 15),  # envelope .. operator_included do not apply to lab services
-            plan,
-            (standard, accredited, price * 100, rng.randint(*spec.turnaround), capacity, spec.sample),
-            lab_next_free(plan, cluster.timezone, self.now),
-            created,
-            published,
+            plan=plan,
+            lab_columns=(standard, accredited, price * 100, rng.randint(*spec.turnaround), capacity, spec.sample),
+            next_free=lab_next_free(plan, cluster.timezone, self.now),
+            created=created,
+            published=published,
         )
         self.m.lab_services += 1
 
@@ -344,16 +395,24 @@ class MarketGenerator(MarketBuilder):
             legal = f"{cluster.name_zh}{word_zh}{kind_zh}有限公司"
             self.org(
                 name,
-                legal,
-                "CN",
-                self.uscc(cluster.region_codes[0]),
-                ["buyer"],
-                f"buyer{i}@{SEED_EMAIL_DOMAIN}",
-                rng.choice(("zh-CN", "zh-CN", "en")),
+                legal=legal,
+                country="CN",
+                uscc=self.uscc(cluster.region_codes[0]),
+                roles=["buyer"],
+                email=f"buyer{i}@{SEED_EMAIL_DOMAIN}",
+                locale=rng.choice(("zh-CN", "zh-CN", "en")),
             )
         else:
             name = f"{rng.choice(SURNAMES_DE)} {rng.choice(BUYER_WORDS_DE)} GmbH"
-            self.org(name, name, "DE", None, ["buyer"], f"buyer{i}@{SEED_EMAIL_DOMAIN}", "en")
+            self.org(
+                name,
+                legal=name,
+                country="DE",
+                uscc=None,
+                roles=["buyer"],
+                email=f"buyer{i}@{SEED_EMAIL_DOMAIN}",
+                locale="en",
+            )
         self.m.buyers += 1
 
 

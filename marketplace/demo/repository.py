@@ -53,7 +53,7 @@ async def copy_market(apg: Any, market: GeneratedMarket) -> None:
             await apg.copy_records_to_table(table, records=rows, columns=list(columns))
 
 
-async def seed_requests(apg: Any, market: GeneratedMarket, n: int, rng: random.Random) -> int:
+async def seed_requests(apg: Any, market: GeneratedMarket, *, n: int, rng: random.Random) -> int:
     """HOOK for the requests issue: generate and COPY ``n`` buyer requests for ``market``.
 
     Requests do not exist yet, so this is a no-op that seeds nothing and returns 0. When the requests table

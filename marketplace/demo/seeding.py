@@ -92,7 +92,7 @@ async def seed_market(
     )  # hashed once: argon2 is slow
     summary.generate_seconds = _time.perf_counter() - started
     await repository.copy_market(apg, market)
-    summary.requests_seeded = await seed_requests(apg, market, requests, random.Random(f"requests-{seed}"))
+    summary.requests_seeded = await seed_requests(apg, market, n=requests, rng=random.Random(f"requests-{seed}"))
     await repository.analyze_seeded_tables(sa_conn)
 
     summary.suppliers, summary.labs, summary.buyers = market.suppliers, market.labs, market.buyers

@@ -125,7 +125,7 @@ def render(kind: str, locale: str, data: dict[str, Any]) -> tuple[str, str]:
     return subject.format_map(values), body.format_map(values)
 
 
-async def notify_org(session: AsyncSession, org_id: uuid.UUID, kind: str, data: dict[str, Any]) -> int:
+async def notify_org(session: AsyncSession, org_id: uuid.UUID, *, kind: str, data: dict[str, Any]) -> int:
     """A notification for every member of the organisation, in each member's own locale."""
     repo = NotificationRepository(session)
     count = 0
@@ -161,7 +161,7 @@ async def mark_read(*, session: AsyncSession, user_id: uuid.UUID | None, notific
     return note
 
 
-def send_email(settings: Settings, to: str, subject: str, body: str) -> None:
+def send_email(settings: Settings, *, to: str, subject: str, body: str) -> None:
     if not settings.smtp_host:
         logger.info("e-mail (no SMTP configured) to=%s subject=%s\n%s", to, subject, body)
         return
@@ -187,7 +187,7 @@ async def deliver(session: AsyncSession, settings: Settings, notification_id: uu
     if note.delivered_at is not None:
         return False
     note.delivery_attempts += 1
-    send_email(settings, email, note.subject, note.body)
+    send_email(settings, to=email, subject=note.subject, body=note.body)
     note.delivered_at = utcnow()
     await session.flush()
     return True

@@ -29,6 +29,7 @@ from marketplace.core.settings import Settings
 from marketplace.core.sqltypes import utcnow
 from marketplace.notifications.models import WebhookDelivery, WebhookEndpoint
 from marketplace.notifications.repository import WebhookRepository
+from marketplace.orgs.access import record_org_event
 from marketplace.orgs.repository import OrgRepository
 
 MAX_ATTEMPTS = 8
@@ -189,22 +190,40 @@ async def create_endpoint(
     settings: Settings,
     resolver: Resolver = system_resolver,
 ) -> WebhookEndpoint:
-    """Register an endpoint (owners only; public targets only). Its secret is on the returned row: show it once."""
+    """Register an endpoint (owners only; public targets only), audited whichever door it came through. Its
+    secret is on the returned row: show it once."""
     authorise(principal, org_id)
     if not principal.is_member(org_id) and await OrgRepository(session).get(org_id) is None:
         raise NotFound("Organisation not found.")  # an admin may name any id
     await check_url(url, settings, resolver=resolver)
-    return await WebhookRepository(session).add(
+    endpoint = await WebhookRepository(session).add(
         WebhookEndpoint(org_id=org_id, url=url, secret=new_secret(), events=sorted(set(events)))
     )
+    # The host only: a URL's path, query or user part may carry the receiver's own credentials.
+    await record_org_event(
+        session,
+        actor_user_id=principal.user_id,
+        actor_api_key_id=principal.api_key_id,
+        action="org.webhook_created",
+        org_id=org_id,
+        after={"webhook_id": str(endpoint.id), "host": httpx.URL(url).host, "events": endpoint.events},
+    )
+    return endpoint
 
 
 async def list_endpoints(
-    *, session: AsyncSession, principal: Principal, org_id: uuid.UUID
+    *, session: AsyncSession, principal: Principal, org_id: uuid.UUID, with_deliveries: bool = True
 ) -> list[tuple[WebhookEndpoint, list[WebhookDelivery]]]:
-    """The organisation's endpoints with their recent delivery log (who may: see ``authorise``)."""
-    authorise(principal, org_id)
-    return await WebhookRepository(session).with_recent_deliveries(org_id)
+    """The organisation's endpoints (oldest first) with their recent delivery log, in one query. Who may: see
+    ``authorise``. Without the log (``with_deliveries=False``, the factory's integrations page lists URLs and
+    events only) any member may read them."""
+    repo = WebhookRepository(session)
+    if with_deliveries:
+        authorise(principal, org_id)
+        return await repo.with_recent_deliveries(org_id)
+    if not (principal.is_member(org_id) or principal.is_platform_admin):
+        raise NotFound("Organisation not found.")
+    return await repo.with_recent_deliveries(org_id, per_endpoint=0)
 
 
 async def delete_endpoint(
@@ -223,7 +242,7 @@ def _subscribed(endpoint_events: list[str], event: str) -> bool:
     return event in endpoint_events or family in endpoint_events
 
 
-async def fan_out(session: AsyncSession, org_ids: list[uuid.UUID], event: str, payload: dict[str, Any]) -> int:
+async def fan_out(session: AsyncSession, org_ids: list[uuid.UUID], *, event: str, payload: dict[str, Any]) -> int:
     """Queue a delivery of ``event`` to every active endpoint of these organisations that wants it."""
     repo = WebhookRepository(session)
     count = 0

@@ -57,7 +57,7 @@ async def invite_member(
 ) -> InvitationOut | JSONResponse:
     invitation = InvitationOut(
         **await service.invite_member(
-            session, principal, org_id, data, settings=request.app.state.settings, now=utcnow()
+            session, principal, org_id=org_id, data=data, settings=request.app.state.settings, now=utcnow()
         )
     )
     return await idem.respond(invitation, 201) if idem else invitation
@@ -83,7 +83,7 @@ async def change_member_role(
     summary="Remove a member (owners), or leave (yourself); the last owner cannot leave",
 )
 async def remove_member(org_id: uuid.UUID, user_id: uuid.UUID, session: SessionDep, principal: CurrentUser) -> None:
-    await service.remove_member(session, principal, org_id, user_id)
+    await service.remove_member(session, principal, org_id=org_id, user_id=user_id)
 
 
 @router.get(
@@ -139,7 +139,7 @@ async def revoke_invitation(
 async def create_api_key(
     org_id: uuid.UUID, data: ApiKeyCreate, session: SessionDep, principal: CurrentUser
 ) -> ApiKeyCreated:
-    key, secret = await service.create_api_key(session, principal, org_id, data)
+    key, secret = await service.create_api_key(session, principal, org_id=org_id, data=data)
     return ApiKeyCreated(**ApiKeyOut.model_validate(key).model_dump(), secret=secret)
 
 
@@ -158,7 +158,7 @@ async def list_api_keys(org_id: uuid.UUID, session: SessionDep, principal: Curre
 async def revoke_api_key(
     org_id: uuid.UUID, key_id: uuid.UUID, session: SessionDep, principal: CurrentUser
 ) -> ApiKeyOut:
-    return ApiKeyOut.model_validate(await service.revoke_api_key(session, principal, org_id, key_id))
+    return ApiKeyOut.model_validate(await service.revoke_api_key(session, principal, org_id=org_id, key_id=key_id))
 
 
 @router.post(
@@ -174,7 +174,7 @@ async def submit_verification(
     principal: CurrentUser,
     idem: OptionalIdempotencyDep,
 ) -> OrgPublic | JSONResponse:
-    org = OrgPublic.model_validate(await service.submit_verification(session, principal, org_id, data))
+    org = OrgPublic.model_validate(await service.submit_verification(session, principal, org_id=org_id, data=data))
     return await idem.respond(org) if idem else org
 
 

@@ -89,9 +89,9 @@ async def _issue(session: AsyncSession, settings: Settings, inv: OrgInvitation, 
 async def invite_member(
     session: AsyncSession,
     principal: Principal,
+    *,
     org_id: uuid.UUID,
     data: MemberInvite,
-    *,
     settings: Settings,
     now: datetime,
 ) -> dict[str, Any]:
@@ -252,5 +252,5 @@ async def send_invitation_email(session: AsyncSession, *, settings: Settings, in
             "expires": inv.expires_at.strftime("%Y-%m-%d %H:%M UTC"),
         },
     )
-    notifications.send_email(settings, inv.email, subject, body)
+    notifications.send_email(settings, to=inv.email, subject=subject, body=body)
     return True

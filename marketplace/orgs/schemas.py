@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
 
+from listings.schemas import check_country
 from marketplace.core.principal import API_SCOPES
 from marketplace.core.text import Line, Text
 from marketplace.orgs.uscc import normalise_uscc, validate_uscc
@@ -37,9 +38,7 @@ class OrgCreate(BaseModel):
     @field_validator("country")
     @classmethod
     def _country(cls, v: str) -> str:
-        if not v.isalpha():
-            raise ValueError("must be an ISO 3166-1 alpha-2 code such as CN or DE")
-        return v.upper()
+        return check_country(v)
 
     @field_validator("roles")
     @classmethod

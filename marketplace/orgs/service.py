@@ -166,7 +166,7 @@ async def change_role(
     return member
 
 
-async def remove_member(session: AsyncSession, principal: Principal, org_id: uuid.UUID, user_id: uuid.UUID) -> None:
+async def remove_member(session: AsyncSession, principal: Principal, *, org_id: uuid.UUID, user_id: uuid.UUID) -> None:
     """Remove a member. Members may remove themselves; the last owner cannot leave."""
     is_self = user_id == principal.user_id
     await _change_membership(session, principal, org_id=org_id, user_id=user_id, role=None, owner=not is_self)
@@ -176,7 +176,7 @@ async def remove_member(session: AsyncSession, principal: Principal, org_id: uui
 
 
 async def create_api_key(
-    session: AsyncSession, principal: Principal, org_id: uuid.UUID, data: ApiKeyCreate
+    session: AsyncSession, principal: Principal, *, org_id: uuid.UUID, data: ApiKeyCreate
 ) -> tuple[ApiKey, str]:
     await get_for_member(session, principal, org_id, owner=True)
     # A key acts for the organisation (it may book and pay), so only a verified person may mint one.
@@ -200,7 +200,9 @@ async def list_api_keys(session: AsyncSession, principal: Principal, org_id: uui
     return await ApiKeyRepository(session).list_for_org(org_id)
 
 
-async def revoke_api_key(session: AsyncSession, principal: Principal, org_id: uuid.UUID, key_id: uuid.UUID) -> ApiKey:
+async def revoke_api_key(
+    session: AsyncSession, principal: Principal, *, org_id: uuid.UUID, key_id: uuid.UUID
+) -> ApiKey:
     await get_for_member(session, principal, org_id, owner=True)
     key = await ApiKeyRepository(session).get_for_org(org_id, key_id)
     if key is None:
@@ -219,7 +221,7 @@ def _verification_snapshot(org: Organisation) -> dict[str, Any]:
 
 
 async def submit_verification(
-    session: AsyncSession, principal: Principal, org_id: uuid.UUID, data: VerificationSubmit
+    session: AsyncSession, principal: Principal, *, org_id: uuid.UUID, data: VerificationSubmit
 ) -> Organisation:
     org = await get_for_member(session, principal, org_id, owner=True)
     org = await OrgRepository(session).get(org_id, for_update=True) or org
@@ -260,7 +262,7 @@ async def list_orgs_for_admin(
 
 
 async def decide_verification(
-    session: AsyncSession, admin: Principal, org_id: uuid.UUID, data: VerificationDecision
+    session: AsyncSession, admin: Principal, *, org_id: uuid.UUID, data: VerificationDecision
 ) -> Organisation:
     org = await OrgRepository(session).get(org_id, for_update=True)
     if org is None:

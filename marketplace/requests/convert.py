@@ -77,7 +77,7 @@ def fields_of(r: BuyerRequest) -> dict[str, Any]:
 
 
 def apply_fields(
-    row: BuyerRequest, data: RequestFields, site_id: uuid.UUID | None, lat: float | None, lon: float | None
+    row: BuyerRequest, data: RequestFields, *, site_id: uuid.UUID | None, lat: float | None, lon: float | None
 ) -> None:
     """Write a request body (and its resolved location) onto a row."""
     row.kind = data.kind
@@ -111,7 +111,7 @@ def draft(data: RequestFields, lat: float | None, lon: float | None) -> BuyerReq
         earliest_start=data.earliest_start,
         deadline=data.deadline,
     )
-    apply_fields(row, data, None, lat, lon)
+    apply_fields(row, data, site_id=None, lat=lat, lon=lon)
     return row
 
 

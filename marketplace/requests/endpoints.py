@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response, status
 
 from marketplace.auth.deps import AdminPrincipal, CurrentPrincipal
 from marketplace.core.db import SessionDep
-from marketplace.core.errors import BadRequest, error_responses
-from marketplace.core.pagination import CursorParam, LimitParam, decode_cursor, encode_cursor
+from marketplace.core.errors import error_responses
+from marketplace.core.pagination import CursorParam, LimitParam, decode_keyset, encode_cursor
 from marketplace.requests import batch, matches, service
 from marketplace.requests.convert import plan_out, request_out
 from marketplace.requests.schemas import (
@@ -53,14 +52,8 @@ async def list_requests(
     limit: LimitParam = 50,
     cursor: CursorParam = None,
 ) -> RequestPage:
-    after = None
-    if (values := decode_cursor(cursor)) is not None:
-        try:
-            after = (datetime.fromisoformat(values[0]), uuid.UUID(values[1]))
-        except (ValueError, IndexError, TypeError):
-            raise BadRequest("Malformed cursor.") from None
     rows = await service.list_for(
-        session=session, principal=principal, status=status_filter, after=after, limit=limit + 1
+        session=session, principal=principal, status=status_filter, after=decode_keyset(cursor), limit=limit + 1
     )
     next_cursor = None
     if len(rows) > limit:

@@ -42,17 +42,19 @@ class RequestsBlockedTime:
     query. Not a subclass: bookings.service imports the requests service (the request_id hook)."""
 
     async def machine_blocked(
-        self, session: AsyncSession, asset_ids: Sequence[uuid.UUID], start: datetime, end: datetime
+        self, session: AsyncSession, asset_ids: Sequence[uuid.UUID], *, start: datetime, end: datetime
     ) -> dict[uuid.UUID, list[tuple[datetime, datetime]]]:
-        return await BookedTimeRepository(session).machine_blocked(asset_ids, start, end, _now())
+        return await BookedTimeRepository(session).machine_blocked(asset_ids, start=start, end=end, now=_now())
 
-    async def lab_booked(self, session: AsyncSession, asset_id: uuid.UUID, start: date, end: date) -> dict[date, int]:
-        return await BookingRepository(session).lab_samples_by_day(asset_id, start, end, _now())
+    async def lab_booked(
+        self, session: AsyncSession, asset_id: uuid.UUID, *, start: date, end: date
+    ) -> dict[date, int]:
+        return await BookingRepository(session).lab_samples_by_day(asset_id, first=start, last=end, now=_now())
 
     async def lab_booked_many(
-        self, session: AsyncSession, asset_ids: Sequence[uuid.UUID], first: date, last: date
+        self, session: AsyncSession, asset_ids: Sequence[uuid.UUID], *, first: date, last: date
     ) -> dict[uuid.UUID, dict[date, int]]:
-        return await BookedTimeRepository(session).lab_booked_many(asset_ids, first, last, _now())
+        return await BookedTimeRepository(session).lab_booked_many(asset_ids, first=first, last=last, now=_now())
 
 
 class BookingStats:

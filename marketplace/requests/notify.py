@@ -48,8 +48,8 @@ async def notify_suppliers(session: AsyncSession, request_id: uuid.UUID) -> int:
             "earliest_start": row.earliest_start.isoformat(),
             "deadline": row.deadline.isoformat(),
         }
-        await notify_org(session, org_id, "request.matched", data)
-        await fan_out(session, [org_id], "request.matched", data)
+        await notify_org(session, org_id, kind="request.matched", data=data)
+        await fan_out(session, [org_id], event="request.matched", payload=data)
     row.suppliers_notified_at = _now()
     await session.flush()
     return len(by_org)
@@ -72,5 +72,5 @@ async def notify_buyers(session: AsyncSession, asset_id: uuid.UUID) -> int:
             by_org.setdefault(r.buyer_org_id, []).append(r.id)
     for org_id, request_ids in by_org.items():
         data = {"asset_id": str(asset.id), "title": asset.title, "request_ids": [str(i) for i in request_ids]}
-        await notify_org(session, org_id, "capacity.published", data)
+        await notify_org(session, org_id, kind="capacity.published", data=data)
     return len(by_org)

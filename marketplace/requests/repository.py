@@ -153,7 +153,7 @@ class BookedTimeRepository:
         self.session = session
 
     async def machine_blocked(
-        self, asset_ids: Sequence[uuid.UUID], start: datetime, end: datetime, now: datetime
+        self, asset_ids: Sequence[uuid.UUID], *, start: datetime, end: datetime, now: datetime
     ) -> dict[uuid.UUID, list[tuple[datetime, datetime]]]:
         """As ``BookingRepository.blocked_periods``, but one probe of the exclusion constraint's GiST index
         ``(asset_id, period) WHERE status IN BLOCKING`` per asset (a LATERAL join), so only the overlapping
@@ -167,7 +167,7 @@ class BookedTimeRepository:
         return out
 
     async def lab_booked_many(
-        self, asset_ids: Sequence[uuid.UUID], first: date, last: date, now: datetime
+        self, asset_ids: Sequence[uuid.UUID], *, first: date, last: date, now: datetime
     ) -> dict[uuid.UUID, dict[date, int]]:
         """Samples booked per asset and drop-off day in ``[first, last]``."""
         out: dict[uuid.UUID, dict[date, int]] = {a: {} for a in asset_ids}

@@ -118,7 +118,7 @@ async def create(session: AsyncSession, principal: Principal, data: RequestCreat
         earliest_start=data.earliest_start,
         deadline=data.deadline,
     )
-    apply_fields(row, data, site_id, lat, lon)
+    apply_fields(row, data, site_id=site_id, lat=lat, lon=lon)
     await RequestRepository(session).add(row)
     await enqueue(session, "requests.notify_suppliers", str(row.id))
     return row
@@ -161,13 +161,13 @@ async def update(
         )
         raise Unprocessable(detail) from None
     site_id, lat, lon = await _resolve_location(session, fields, row.buyer_org_id)
-    apply_fields(row, fields, site_id, lat, lon)
+    apply_fields(row, fields, site_id=site_id, lat=lat, lon=lon)
     row.updated_at = _now()
     await session.flush()
     return row
 
 
-async def _close(session: AsyncSession, row: BuyerRequest, to: RequestStatus, refusal: str) -> BuyerRequest:
+async def _close(session: AsyncSession, row: BuyerRequest, *, to: RequestStatus, refusal: str) -> BuyerRequest:
     """Move an open request to ``to``; a repeat (already ``to``) is a no-op, any other status a conflict."""
     if row.status == to:
         return row
@@ -181,15 +181,15 @@ async def _close(session: AsyncSession, row: BuyerRequest, to: RequestStatus, re
 
 async def cancel(session: AsyncSession, principal: Principal, request_id: uuid.UUID) -> BuyerRequest:
     row = await load_request(session, principal, request_id, scope="requests:write", for_update=True)
-    return await _close(session, row, RequestStatus.cancelled, "Only open requests can be cancelled.")
+    return await _close(session, row, to=RequestStatus.cancelled, refusal="Only open requests can be cancelled.")
 
 
-async def mark_booked(session: AsyncSession, request_id: uuid.UUID, buyer_org_id: uuid.UUID) -> BuyerRequest:
+async def mark_booked(session: AsyncSession, *, request_id: uuid.UUID, buyer_org_id: uuid.UUID) -> BuyerRequest:
     """A booking was placed for this request (called by the bookings service)."""
     row = await RequestRepository(session).get(request_id, for_update=True)
     if row is None or row.buyer_org_id != buyer_org_id:
         raise RequestNotFound()
-    return await _close(session, row, RequestStatus.booked, "The request is no longer open.")
+    return await _close(session, row, to=RequestStatus.booked, refusal="The request is no longer open.")
 
 
 async def expire_due(session: AsyncSession, now: datetime | None = None) -> int:

@@ -98,7 +98,7 @@ async def verify_org(
     _admin(user)
     try:
         data = VerificationDecision(decision=decision, reason=reason or "-")  # type: ignore[arg-type]
-        await orgs.decide_verification(session, user, org_id, data)
+        await orgs.decide_verification(session, user, org_id=org_id, data=data)
     except (AppError, ValueError) as exc:
         return await _refused(session, exc)
     return redirect("/admin?notice=saved")

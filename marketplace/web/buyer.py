@@ -50,7 +50,7 @@ CERTIFICATES = ("ISO 9001", "IATF 16949", "AS9100", "ISO 13485", "ISO 14001", "I
 
 
 async def _buyer_org(session: SessionDep, user: Principal, org_id: uuid.UUID) -> Organisation:
-    return await member_org(session, user, org_id, "buyer")
+    return await member_org(session, user, org_id, role="buyer")
 
 
 async def _buyer_orgs(session: SessionDep, user: Principal) -> list[Organisation]:
@@ -67,7 +67,7 @@ def _deps(request: Request) -> bookings.Deps:
 async def home(request: Request, org_id: uuid.UUID, session: SessionDep, user: SignedIn) -> HTMLResponse:
     org = await _buyer_org(session, user, org_id)
     reqs = await RequestRepository(session).page([org_id], status=None, after=None, limit=50)
-    rows = await BookingRepository(session).list_for_org([org_id], "buyer", None, None, 100)
+    rows = await BookingRepository(session).list_for_org([org_id], role="buyer", status=None, after=None, limit=100)
     titles = await ListingsPageQueries(session).titles([b.asset_id for b in rows])
     return render(request, "buyer/home.html", {"org": org, "requests": reqs, "rows": rows, "titles": titles}, user=user)
 
@@ -95,7 +95,7 @@ def _request_form(
     )
 
 
-def _request_payload(form: Any, org_id: uuid.UUID, tz_name: str, locale: str = "en") -> dict[str, Any]:
+def _request_payload(form: Any, org_id: uuid.UUID, *, tz_name: str, locale: str = "en") -> dict[str, Any]:
     def num(name: str) -> float | None:
         raw = str(form.get(name) or "").strip()
         return float(raw) if raw else None
@@ -149,7 +149,7 @@ async def create_request(
     org = await _buyer_org(session, user, org_id)
     form = await request.form()
     try:
-        payload = _request_payload(form, org_id, request.cookies.get("tz") or "", locale_of(request))
+        payload = _request_payload(form, org_id, tz_name=request.cookies.get("tz") or "", locale=locale_of(request))
         data = RequestCreate.model_validate(payload)
         created = await requests_service.create(session, user, data)
     except (ValidationError, AppError, ValueError) as exc:
@@ -270,9 +270,9 @@ async def booking_page(
     if booking.payment_method == "stripe":
         from payments import stripe_gateway
 
-        view = await stripe_gateway.view(session, booking.id, booking.amount, booking.currency)
+        view = await stripe_gateway.view(session, booking.id, amount=booking.amount, currency=booking.currency)
     else:
-        view = await invoices.view(session, booking.id, booking.amount, booking.currency)
+        view = await invoices.view(session, booking.id, amount=booking.amount, currency=booking.currency)
     return render(
         request,
         "buyer/booking.html",
@@ -337,4 +337,4 @@ async def invoice_page(org_id: uuid.UUID, invoice_id: uuid.UUID, session: Sessio
 
 
 async def booking_rows(session: SessionDep, org_id: uuid.UUID) -> list[Booking]:
-    return await BookingRepository(session).list_for_org([org_id], "buyer", None, None, 100)
+    return await BookingRepository(session).list_for_org([org_id], role="buyer", status=None, after=None, limit=100)

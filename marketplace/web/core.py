@@ -251,7 +251,7 @@ def form_errors(exc: Exception) -> dict[str, str]:
     return field_errors(exc)
 
 
-async def member_org(session: AsyncSession, user: Principal, org_id: uuid.UUID, role: str) -> Organisation:
+async def member_org(session: AsyncSession, user: Principal, org_id: uuid.UUID, *, role: str) -> Organisation:
     """The organisation a page acts for: its members (or a platform admin) only, and only in ``role``
     ("buyer" or "supplier"); anyone else gets a 404, a member of an organisation without the role a 403."""
     org = await OrgRepository(session).get(org_id)

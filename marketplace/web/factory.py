@@ -28,7 +28,7 @@ router = APIRouter(prefix="/factory/{org_id}", include_in_schema=False)
 
 async def supplier_org(session: SessionDep, user: Principal, org_id: uuid.UUID) -> Organisation:
     """The supplier organisation; anyone else (a buyer included) may not open factory pages."""
-    return await member_org(session, user, org_id, "supplier")
+    return await member_org(session, user, org_id, role="supplier")
 
 
 async def owned_asset(session: SessionDep, org_id: uuid.UUID, asset_id: uuid.UUID) -> Asset:
@@ -59,7 +59,7 @@ async def dashboard(request: Request, org_id: uuid.UUID, session: SessionDep, us
     today = await queries.running_soon(org_id, now=now, until=now + timedelta(hours=24))
     titles = {a.id: a.title for a in assets}
     machines = [a for a in assets if a.kind == AssetKind.machine and a.status != "archived"]
-    chart = await utilisation_chart(session, machines, sites, locale_of(request)) if machines else None
+    chart = await utilisation_chart(session, machines, sites=sites, locale=locale_of(request)) if machines else None
     return render(
         request,
         "factory/dashboard.html",
@@ -77,7 +77,7 @@ async def dashboard(request: Request, org_id: uuid.UUID, session: SessionDep, us
 
 
 async def utilisation_chart(
-    session: SessionDep, machines: list[Asset], sites: dict[uuid.UUID, Site], locale: str
+    session: SessionDep, machines: list[Asset], *, sites: dict[uuid.UUID, Site], locale: str
 ) -> str:
     """Booked vs available hours per week for each machine: the last 4 weeks and the next 4."""
     monday = datetime.now(UTC).date() - timedelta(days=datetime.now(UTC).weekday())
@@ -93,10 +93,10 @@ async def utilisation_chart(
         open_time = av.free_intervals(
             listings.weekly_windows(m),
             site.timezone if site else "UTC",
-            listings.exception_ranges(excs[m.id]),
-            [],
-            start,
-            end,
+            exceptions=listings.exception_ranges(excs[m.id]),
+            blocked=[],
+            start=start,
+            end=end,
         )
         booked = [(s, e) for a, s, e in rows if a == m.id and s is not None and e is not None]
         values = []

@@ -18,7 +18,6 @@ from marketplace.bookings.schemas import WebhookCreate
 from marketplace.core.db import SessionDep
 from marketplace.core.errors import AppError
 from marketplace.notifications import webhooks
-from marketplace.notifications.repository import WebhookRepository
 from marketplace.orgs import service as orgs
 from marketplace.orgs.schemas import ApiKeyCreate
 from marketplace.web.core import CsrfChecked, SignedIn, field_errors, redirect, render
@@ -30,11 +29,11 @@ router = APIRouter(prefix="/factory/{org_id}", include_in_schema=False)
 
 @router.get("/integrations", response_class=HTMLResponse)
 async def integrations(request: Request, org_id: uuid.UUID, session: SessionDep, user: SignedIn) -> HTMLResponse:
-    return await _integrations_page(request, org_id, session, user)
+    return await _integrations_page(request, org_id, session, user=user)
 
 
 async def _integrations_page(
-    request: Request, org_id: uuid.UUID, session: SessionDep, user: SignedIn, *, new_secret: str | None = None
+    request: Request, org_id: uuid.UUID, session: SessionDep, *, user: SignedIn, new_secret: str | None = None
 ) -> HTMLResponse:
     """The integrations page; after creating an API key or a webhook, with its secret. The secret is shown in
     this one response (never stored in the session cookie, never cached) and cannot be shown again."""
@@ -50,8 +49,9 @@ async def _integrations_page(
         (a, f"{settings.public_url}/api/v1/assets/{a.id}/calendar.ics?token={calendar_token(settings, a.id)}")
         for a in machines
     ]
-    # The endpoints only (the page shows no delivery log): one query, no deliveries loaded.
-    hooks = [e for e, _ in await WebhookRepository(session).with_recent_deliveries(org_id, per_endpoint=0)]
+    # The endpoints only (the page shows no delivery log, so any member may see it): no deliveries loaded.
+    listed = await webhooks.list_endpoints(session=session, principal=user, org_id=org_id, with_deliveries=False)
+    hooks = [e for e, _ in listed]
     page = render(
         request,
         "factory/integrations.html",
@@ -79,11 +79,11 @@ async def create_key(
         data = ApiKeyCreate(
             name=str(form.get("name") or "integration"), scopes=[str(s) for s in form.getlist("scopes")]
         )
-        _, secret = await orgs.create_api_key(session, user, org_id, data)
+        _, secret = await orgs.create_api_key(session, user, org_id=org_id, data=data)
     except (ValidationError, AppError) as exc:
         await session.rollback()  # the failed service call may have flushed part of its work
         return redirect(f"/factory/{org_id}/integrations?error={quote(str(field_errors(exc)))}")
-    return await _integrations_page(request, org_id, session, user, new_secret=secret)  # shown once, here
+    return await _integrations_page(request, org_id, session, user=user, new_secret=secret)  # shown once, here
 
 
 @router.post("/integrations/api-keys/{key_id}/revoke")
@@ -91,7 +91,7 @@ async def revoke_key(
     org_id: uuid.UUID, key_id: uuid.UUID, session: SessionDep, user: SignedIn, _csrf: CsrfChecked
 ) -> Response:
     await supplier_org(session, user, org_id)
-    await orgs.revoke_api_key(session, user, org_id, key_id)
+    await orgs.revoke_api_key(session, user, org_id=org_id, key_id=key_id)
     return redirect(f"/factory/{org_id}/integrations")
 
 
@@ -150,4 +150,4 @@ async def create_webhook(
     except (ValidationError, AppError) as exc:
         await session.rollback()  # the failed service call may have flushed part of its work
         return redirect(f"/factory/{org_id}/integrations?error={quote(next(iter(field_errors(exc).values())))}")
-    return await _integrations_page(request, org_id, session, user, new_secret=endpoint.secret)
+    return await _integrations_page(request, org_id, session, user=user, new_secret=endpoint.secret)

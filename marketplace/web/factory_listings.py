@@ -89,7 +89,7 @@ async def new_asset(
     if not sites:
         return redirect(f"/factory/{org_id}/sites/new")
     return _asset_form(
-        request, user, org, sites, kind="lab_service" if kind == "lab_service" else "machine", asset=None
+        request, user, org, sites=sites, kind="lab_service" if kind == "lab_service" else "machine", asset=None
     )
 
 
@@ -97,8 +97,8 @@ def _asset_form(
     request: Request,
     user: Principal,
     org: Organisation,
-    sites: list[Site],
     *,
+    sites: list[Site],
     kind: str,
     asset: Asset | None,
     form: Any = None,
@@ -185,12 +185,14 @@ async def create_asset(
     try:
         payload = _asset_payload(form, kind, locale=locale_of(request))
         data = TypeAdapter(AssetCreate).validate_python(payload)  # type: ignore[arg-type]
-        asset = await listings.create_asset(session, user, data, listings_config(request), blocked_time())
+        asset = await listings.create_asset(
+            session, user, data, config=listings_config(request), blocked=blocked_time()
+        )
     except (ValidationError, ListingsError, ValueError) as exc:
         await session.rollback()  # the failed service call may have flushed part of its work
         org = await supplier_org(session, user, org_id)  # reloaded: the rollback expired it
         sites = await ListingsRepository(session).sites_of_org(org_id)
-        return _asset_form(request, user, org, sites, kind=kind, asset=None, form=form, errors=field_errors(exc))
+        return _asset_form(request, user, org, sites=sites, kind=kind, asset=None, form=form, errors=field_errors(exc))
     return redirect(f"/factory/{org_id}/assets/{asset.id}/availability?created=1")
 
 
@@ -208,7 +210,7 @@ async def edit_asset(
     org = await supplier_org(session, user, org_id)
     asset = await owned_asset(session, org_id, asset_id)
     sites = await ListingsRepository(session).sites_of_org(org_id)
-    return _asset_form(request, user, org, sites, kind=asset.kind, asset=asset)
+    return _asset_form(request, user, org, sites=sites, kind=asset.kind, asset=asset)
 
 
 @router.post("/assets/{asset_id}/edit", response_class=HTMLResponse)
@@ -222,13 +224,17 @@ async def update_asset(
         fields = _asset_payload(form, asset.kind, partial=True, locale=locale_of(request), currency=asset.currency)
         payload = {k: v for k, v in fields.items() if v not in (None, "")}
         data = AssetUpdate.model_validate(payload)
-        await listings.update_asset(session, user, asset_id, data, listings_config(request), blocked_time())
+        await listings.update_asset(
+            session, user, asset_id, data=data, config=listings_config(request), blocked=blocked_time()
+        )
     except (ValidationError, ListingsError, ValueError) as exc:
         await session.rollback()  # the failed service call may have flushed part of its work
         org = await supplier_org(session, user, org_id)  # reloaded: the rollback expired them
         asset = await owned_asset(session, org_id, asset_id)
         sites = await ListingsRepository(session).sites_of_org(org_id)
-        return _asset_form(request, user, org, sites, kind=asset.kind, asset=asset, form=form, errors=field_errors(exc))
+        return _asset_form(
+            request, user, org, sites=sites, kind=asset.kind, asset=asset, form=form, errors=field_errors(exc)
+        )
     return redirect(f"/factory/{org_id}?notice=saved")
 
 
@@ -236,23 +242,23 @@ async def update_asset(
 async def submit_asset(
     org_id: uuid.UUID, asset_id: uuid.UUID, session: SessionDep, user: SignedIn, _csrf: CsrfChecked
 ) -> Response:
-    return await _asset_action(org_id, asset_id, "submit", session, user)
+    return await _asset_action(session, user, org_id=org_id, asset_id=asset_id, action="submit")
 
 
 @router.post("/assets/{asset_id}/archive")
 async def archive_asset(
     org_id: uuid.UUID, asset_id: uuid.UUID, session: SessionDep, user: SignedIn, _csrf: CsrfChecked
 ) -> Response:
-    return await _asset_action(org_id, asset_id, "archive", session, user)
+    return await _asset_action(session, user, org_id=org_id, asset_id=asset_id, action="archive")
 
 
 async def _asset_action(
-    org_id: uuid.UUID, asset_id: uuid.UUID, action: str, session: SessionDep, user: Principal
+    session: SessionDep, user: Principal, *, org_id: uuid.UUID, asset_id: uuid.UUID, action: str
 ) -> Response:
     await supplier_org(session, user, org_id)
     await owned_asset(session, org_id, asset_id)
     try:
-        await listings.owner_transition(session, user, asset_id, action)
+        await listings.owner_transition(session, user, asset_id, action=action)
     except ListingsError as exc:
         await session.rollback()  # the failed service call may have flushed part of its work
         return redirect(f"/factory/{org_id}?error={quote(str(exc.detail))}")
@@ -266,9 +272,9 @@ def _availability_form(
     request: Request,
     user: Principal,
     org: Organisation,
+    *,
     asset: Asset,
     current: dict[str, Any],
-    *,
     exc_rows: list[tuple[date, date, bool]] | None = None,
     created: int = 0,
     errors: dict[str, str] | None = None,
@@ -304,7 +310,7 @@ async def availability(
         (e.start.astimezone(tz).date(), (e.end.astimezone(tz) - timedelta(seconds=1)).date(), e.available)
         for e in current["exceptions"]
     ]
-    return _availability_form(request, user, org, asset, current, exc_rows=exc_rows, created=created)
+    return _availability_form(request, user, org, asset=asset, current=current, exc_rows=exc_rows, created=created)
 
 
 @router.post("/assets/{asset_id}/availability", response_class=HTMLResponse)
@@ -333,12 +339,14 @@ async def save_availability(
             hi = local_to_utc(date.fromisoformat(str(e)) + timedelta(days=1), time(0), zone(site.timezone))
             exceptions.append({"start": lo.isoformat(), "end": hi.isoformat(), "available": k == "open"})
         data = AvailabilityIn.model_validate({"weekly": weekly, "exceptions": exceptions})
-        await listings.set_availability(session, user, asset_id, data, listings_config(request), blocked_time())
+        await listings.set_availability(
+            session, user, asset_id, data=data, config=listings_config(request), blocked=blocked_time()
+        )
     except (ValidationError, ListingsError, ValueError) as exc:
         await session.rollback()  # the failed service call may have flushed part of its work
         org = await supplier_org(session, user, org_id)  # reloaded: the rollback expired them
         asset = await owned_asset(session, org_id, asset_id)
         site = await _site_of(session, asset)
         current = {"timezone": site.timezone, "weekly": weekly, "exceptions": []}
-        return _availability_form(request, user, org, asset, current, errors=form_errors(exc))
+        return _availability_form(request, user, org, asset=asset, current=current, errors=form_errors(exc))
     return redirect(f"/factory/{org_id}?notice=saved")

@@ -38,7 +38,7 @@ class Filters:
     process: Line | None = None
 
 
-async def _indicators(request: Request, session: SessionDep, user: Any, q: Filters) -> analytics.ObservatoryOut:
+async def _indicators(request: Request, session: SessionDep, user: Any, *, q: Filters) -> analytics.ObservatoryOut:
     start, end = _dates(q.date_from, q.date_to)
     try:
         return await analytics.observatory_indicators(
@@ -69,7 +69,7 @@ def _dates(date_from: str | None, date_to: str | None) -> tuple[date, date]:
 async def observatory(
     request: Request, session: SessionDep, user: SignedIn, q: Annotated[Filters, Depends()]
 ) -> HTMLResponse:
-    out = await _indicators(request, session, user, q)
+    out = await _indicators(request, session, user, q=q)
     months = sorted({c.month for c in out.cells})
     latest = months[-1] if months else None
     table = [c for c in out.cells if c.month == latest]
@@ -108,7 +108,7 @@ async def observatory(
 async def observatory_csv(
     request: Request, session: SessionDep, user: SignedIn, q: Annotated[Filters, Depends()]
 ) -> Response:
-    out = await _indicators(request, session, user, q)
+    out = await _indicators(request, session, user, q=q)
     return Response(
         analytics.observatory_csv(out),
         media_type="text/csv; charset=utf-8",

@@ -44,7 +44,7 @@ async def submit_verification(
                 )
             ],
         )
-        await orgs.submit_verification(session, user, org_id, data)
+        await orgs.submit_verification(session, user, org_id=org_id, data=data)
     except (ValidationError, AppError) as exc:
         await session.rollback()  # the failed service call may have flushed part of its work
         return redirect(f"/dashboard?error={quote(next(iter(field_errors(exc).values())))}")

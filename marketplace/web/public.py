@@ -107,7 +107,7 @@ async def search(
         if cursor and (values := decode_cursor(cursor)):
             key = datetime.fromisoformat(values[1]) if q.sort == "next_free" else values[1]
             q.after = (key, uuid.UUID(values[2]))
-        hits, last = await listings.search(session, q, _config(request), _blocked())
+        hits, last = await listings.search(session, q, config=_config(request), blocked=_blocked())
     except (ListingsError, AppError, ValueError) as exc:
         await session.rollback()  # the failed service call may have flushed part of its work
         errors = field_errors(exc) if not isinstance(exc, ValueError) else {"_": str(exc)}
@@ -145,21 +145,23 @@ async def listing(request: Request, asset_id: uuid.UUID, session: SessionDep, us
     certs = (await repo.valid_standards([(asset.org_id, asset.site_id)], date.today())).get(
         (asset.org_id, asset.site_id), []
     )
-    reviews = await BookingPageQueries(session).reviews_of_asset(asset.id, asset.org_id, 20)
+    reviews = await BookingPageQueries(session).reviews_of_asset(asset.id, subject_org_id=asset.org_id, limit=20)
     ctx: dict[str, Any] = {"asset": asset, "site": site, "org": org, "certificates": certs, "reviews": reviews}
     site_zone = i18n.zone(site.timezone)
     today = datetime.now(site_zone).date()
     if asset.kind == AssetKind.machine:
         start = datetime.combine(today, time(0), site_zone)
         end = start + timedelta(days=7)
-        free = (await listings.machine_free(session, [(asset, site)], start, end, _blocked()))[asset.id]
+        free = (await listings.machine_free(session, [(asset, site)], start=start, end=end, blocked=_blocked()))[
+            asset.id
+        ]
         windows = listings.bookable_windows(asset, free)
         ctx["week"] = _week(windows, start, site_zone)
     else:
         ctx["lab_days"] = await listings.lab_capacity(
-            session, None, asset.id, today, today + timedelta(days=13), _blocked()
+            session, None, asset.id, first=today, last=today + timedelta(days=13), blocked=_blocked()
         )
-    ctx["next_slot"] = await listings.next_free_slot(session, asset, site, _config(request), _blocked())
+    ctx["next_slot"] = await listings.next_free_slot(session, asset, site, config=_config(request), blocked=_blocked())
     return render(request, "public/listing.html", ctx, user=user)
 
 
@@ -297,11 +299,7 @@ async def set_language(
     if locale in i18n.LOCALES:
         request.session["locale"] = locale
         if user is not None and user.user_id is not None:
-            from marketplace.auth.models import User
-
-            account = await session.get(User, user.user_id)
-            if account is not None:
-                account.locale = locale
+            await auth_service.set_locale(session, user_id=user.user_id, locale=locale)
     return redirect(_safe_next(next))
 
 

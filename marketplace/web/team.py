@@ -71,7 +71,7 @@ async def team_page(request: Request, org_id: uuid.UUID, session: SessionDep, us
     )
 
 
-async def _act(session: SessionDep, org_id: uuid.UUID, done: str, action: Awaitable[object]) -> Response:
+async def _act(session: SessionDep, org_id: uuid.UUID, *, done: str, action: Awaitable[object]) -> Response:
     try:
         await action
     except (ValidationError, AppError) as exc:
@@ -91,7 +91,10 @@ async def invite(
         return redirect(f"/orgs/{org_id}/team?error=invalid_email")
     settings = request.app.state.settings
     return await _act(
-        session, org_id, "invited", orgs.invite_member(session, user, org_id, data, settings=settings, now=utcnow())
+        session,
+        org_id,
+        done="invited",
+        action=orgs.invite_member(session, user, org_id=org_id, data=data, settings=settings, now=utcnow()),
     )
 
 
@@ -110,8 +113,8 @@ async def change_role(
     return await _act(
         session,
         org_id,
-        "role_changed",
-        orgs.change_role(session, user, org_id=org_id, user_id=user_id, role=MemberRole(role)),
+        done="role_changed",
+        action=orgs.change_role(session, user, org_id=org_id, user_id=user_id, role=MemberRole(role)),
     )
 
 
@@ -121,12 +124,14 @@ async def remove(
 ) -> Response:
     if user_id == user.user_id:
         try:
-            await orgs.remove_member(session, user, org_id, user_id)
+            await orgs.remove_member(session, user, org_id=org_id, user_id=user_id)
         except AppError as exc:
             await session.rollback()
             return redirect(f"/orgs/{org_id}/team?error={_code(exc)}")
         return redirect("/dashboard")
-    return await _act(session, org_id, "removed", orgs.remove_member(session, user, org_id, user_id))
+    return await _act(
+        session, org_id, done="removed", action=orgs.remove_member(session, user, org_id=org_id, user_id=user_id)
+    )
 
 
 @router.post("/orgs/{org_id}/team/invitations/{invitation_id}/resend")
@@ -146,7 +151,7 @@ async def resend(
         settings=request.app.state.settings,
         now=utcnow(),
     )
-    return await _act(session, org_id, "resent", action)
+    return await _act(session, org_id, done="resent", action=action)
 
 
 @router.post("/orgs/{org_id}/team/invitations/{invitation_id}/revoke")
@@ -154,7 +159,7 @@ async def revoke(
     org_id: uuid.UUID, invitation_id: uuid.UUID, session: SessionDep, user: SignedIn, _csrf: CsrfChecked
 ) -> Response:
     action = orgs.revoke_invitation(session, user, org_id=org_id, invitation_id=invitation_id)
-    return await _act(session, org_id, "revoked", action)
+    return await _act(session, org_id, done="revoked", action=action)
 
 
 # -- the invitee -----------------------------------------------------------------------------------
@@ -177,10 +182,13 @@ async def accept_page(
     return render(request, "team/invitations.html", {"invitations": [], "token": token}, user=user)
 
 
-async def _accept(session: SessionDep, user: SignedIn, **how: object) -> Response:
+async def _accept(
+    session: SessionDep, user: SignedIn, *, token: str | None = None, invitation_id: uuid.UUID | None = None
+) -> Response:
+    """Accept by the link's token or by id from the list (exactly one of them is given)."""
     _person(user)
     try:
-        org = await orgs.accept_invitation(session, user, now=utcnow(), **how)  # type: ignore[arg-type]
+        org = await orgs.accept_invitation(session, user, now=utcnow(), token=token, invitation_id=invitation_id)
     except AppError as exc:
         await session.rollback()
         return redirect(f"/invitations?error={_code(exc)}")

@@ -140,7 +140,7 @@ def reference(market: Market) -> dict[tuple[str, str], dict[str, Any]]:
     for mach in market.machines:
         if mach["status"] == "published" and mach["published"] < m1:
             cell = out[(mach["region"], mach["family"])]
-            cell["listed_hours"] += offered_hours(mach["plan"], mach["tz"], mach["excs"], m0, m1)
+            cell["listed_hours"] += offered_hours(mach["plan"], mach["tz"], exceptions=mach["excs"], start=m0, end=m1)
             cell["suppliers"].add(mach["org"])
     for b in market.bookings:
         if b["status"] not in COUNTED or not (b["start"] < m1 and b["end"] > m0):

@@ -24,11 +24,11 @@ def test_single_small_cell_gets_a_partner_in_row_and_column() -> None:
         ("a", TOTAL): Backing(6, 6), ("b", TOTAL): Backing(9, 9), (TOTAL, "x"): Backing(7, 7),
         (TOTAL, "y"): Backing(9, 9), (TOTAL, TOTAL): Backing(12, 12),
     }  # fmt: skip
-    hidden = sup.suppress(rows, cols, cells, 3)
+    hidden = sup.suppress(rows, cols, cells, min_organisations=3)
     assert ("a", "x") in hidden
     assert sup.recoverable(rows, cols, hidden) == []
     assert len(hidden) >= 4  # the classic 2x2 pattern
-    assert sup.suppress(rows, cols, cells, 3, complementary=False) == {("a", "x")}
+    assert sup.suppress(rows, cols, cells, min_organisations=3, complementary=False) == {("a", "x")}
 
 
 @st.composite
@@ -62,7 +62,7 @@ def test_no_suppressed_cell_is_recoverable_from_totals(
     table: tuple[list[str], list[str], dict[tuple[str, str], Backing]], k: int
 ) -> None:
     rows, cols, cells = table
-    hidden = sup.suppress(rows, cols, cells, k)
+    hidden = sup.suppress(rows, cols, cells, min_organisations=k)
     # every primary cell is suppressed
     for key, b in cells.items():
         if sup.is_primary(b, k):

@@ -319,7 +319,7 @@ def test_webhook_signatures_with_non_ascii_characters_are_invalid_not_errors() -
     assert not webhooks.verify("whsec_x", good[:-1] + "\u00e9", body, now=now)
     assert not webhooks.verify("whsec_x", f"t={now},v1=\u00e9\u00e9", body, now=now)
     with pytest.raises(stripe_webhooks.InvalidSignature):
-        stripe_webhooks.verify(body, f"t={now},v1=\u00e9", "whsec_x")
+        stripe_webhooks.verify(body, f"t={now},v1=\u00e9", secret="whsec_x")
 
 
 async def test_a_non_ascii_csrf_token_is_refused_like_a_wrong_one(client: AsyncClient) -> None:

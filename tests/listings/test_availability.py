@@ -53,7 +53,7 @@ def total(intervals: Sequence[Interval]) -> timedelta:
 def test_berlin_spring_forward_night_shift_is_five_hours() -> None:
     # 2027-03-28 is a Sunday; clocks jump 02:00 CET -> 03:00 CEST (01:00 UTC).
     assert date(2027, 3, 28).weekday() == SUN
-    out = expand_weekly([win(SUN, "00:00", "06:00")], BERLIN, utc(2027, 3, 27), utc(2027, 3, 29))
+    out = expand_weekly([win(SUN, "00:00", "06:00")], BERLIN, start=utc(2027, 3, 27), end=utc(2027, 3, 29))
     assert out == [(utc(2027, 3, 27, 23), utc(2027, 3, 28, 4))]
     assert total(out) == 5 * H
 
@@ -61,7 +61,7 @@ def test_berlin_spring_forward_night_shift_is_five_hours() -> None:
 def test_berlin_fall_back_night_shift_is_seven_hours() -> None:
     # 2027-10-31 is a Sunday; clocks fall 03:00 CEST -> 02:00 CET (01:00 UTC).
     assert date(2027, 10, 31).weekday() == SUN
-    out = expand_weekly([win(SUN, "00:00", "06:00")], BERLIN, utc(2027, 10, 30), utc(2027, 11, 1))
+    out = expand_weekly([win(SUN, "00:00", "06:00")], BERLIN, start=utc(2027, 10, 30), end=utc(2027, 11, 1))
     assert out == [(utc(2027, 10, 30, 22), utc(2027, 10, 31, 5))]
     assert total(out) == 7 * H
 
@@ -76,7 +76,7 @@ def test_berlin_fall_back_night_shift_is_seven_hours() -> None:
 )
 def test_berlin_day_shift_is_ten_real_hours(day: date, expected: Interval) -> None:
     start = datetime.combine(day, time(0), tzinfo=UTC) - 12 * H
-    out = expand_weekly([win(SUN, "08:00", "18:00")], BERLIN, start, start + 2 * 24 * H)
+    out = expand_weekly([win(SUN, "08:00", "18:00")], BERLIN, start=start, end=start + 2 * 24 * H)
     assert out == [expected]
     assert total(out) == 10 * H
 
@@ -88,10 +88,10 @@ def test_nonexistent_time_snaps_to_end_of_gap() -> None:
     assert local_to_utc(date(2027, 3, 28), time(2, 0), zone) == utc(2027, 3, 28, 1)
     assert local_to_utc(date(2027, 3, 28), time(3, 0), zone) == utc(2027, 3, 28, 1)
     # A window entirely inside the gap is empty.
-    out = expand_weekly([win(SUN, "02:10", "02:50")], BERLIN, utc(2027, 3, 27), utc(2027, 3, 29))
+    out = expand_weekly([win(SUN, "02:10", "02:50")], BERLIN, start=utc(2027, 3, 27), end=utc(2027, 3, 29))
     assert out == []
     # A window starting in the gap starts when the clock reads 03:00.
-    out = expand_weekly([win(SUN, "02:30", "04:00")], BERLIN, utc(2027, 3, 27), utc(2027, 3, 29))
+    out = expand_weekly([win(SUN, "02:30", "04:00")], BERLIN, start=utc(2027, 3, 27), end=utc(2027, 3, 29))
     assert out == [(utc(2027, 3, 28, 1), utc(2027, 3, 28, 2))]
 
 
@@ -103,17 +103,17 @@ def test_ambiguous_time_uses_first_occurrence() -> None:
 
 def test_24h_window_on_dst_days() -> None:
     # start == end means a full local day: 23 real hours in spring, 25 in autumn.
-    spring = expand_weekly([win(SUN, "00:00", "00:00")], BERLIN, utc(2027, 3, 27), utc(2027, 3, 30))
+    spring = expand_weekly([win(SUN, "00:00", "00:00")], BERLIN, start=utc(2027, 3, 27), end=utc(2027, 3, 30))
     assert spring == [(utc(2027, 3, 27, 23), utc(2027, 3, 28, 22))]
     assert total(spring) == 23 * H
-    autumn = expand_weekly([win(SUN, "00:00", "24:00")], BERLIN, utc(2027, 10, 30), utc(2027, 11, 2))
+    autumn = expand_weekly([win(SUN, "00:00", "24:00")], BERLIN, start=utc(2027, 10, 30), end=utc(2027, 11, 2))
     assert total(autumn) == 25 * H
 
 
 def test_shanghai_has_fixed_offset() -> None:
     weekly = [win(d, "08:30", "17:30") for d in range(5)]
     start = local(SHANGHAI, 2027, 3, 22)  # Monday
-    out = expand_weekly(weekly, SHANGHAI, start, start + timedelta(days=7))
+    out = expand_weekly(weekly, SHANGHAI, start=start, end=start + timedelta(days=7))
     assert len(out) == 5
     assert out[0] == (utc(2027, 3, 22, 0, 30), utc(2027, 3, 22, 9, 30))
     assert all(e - s == 9 * H for s, e in out)
@@ -128,29 +128,29 @@ def test_friday_night_shift_appears_in_saturday_window() -> None:
     assert date(2027, 4, 2).weekday() == FRI
     weekly = [win(FRI, "22:00", "06:00")]
     sat = local(SHANGHAI, 2027, 4, 3)
-    out = expand_weekly(weekly, SHANGHAI, sat, sat + timedelta(days=1))
+    out = expand_weekly(weekly, SHANGHAI, start=sat, end=sat + timedelta(days=1))
     assert out == [(utc(2027, 4, 2, 16), utc(2027, 4, 2, 22))]  # Sat 00:00-06:00 local
     assert total(out) == 6 * H
 
 
 def test_end_midnight_means_until_midnight() -> None:
-    out = expand_weekly([win(MON, "18:00", "24:00")], SHANGHAI, utc(2027, 3, 21), utc(2027, 3, 24))
+    out = expand_weekly([win(MON, "18:00", "24:00")], SHANGHAI, start=utc(2027, 3, 21), end=utc(2027, 3, 24))
     assert out == [(utc(2027, 3, 22, 10), utc(2027, 3, 22, 16))]
 
 
 def test_clip_and_merge_adjacent_windows() -> None:
     weekly = [win(MON, "08:00", "12:00"), win(MON, "12:00", "18:00"), win(MON, "10:00", "11:00")]
     start = utc(2027, 3, 22, 2)  # Monday 10:00 Shanghai
-    out = expand_weekly(weekly, SHANGHAI, start, utc(2027, 3, 22, 8))
+    out = expand_weekly(weekly, SHANGHAI, start=start, end=utc(2027, 3, 22, 8))
     assert out == [(start, utc(2027, 3, 22, 8))]
 
 
 def test_expand_rejects_bad_input() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
-        expand_weekly([win(MON, "08:00", "18:00")], BERLIN, datetime(2027, 1, 1), utc(2027, 1, 2))
+        expand_weekly([win(MON, "08:00", "18:00")], BERLIN, start=datetime(2027, 1, 1), end=utc(2027, 1, 2))
     with pytest.raises(ValueError, match="time zone"):
-        expand_weekly([win(MON, "08:00", "18:00")], "Mars/Olympus", utc(2027, 1, 1), utc(2027, 1, 8))
-    assert expand_weekly([win(MON, "08:00", "18:00")], BERLIN, utc(2027, 1, 8), utc(2027, 1, 1)) == []
+        expand_weekly([win(MON, "08:00", "18:00")], "Mars/Olympus", start=utc(2027, 1, 1), end=utc(2027, 1, 8))
+    assert expand_weekly([win(MON, "08:00", "18:00")], BERLIN, start=utc(2027, 1, 8), end=utc(2027, 1, 1)) == []
     with pytest.raises(ValueError, match="weekday"):
         WeeklyWindow(7, time(8), time(9))
     with pytest.raises(ValueError, match="start < end"):
@@ -174,7 +174,7 @@ def test_closed_exception_removes_a_week() -> None:
     start = local(SHANGHAI, 2027, 3, 22)  # Monday
     end = start + timedelta(days=14)
     closed = ExceptionRange(start, start + timedelta(days=7), available=False)
-    out = free_intervals(WEEKDAYS_8_18, SHANGHAI, [closed], [], start, end)
+    out = free_intervals(WEEKDAYS_8_18, SHANGHAI, exceptions=[closed], blocked=[], start=start, end=end)
     assert len(out) == 5
     assert out[0][0] == utc(2027, 3, 29, 0)  # next Monday 08:00 local
     assert total(out) == 50 * H
@@ -185,7 +185,7 @@ def test_open_exception_adds_sunday_hours() -> None:
     end = start + timedelta(days=7)
     sunday = local(SHANGHAI, 2027, 3, 28, 9)
     extra = ExceptionRange(sunday, sunday + 4 * H, available=True)
-    out = free_intervals(WEEKDAYS_8_18, SHANGHAI, [extra], [], start, end)
+    out = free_intervals(WEEKDAYS_8_18, SHANGHAI, exceptions=[extra], blocked=[], start=start, end=end)
     assert out[-1] == (utc(2027, 3, 28, 1), utc(2027, 3, 28, 5))
     assert total(out) == 54 * H
 
@@ -197,21 +197,23 @@ def test_closed_beats_open_exception() -> None:
         ExceptionRange(sunday, sunday + 4 * H, available=True),
         ExceptionRange(sunday + H, sunday + 2 * H, available=False),
     ]
-    out = free_intervals([], SHANGHAI, exc, [], start, start + timedelta(days=7))
+    out = free_intervals([], SHANGHAI, exceptions=exc, blocked=[], start=start, end=start + timedelta(days=7))
     assert out == [(utc(2027, 3, 28, 1), utc(2027, 3, 28, 2)), (utc(2027, 3, 28, 3), utc(2027, 3, 28, 5))]
 
 
 def test_blocked_intervals_are_subtracted() -> None:
     start = local(SHANGHAI, 2027, 3, 22)  # Monday 08:00-18:00 local = 00:00-10:00 UTC
     blocked = [(utc(2027, 3, 22, 2), utc(2027, 3, 22, 4)), (utc(2027, 3, 22, 9), utc(2027, 3, 22, 12))]
-    out = free_intervals(WEEKDAYS_8_18, SHANGHAI, [], blocked, start, start + timedelta(days=1))
+    out = free_intervals(
+        WEEKDAYS_8_18, SHANGHAI, exceptions=[], blocked=blocked, start=start, end=start + timedelta(days=1)
+    )
     assert out == [(utc(2027, 3, 22, 0), utc(2027, 3, 22, 2)), (utc(2027, 3, 22, 4), utc(2027, 3, 22, 9))]
 
 
 def test_free_intervals_clipped_to_window() -> None:
     start = utc(2027, 3, 22, 3)
     extra = ExceptionRange(utc(2027, 3, 20), utc(2027, 3, 30), available=True)
-    out = free_intervals([], SHANGHAI, [extra], [], start, utc(2027, 3, 22, 5))
+    out = free_intervals([], SHANGHAI, exceptions=[extra], blocked=[], start=start, end=utc(2027, 3, 22, 5))
     assert out == [(start, utc(2027, 3, 22, 5))]
 
 
@@ -466,9 +468,9 @@ hhmm_st = st.builds(time, st.integers(0, 23), st.sampled_from([0, 10, 15, 30, 45
 def test_expand_weekly_properties(weekly: list[WeeklyWindow], tz: str, offset_h: int, span_h: int) -> None:
     start = utc(2027, 1, 1) + offset_h * H
     end = start + span_h * H
-    out = expand_weekly(weekly, tz, start, end)
+    out = expand_weekly(weekly, tz, start=start, end=end)
     assert _disjoint_sorted(out)
     assert all(start <= s and e <= end and s.tzinfo is UTC for s, e in out)
     # Expanding a wider range and clipping gives the same answer (no edge effects).
-    wide = expand_weekly(weekly, tz, start - 48 * H, end + 48 * H)
+    wide = expand_weekly(weekly, tz, start=start - 48 * H, end=end + 48 * H)
     assert out == merge((max(s, start), min(e, end)) for s, e in wide)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import json
+
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -49,6 +52,22 @@ async def test_supplier_creates_site_machine_and_lab_as_drafts(client: AsyncClie
     assert lab.json()["test_standard"] == "GB/T 228.1-2021" and lab.json()["status"] == "draft"
     own = (await client.get(f"/api/v1/orgs/{reg['org']['id']}/assets", headers=headers)).json()["items"]
     assert {a["id"] for a in own} == {m["id"], lab.json()["id"]}
+
+
+async def test_org_assets_reject_a_malformed_keyset_cursor_with_a_400(client: AsyncClient, db: AsyncSession) -> None:
+    reg, headers, site = await supplier(client, db)
+    for _ in range(2):
+        assert (await client.post("/api/v1/assets", json=machine_payload(site["id"]), headers=headers)).is_success
+    url = f"/api/v1/orgs/{reg['org']['id']}/assets"
+    page = (await client.get(url, params={"limit": 1}, headers=headers)).json()
+    assert (await client.get(url, params={"cursor": page["next_cursor"]}, headers=headers)).status_code == 200
+    # Not base64, not a list, a list of the wrong shape, a list with a bad date or id.
+    for values in (None, {"a": 1}, [], [1, 2], ["not-a-date", page["items"][0]["id"]], ["2027-01-01T00:00:00", "x"]):
+        raw = json.dumps(values).encode()
+        cursor = "%%%garbage" if values is None else base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        bad = await client.get(url, params={"cursor": cursor}, headers=headers)
+        assert bad.status_code == 400, values
+        assert bad.json()["error"] == "bad_request" and bad.json()["detail"] == "Malformed cursor.", values
 
 
 async def test_malformed_payloads_answer_422_with_a_clear_message(client: AsyncClient, db: AsyncSession) -> None:

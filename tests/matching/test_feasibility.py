@@ -179,7 +179,8 @@ def test_each_constraint_passes(cand: dict[str, Any], req: dict[str, Any]) -> No
 def test_distance_and_region_both_must_hold() -> None:
     req = machine_request(lat=SH_LATLON[0], lon=SH_LATLON[1], max_distance_km=200, region_prefixes=("CN-SH",))
     assert check(req, machine(), MILLING) == Rejection.LOCATION
-    assert 150 < haversine_km(*SH_LATLON, *HZ_LATLON) < 180
+    (lat1, lon1), (lat2, lon2) = SH_LATLON, HZ_LATLON
+    assert 150 < haversine_km(lat1=lat1, lon1=lon1, lat2=lat2, lon2=lon2) < 180
 
 
 def test_first_failing_constraint_in_enum_order() -> None:

@@ -25,14 +25,16 @@ def _matches(**request_overrides: object) -> list[FeasibleMatch]:
 
 
 def test_quality_bayesian_prior_for_newcomers() -> None:
-    newcomer = quality_score(0, 0, 0, 0)
+    newcomer = quality_score(rating_sum=0, rating_count=0, completed_count=0, on_time_count=0)
     assert newcomer == pytest.approx(0.7 * (3.5 - 1) / 4 + 0.3 * 0.9)
     # one 5-star review moves a newcomer only a little; many move it a lot
-    one = quality_score(5, 1, 1, 1)
-    many = quality_score(5 * 100, 100, 100, 100)
+    one = quality_score(rating_sum=5, rating_count=1, completed_count=1, on_time_count=1)
+    many = quality_score(rating_sum=5 * 100, rating_count=100, completed_count=100, on_time_count=100)
     assert newcomer < one < many <= 1.0
-    assert quality_score(1 * 100, 100, 100, 0) < newcomer
-    assert 0.0 <= quality_score(0, 100, 100, 0) <= quality_score(500, 100, 100, 100) <= 1.0
+    assert quality_score(rating_sum=1 * 100, rating_count=100, completed_count=100, on_time_count=0) < newcomer
+    low = quality_score(rating_sum=0, rating_count=100, completed_count=100, on_time_count=0)
+    high = quality_score(rating_sum=500, rating_count=100, completed_count=100, on_time_count=100)
+    assert 0.0 <= low <= high <= 1.0
 
 
 def test_minmax_rules() -> None:
@@ -121,7 +123,8 @@ def test_scores_in_unit_interval_and_explained(
     prices, dists, delays, quals, idles = (list(col) for col in zip(*rows, strict=True))
     scored = score_components(weights, RawValues(prices, dists, delays, quals, idles))
     # The explanation-free variant the service uses for its quality bound gives bit-identical scores.
-    assert scores_only(weights, prices, dists, delays, quals, idles) == [score for score, _ in scored]
+    only = scores_only(weights, prices=prices, distances=dists, delays_h=delays, qualities=quals, idles=idles)
+    assert only == [score for score, _ in scored]
     for score, comps in scored:
         assert 0.0 <= score <= 1.0
         assert math.isclose(sum(c.contribution for c in comps), score, abs_tol=1e-9)

@@ -80,16 +80,16 @@ class Model:
         if self.gateway == "invoice":
             if refund:
                 outstanding = self.balance(ledger.BUYER_RECEIVABLE)
-                self.post(ledger.credit(BUYER, self.currency, refund, outstanding))
-            self.post(ledger.settle(SUPPLIER, self.currency, self.amount - refund, self.rate_bp))
+                self.post(ledger.credit(BUYER, self.currency, refund, receivable_outstanding=outstanding))
+            self.post(ledger.settle(SUPPLIER, self.currency, self.amount - refund, rate_bp=self.rate_bp))
             return
         if refund:
-            self.post(ledger.credit(BUYER, self.currency, refund, 0))
-            self.post(ledger.refund_paid(BUYER, self.currency, refund, ledger.CLEARING_STRIPE))
+            self.post(ledger.credit(BUYER, self.currency, refund, receivable_outstanding=0))
+            self.post(ledger.refund_paid(BUYER, self.currency, refund, clearing=ledger.CLEARING_STRIPE))
         kept = self.captured - refund
-        self.post(ledger.settle(SUPPLIER, self.currency, kept, self.rate_bp))
+        self.post(ledger.settle(SUPPLIER, self.currency, kept, rate_bp=self.rate_bp))
         owed = -self.balance(ledger.SUPPLIER_PAYABLE)
-        self.post(ledger.payout_paid(SUPPLIER, self.currency, owed, ledger.CLEARING_STRIPE))
+        self.post(ledger.payout_paid(SUPPLIER, self.currency, owed, clearing=ledger.CLEARING_STRIPE))
 
     def apply(self, action: str, share: int) -> None:
         try:
@@ -130,8 +130,12 @@ class Model:
         if self.gateway != "invoice":
             return
         self.bank_payment(100)
-        self.post(ledger.refund_paid(BUYER, self.currency, -self.balance(ledger.REFUNDS_PAYABLE), self.clearing))
-        self.post(ledger.payout_paid(SUPPLIER, self.currency, -self.balance(ledger.SUPPLIER_PAYABLE), self.clearing))
+        self.post(
+            ledger.refund_paid(BUYER, self.currency, -self.balance(ledger.REFUNDS_PAYABLE), clearing=self.clearing)
+        )
+        self.post(
+            ledger.payout_paid(SUPPLIER, self.currency, -self.balance(ledger.SUPPLIER_PAYABLE), clearing=self.clearing)
+        )
 
 
 def check(model: Model) -> None:
@@ -256,7 +260,9 @@ async def test_invoice_gateway_on_postgres_matches_the_model(client: AsyncClient
             if action == "bank_payment":
                 amount_in = model.balance(ledger.BUYER_RECEIVABLE) * share // 100
                 if amount_in > 0:
-                    await gateway.record_received(db, invoice_id, amount_in, f"r{next(refs)}", None)
+                    await gateway.record_received(
+                        db, invoice_id, amount=amount_in, reference=f"r{next(refs)}", actor=None
+                    )
                 model.bank_payment(share)
                 continue
             before = model.status
@@ -279,12 +285,12 @@ async def test_invoice_gateway_on_postgres_matches_the_model(client: AsyncClient
             owed_back = -model.balance(ledger.REFUNDS_PAYABLE)
             check(model)  # runs the model's back-office completion, then asserts the properties
             if outstanding > 0:
-                await gateway.record_received(db, invoice_id, outstanding, "final", None)
+                await gateway.record_received(db, invoice_id, amount=outstanding, reference="final", actor=None)
             if owed_back > 0:
-                await gateway.record_refund(db, invoice_id, owed_back, "refund", None)
+                await gateway.record_refund(db, invoice_id, amount=owed_back, reference="refund", actor=None)
             payable = -await ledger.booking_balance(db, booking_id, ledger.SUPPLIER_PAYABLE)
             if payable > 0:
-                await gateway.record_payout(db, invoice_id, payable, "payout", None)
+                await gateway.record_payout(db, invoice_id, amount=payable, reference="payout", actor=None)
         db_balances = {k: v for k, v in (await ledger.booking_balances(db, booking_id)).items() if v}
         model_balances = {a: model.balance(a) for a in ledger.ACCOUNTS if model.balance(a)}
         assert db_balances == model_balances

@@ -33,7 +33,9 @@ async def _build_ledger(db: AsyncSession, buyer: uuid.UUID, supplier: uuid.UUID)
         await ledger.post(db, key=f"t:{buyer}:paid:{i}", kind="payment", lines=ledger.received(buyer, "CNY", 700 + i))
     await ledger.post(db, key=f"t:{buyer}:jpy", kind="invoice", lines=ledger.issue(buyer, "JPY", 1500), memo="=cmd")
     await ledger.post(db, key=f"t:{buyer}:bhd", kind="invoice", lines=ledger.issue(buyer, "BHD", 1250))
-    await ledger.post(db, key=f"t:{supplier}:settle", kind="settle", lines=ledger.settle(supplier, "CNY", 10_000, 800))
+    await ledger.post(
+        db, key=f"t:{supplier}:settle", kind="settle", lines=ledger.settle(supplier, "CNY", 10_000, rate_bp=800)
+    )
     await db.commit()
 
 

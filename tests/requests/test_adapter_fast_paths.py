@@ -43,9 +43,10 @@ def test_free_time_equals_free_intervals() -> None:
         for _ in range(rng.randint(0, 6)):
             s = start + timedelta(hours=rng.uniform(-24, 24 * 15))
             booked.append((s, s + timedelta(hours=rng.uniform(0.5, 30))))
-        want = av.free_intervals(weekly, tz, excs, booked, start, end)
-        plan = av.expand_weekly(weekly, tz, start, end)
-        got = adapter.free_time(plan, [(x.start, x.end, x.available) for x in excs], booked, start, end)
+        want = av.free_intervals(weekly, tz, exceptions=excs, blocked=booked, start=start, end=end)
+        plan = av.expand_weekly(weekly, tz, start=start, end=end)
+        rows = [(x.start, x.end, x.available) for x in excs]
+        got = adapter.free_time(plan, exceptions=rows, booked=booked, start=start, end=end)
         assert got == want
 
 
@@ -86,8 +87,8 @@ async def test_machine_blocked_equals_repository(db: AsyncSession) -> None:
     ids = [r[0] for r in rows]
     for lo_h, hi_h in [(0, 400), (20, 60), (100, 101)]:
         lo, hi = now + timedelta(hours=lo_h), now + timedelta(hours=hi_h)
-        want = await BookingRepository(db).blocked_periods(ids, lo, hi, datetime.now(UTC))
-        got = await service.BLOCKED.machine_blocked(db, ids, lo, hi)
+        want = await BookingRepository(db).blocked_periods(ids, start=lo, end=hi, now=datetime.now(UTC))
+        got = await service.BLOCKED.machine_blocked(db, ids, start=lo, end=hi)
         assert {k: sorted(v) for k, v in got.items()} == {k: sorted(v) for k, v in want.items()}
 
 
@@ -148,7 +149,7 @@ async def test_shape_cached_candidate_statement_equals_one_built_for_the_request
         for cap, hours in ((adapter.DEFAULT_CAP, now), (None, None)):
             shape = adapter._shape(mr, cap=cap, now=hours)
             shapes[shape] = shapes.get(shape, 0) + 1
-            got = await adapter.select_rows(db, mr, codes, cap, now=hours)
+            got = await adapter.select_rows(db, mr, serving_codes=codes, cap=cap, now=hours)
             placeholders = {
                 b.key
                 for b in visitors.iterate(adapter._STATEMENTS[shape])

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from marketplace.core.pagination import encode_cursor
 from marketplace.requests import service
 from tests.bookings.helpers import ALWAYS_OPEN, slot
 from tests.factories import SUZHOU, admin_headers, published_asset, signed_up
@@ -79,6 +80,16 @@ async def _post(client: AsyncClient, headers: dict[str, str], **overrides: Any) 
     assert resp.status_code == 201, resp.text
     data: dict[str, Any] = resp.json()
     return data
+
+
+async def test_the_request_list_rejects_a_malformed_keyset_cursor_with_a_400(client: AsyncClient) -> None:
+    _, headers = await signed_up(client)
+    for cursor in ("%%%garbage", encode_cursor([]), encode_cursor(["yesterday", str(uuid.uuid4())])):
+        bad = await client.get("/api/v1/requests", params={"cursor": cursor}, headers=headers)
+        assert bad.status_code == 400 and bad.json()["error"] == "bad_request", cursor
+        assert bad.json()["detail"] == "Malformed cursor.", cursor
+    good = encode_cursor([datetime.now(UTC).isoformat(), str(uuid.uuid4())])
+    assert (await client.get("/api/v1/requests", params={"cursor": good}, headers=headers)).status_code == 200
 
 
 async def test_post_read_list_and_match_a_request(client: AsyncClient, market: dict[str, Any]) -> None:
