@@ -34,8 +34,12 @@ from marketplace.core.pagination import decode_cursor, decode_keyset, encode_cur
 from marketplace.core.ratelimit import RateLimiter, login_limiter
 from marketplace.core.security_headers import SecurityHeadersMiddleware, check_metrics_access
 from marketplace.core.settings import Settings, get_settings
+from marketplace.documents.endpoints import router as documents_router
+from marketplace.messages.endpoints import router as messages_router
 from marketplace.orgs.endpoints import invitations_router
 from marketplace.orgs.endpoints import router as orgs_router
+from marketplace.quotes.endpoints import router as quotes_router
+from marketplace.quotes.opportunity_endpoints import router as opportunities_router
 from marketplace.requests.endpoints import router as requests_router
 from payments.errors import PaymentsError
 
@@ -105,6 +109,10 @@ def create_app(
     api.include_router(payments_router)
     api.include_router(requests_router)
     api.include_router(analytics_router)
+    api.include_router(documents_router)
+    api.include_router(opportunities_router)
+    api.include_router(quotes_router)
+    api.include_router(messages_router)
     api.include_router(
         listings_endpoints.build_router(
             session_dep=Depends(get_session, scope="function"),

@@ -23,6 +23,10 @@ TASK_MODULES = [
     "marketplace.billing.tasks",
     "marketplace.analytics.tasks",
     "marketplace.orgs.tasks",
+    "marketplace.documents.tasks",
+    "marketplace.quotes.tasks",
+    "marketplace.quotes.cascade_tasks",
+    "marketplace.messages.tasks",
 ]
 
 celery = core_celery.celery
@@ -57,6 +61,22 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "refresh-listing-next-free-slots": {
             "task": "listings.refresh_next_free",
             "schedule": timedelta(minutes=10),
+        },
+        "quotes-expire-and-cascade": {
+            "task": "quotes.sweep",
+            "schedule": timedelta(minutes=1),
+        },
+        "quotes-cascade-lapsed-invitations": {
+            "task": "quotes.cascade_sweep",
+            "schedule": timedelta(minutes=5),
+        },
+        "messages-unread-digest": {
+            "task": "messages.digest",
+            "schedule": timedelta(minutes=max(1, settings.message_digest_minutes // 4)),
+        },
+        "documents-retention": {
+            "task": "documents.retention",
+            "schedule": timedelta(hours=6),
         },
         "analytics-rollup-previous-month": {
             "task": "analytics.rollup_previous_month",

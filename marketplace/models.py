@@ -11,8 +11,12 @@ import marketplace.bookings.models
 import marketplace.core.audit
 import marketplace.core.idempotency
 import marketplace.core.jobs
+import marketplace.documents.models
+import marketplace.messages.models
 import marketplace.notifications.models
 import marketplace.orgs.models
+import marketplace.quotes.invitation_models
+import marketplace.quotes.models
 import marketplace.requests.models
 import payments.models
 
@@ -26,8 +30,12 @@ TABLE_MODULES = (
     marketplace.core.audit,
     marketplace.core.idempotency,
     marketplace.core.jobs,
+    marketplace.documents.models,
+    marketplace.messages.models,
     marketplace.notifications.models,
     marketplace.orgs.models,
+    marketplace.quotes.invitation_models,
+    marketplace.quotes.models,
     marketplace.requests.models,
     payments.models,
 )

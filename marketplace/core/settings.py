@@ -104,6 +104,28 @@ class Settings(BaseSettings):
     # (127.0.0.1 / ::1), e.g. a Prometheus on the same host; anyone else gets 404.
     metrics_token: str | None = None
 
+    # Documents (drawings, certificates, reports): where the bytes live, how large an upload may be, how long
+    # an S3 download link stays valid. "local" keeps them under data_dir/documents (zero setup).
+    storage_backend: Literal["local", "s3"] = "local"
+    storage_s3_bucket: str = "marketplace-documents"
+    storage_s3_endpoint_url: str | None = None  # MinIO / moto; unset = AWS
+    storage_s3_region: str = "us-east-1"
+    storage_s3_access_key: str | None = None
+    storage_s3_secret_key: str | None = None
+    document_max_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
+    document_link_seconds: int = Field(default=300, ge=10, le=3600)
+    # A closed request's drawings are deleted this long after it closed (Xometry: 18 months); a booking's
+    # files follow its invoice's legal retention (China's accounting archives: 30 years for vouchers).
+    drawing_retention_days: int = Field(default=548, ge=1)
+    booking_document_retention_years: int = Field(default=30, ge=1)
+    # The platform NDA's text version suppliers accept before seeing drawings (docs/nda.md holds the text).
+    nda_version: str = "2026-12"
+
+    # Quotes and cascade: a factory asked to quote (invited or cascaded to) has this long to answer.
+    quote_request_lapse_hours: int = Field(default=48, ge=1)
+    # Unread messages older than this go out in one e-mail digest per user (at most once per period).
+    message_digest_minutes: int = Field(default=60, ge=1)
+
     demo_admin_email: str = "admin@example.com"
     demo_admin_password: str = "admin-password-123"
 

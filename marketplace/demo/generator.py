@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from marketplace.demo.builder import (
     MarketBuilder,
@@ -43,6 +44,15 @@ from marketplace.demo.catalogue import (
     injection_rate_range,
 )
 from marketplace.demo.rows import GeneratedMarket, Row
+
+
+class SiteRef(NamedTuple):
+    """Where a listing is placed: its organisation, site (and when the site was created) and cluster."""
+
+    org_id: uuid.UUID
+    site_id: uuid.UUID
+    created: datetime
+    cluster: Cluster
 
 
 class MarketGenerator(MarketBuilder):
@@ -96,10 +106,7 @@ class MarketGenerator(MarketBuilder):
             if rng.random() < 0.15:
                 plan = weighted_choice(rng, plan_weights)
             self.machine(
-                org_id,
-                site_id=site_id,
-                site_created=site_created,
-                cluster=cluster,
+                SiteRef(org_id, site_id, site_created, cluster),
                 code=weighted_choice(rng, processes),
                 plan=plan,
             )
@@ -171,16 +178,8 @@ class MarketGenerator(MarketBuilder):
                     years=3,
                 )
 
-    def machine(
-        self,
-        org_id: uuid.UUID,
-        *,
-        site_id: uuid.UUID,
-        site_created: datetime,
-        cluster: Cluster,
-        code: str,
-        plan: str,
-    ) -> None:
+    def machine(self, site: SiteRef, *, code: str, plan: str) -> None:
+        org_id, site_id, site_created, cluster = site
         rng = self.rng
         spec = MACHINE_SPECS[code]
         presses = INJECTION_PRESSES.get(code)
@@ -340,10 +339,7 @@ class MarketGenerator(MarketBuilder):
                 if count >= LAB_SERVICES_PER_LAB[1]:
                     break
                 self.lab_service(
-                    org_id,
-                    site_id=site_id,
-                    site_created=site_created,
-                    cluster=cluster,
+                    SiteRef(org_id, site_id, site_created, cluster),
                     code=code,
                     standard=std,
                     plan=plan,
@@ -351,18 +347,8 @@ class MarketGenerator(MarketBuilder):
                 )
                 count += 1
 
-    def lab_service(
-        self,
-        org_id: uuid.UUID,
-        *,
-        site_id: uuid.UUID,
-        site_created: datetime,
-        cluster: Cluster,
-        code: str,
-        standard: str,
-        plan: str,
-        accredited: bool,
-    ) -> None:
+    def lab_service(self, site: SiteRef, *, code: str, standard: str, plan: str, accredited: bool) -> None:
+        org_id, site_id, site_created, cluster = site
         rng = self.rng
         spec = LAB_SPECS[code]
         price = 10 * round(rng.randint(*spec.price_cny) / 10)

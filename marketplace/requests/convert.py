@@ -57,6 +57,9 @@ def request_out(r: BuyerRequest) -> RequestOut:
         budget_max=r.budget_max,
         currency=r.currency,
         weights=r.weights,
+        audience=r.audience,
+        auto_cascade=r.auto_cascade,
+        nda_required=r.nda_required,
         created_at=r.created_at,
         updated_at=r.updated_at,
     )
@@ -98,6 +101,9 @@ def apply_fields(
     row.budget_max = data.budget_max
     row.currency = data.currency
     row.weights = data.weights.model_dump() if data.weights else None
+    row.audience = data.audience
+    row.auto_cascade = data.auto_cascade
+    row.nda_required = data.nda_required
 
 
 def draft(data: RequestFields, lat: float | None, lon: float | None) -> BuyerRequest:

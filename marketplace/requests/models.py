@@ -30,6 +30,7 @@ class BuyerRequest(SQLModel, table=True):
         sa.CheckConstraint("kind IN ('machine', 'lab_service')", name="ck_requests_kind"),
         sa.CheckConstraint("status IN ('open', 'booked', 'closed', 'cancelled', 'expired')", name="ck_requests_status"),
         sa.CheckConstraint("deadline > earliest_start", name="ck_requests_window"),
+        sa.CheckConstraint("audience IN ('open', 'invited')", name="ck_requests_audience"),
         sa.CheckConstraint(
             "(kind = 'machine' AND duration_minutes >= 1) OR (kind = 'lab_service' AND samples >= 1)",
             name="ck_requests_size",
@@ -64,6 +65,13 @@ class BuyerRequest(SQLModel, table=True):
     budget_max: int | None = Field(default=None, sa_type=sa.BigInteger)
     currency: str = Field(max_length=3)
     weights: dict[str, Any] | None = Field(default=None, sa_column=jsonb_column())
+    # Negotiation: open to every matching verified factory or to invited ones only; pass a declined or lapsed
+    # quote request on to the next-ranked match; drawings only after the platform NDA is accepted. A request
+    # leaves "open" once (booked, closed, cancelled, expired): its updated_at is then when it closed, which the
+    # drawings' retention counts from.
+    audience: str = Field(default="open", max_length=8, sa_column_kwargs={"server_default": "open"})
+    auto_cascade: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    nda_required: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     # Set once the "request.matched" notifications went out (the job is then a no-op on redelivery).
     suppliers_notified_at: datetime | None = Field(default=None, sa_column=ts_column(nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=ts_column(default_now=True))

@@ -76,6 +76,15 @@ class RequestFields(Strict):
     budget_max: int | None = Field(default=None, ge=0, description="Minor units")
     currency: Line = Field(min_length=3, max_length=3)
     weights: WeightsIn | None = None
+    # Negotiation (docs/api.md, "Quotes"): who may quote, whether a lapsed or declined quote request passes
+    # to the next-ranked match, and whether suppliers must accept the platform NDA to see the drawings.
+    audience: Literal["open", "invited"] = Field(
+        default="open", description="open: every matching verified factory may quote; invited: only those invited"
+    )
+    auto_cascade: bool = Field(
+        default=False, description="Pass a declined or lapsed quote request to the next-ranked match"
+    )
+    nda_required: bool = Field(default=False, description="Suppliers see the drawings only after accepting the NDA")
 
     @field_validator("currency")
     @classmethod
@@ -144,6 +153,9 @@ class RequestUpdate(Strict):
     budget_max: int | None = None
     currency: Line | None = None
     weights: WeightsIn | None = None
+    audience: Literal["open", "invited"] | None = None
+    auto_cascade: bool | None = None
+    nda_required: bool | None = None
 
 
 class RequestOut(BaseModel):
@@ -167,6 +179,9 @@ class RequestOut(BaseModel):
     budget_max: int | None
     currency: str
     weights: dict[str, float] | None
+    audience: str
+    auto_cascade: bool
+    nda_required: bool
     created_at: datetime
     updated_at: datetime
 

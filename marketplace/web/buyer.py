@@ -21,7 +21,6 @@ from marketplace.bookings.schemas import BookingCreate, ReviewIn
 from marketplace.core.db import SessionDep
 from marketplace.core.errors import AppError
 from marketplace.core.principal import Principal
-from marketplace.core.text import Line
 from marketplace.orgs.models import Organisation
 from marketplace.orgs.repository import OrgRepository
 from marketplace.requests import service as requests_service
@@ -29,6 +28,7 @@ from marketplace.requests.repository import RequestRepository
 from marketplace.requests.schemas import RequestCreate
 from marketplace.web import i18n
 from marketplace.web.core import (
+    BookingAction,
     CsrfChecked,
     SignedIn,
     WebError,
@@ -293,31 +293,15 @@ async def booking_page(
 
 
 @router.post("/buyer/{org_id}/bookings/{booking_id}/{action}")
-async def booking_action(
-    request: Request,
-    org_id: uuid.UUID,
-    booking_id: uuid.UUID,
-    action: Line,
-    session: SessionDep,
-    user: SignedIn,
-    _csrf: CsrfChecked,
-) -> Response:
-    await _buyer_org(session, user, org_id)
-    form = await request.form()
-    page = f"/buyer/{org_id}/bookings/{booking_id}"
+async def booking_action(act: BookingAction, session: SessionDep, user: SignedIn, _csrf: CsrfChecked) -> Response:
+    await _buyer_org(session, user, act.org_id)
+    page = f"/buyer/{act.org_id}/bookings/{act.booking_id}"
     try:
-        if action == "review":
-            data = ReviewIn(rating=int(str(form.get("rating") or 0)), comment=str(form.get("comment") or ""))
-            await bookings.review(session=session, principal=user, booking_id=booking_id, data=data)
-        elif action in ("pay", "cancel", "confirm", "dispute"):
-            await bookings.act(
-                session=session,
-                principal=user,
-                booking_id=booking_id,
-                action=action,
-                deps=_deps(request),
-                reason=str(form.get("reason") or "") or None,
-            )
+        if act.action == "review":
+            data = ReviewIn(rating=int(act.field("rating") or 0), comment=act.field("comment") or "")
+            await bookings.review(session=session, principal=user, booking_id=act.booking_id, data=data)
+        elif act.action in ("pay", "cancel", "confirm", "dispute"):
+            await act.perform(session, user)
         else:
             raise WebError(404, "not_found")
     except (AppError, PaymentsError, ValidationError, ValueError) as exc:

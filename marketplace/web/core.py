@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,12 +15,15 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import FormData
 
 from marketplace.auth import sessions
 from marketplace.auth.deps import _principal_for_user
+from marketplace.bookings import service as bookings
 from marketplace.core.db import SessionDep
 from marketplace.core.errors import validation_message
 from marketplace.core.principal import Principal
+from marketplace.core.text import Line
 from marketplace.orgs.models import Organisation
 from marketplace.orgs.repository import OrgRepository
 from marketplace.web import i18n
@@ -177,6 +181,45 @@ async def required_user(request: Request, user: WebUser) -> Principal:
 
 
 SignedIn = Annotated[Principal, Depends(required_user)]
+
+
+@dataclass(frozen=True)
+class BookingActionForm:
+    """A web button on a booking (buyer's or factory's side): which organisation acts, on which booking, what
+    it does, the submitted form and the booking rules' dependencies."""
+
+    org_id: uuid.UUID
+    booking_id: uuid.UUID
+    action: str
+    form: FormData
+    deps: Any
+
+    def field(self, name: str) -> str | None:
+        """A form field as text, ``None`` when empty."""
+        return str(self.form.get(name) or "") or None
+
+    async def perform(self, session: AsyncSession, user: Principal) -> None:
+        """Run the action through the booking rules (the same service the API calls), with the form's reason
+        and, for a lab's completion, its result reference."""
+        await bookings.act(
+            session=session,
+            principal=user,
+            booking_id=self.booking_id,
+            action=self.action,
+            deps=self.deps,
+            reason=self.field("reason"),
+            result_reference=self.field("result_reference"),
+        )
+
+
+async def booking_action_form(
+    request: Request, org_id: uuid.UUID, booking_id: uuid.UUID, action: Line
+) -> BookingActionForm:
+    form = await request.form()
+    return BookingActionForm(org_id, booking_id, action, form, request.app.state.booking_deps)
+
+
+BookingAction = Annotated[BookingActionForm, Depends(booking_action_form)]
 
 
 def render(

@@ -18,10 +18,9 @@ from marketplace.bookings.repository import BookingPageQueries
 from marketplace.bookings.transitions import RELEASABLE
 from marketplace.core.db import SessionDep
 from marketplace.core.errors import AppError
-from marketplace.core.text import Line
 from marketplace.orgs.repository import OrgRepository
 from marketplace.web import i18n
-from marketplace.web.core import N_, CsrfChecked, SignedIn, WebError, locale_of, redirect, render
+from marketplace.web.core import N_, BookingAction, CsrfChecked, SignedIn, WebError, locale_of, redirect, render
 from marketplace.web.factory import supplier_org
 
 router = APIRouter(prefix="/factory/{org_id}", include_in_schema=False)
@@ -70,32 +69,17 @@ def _release_window(b: Booking) -> tuple[datetime, datetime] | None:
 
 @router.post("/bookings/{booking_id}/{action}")
 async def booking_action(
-    request: Request,
-    org_id: uuid.UUID,
-    booking_id: uuid.UUID,
-    action: Line,
-    session: SessionDep,
-    user: SignedIn,
-    _csrf: CsrfChecked,
+    request: Request, act: BookingAction, session: SessionDep, user: SignedIn, _csrf: CsrfChecked
 ) -> Response:
-    await supplier_org(session, user, org_id)
-    if action not in ("accept", "decline", "start", "complete", "cancel", "release"):
+    await supplier_org(session, user, act.org_id)
+    if act.action not in ("accept", "decline", "start", "complete", "cancel", "release"):
         raise WebError(404, "not_found")
-    form = await request.form()
     try:
-        await bookings.act(
-            session=session,
-            principal=user,
-            booking_id=booking_id,
-            action=action,
-            deps=request.app.state.booking_deps,
-            reason=str(form.get("reason") or "") or None,
-            result_reference=str(form.get("result_reference") or "") or None,
-        )
+        await act.perform(session, user)
     except AppError as exc:
         await session.rollback()  # the failed service call may have flushed part of its work
-        return redirect(f"/factory/{org_id}/bookings?error={quote(_action_error(request, exc))}")
-    return redirect(f"/factory/{org_id}/bookings")
+        return redirect(f"/factory/{act.org_id}/bookings?error={quote(_action_error(request, exc))}")
+    return redirect(f"/factory/{act.org_id}/bookings")
 
 
 # The refusals of the early-completion and release rules, in the page's language.

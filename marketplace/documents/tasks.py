@@ -1,0 +1,3 @@
+"""Celery jobs of the documents room."""
+
+from __future__ import annotations

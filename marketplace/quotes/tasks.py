@@ -1,0 +1,3 @@
+"""Celery jobs of the quotes room."""
+
+from __future__ import annotations
