@@ -132,6 +132,16 @@ async def test_only_owners_manage_webhooks(client: AsyncClient, db: AsyncSession
     assert (
         await client.delete(f"/api/v1/orgs/{org_id}/webhooks/{made.json()['id']}", headers=owner)
     ).status_code == 204
+    # Deleting is audited like creating: who, which endpoint, which host (never the URL's path).
+    from sqlmodel import select
+
+    from marketplace.core.audit import AuditLog
+
+    deleted = (await db.scalars(select(AuditLog).where(AuditLog.action == "org.webhook_deleted"))).all()
+    mine = [row for row in deleted if row.target_id == org_id]
+    assert len(mine) == 1
+    assert mine[0].actor_user_id == uuid.UUID(owner_reg["user"]["id"])
+    assert mine[0].before == {"webhook_id": made.json()["id"], "host": "93.184.215.14", "events": made.json()["events"]}
 
 
 async def test_the_pinned_transport_connects_to_the_checked_address_and_keeps_the_name(receiver: Receiver) -> None:

@@ -234,6 +234,15 @@ async def delete_endpoint(
     endpoint = await repo.get(webhook_id)
     if endpoint is None or endpoint.org_id != org_id:
         raise NotFound("Webhook not found.")
+    # Audited like its creation: who stopped the deliveries, and to which host (never the path or query).
+    await record_org_event(
+        session,
+        actor_user_id=principal.user_id,
+        actor_api_key_id=principal.api_key_id,
+        action="org.webhook_deleted",
+        org_id=org_id,
+        before={"webhook_id": str(endpoint.id), "host": httpx.URL(endpoint.url).host, "events": endpoint.events},
+    )
     await repo.delete(endpoint)
 
 
