@@ -9,7 +9,15 @@ from marketplace.admin.repository import AuditRepository
 from marketplace.auth.deps import AdminPrincipal
 from marketplace.core.db import SessionDep
 from marketplace.core.errors import BadRequest, error_responses
-from marketplace.core.pagination import CursorParam, LimitParam, Page, decode_cursor, decode_keyset, encode_cursor
+from marketplace.core.pagination import (
+    CursorParam,
+    LimitParam,
+    Page,
+    decode_cursor,
+    decode_keyset,
+    encode_cursor,
+    keyset_page,
+)
 from marketplace.core.text import Line
 from marketplace.orgs import service as org_service
 from marketplace.orgs.schemas import AuditOut, OrgPublic, VerificationDecision
@@ -26,11 +34,8 @@ async def list_orgs(
     cursor: CursorParam = None,
 ) -> Page[OrgPublic]:
     orgs = await org_service.list_orgs_for_admin(session, status, after=decode_keyset(cursor), limit=limit + 1)
-    next_cursor = None
-    if len(orgs) > limit:
-        orgs = orgs[:limit]
-        next_cursor = encode_cursor([orgs[-1].created_at.isoformat(), str(orgs[-1].id)])
-    return Page(items=[OrgPublic.model_validate(o) for o in orgs], next_cursor=next_cursor)
+    page, next_cursor = keyset_page(orgs, limit)
+    return Page(items=[OrgPublic.model_validate(o) for o in page], next_cursor=next_cursor)
 
 
 @router.post(

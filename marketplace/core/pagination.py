@@ -6,8 +6,9 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Protocol, TypeVar
 
 from fastapi import Query
 from pydantic import BaseModel
@@ -44,6 +45,26 @@ def decode_cursor(cursor: str | None) -> list[Any] | None:
     if not isinstance(values, list):
         raise BadRequest("Malformed cursor.")
     return values
+
+
+class Keyed(Protocol):
+    created_at: datetime
+    id: uuid.UUID
+
+
+K = TypeVar("K", bound=Keyed)
+
+
+def encode_keyset(row: Keyed) -> str:
+    """The cursor of a newest-first page that ends with ``row`` (read back by :func:`decode_keyset`)."""
+    return encode_cursor([row.created_at.isoformat(), str(row.id)])
+
+
+def keyset_page(rows: Sequence[K], limit: int) -> tuple[list[K], str | None]:
+    """Cut ``limit + 1`` fetched rows to a page and its next cursor (None on the last page)."""
+    if len(rows) <= limit:
+        return list(rows), None
+    return list(rows[:limit]), encode_keyset(rows[limit - 1])
 
 
 def decode_keyset(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Response, status
 from marketplace.auth.deps import AdminPrincipal, CurrentPrincipal
 from marketplace.core.db import SessionDep
 from marketplace.core.errors import error_responses
-from marketplace.core.pagination import CursorParam, LimitParam, decode_keyset, encode_cursor
+from marketplace.core.pagination import CursorParam, LimitParam, decode_keyset, keyset_page
 from marketplace.requests import batch, matches, service
 from marketplace.requests.convert import plan_out, request_out
 from marketplace.requests.schemas import (
@@ -55,11 +55,8 @@ async def list_requests(
     rows = await service.list_for(
         session=session, principal=principal, status=status_filter, after=decode_keyset(cursor), limit=limit + 1
     )
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor([rows[-1].created_at.isoformat(), str(rows[-1].id)])
-    return RequestPage(items=[request_out(r) for r in rows], next_cursor=next_cursor)
+    page, next_cursor = keyset_page(rows, limit)
+    return RequestPage(items=[request_out(r) for r in page], next_cursor=next_cursor)
 
 
 @router.get("/requests/{request_id}", response_model=RequestOut, responses=error_responses(401, 404, 422))
