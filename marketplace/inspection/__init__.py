@@ -1,0 +1,1 @@
+"""Inspection of produced lots by independent labs: sampling plans and verdicts."""
