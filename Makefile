@@ -32,8 +32,9 @@ check: lint typecheck test
 bench: $(STAMP)
 	$(BIN)/python bench/seed_bench.py
 	$(BIN)/python bench/search_bench.py
-	$(BIN)/python bench/matching_bench.py
+	$(BIN)/python bench/matching_bench.py --via-pgbouncer
 	$(BIN)/python bench/bookings_bench.py
+	$(BIN)/python bench/bookings_bench.py --via-pgbouncer
 	$(BIN)/python bench/analytics_bench.py
 
 i18n: $(STAMP)

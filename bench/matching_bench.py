@@ -17,6 +17,9 @@ then measures:
     processes around a few hot spots, with mixed job lengths. Reports time, objective vs LP bound and matched
     hours vs greedy first-come-first-served over the same options.
 
+``--via-pgbouncer`` measures (a) a second time in the same run, through Debian's ``pgbouncer`` in transaction
+pooling mode started by the bench (the app's engine factory with ``database_pgbouncer`` on).
+
 Writes ``bench/results/matching.json`` and drops the database.
 """
 
@@ -299,6 +302,25 @@ async def _quiet(max_load: float, wait_seconds: float) -> float:
     return round(os.getloadavg()[0], 2)
 
 
+async def _latency_via_pgbouncer(url: str, requests: list[MatchRequest], now: datetime) -> dict[str, Any]:
+    """Stage (a) again, on the same data in the same run, through a PgBouncer in transaction pooling mode
+    (started here) with the app's engine factory and ``database_pgbouncer`` on."""
+    from marketplace.core.db import create_engine
+    from marketplace.core.settings import Settings
+    from tests.pgbouncer_support import PgBouncer, find_pgbouncer
+
+    exe = find_pgbouncer()
+    if exe is None:
+        raise SystemExit("pgbouncer not found (apt-get install pgbouncer)")
+    settings = Settings(database_pgbouncer=True, database_pool_size=2, database_max_overflow=0)
+    with PgBouncer(exe, url, pool_size=2) as bouncer:
+        engine = create_engine(bouncer.url_for(url), settings)
+        try:
+            return {"load_avg_1m_at_start": round(os.getloadavg()[0], 2), **await _latency(engine, requests, now)}
+        finally:
+            await engine.dispose()
+
+
 async def _run(url: str, args: argparse.Namespace) -> dict[str, Any]:
     rng = random.Random(args.seed)
     now = datetime.now(UTC).replace(microsecond=0)
@@ -314,13 +336,16 @@ async def _run(url: str, args: argparse.Namespace) -> dict[str, Any]:
         setup_seconds = time.perf_counter() - t0
         print(f"loaded {n_bookings} bookings; setup {setup_seconds:.0f} s", flush=True)
         stages = set(args.stages.split(","))
-        latency = naive = batch = {}
+        latency = naive = batch = via_pgbouncer = {}
         sample = await _asset_sample(engine, args.requests, rng)
         requests = [_request(rng, a, now) for a in sample]
         if "latency" in stages:
             load = await _quiet(args.max_load, args.load_wait)
             latency = {"load_avg_1m_at_start": load, **await _latency(engine, requests, now)}
             print(f"(a) {json.dumps(latency)}", flush=True)
+            if args.via_pgbouncer:
+                via_pgbouncer = await _latency_via_pgbouncer(url, requests, now)
+                print(f"(a) via PgBouncer {json.dumps(via_pgbouncer)}", flush=True)
         if "naive" in stages:
             naive = await _naive(engine, requests[: args.naive_requests], now)
             print(f"(b) {json.dumps(naive)}", flush=True)
@@ -339,6 +364,7 @@ async def _run(url: str, args: argparse.Namespace) -> dict[str, Any]:
     return {
         "data": {**seeded, "bookings": n_bookings, "setup_seconds": round(setup_seconds, 1)},
         "match_latency": latency,
+        **({"match_latency_via_pgbouncer": via_pgbouncer} if via_pgbouncer else {}),
         "naive_baseline": naive,
         "batch": batch,
     }
@@ -358,6 +384,9 @@ def main() -> None:
     parser.add_argument("--keep-database", help="(profiling) seed into this database name and keep it")
     parser.add_argument(
         "--reuse", action="store_true", help="(profiling) measure on an existing --keep-database without re-seeding"
+    )
+    parser.add_argument(
+        "--via-pgbouncer", action="store_true", help="also measure (a) through PgBouncer (transaction pooling)"
     )
     parser.add_argument("--stages", default="latency,naive,batch", help="comma-separated subset to run")
     parser.add_argument("--max-load", type=float, default=2.0, help="wait for a 1-min load below this to measure (a)")

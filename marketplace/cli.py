@@ -54,8 +54,8 @@ def migrate_database(url: str) -> None:
 
 @app.command()
 def migrate() -> None:
-    """Apply every Alembic migration (upgrade to head)."""
-    migrate_database(_database_url())
+    """Apply every Alembic migration (upgrade to head), bypassing PgBouncer when a direct URL is set."""
+    migrate_database(get_settings().database_direct_url or _database_url())
     typer.echo("database is at the latest migration")
 
 
@@ -163,7 +163,11 @@ def relay(loglevel: Annotated[str, typer.Option(help="Log level.")] = "INFO") ->
 
     settings = get_settings()
     configure_logging(loglevel)
-    db_url = _database_url()
+    if settings.database_pgbouncer and not settings.database_direct_url:
+        # LISTEN needs a session of its own: through a transaction-pooling PgBouncer it hears nothing.
+        typer.echo("error: behind PgBouncer the relay needs MARKETPLACE_DATABASE_DIRECT_URL", err=True)
+        raise typer.Exit(2)
+    db_url = settings.database_direct_url or _database_url()
     celery = configure(_redis_url(), settings)
     asyncio.run(outbox.serve(db_url, celery, settings))
 

@@ -318,6 +318,18 @@ def test_app_services_wait_for_healthy_dependencies(name: str) -> None:
         assert condition == "service_healthy", f"{name} starts before {dependency} is healthy"
 
 
+def test_documents_go_to_the_minio_service() -> None:
+    minio = services()["minio"]
+    assert minio["image"].startswith("minio/minio")
+    assert minio.get("healthcheck", {}).get("test") and minio.get("volumes")
+    for name in ("api", "worker"):
+        env = services()[name]["environment"]
+        assert env["MARKETPLACE_STORAGE_BACKEND"] == "s3"
+        assert "minio:9000" in env["MARKETPLACE_STORAGE_S3_ENDPOINT_URL"]
+        assert env["MARKETPLACE_STORAGE_S3_ACCESS_KEY"] and env["MARKETPLACE_STORAGE_S3_SECRET_KEY"]
+        assert services()[name]["depends_on"]["minio"]["condition"] == "service_healthy"
+
+
 def test_api_healthcheck_probes_healthz() -> None:
     test = services()["api"].get("healthcheck", {}).get("test")
     assert test, "api has no healthcheck"

@@ -206,9 +206,24 @@ async def _apply(
         reason=reason,
     )
     asset = await _asset_of(session, booking)
-    await announce(session, booking, asset, event=f"booking.{to}", reason=reason)
+    # A booking placed from an accepted quote needs no second acceptance: the supplier agreed to these terms in
+    # its quote, so paying (or accepting the invoice terms) confirms it at once, on the timeline as the system.
+    agreed = action == "pay" and booking.quote_id is not None
+    await announce(session, booking, asset, event=f"booking.{to}", reason=reason, notify=not agreed)
     if to not in BLOCKING:
         await listings.refresh_next_free(session, asset, config=deps.listings_config, blocked=BookingsBlockedTime())
+    if agreed:
+        await _apply(
+            session=session,
+            booking=booking,
+            action="accept",
+            to=BookingStatus.confirmed,
+            role="system",
+            user_id=None,
+            now=now,
+            deps=deps,
+            reason="agreed in the quote",
+        )
 
 
 async def _asset_of(session: AsyncSession, booking: Booking) -> Asset:

@@ -50,6 +50,7 @@ from marketplace.core.pagination import CursorParam, LimitParam, decode_keyset, 
 from marketplace.core.security import purpose_key
 from marketplace.core.settings import Settings
 from marketplace.core.text import Line
+from marketplace.messages.schemas import MarkedReadOut, UnreadCountOut
 from marketplace.notifications import service as notifications_service
 from marketplace.notifications import webhooks
 from marketplace.notifications.models import Notification
@@ -332,6 +333,29 @@ async def notifications(
     return NotificationPage(
         items=[NotificationOut.model_validate(n) for n in rows[:limit]], next_cursor=_next_cursor(rows, limit)
     )
+
+
+@router.get(
+    "/notifications/unread-count",
+    response_model=UnreadCountOut,
+    tags=["notifications"],
+    responses=error_responses(401, 403),
+    summary="How many of my notifications are unread",
+)
+async def notifications_unread(session: SessionDep, principal: CurrentUser) -> UnreadCountOut:
+    return UnreadCountOut(unread=await notifications_service.unread_count(session, user_id=principal.user_id))
+
+
+@router.post(
+    "/notifications/read-all",
+    response_model=MarkedReadOut,
+    tags=["notifications"],
+    responses=error_responses(401, 403),
+    summary="Mark all my notifications read",
+)
+async def notifications_read_all(session: SessionDep, principal: CurrentUser) -> MarkedReadOut:
+    count = await notifications_service.mark_all_read(session, user_id=principal.user_id)
+    return MarkedReadOut(marked_read=count)
 
 
 @router.post(

@@ -103,6 +103,8 @@ class Booking(SQLModel, table=True):
     created_by: uuid.UUID | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
     status: str = Field(default=BookingStatus.held, max_length=16)
     request_id: uuid.UUID | None = Field(default=None, index=True)
+    # The accepted quote whose agreed terms (price, slot) this booking was placed at (marketplace/quotes).
+    quote_id: uuid.UUID | None = Field(default=None, foreign_key="quotes.id", ondelete="SET NULL")
 
     # Machines: the booked time, and the period the asset is blocked (setup before, buffer after).
     start_at: datetime | None = Field(default=None, sa_column=ts_column(nullable=True))

@@ -5,6 +5,7 @@ insert). See ``marketplace.bookings.service`` for the rules against double booki
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -49,13 +50,27 @@ def _buyer_org_id(requested: uuid.UUID | None, buyers: list[uuid.UUID]) -> uuid.
     return buyers[0]
 
 
+@dataclass(frozen=True)
+class AgreedTerms:
+    """Terms both parties agreed in a quote (marketplace/quotes): who buys, the total price, which quote."""
+
+    buyer_org_id: uuid.UUID
+    amount: int
+    quote_id: uuid.UUID
+
+
 async def create(*, session: AsyncSession, principal: Principal, data: BookingCreate, deps: Deps) -> Booking:
     booking, _timeline = await place(session=session, principal=principal, data=data, deps=deps)
     return booking
 
 
 async def place(
-    *, session: AsyncSession, principal: Principal, data: BookingCreate, deps: Deps
+    *,
+    session: AsyncSession,
+    principal: Principal,
+    data: BookingCreate,
+    deps: Deps,
+    agreed: AgreedTerms | None = None,
 ) -> tuple[Booking, list[BookingEvent]]:
     """Place a booking (held); returns it with its timeline (its single ``book`` event), so that the
     response needs no query.
@@ -63,19 +78,27 @@ async def place(
     Order: every read and check that needs no lock (listing, open hours or open days, price, due date), then
     the payment gateway's external call (``before_booked``), then the protected write (the machine insert the
     exclusion constraint arbitrates, or the lab-day lock, count and insert), then the rest of the unit of work.
-    If anything fails after ``before_booked``, ``booking_abandoned`` undoes the external effect."""
+    If anything fails after ``before_booked``, ``booking_abandoned`` undoes the external effect.
+
+    ``agreed`` (an accepted quote): the buyer is ``agreed.buyer_org_id`` (the caller may be the supplier
+    accepting the buyer's counter-offer, so the caller's own buyer organisations are not consulted) and the
+    amount is the agreed one; every other rule (published, open hours, grid, horizon, the exclusion constraint
+    or the lab-day capacity) applies unchanged."""
     if not principal.has_scope("bookings:write"):
         raise Forbidden("This API key lacks the 'bookings:write' scope.")
     principal.require_verified_email()
     now = _now()
     repo = BookingRepository(session)
-    candidates = [data.buyer_org_id] if data.buyer_org_id else sorted(principal.org_ids)
-    allowed = [org_id for org_id in candidates if principal.can_act_for(org_id, "bookings:write")]
+    if agreed is not None:
+        allowed = [agreed.buyer_org_id]
+    else:
+        candidates = [data.buyer_org_id] if data.buyer_org_id else sorted(principal.org_ids)
+        allowed = [org_id for org_id in candidates if principal.can_act_for(org_id, "bookings:write")]
     found = await repo.bookable(data.asset_id, allowed)
     if found is None or found.asset.status != AssetStatus.published or not found.supplier_verified:
         raise NotFound("Listing not found.")
     asset, site = found.asset, found.site
-    buyer_org_id = _buyer_org_id(data.buyer_org_id, found.buyer_org_ids)
+    buyer_org_id = agreed.buyer_org_id if agreed else _buyer_org_id(data.buyer_org_id, found.buyer_org_ids)
     if buyer_org_id == asset.org_id:
         raise OwnAsset()
     booking = Booking(
@@ -85,6 +108,7 @@ async def place(
         buyer_org_id=buyer_org_id,
         created_by=principal.user_id,
         request_id=data.request_id,
+        quote_id=agreed.quote_id if agreed else None,
         currency=asset.currency,
         cancellation_policy=dict(asset.cancellation_policy or listings.DEFAULT_CANCELLATION_POLICY),
         site_timezone=site.timezone,
@@ -117,6 +141,8 @@ async def place(
             now=now,
             deps=deps,
         )
+    if agreed is not None:  # the quoted total; unit_price and setup_fee stay for information
+        booking.amount = agreed.amount
     await deps.payments.before_booked(session, money(booking, asset))
     try:
         if asset.kind == AssetKind.machine:
@@ -146,7 +172,8 @@ async def place(
             before=None,
             after=BookingStatus.held,
             action="book",
-            actor_kind="buyer",
+            # The supplier accepting a buyer's counter-offer places the booking for the buyer.
+            actor_kind="supplier" if agreed and not principal.is_member(buyer_org_id) else "buyer",
             actor_user_id=principal.user_id,
             reason=None,
         )

@@ -21,7 +21,9 @@ TRANSITIONS: dict[tuple[str, str], tuple[str, frozenset[str]]] = {
     (S.held, "pay"): (S.requested, frozenset({"buyer", "system"})),
     (S.held, "expire"): (S.expired, frozenset({"system"})),
     (S.held, "cancel"): (S.cancelled, frozenset({"buyer", "supplier", "admin"})),
-    (S.requested, "accept"): (S.confirmed, frozenset({"supplier"})),
+    # "system": a booking placed from an accepted quote is accepted as soon as it is paid (the supplier agreed
+    # to these terms in its quote; marketplace/quotes).
+    (S.requested, "accept"): (S.confirmed, frozenset({"supplier", "system"})),
     (S.requested, "decline"): (S.declined, frozenset({"supplier"})),
     (S.requested, "expire"): (S.expired, frozenset({"system"})),
     (S.requested, "cancel"): (S.cancelled, frozenset({"buyer", "supplier", "admin"})),

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import sqlalchemy as sa
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from marketplace.core.settings import Settings
+from marketplace.core.settings import Settings, get_settings
 
 T = TypeVar("T")
 
@@ -29,12 +29,30 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def create_engine(url: str, settings: Settings) -> AsyncEngine:
+def driver_options(settings: Settings) -> dict[str, Any]:
+    """asyncpg's connection arguments. Behind PgBouncer in transaction pooling mode (``database_pgbouncer``)
+    consecutive transactions of one client connection run on different server connections, so a named
+    prepared statement made in one may be missing, or taken, in the next (``prepared statement
+    "__asyncpg_stmt_1__" does not exist`` / ``already exists``). With ``statement_cache_size=0`` asyncpg
+    prepares only the unnamed statement and sends Parse, Bind and Execute together on every execution, which
+    is correct on whichever server connection PgBouncer picks; SQLAlchemy's own cache then keeps only the
+    statements' column descriptions (no server state), so it stays on."""
+    if not settings.database_pgbouncer:
+        return {}
+    return {"connect_args": {"statement_cache_size": 0}}
+
+
+def create_engine(url: str, settings: Settings, *, pooled: bool = True) -> AsyncEngine:
+    """Every engine of the app, its workers and CLI. ``pooled=False`` (NullPool) for a task that runs on an
+    event loop of its own: asyncpg connections are loop-bound."""
+    if not pooled:
+        return create_async_engine(normalise_url(url), poolclass=NullPool, **driver_options(settings))
     return create_async_engine(
         normalise_url(url),
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
         pool_pre_ping=True,
+        **driver_options(settings),
     )
 
 
@@ -64,7 +82,7 @@ def run_in_new_session(url: str, fn: Callable[[AsyncSession], Awaitable[T]]) -> 
     commit. NullPool: each call has its own event loop, and asyncpg connections are loop-bound."""
 
     async def runner() -> T:
-        engine = create_async_engine(normalise_url(url), poolclass=NullPool)
+        engine = create_engine(url, get_settings(), pooled=False)
         try:
             async with AsyncSession(engine, expire_on_commit=False) as session:
                 result = await fn(session)

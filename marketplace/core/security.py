@@ -39,7 +39,7 @@ def verify_password(password: str, password_hash: str | None) -> bool:
 # token, the web session cookie, an iCal link, an e-mail link) is never accepted for another. A purpose's
 # optional override setting replaces the input secret for that purpose alone, so one can be rotated
 # without the others.
-PURPOSES = ("access-tokens", "web-session", "ical", "email-links")
+PURPOSES = ("access-tokens", "web-session", "ical", "email-links", "document-links")
 _HKDF_SALT = b"marketplace-purpose-keys-v1"
 
 

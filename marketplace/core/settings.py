@@ -27,6 +27,11 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".data")
     database_pool_size: int = Field(default=10, ge=1)
     database_max_overflow: int = Field(default=10, ge=0)
+    # MARKETPLACE_DATABASE_URL points at PgBouncer in transaction pooling mode: the driver then prepares no
+    # named statements (docs/operations.md, "Behind PgBouncer"). The API, workers and CLI honour it.
+    database_pgbouncer: bool = False
+    # PostgreSQL itself, bypassing PgBouncer: the outbox relay (LISTEN) and migrations use it when set.
+    database_direct_url: str | None = None
     # While the database (or Redis) is unreachable, requests answer 503 with this Retry-After (seconds).
     retry_after_seconds: int = Field(default=5, ge=1, le=3600)
     # /readyz answers 503 when the database or the broker does not answer within this many seconds.

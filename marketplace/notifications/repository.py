@@ -61,6 +61,21 @@ class NotificationRepository:
         stmt = stmt.order_by(col(Notification.created_at).desc(), col(Notification.id).desc()).limit(limit)
         return list((await self.session.execute(stmt)).scalars())
 
+    async def mark_all_read(self, user_id: uuid.UUID | None, at: datetime) -> int:
+        result = await self.session.execute(
+            sa.update(Notification)
+            .where(col(Notification.user_id) == user_id, col(Notification.read_at).is_(None))
+            .values(read_at=at)
+            .execution_options(synchronize_session=False)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def unread_count(self, user_id: uuid.UUID | None) -> int:
+        stmt = sa.select(sa.func.count()).where(
+            col(Notification.user_id) == user_id, col(Notification.read_at).is_(None)
+        )
+        return int((await self.session.execute(stmt)).scalar_one())
+
 
 class WebhookRepository:
     def __init__(self, session: AsyncSession) -> None:

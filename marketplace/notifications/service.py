@@ -125,8 +125,11 @@ def render(kind: str, locale: str, data: dict[str, Any]) -> tuple[str, str]:
     return subject.format_map(values), body.format_map(values)
 
 
-async def notify_org(session: AsyncSession, org_id: uuid.UUID, *, kind: str, data: dict[str, Any]) -> int:
-    """A notification for every member of the organisation, in each member's own locale."""
+async def notify_org(
+    session: AsyncSession, org_id: uuid.UUID, *, kind: str, data: dict[str, Any], email: bool = True
+) -> int:
+    """A notification for every member of the organisation, in each member's own locale; ``email=False`` keeps
+    it in-app only (new messages: their e-mail is the unread digest)."""
     repo = NotificationRepository(session)
     count = 0
     for user_id, locale in await repo.active_member_locales(org_id):
@@ -134,7 +137,8 @@ async def notify_org(session: AsyncSession, org_id: uuid.UUID, *, kind: str, dat
         note = await repo.add(
             Notification(user_id=user_id, kind=kind, subject=subject, body=body, locale=locale, data=data)
         )
-        await enqueue(session, "notifications.deliver", str(note.id))
+        if email:
+            await enqueue(session, "notifications.deliver", str(note.id))
         count += 1
     return count
 
@@ -159,6 +163,15 @@ async def mark_read(*, session: AsyncSession, user_id: uuid.UUID | None, notific
     note.read_at = note.read_at or utcnow()
     await session.flush()
     return note
+
+
+async def mark_all_read(session: AsyncSession, *, user_id: uuid.UUID | None) -> int:
+    """Mark every unread notification of the user read; returns how many were unread."""
+    return await NotificationRepository(session).mark_all_read(user_id, utcnow())
+
+
+async def unread_count(session: AsyncSession, *, user_id: uuid.UUID | None) -> int:
+    return await NotificationRepository(session).unread_count(user_id)
 
 
 def send_email(settings: Settings, *, to: str, subject: str, body: str) -> None:

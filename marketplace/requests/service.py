@@ -121,6 +121,8 @@ async def create(session: AsyncSession, principal: Principal, data: RequestCreat
     apply_fields(row, data, site_id=site_id, lat=lat, lon=lon)
     await RequestRepository(session).add(row)
     await enqueue(session, "requests.notify_suppliers", str(row.id))
+    if row.auto_cascade:  # the quotes room's cascade asks the top-ranked factory (idempotent job)
+        await enqueue(session, "quotes.cascade_start", str(row.id))
     return row
 
 
@@ -164,6 +166,8 @@ async def update(
     apply_fields(row, fields, site_id=site_id, lat=lat, lon=lon)
     row.updated_at = _now()
     await session.flush()
+    if row.auto_cascade:
+        await enqueue(session, "quotes.cascade_start", str(row.id))
     return row
 
 

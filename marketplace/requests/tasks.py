@@ -8,11 +8,10 @@ import logging
 import time
 import uuid
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from marketplace.core.celery import celery
-from marketplace.core.db import normalise_url
+from marketplace.core.db import create_engine
 from marketplace.core.settings import get_settings
 from marketplace.core.tasks import run_in_unit_of_work
 from marketplace.requests import batch, notify, service
@@ -56,7 +55,7 @@ def run_batch_plan(plan_id: str) -> str:
         settings = get_settings()
         if not settings.database_url:
             raise RuntimeError("MARKETPLACE_DATABASE_URL is not set for this worker")
-        engine = create_async_engine(normalise_url(settings.database_url), poolclass=NullPool)
+        engine = create_engine(settings.database_url, settings, pooled=False)
         try:
             maker = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
             return await run_batch_plan_job(maker, plan_id=uuid.UUID(plan_id))

@@ -1,0 +1,47 @@
+"""Quotes as the API (and the web pages) show them."""
+
+from __future__ import annotations
+
+from marketplace.quotes.models import QuoteStatus
+from marketplace.quotes.schemas import QuoteOut, QuoteVersionOut
+from marketplace.quotes.service import QuoteView
+
+
+def quote_out(view: QuoteView) -> QuoteOut:
+    """The quote as its reader may see it: a supplier sees the buyer organisation only once it is accepted."""
+    q = view.quote
+    hide_buyer = view.role == "supplier" and q.status != QuoteStatus.accepted
+    latest = view.versions[-1] if view.versions else None
+    return QuoteOut(
+        id=q.id,
+        request_id=q.request_id,
+        asset_id=q.asset_id,
+        supplier_org_id=q.supplier_org_id,
+        buyer_org_id=None if hide_buyer else q.buyer_org_id,
+        kind=q.kind,
+        currency=q.currency,
+        status=q.status,
+        version=q.version,
+        latest_by=q.latest_by,
+        amount=latest.amount if latest else 0,
+        valid_until=q.valid_until,
+        decline_reason=q.decline_reason,
+        your_role=view.role,
+        created_at=q.created_at,
+        updated_at=q.updated_at,
+        versions=[
+            QuoteVersionOut(
+                number=v.number,
+                party=v.party,
+                amount=v.amount,
+                start=v.start_at,
+                end=v.end_at,
+                drop_off_date=v.drop_off_date,
+                samples=v.samples,
+                valid_until=v.valid_until,
+                note=v.note,
+                created_at=v.created_at,
+            )
+            for v in view.versions
+        ],
+    )

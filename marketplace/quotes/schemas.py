@@ -1,0 +1,93 @@
+"""Request and response shapes of quotes and counter-offers."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from marketplace.core.text import Line, Text
+
+MAX_AMOUNT = 10**13  # minor units; far above any real job, far below BIGINT
+
+
+class Terms(BaseModel):
+    """The terms of one offer: machine time (``start``, ``end``) or a lab service (``drop_off_date``,
+    ``samples``), the total ``amount`` in minor units, and an optional note."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    amount: int = Field(gt=0, le=MAX_AMOUNT, description="Total price in minor units")
+    start: AwareDatetime | None = None
+    end: AwareDatetime | None = None
+    drop_off_date: date | None = None
+    samples: int | None = Field(default=None, ge=1, le=100_000)
+    note: Text | None = Field(default=None, max_length=2000)
+
+    @model_validator(mode="after")
+    def _shape(self) -> Terms:
+        machine = self.start is not None or self.end is not None
+        lab = self.drop_off_date is not None or self.samples is not None
+        if machine == lab:
+            raise ValueError("give either start and end (machine time) or drop_off_date and samples (lab service)")
+        if machine and (self.start is None or self.end is None):
+            raise ValueError("start and end go together")
+        if machine and self.start is not None and self.end is not None and self.end <= self.start:
+            raise ValueError("end must be after start")
+        if lab and (self.drop_off_date is None or self.samples is None):
+            raise ValueError("drop_off_date and samples go together")
+        return self
+
+
+class QuoteCreate(Terms):
+    asset_id: uuid.UUID
+    currency: Line = Field(min_length=3, max_length=3, description="The listing's currency")
+    valid_until: AwareDatetime = Field(description="The offer lapses then; not after the request's deadline")
+
+
+class CounterIn(Terms):
+    valid_until: AwareDatetime | None = Field(default=None, description="Default: the previous version's")
+
+
+class DeclineIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Text = Field(min_length=1, max_length=2000)
+
+
+class QuoteVersionOut(BaseModel):
+    number: int
+    party: str = Field(description="buyer or supplier: who made this version")
+    amount: int
+    start: datetime | None
+    end: datetime | None
+    drop_off_date: date | None
+    samples: int | None
+    valid_until: datetime
+    note: str | None
+    created_at: datetime
+
+
+class QuoteOut(BaseModel):
+    id: uuid.UUID
+    request_id: uuid.UUID
+    asset_id: uuid.UUID
+    supplier_org_id: uuid.UUID
+    buyer_org_id: uuid.UUID | None = Field(description="Shown to the supplier only once the quote is accepted")
+    kind: str
+    currency: str
+    status: str
+    version: int = Field(description="The latest version's number")
+    latest_by: str = Field(description="Who made the latest version; the other party may accept or counter")
+    amount: int = Field(description="The latest version's amount")
+    valid_until: datetime
+    decline_reason: str | None
+    your_role: str | None
+    created_at: datetime
+    updated_at: datetime
+    versions: list[QuoteVersionOut]
+
+
+class QuoteList(BaseModel):
+    items: list[QuoteOut]
