@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from listings.models import Asset
 from listings.taxonomy import get_taxonomy
+from marketplace.core import audit
 from marketplace.core.errors import Conflict, NotFound, Unprocessable
 from marketplace.core.jobs import enqueue
 from marketplace.core.principal import Principal
@@ -96,7 +97,13 @@ async def ranked(session: AsyncSession, request: BuyerRequest, *, now: datetime)
 
 
 async def create_invitation(
-    session: AsyncSession, *, request: BuyerRequest, match: MatchOut, rank: int | None, via: str
+    session: AsyncSession,
+    *,
+    request: BuyerRequest,
+    match: MatchOut,
+    rank: int | None,
+    via: str,
+    principal: Principal | None = None,
 ) -> QuoteInvitation | None:
     """Ask the match's organisation to quote (``None``: it already has a row for this request). Notifies it
     (without the buyer's identity) and starts its lapse timer."""
@@ -124,6 +131,22 @@ async def create_invitation(
     }
     await notify_org(session, match.org_id, kind="quote.invited", data=data)
     await enqueue(session, "quotes.invitation_lapse", str(added.id), delay_seconds=lapse_seconds())
+    # Audited on the request: who asked which factory (the buyer, or the system for the cascade).
+    await audit.record(
+        session,
+        actor_user_id=principal.user_id if principal else None,
+        actor_api_key_id=principal.api_key_id if principal else None,
+        action="request.invited",
+        target_type="request",
+        target_id=request.id,
+        after={
+            "invitation_id": str(added.id),
+            "supplier_org_id": str(match.org_id),
+            "asset_id": str(match.asset_id),
+            "rank": rank,
+            "via": via,
+        },
+    )
     return added
 
 
@@ -138,7 +161,9 @@ async def invite(
     pos = next((i for i, m in enumerate(items) if m.asset_id == asset_id), None)
     if pos is None:
         raise Unprocessable("asset_id: this listing is not among the request's matches.")
-    added = await create_invitation(session, request=request, match=items[pos], rank=pos + 1, via="buyer")
+    added = await create_invitation(
+        session, request=request, match=items[pos], rank=pos + 1, via="buyer", principal=principal
+    )
     if added is None:
         raise Conflict("This factory has already been asked to quote for this request.")
     return added
@@ -175,6 +200,17 @@ async def decline(
     inv.reason = reason
     inv.answered_at = _now()
     await session.flush()
+    await audit.record(
+        session,
+        actor_user_id=principal.user_id,
+        actor_api_key_id=principal.api_key_id,
+        action="request.invitation_declined",
+        target_type="request",
+        target_id=request.id,
+        before={"invitation_id": str(inv.id), "status": InvitationStatus.invited},
+        after={"invitation_id": str(inv.id), "status": inv.status, "supplier_org_id": str(inv.supplier_org_id)},
+        reason=reason,
+    )
     if request.auto_cascade and request.status == RequestStatus.open:
         await enqueue(session, "quotes.cascade_start", str(request.id))
     else:

@@ -120,6 +120,18 @@ async def test_the_factory_declines_and_the_buyer_hears_why(
     assert len(told) == 1 and "Fully booked that week" in told[0][2]
     listed = (await client.get(f"/api/v1/requests/{req['id']}/invitations", headers=market["buyer"])).json()
     assert [i["status"] for i in listed["items"]] == ["declined"]
+    # Both steps are in the audit log on the request: who asked, who declined and why.
+    audited = await db.execute(
+        sa.text(
+            "SELECT action, actor_user_id IS NOT NULL, reason FROM audit_log "
+            "WHERE target_type = 'request' AND target_id = :id ORDER BY id"
+        ),
+        {"id": req["id"]},
+    )
+    assert [tuple(r) for r in audited] == [
+        ("request.invited", True, None),
+        ("request.invitation_declined", True, "Fully booked that week"),
+    ]
 
 
 async def _rows(db: AsyncSession, request_id: str, *asset_ids: str) -> tuple[BuyerRequest, list[Asset]]:
