@@ -9,6 +9,23 @@ from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, ConfigDict, Field, mo
 from marketplace.core.text import Line, Text
 
 
+def check_work_shape(
+    *, start: datetime | None, end: datetime | None, drop_off_date: date | None, samples: int | None
+) -> None:
+    """Machine time (start and end) or a lab service (drop-off day and samples), never both or half of one:
+    the one rule of a booking's and a quote's terms."""
+    machine = start is not None or end is not None
+    lab = drop_off_date is not None or samples is not None
+    if machine == lab:
+        raise ValueError("give either start and end (machine time) or drop_off_date and samples (lab service)")
+    if machine and (start is None or end is None):
+        raise ValueError("start and end go together")
+    if start is not None and end is not None and end <= start:
+        raise ValueError("end must be after start")
+    if lab and (drop_off_date is None or samples is None):
+        raise ValueError("drop_off_date and samples go together")
+
+
 class BookingCreate(BaseModel):
     """Machine time: ``asset_id``, ``start``, ``end``. Lab service: ``asset_id``, ``drop_off_date``, ``samples``."""
 
@@ -24,16 +41,7 @@ class BookingCreate(BaseModel):
 
     @model_validator(mode="after")
     def _shape(self) -> BookingCreate:
-        machine = self.start is not None or self.end is not None
-        lab = self.drop_off_date is not None or self.samples is not None
-        if machine == lab:
-            raise ValueError("give either start and end (machine time) or drop_off_date and samples (lab service)")
-        if machine and (self.start is None or self.end is None):
-            raise ValueError("start and end go together")
-        if machine and self.start is not None and self.end is not None and self.end <= self.start:
-            raise ValueError("end must be after start")
-        if lab and (self.drop_off_date is None or self.samples is None):
-            raise ValueError("drop_off_date and samples go together")
+        check_work_shape(start=self.start, end=self.end, drop_off_date=self.drop_off_date, samples=self.samples)
         return self
 
 

@@ -15,7 +15,6 @@ from marketplace.quotes import invitations, opportunities
 from marketplace.quotes.invitation_models import InvitationStatus, QuoteInvitation
 from marketplace.quotes.opportunity_schemas import (
     DeclineIn,
-    EnvelopeOut,
     FitOut,
     InvitationIn,
     InvitationList,
@@ -24,7 +23,8 @@ from marketplace.quotes.opportunity_schemas import (
     OpportunityOut,
     OpportunityPage,
 )
-from marketplace.requests.schemas import SlotOut
+from marketplace.requests.convert import request_out
+from marketplace.requests.schemas import RequestOut, SlotOut
 
 router = APIRouter(tags=["opportunities"])
 
@@ -37,35 +37,17 @@ def _rounded(km: float | None) -> float | None:
     return None if km is None else float(round(km / 10.0) * 10)
 
 
+# What a factory sees of a request: the request's own fields, never its buyer or the buyer's location.
+REQUEST_FIELDS = frozenset(OpportunityOut.model_fields) & frozenset(RequestOut.model_fields) - {"location"}
+
+
 def opportunity_out(o: opportunities.Opportunity) -> OpportunityOut:
     r = o.request
-    envelope = (
-        EnvelopeOut(x=r.part_x_mm, y=r.part_y_mm, z=r.part_z_mm)
-        if r.part_x_mm is not None and r.part_y_mm is not None and r.part_z_mm is not None
-        else None
-    )
     inv = o.invitation
     invited = inv is not None and inv.via != "board"
     return OpportunityOut(
+        **request_out(r).model_dump(include=set(REQUEST_FIELDS)),
         request_id=r.id,
-        kind=r.kind,
-        process_code=r.process_code,
-        material=r.material,
-        quantity=r.quantity,
-        duration_minutes=r.duration_minutes,
-        samples=r.samples,
-        part_envelope_mm=envelope,
-        tolerance_mm=r.tolerance_mm,
-        required_certificates=list(r.required_certificates),
-        earliest_start=r.earliest_start,
-        deadline=r.deadline,
-        region_prefixes=list(r.region_prefixes),
-        max_distance_km=r.max_distance_km,
-        budget_max=r.budget_max,
-        currency=r.currency,
-        audience=r.audience,
-        nda_required=r.nda_required,
-        created_at=r.created_at,
         listings=[
             FitOut(
                 asset_id=f.asset_id,

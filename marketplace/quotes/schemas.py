@@ -7,6 +7,7 @@ from datetime import date, datetime
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from marketplace.bookings.schemas import check_work_shape
 from marketplace.core.text import Line, Text
 
 MAX_AMOUNT = 10**13  # minor units; far above any real job, far below BIGINT
@@ -27,16 +28,7 @@ class Terms(BaseModel):
 
     @model_validator(mode="after")
     def _shape(self) -> Terms:
-        machine = self.start is not None or self.end is not None
-        lab = self.drop_off_date is not None or self.samples is not None
-        if machine == lab:
-            raise ValueError("give either start and end (machine time) or drop_off_date and samples (lab service)")
-        if machine and (self.start is None or self.end is None):
-            raise ValueError("start and end go together")
-        if machine and self.start is not None and self.end is not None and self.end <= self.start:
-            raise ValueError("end must be after start")
-        if lab and (self.drop_off_date is None or self.samples is None):
-            raise ValueError("drop_off_date and samples go together")
+        check_work_shape(start=self.start, end=self.end, drop_off_date=self.drop_off_date, samples=self.samples)
         return self
 
 
