@@ -18,17 +18,30 @@ from marketplace.documents.models import Document, DocumentDownload, DocumentLin
 ENDED_BOOKING_STATUSES = ("settled", "resolved", "cancelled", "declined", "expired")
 
 _ENDED_SQL = ", ".join(f"'{s}'" for s in ENDED_BOOKING_STATUSES)
+# Each link resolved to the request or booking it belongs to: a file sent in a message belongs to its thread's
+# request or booking, so a closed request's message attachments follow its drawings. A document with a link of
+# any other kind is never deleted here.
 _RETENTION = sa.text(
     f"""
+    WITH subjects AS (
+        SELECT l.document_id, l.target_kind AS kind, l.target_id AS subject_id
+        FROM document_links l WHERE l.target_kind IN ('request', 'booking')
+        UNION ALL
+        SELECT l.document_id, CASE WHEN t.request_id IS NOT NULL THEN 'request' ELSE 'booking' END,
+               COALESCE(t.request_id, t.booking_id)
+        FROM document_links l JOIN messages m ON m.id = l.target_id JOIN message_threads t ON t.id = m.thread_id
+        WHERE l.target_kind = 'message'
+    )
     SELECT d.id FROM documents d
     WHERE d.deleted_at IS NULL
-      AND EXISTS (SELECT 1 FROM document_links l
-                  WHERE l.document_id = d.id AND l.target_kind IN ('request', 'booking'))
-      AND NOT EXISTS (SELECT 1 FROM document_links l JOIN requests r ON r.id = l.target_id
-                      WHERE l.document_id = d.id AND l.target_kind = 'request'
+      AND EXISTS (SELECT 1 FROM subjects s WHERE s.document_id = d.id)
+      AND NOT EXISTS (SELECT 1 FROM document_links l
+                      WHERE l.document_id = d.id AND l.target_kind NOT IN ('request', 'booking', 'message'))
+      AND NOT EXISTS (SELECT 1 FROM subjects s JOIN requests r ON r.id = s.subject_id
+                      WHERE s.document_id = d.id AND s.kind = 'request'
                         AND (r.status = 'open' OR r.updated_at > :drawing_cutoff))
-      AND NOT EXISTS (SELECT 1 FROM document_links l JOIN bookings b ON b.id = l.target_id
-                      WHERE l.document_id = d.id AND l.target_kind = 'booking'
+      AND NOT EXISTS (SELECT 1 FROM subjects s JOIN bookings b ON b.id = s.subject_id
+                      WHERE s.document_id = d.id AND s.kind = 'booking'
                         AND (b.status NOT IN ({_ENDED_SQL}) OR b.updated_at > :booking_cutoff))
     ORDER BY d.id
     LIMIT :limit

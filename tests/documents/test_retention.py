@@ -13,6 +13,7 @@ from marketplace.core.principal import Principal
 from marketplace.core.settings import Settings
 from marketplace.documents import retention, service
 from marketplace.documents.storage import storage_for
+from marketplace.messages.models import Message, MessageThread
 from marketplace.requests.models import BuyerRequest
 from tests.bookings.helpers import book, market, slot
 from tests.documents import samples
@@ -66,7 +67,7 @@ async def test_retention_deletes_closed_requests_drawings_and_keeps_open_ones_an
     recent = await _request(db, buyer_org, status="cancelled", closed_at=base + timedelta(days=days - 5))
 
     docs = {}
-    for name in ("closed", "open", "closed+booking", "recent", "ended-booking"):
+    for name in ("closed", "open", "closed+booking", "recent", "ended-booking", "closed-message", "open-message"):
         docs[name] = (await uploaded(client, m["buyer"], samples.PDF + name.encode(), f"{name}.pdf"))["id"]
 
     async def link(name: str, kind: str, target: uuid.UUID) -> None:
@@ -79,32 +80,43 @@ async def test_retention_deletes_closed_requests_drawings_and_keeps_open_ones_an
     await link("closed+booking", "booking", active_booking)
     await link("recent", "request", recent)
     await link("ended-booking", "booking", ended_booking)
+    # Files sent in a message belong to the thread's request: they follow its drawings.
+    for name, request_id in (("closed-message", closed), ("open-message", open_)):
+        thread = MessageThread(
+            request_id=request_id, buyer_org_id=buyer_org, supplier_org_id=uuid.UUID(m["asset"]["org_id"])
+        )
+        db.add(thread)
+        await db.flush()
+        message = Message(thread_id=thread.id, author_org_id=buyer_org, body="see the file")
+        db.add(message)
+        await db.flush()
+        await link(name, "message", message.id)
     await db.execute(
         sa.text("UPDATE bookings SET status = 'settled', updated_at = :at WHERE id = :id"),
         {"at": base, "id": ended_booking},
     )
 
     storage = storage_for(settings)
-    assert len(blobs(settings.data_dir)) == 5
+    assert len(blobs(settings.data_dir)) == 7
 
     # before the period is over nothing goes
     assert await retention.sweep(db, settings=settings, storage=storage, now=base + timedelta(days=days - 1)) == 0
 
     after_period = base + timedelta(days=days + 1)
-    assert await retention.sweep(db, settings=settings, storage=storage, now=after_period) == 1
-    assert await _live(db, docs) == {"open", "closed+booking", "recent", "ended-booking"}
-    assert len(blobs(settings.data_dir)) == 4
+    assert await retention.sweep(db, settings=settings, storage=storage, now=after_period) == 2
+    assert await _live(db, docs) == {"open", "closed+booking", "recent", "ended-booking", "open-message"}
+    assert len(blobs(settings.data_dir)) == 5
     assert await retention.sweep(db, settings=settings, storage=storage, now=after_period) == 0  # idempotent
 
     years_later = base + timedelta(days=365 * settings.booking_document_retention_years + 10)
     assert await retention.sweep(db, settings=settings, storage=storage, now=years_later) == 2
-    assert await _live(db, docs) == {"open", "closed+booking"}
-    assert len(blobs(settings.data_dir)) == 2
+    assert await _live(db, docs) == {"open", "closed+booking", "open-message"}
+    assert len(blobs(settings.data_dir)) == 3
 
     audited = await db.execute(
         sa.text("SELECT target_id, reason FROM audit_log WHERE action = 'document.deleted' AND target_id = ANY(:ids)"),
         {"ids": list(docs.values())},
     )
     rows = {str(r[0]): r[1] for r in audited.all()}
-    assert set(rows) == {docs["closed"], docs["recent"], docs["ended-booking"]}
+    assert set(rows) == {docs["closed"], docs["recent"], docs["ended-booking"], docs["closed-message"]}
     assert set(rows.values()) == {"retention period over"}
