@@ -196,21 +196,16 @@ def run(
     typer.echo("applying migrations ...")
     migrate_database(db_url)
 
-    from marketplace.auth.service import ensure_admin
-    from marketplace.demo.accounts import DEMO_ACCOUNTS, DEMO_PASSWORD, database_is_empty, seed_demo
+    from marketplace.demo.accounts import DEMO_ACCOUNTS, DEMO_PASSWORD
+    from marketplace.demo.activity import load_demo
+    from marketplace.demo.activity_market import PENDING_EMAIL
 
-    async def prepare(session: AsyncSession) -> bool:
-        from marketplace.demo.seeding import seed_market
-
-        empty = await database_is_empty(session)
-        await ensure_admin(session, email=settings.demo_admin_email, password=settings.demo_admin_password)
-        if empty:
-            await seed_demo(session)
-            # A small, browsable market in real industrial clusters (see docs/seeding.md).
-            await seed_market(session, suppliers=40, labs=8, buyers=10, seed=2027)
-        return empty
-
-    seeded = run_in_new_session(db_url, prepare)
+    # The admin; into an empty database only: the demo accounts, a small generated market and the demo's
+    # activity made through the real services (docs/seeding.md).
+    activity = run_in_new_session(db_url, lambda session: load_demo(session, settings=settings))
+    seeded = activity is not None
+    if activity is not None:
+        typer.echo(activity.line())
     env = {**os.environ, "MARKETPLACE_DATABASE_URL": db_url, "MARKETPLACE_REDIS_URL": redis_url}
     exe = [sys.executable, "-m", "marketplace"]
     bind_host, bind_port = host or settings.host, port or settings.port
@@ -227,7 +222,9 @@ def run(
         f"\n  Marketplace: {url}   API docs: {url}/docs\n"
         f"  Admin: {settings.demo_admin_email} / {settings.demo_admin_password}\n"
         + (
-            f"  Demo accounts (password {DEMO_PASSWORD}): " + ", ".join(a.email for a in DEMO_ACCOUNTS) + "\n"
+            f"  Demo accounts (password {DEMO_PASSWORD}): "
+            + ", ".join([*(a.email for a in DEMO_ACCOUNTS), PENDING_EMAIL])
+            + "\n"
             if seeded
             else ""
         )
