@@ -120,6 +120,10 @@ def _request_payload(form: Any, org_id: uuid.UUID, *, tz_name: str, locale: str 
         else None,
         "deadline": datetime.combine(date.fromisoformat(end_day), time(0), tz).isoformat() if end_day else None,
         "region_prefixes": [r.strip() for r in str(form.get("region") or "").split(",") if r.strip()],
+        # Negotiation settings: open to every matching factory or invited ones only, cascade, NDA.
+        "audience": "invited" if form.get("audience") == "invited" else "open",
+        "auto_cascade": bool(form.get("auto_cascade")),
+        "nda_required": bool(form.get("nda_required")),
     }
     budget = parse_money_input(form.get("budget"), payload["currency"], field="budget", locale=locale)
     if budget is not None:
