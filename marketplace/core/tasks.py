@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from marketplace.core.celery import celery
-from marketplace.core.db import run_in_new_session
-from marketplace.core.settings import get_settings
+from marketplace.core.db import create_engine, run_in_new_session
+from marketplace.core.settings import Settings, get_settings
 
 T = TypeVar("T")
 
@@ -22,6 +23,24 @@ def run_in_unit_of_work(fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
     if not settings.database_url:
         raise RuntimeError("MARKETPLACE_DATABASE_URL is not set for this worker")
     return run_in_new_session(settings.database_url, fn)
+
+
+def run_with_sessionmaker(fn: Callable[[async_sessionmaker[AsyncSession], Settings], Awaitable[T]]) -> T:
+    """For a job of several units of work (each committed on its own): ``fn`` gets a session factory on a
+    fresh, unpooled engine (one event loop per task run) and the settings."""
+    settings = get_settings()
+    if not settings.database_url:
+        raise RuntimeError("MARKETPLACE_DATABASE_URL is not set for this worker")
+    url = settings.database_url
+
+    async def runner() -> T:
+        engine = create_engine(url, settings, pooled=False)
+        try:
+            return await fn(async_sessionmaker(engine, expire_on_commit=False, autoflush=False), settings)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(runner())
 
 
 @celery.task(name="marketplace.health.roundtrip")

@@ -45,7 +45,8 @@ _BYTES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _bytes_response(doc: Document, body: AsyncIterator[bytes]) -> StreamingResponse:
+def bytes_response(doc: Document, body: AsyncIterator[bytes]) -> StreamingResponse:
+    """A document's bytes as a download: its type, its name, never sniffed or cached (the API and the web)."""
     return StreamingResponse(
         body,
         media_type=doc.content_type,
@@ -114,7 +115,7 @@ async def download_document(
     document_id: uuid.UUID, session: SessionDep, principal: OptionalPrincipal, storage: StorageDep
 ) -> StreamingResponse:
     doc, body = await service.download(session, principal=principal, storage=storage, document_id=document_id)
-    return _bytes_response(doc, body)
+    return bytes_response(doc, body)
 
 
 @router.get(
@@ -158,4 +159,4 @@ async def download_by_link(
     doc, body = await service.download_by_link(
         session, settings=settings, storage=storage, document_id=document_id, token=token
     )
-    return _bytes_response(doc, body)
+    return bytes_response(doc, body)

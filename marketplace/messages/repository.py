@@ -52,6 +52,17 @@ def _unread_for(user_id: uuid.UUID) -> sa.ColumnElement[int]:
     )
 
 
+def _thread_rows(user_id: uuid.UUID) -> sa.Select[MessageThread, int, str, str]:
+    """Threads with the user's unread count and the buyer's and the supplier's organisation names."""
+    buyer = aliased(Organisation)
+    supplier = aliased(Organisation)
+    return (
+        sa.select(MessageThread, _unread_for(user_id), col(buyer.name), col(supplier.name))
+        .join(buyer, col(buyer.id) == col(MessageThread.buyer_org_id))
+        .join(supplier, col(supplier.id) == col(MessageThread.supplier_org_id))
+    )
+
+
 class MessageRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -99,22 +110,18 @@ class MessageRepository:
     ) -> list[ThreadRow]:
         """The organisations' threads, most recently active first, each with the user's unread count and the
         two organisations' names, in one statement."""
-        buyer = aliased(Organisation)
-        supplier = aliased(Organisation)
-        stmt = (
-            sa.select(MessageThread, _unread_for(user_id), col(buyer.name), col(supplier.name))
-            .join(buyer, col(buyer.id) == col(MessageThread.buyer_org_id))
-            .join(supplier, col(supplier.id) == col(MessageThread.supplier_org_id))
-            .where(
-                sa.or_(
-                    col(MessageThread.buyer_org_id).in_(list(org_ids)),
-                    col(MessageThread.supplier_org_id).in_(list(org_ids)),
-                )
+        stmt = _thread_rows(user_id).where(
+            sa.or_(
+                col(MessageThread.buyer_org_id).in_(list(org_ids)),
+                col(MessageThread.supplier_org_id).in_(list(org_ids)),
             )
         )
         if after is not None:
             stmt = stmt.where(sa.tuple_(col(MessageThread.last_message_at), col(MessageThread.id)) < sa.tuple_(*after))
         stmt = stmt.order_by(col(MessageThread.last_message_at).desc(), col(MessageThread.id).desc()).limit(limit)
+        return await self._thread_rows_of(stmt)
+
+    async def _thread_rows_of(self, stmt: sa.Select[MessageThread, int, str, str]) -> list[ThreadRow]:
         rows = (await self.session.execute(stmt)).all()
         return [ThreadRow(thread=t, unread=int(n), buyer_name=b, supplier_name=s) for t, n, b, s in rows]
 
@@ -220,17 +227,12 @@ class MessageRepository:
     async def digest_threads(self, user_id: uuid.UUID, cutoff: datetime) -> list[ThreadRow]:
         """The user's threads that have something to mail, with the user's unread counts and the names."""
         due = self._digestable(cutoff).where(col(Membership.user_id) == user_id).subquery()
-        buyer = aliased(Organisation)
-        supplier = aliased(Organisation)
         stmt = (
-            sa.select(MessageThread, _unread_for(user_id), col(buyer.name), col(supplier.name))
-            .join(buyer, col(buyer.id) == col(MessageThread.buyer_org_id))
-            .join(supplier, col(supplier.id) == col(MessageThread.supplier_org_id))
+            _thread_rows(user_id)
             .where(col(MessageThread.id).in_(sa.select(due.c[1])))
             .order_by(col(MessageThread.last_message_at).desc())
         )
-        rows = (await self.session.execute(stmt)).all()
-        return [ThreadRow(thread=t, unread=int(n), buyer_name=b, supplier_name=s) for t, n, b, s in rows]
+        return await self._thread_rows_of(stmt)
 
     async def user(self, user_id: uuid.UUID) -> User | None:
         return await self.session.get(User, user_id)

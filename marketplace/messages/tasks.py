@@ -7,7 +7,6 @@ nothing twice."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from datetime import datetime, timedelta
@@ -15,9 +14,9 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from marketplace.core.celery import celery
-from marketplace.core.db import create_engine
-from marketplace.core.settings import Settings, get_settings
+from marketplace.core.settings import Settings
 from marketplace.core.sqltypes import utcnow
+from marketplace.core.tasks import run_with_sessionmaker
 from marketplace.messages import notices
 from marketplace.messages.repository import MessageRepository
 from marketplace.notifications.service import render, send_email
@@ -89,15 +88,4 @@ async def run_digest(maker: async_sessionmaker[AsyncSession], settings: Settings
 def digest() -> int:
     """Mail the due unread-message digests; see :func:`digest_user`."""
 
-    async def runner() -> int:
-        settings = get_settings()
-        if not settings.database_url:
-            raise RuntimeError("MARKETPLACE_DATABASE_URL is not set for this worker")
-        engine = create_engine(settings.database_url, settings, pooled=False)
-        try:
-            maker = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
-            return await run_digest(maker, settings, now=utcnow())
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(runner())
+    return run_with_sessionmaker(lambda maker, settings: run_digest(maker, settings, now=utcnow()))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from marketplace.quotes.models import QuoteStatus
+from marketplace.quotes.models import QuoteStatus, QuoteVersion
 from marketplace.quotes.schemas import QuoteOut, QuoteVersionOut
 from marketplace.quotes.service import QuoteView
 
@@ -29,19 +29,21 @@ def quote_out(view: QuoteView) -> QuoteOut:
         your_role=view.role,
         created_at=q.created_at,
         updated_at=q.updated_at,
-        versions=[
-            QuoteVersionOut(
-                number=v.number,
-                party=v.party,
-                amount=v.amount,
-                start=v.start_at,
-                end=v.end_at,
-                drop_off_date=v.drop_off_date,
-                samples=v.samples,
-                valid_until=v.valid_until,
-                note=v.note,
-                created_at=v.created_at,
-            )
-            for v in view.versions
-        ],
+        versions=[version_out(v) for v in view.versions],
+    )
+
+
+def version_out(v: QuoteVersion) -> QuoteVersionOut:
+    """One version of a quote's terms, as the API and the web pages show it."""
+    return QuoteVersionOut(
+        number=v.number,
+        party=v.party,
+        amount=v.amount,
+        start=v.start_at,
+        end=v.end_at,
+        drop_off_date=v.drop_off_date,
+        samples=v.samples,
+        valid_until=v.valid_until,
+        note=v.note,
+        created_at=v.created_at,
     )

@@ -8,7 +8,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from marketplace.core.text import Text
-from marketplace.requests.schemas import SlotOut
+from marketplace.requests.schemas import RequestFacts, SlotOut
 
 
 class Strict(BaseModel):
@@ -62,28 +62,11 @@ class EnvelopeOut(BaseModel):
     z: float
 
 
-class OpportunityOut(BaseModel):
+class OpportunityOut(RequestFacts):
     """An open request as a factory sees it: what is asked, never who asks."""
 
     request_id: uuid.UUID
-    kind: str
-    process_code: str
-    material: str | None
-    quantity: int
-    duration_minutes: int | None
-    samples: int | None
     part_envelope_mm: EnvelopeOut | None
-    tolerance_mm: float | None
-    required_certificates: list[str]
-    earliest_start: datetime
-    deadline: datetime
-    region_prefixes: list[str]
-    max_distance_km: float | None
-    budget_max: int | None
-    currency: str
-    audience: str
-    nda_required: bool
-    created_at: datetime
     listings: list[FitOut] = Field(description="My published listings that can serve it")
     invited: bool
     invitation: MyInvitationOut | None = None

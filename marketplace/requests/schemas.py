@@ -158,31 +158,36 @@ class RequestUpdate(Strict):
     nda_required: bool | None = None
 
 
-class RequestOut(BaseModel):
-    id: uuid.UUID
-    status: str
-    buyer_org_id: uuid.UUID
+class RequestFacts(BaseModel):
+    """What a request asks, as its buyer and the factories that may quote on it read it (never who asks)."""
+
     kind: str
     process_code: str
     material: str | None
     quantity: int
     duration_minutes: int | None
     samples: int | None
-    part_envelope_mm: dict[str, float] | None
     tolerance_mm: float | None
     required_certificates: list[str]
     earliest_start: datetime
     deadline: datetime
-    location: dict[str, Any] | None
     max_distance_km: float | None
     region_prefixes: list[str]
     budget_max: int | None
     currency: str
-    weights: dict[str, float] | None
     audience: str
-    auto_cascade: bool
     nda_required: bool
     created_at: datetime
+
+
+class RequestOut(RequestFacts):
+    id: uuid.UUID
+    status: str
+    buyer_org_id: uuid.UUID
+    part_envelope_mm: dict[str, float] | None
+    location: dict[str, Any] | None
+    weights: dict[str, float] | None
+    auto_cascade: bool
     updated_at: datetime
 
 

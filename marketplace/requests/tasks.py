@@ -11,9 +11,7 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from marketplace.core.celery import celery
-from marketplace.core.db import create_engine
-from marketplace.core.settings import get_settings
-from marketplace.core.tasks import run_in_unit_of_work
+from marketplace.core.tasks import run_in_unit_of_work, run_with_sessionmaker
 from marketplace.requests import batch, notify, service
 
 log = logging.getLogger(__name__)
@@ -51,18 +49,7 @@ async def run_batch_plan_job(maker: async_sessionmaker[AsyncSession], *, plan_id
 def run_batch_plan(plan_id: str) -> str:
     """Compute a batch plan an admin asked for (``POST /admin/matching/batch``); see :func:`run_batch_plan_job`."""
 
-    async def runner() -> str:
-        settings = get_settings()
-        if not settings.database_url:
-            raise RuntimeError("MARKETPLACE_DATABASE_URL is not set for this worker")
-        engine = create_engine(settings.database_url, settings, pooled=False)
-        try:
-            maker = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
-            return await run_batch_plan_job(maker, plan_id=uuid.UUID(plan_id))
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(runner())
+    return run_with_sessionmaker(lambda maker, _settings: run_batch_plan_job(maker, plan_id=uuid.UUID(plan_id)))
 
 
 @celery.task(name="requests.notify_suppliers", acks_late=True)

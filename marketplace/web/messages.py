@@ -6,9 +6,9 @@ Also the download of a file the signed-in person may read."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
@@ -79,63 +79,62 @@ def _body_errors(request: Request, exc: Exception) -> dict[str, str]:
     return {("body" if k in ("body", "_") else k): v for k, v in errors.items()}
 
 
+def _buyer_request_ref(org_id: uuid.UUID, request_id: uuid.UUID, supplier_org_id: uuid.UUID) -> ThreadRef:
+    return ThreadRef.buyer_request(org_id, request_id, supplier_org_id)
+
+
+def _factory_request_ref(org_id: uuid.UUID, request_id: uuid.UUID) -> ThreadRef:
+    return ThreadRef.factory_request(org_id, request_id)
+
+
+def _booking_ref(side: str, org_id: uuid.UUID, booking_id: uuid.UUID) -> ThreadRef:
+    return ThreadRef.booking(side, org_id, booking_id)
+
+
+# The thread a URL names (its path parameters), one dependency per kind of thread.
+BuyerRequestRef = Annotated[ThreadRef, Depends(_buyer_request_ref)]
+FactoryRequestRef = Annotated[ThreadRef, Depends(_factory_request_ref)]
+BookingRef = Annotated[ThreadRef, Depends(_booking_ref)]
+
+
 @router.get("/buyer/{org_id}/threads/request/{request_id}/{supplier_org_id}", response_class=HTMLResponse)
 async def buyer_request_thread(
-    request: Request,
-    org_id: uuid.UUID,
-    request_id: uuid.UUID,
-    supplier_org_id: uuid.UUID,
-    session: SessionDep,
-    user: SignedIn,
+    request: Request, ref: BuyerRequestRef, session: SessionDep, user: SignedIn
 ) -> HTMLResponse:
-    return await _show(request, session, user, ref=ThreadRef.buyer_request(org_id, request_id, supplier_org_id))
+    return await _show(request, session, user, ref=ref)
 
 
 @router.post("/buyer/{org_id}/threads/request/{request_id}/{supplier_org_id}")
 async def buyer_request_post(
-    request: Request,
-    org_id: uuid.UUID,
-    request_id: uuid.UUID,
-    supplier_org_id: uuid.UUID,
-    session: SessionDep,
-    user: SignedIn,
-    _c: CsrfChecked,
+    request: Request, ref: BuyerRequestRef, session: SessionDep, user: SignedIn, _c: CsrfChecked
 ) -> Response:
-    return await _post(request, session, user, ref=ThreadRef.buyer_request(org_id, request_id, supplier_org_id))
+    return await _post(request, session, user, ref=ref)
 
 
 @router.get("/factory/{org_id}/threads/request/{request_id}", response_class=HTMLResponse)
 async def factory_request_thread(
-    request: Request, org_id: uuid.UUID, request_id: uuid.UUID, session: SessionDep, user: SignedIn
+    request: Request, ref: FactoryRequestRef, session: SessionDep, user: SignedIn
 ) -> HTMLResponse:
-    return await _show(request, session, user, ref=ThreadRef.factory_request(org_id, request_id))
+    return await _show(request, session, user, ref=ref)
 
 
 @router.post("/factory/{org_id}/threads/request/{request_id}")
 async def factory_request_post(
-    request: Request, org_id: uuid.UUID, request_id: uuid.UUID, session: SessionDep, user: SignedIn, _c: CsrfChecked
+    request: Request, ref: FactoryRequestRef, session: SessionDep, user: SignedIn, _c: CsrfChecked
 ) -> Response:
-    return await _post(request, session, user, ref=ThreadRef.factory_request(org_id, request_id))
+    return await _post(request, session, user, ref=ref)
 
 
 @router.get("/{side}/{org_id}/threads/booking/{booking_id}", response_class=HTMLResponse)
-async def booking_thread(
-    request: Request, side: str, org_id: uuid.UUID, booking_id: uuid.UUID, session: SessionDep, user: SignedIn
-) -> HTMLResponse:
-    return await _show(request, session, user, ref=ThreadRef.booking(side, org_id, booking_id))
+async def booking_thread(request: Request, ref: BookingRef, session: SessionDep, user: SignedIn) -> HTMLResponse:
+    return await _show(request, session, user, ref=ref)
 
 
 @router.post("/{side}/{org_id}/threads/booking/{booking_id}")
 async def booking_post(
-    request: Request,
-    side: str,
-    org_id: uuid.UUID,
-    booking_id: uuid.UUID,
-    session: SessionDep,
-    user: SignedIn,
-    _c: CsrfChecked,
+    request: Request, ref: BookingRef, session: SessionDep, user: SignedIn, _c: CsrfChecked
 ) -> Response:
-    return await _post(request, session, user, ref=ThreadRef.booking(side, org_id, booking_id))
+    return await _post(request, session, user, ref=ref)
 
 
 @router.get("/files/{document_id}")

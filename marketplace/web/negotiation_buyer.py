@@ -20,11 +20,10 @@ from marketplace.core.principal import Principal
 from marketplace.orgs.repository import OrgRepository
 from marketplace.quotes import service as quotes
 from marketplace.quotes.repository import QuoteRepository
-from marketplace.quotes.schemas import CounterIn, DeclineIn
 from marketplace.requests import service as requests_service
 from marketplace.requests.schemas import RequestUpdate
 from marketplace.web.core import CsrfChecked, SignedIn, WebError, member_org, redirect, render
-from marketplace.web.negotiation_views import page_helpers, quote_view, refusal, terms_payload
+from marketplace.web.negotiation_views import QuoteActionPath, page_helpers, quote_view, refusal, run_quote_action
 from marketplace.web.negotiation_wiring import add_drawing, invitations_of, invite, request_drawings, request_threads
 from payments.errors import PaymentsError
 
@@ -139,14 +138,9 @@ async def ask_for_quote(
 
 @router.post("/quotes/{quote_id}/{action}")
 async def quote_action(
-    request: Request,
-    org_id: uuid.UUID,
-    quote_id: uuid.UUID,
-    action: str,
-    session: SessionDep,
-    user: SignedIn,
-    _c: CsrfChecked,
+    request: Request, org_id: uuid.UUID, act: QuoteActionPath, session: SessionDep, user: SignedIn, _c: CsrfChecked
 ) -> Response:
+    quote_id, action = act.quote_id, act.action
     await member_org(session, user, org_id, role="buyer")
     current = await QuoteRepository(session).get(quote_id)
     if current is None or current.buyer_org_id != org_id:
@@ -155,20 +149,9 @@ async def quote_action(
     form = await request.form()
     anchor = f"#quote-{quote_id}"
     try:
-        if action == "counter":
-            data = CounterIn.model_validate(terms_payload(request, form, kind=current.kind, currency=current.currency))
-            await quotes.counter(session=session, principal=user, quote_id=quote_id, data=data)
-        elif action == "accept":
-            deps = request.app.state.booking_deps
-            booking, _events, _role = await quotes.accept(session=session, principal=user, quote_id=quote_id, deps=deps)
+        booking = await run_quote_action(request, session, user, current=current, action=action, form=form)
+        if booking is not None:
             return redirect(f"/buyer/{org_id}/bookings/{booking.id}")
-        elif action == "decline":
-            reason = DeclineIn(reason=str(form.get("reason") or ""))
-            await quotes.decline(session=session, principal=user, quote_id=quote_id, reason=reason.reason)
-        elif action == "withdraw":
-            await quotes.withdraw(session=session, principal=user, quote_id=quote_id)
-        else:
-            raise WebError(404, "not_found")
     except FAILURES as exc:
         await session.rollback()
         return _back(org_id, request_id, refusal(request, exc), anchor=anchor)

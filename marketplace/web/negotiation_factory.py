@@ -21,7 +21,7 @@ from marketplace.orgs.models import Organisation
 from marketplace.orgs.repository import OrgRepository
 from marketplace.quotes import service as quotes
 from marketplace.quotes.repository import QuoteRepository
-from marketplace.quotes.schemas import CounterIn, DeclineIn, QuoteCreate
+from marketplace.quotes.schemas import QuoteCreate
 from marketplace.web import i18n
 from marketplace.web.core import (
     CsrfChecked,
@@ -34,7 +34,15 @@ from marketplace.web.core import (
     render,
 )
 from marketplace.web.factory import supplier_org
-from marketplace.web.negotiation_views import REFUSALS, page_helpers, quote_view, refusal, terms_payload
+from marketplace.web.negotiation_views import (
+    REFUSALS,
+    QuoteActionPath,
+    page_helpers,
+    quote_view,
+    refusal,
+    run_quote_action,
+    terms_payload,
+)
 from marketplace.web.negotiation_wiring import (
     accept_nda,
     decline_invitation,
@@ -207,14 +215,9 @@ def _quote_errors(request: Request, exc: Exception) -> dict[str, str]:
 
 @router.post("/factory/{org_id}/quotes/{quote_id}/{action}")
 async def quote_action(
-    request: Request,
-    org_id: uuid.UUID,
-    quote_id: uuid.UUID,
-    action: str,
-    session: SessionDep,
-    user: SignedIn,
-    _c: CsrfChecked,
+    request: Request, org_id: uuid.UUID, act: QuoteActionPath, session: SessionDep, user: SignedIn, _c: CsrfChecked
 ) -> Response:
+    quote_id, action = act.quote_id, act.action
     await supplier_org(session, user, org_id)
     current = await QuoteRepository(session).get(quote_id)
     if current is None or current.supplier_org_id != org_id:
@@ -222,19 +225,7 @@ async def quote_action(
     request_id = current.request_id  # read now: a rollback below expires the row
     form = await request.form()
     try:
-        if action == "counter":
-            data = CounterIn.model_validate(terms_payload(request, form, kind=current.kind, currency=current.currency))
-            await quotes.counter(session=session, principal=user, quote_id=quote_id, data=data)
-        elif action == "accept":
-            deps = request.app.state.booking_deps
-            await quotes.accept(session=session, principal=user, quote_id=quote_id, deps=deps)
-        elif action == "decline":
-            reason = DeclineIn(reason=str(form.get("reason") or ""))
-            await quotes.decline(session=session, principal=user, quote_id=quote_id, reason=reason.reason)
-        elif action == "withdraw":
-            await quotes.withdraw(session=session, principal=user, quote_id=quote_id)
-        else:
-            raise WebError(404, "not_found")
+        await run_quote_action(request, session, user, current=current, action=action, form=form)
     except FAILURES as exc:
         await session.rollback()
         return _back(org_id, request_id, refusal(request, exc))

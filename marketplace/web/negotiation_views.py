@@ -6,15 +6,20 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from babel import Locale
 from babel.dates import format_datetime
-from fastapi import Request
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace.core.errors import AppError
+from marketplace.core.principal import Principal
+from marketplace.quotes import service as quotes
+from marketplace.quotes.convert import version_out
+from marketplace.quotes.schemas import CounterIn, DeclineIn
 from marketplace.web import i18n
-from marketplace.web.core import N_, form_errors, locale_of, parse_money_input, viewer_tz
+from marketplace.web.core import N_, WebError, form_errors, locale_of, parse_money_input, viewer_tz
 
 # Quote states, invitation states and the two parties, as people read them (the code stays in data-status).
 QUOTE_LABELS = {
@@ -121,6 +126,43 @@ def terms_payload(request: Request, form: Any, *, kind: str, currency: str) -> d
     return {k: v for k, v in payload.items() if v is not None}
 
 
+@dataclass(frozen=True)
+class QuoteActionIn:
+    quote_id: uuid.UUID
+    action: str  # counter, accept, decline or withdraw
+
+
+def _quote_action_in(quote_id: uuid.UUID, action: str) -> QuoteActionIn:
+    return QuoteActionIn(quote_id, action)
+
+
+# The quote and the action a quote-action URL names (``.../quotes/{quote_id}/{action}``, either party's page).
+QuoteActionPath = Annotated[QuoteActionIn, Depends(_quote_action_in)]
+
+
+async def run_quote_action(
+    request: Request, session: AsyncSession, user: Principal, *, current: Any, action: str, form: Any
+) -> Any:
+    """Counter, accept, decline or withdraw the quote ``current`` from a form (either party's page); returns the
+    booking when accepted, else None. An unknown action is a 404; a refusal raises for the page to show."""
+    quote_id = current.id
+    if action == "counter":
+        data = CounterIn.model_validate(terms_payload(request, form, kind=current.kind, currency=current.currency))
+        await quotes.counter(session=session, principal=user, quote_id=quote_id, data=data)
+    elif action == "accept":
+        deps = request.app.state.booking_deps
+        booking, _events, _role = await quotes.accept(session=session, principal=user, quote_id=quote_id, deps=deps)
+        return booking
+    elif action == "decline":
+        reason = DeclineIn(reason=str(form.get("reason") or ""))
+        await quotes.decline(session=session, principal=user, quote_id=quote_id, reason=reason.reason)
+    elif action == "withdraw":
+        await quotes.withdraw(session=session, principal=user, quote_id=quote_id)
+    else:
+        raise WebError(404, "not_found")
+    return None
+
+
 @dataclass
 class VersionView:
     number: int
@@ -179,21 +221,7 @@ def quote_view(q: Any, *, titles: dict[uuid.UUID, str], names: dict[uuid.UUID, s
     """A quote as the quotes service returns it (its row and every version)."""
     quote = q.quote
     versions = sorted(
-        (
-            VersionView(
-                number=v.number,
-                by=v.party,
-                amount=v.amount,
-                start=v.start_at,
-                end=v.end_at,
-                drop_off_date=v.drop_off_date,
-                samples=v.samples,
-                valid_until=v.valid_until,
-                note=v.note,
-                created_at=v.created_at,
-            )
-            for v in q.versions
-        ),
+        (VersionView(by=o.party, **o.model_dump(exclude={"party"})) for o in map(version_out, q.versions)),
         key=lambda v: v.number,
     )
     return QuoteView(

@@ -18,8 +18,8 @@ from marketplace.core.errors import AppError, NotFound, Unprocessable
 from marketplace.core.pagination import decode_keyset, encode_cursor
 from marketplace.core.principal import Principal
 from marketplace.documents import service as documents
-from marketplace.documents.endpoints import get_storage
-from marketplace.documents.storage import CHUNK, content_disposition
+from marketplace.documents.endpoints import bytes_response, get_storage
+from marketplace.documents.storage import CHUNK
 from marketplace.messages import drawings, nda
 from marketplace.messages import service as messages
 from marketplace.messages.notices import buyer_hidden
@@ -30,7 +30,10 @@ from marketplace.quotes import invitations, opportunities
 from marketplace.quotes.invitation_models import QuoteInvitation
 from marketplace.quotes.invitation_repository import InvitationRepository
 from marketplace.quotes.repository import QuoteRepository
+from marketplace.requests.convert import request_out
+from marketplace.requests.models import BuyerRequest
 from marketplace.requests.repository import RequestRepository
+from marketplace.requests.schemas import RequestFacts
 from marketplace.web.core import N_, WebError
 
 BOARD_PAGE = 20
@@ -47,47 +50,23 @@ class Listing:
     currency: str
 
 
-@dataclass
-class OpportunityView:
+class OpportunityView(RequestFacts):
     """An open request as a factory sees it: the facts, never the buyer's identity."""
 
     id: uuid.UUID
-    kind: str
-    process_code: str
-    material: str | None
-    quantity: int
-    duration_minutes: int | None
-    samples: int | None
-    tolerance_mm: float | None
-    earliest_start: datetime
-    deadline: datetime
-    budget_max: int | None
-    currency: str
-    nda_required: bool
     invited: bool
     invitation_status: str | None
     respond_by: datetime | None
-    quoted: bool = False
-    listings: list[str] = field(default_factory=list)
-    listings_full: list[Listing] = field(default_factory=list)
+    quoted: bool
+    listings: list[str]
+    listings_full: list[Listing]
 
 
-def _view(r: Any, *, fits: list[Listing], inv: QuoteInvitation | None) -> OpportunityView:
+def _view(r: BuyerRequest, *, fits: list[Listing], inv: QuoteInvitation | None) -> OpportunityView:
     invited = inv is not None and inv.via != "board" and inv.status != "withdrawn"
     return OpportunityView(
+        **request_out(r).model_dump(include=set(RequestFacts.model_fields)),
         id=r.id,
-        kind=r.kind,
-        process_code=r.process_code,
-        material=r.material,
-        quantity=r.quantity,
-        duration_minutes=r.duration_minutes,
-        samples=r.samples,
-        tolerance_mm=r.tolerance_mm,
-        earliest_start=r.earliest_start,
-        deadline=r.deadline,
-        budget_max=r.budget_max,
-        currency=r.currency,
-        nda_required=r.nda_required,
         invited=invited,
         invitation_status=inv.status if invited and inv is not None else None,
         respond_by=inv.respond_by if invited and inv is not None else None,
@@ -243,16 +222,7 @@ async def download(
     request: Request, session: AsyncSession, user: Principal, *, document_id: uuid.UUID
 ) -> StreamingResponse:
     doc, body = await documents.download(session, principal=user, storage=get_storage(request), document_id=document_id)
-    return StreamingResponse(
-        body,
-        media_type=doc.content_type,
-        headers={
-            "Content-Disposition": content_disposition(doc.name),
-            "Content-Length": str(doc.size),
-            "X-Content-Type-Options": "nosniff",
-            "Cache-Control": "private, no-store",
-        },
-    )
+    return bytes_response(doc, body)
 
 
 # -- message threads -----------------------------------------------------------------------------------------
