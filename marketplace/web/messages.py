@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from marketplace.core.db import SessionDep
 from marketplace.core.errors import AppError
 from marketplace.core.principal import Principal
+from marketplace.core.text import Line
 from marketplace.web import i18n
 from marketplace.web.core import CsrfChecked, SignedIn, WebError, form_errors, locale_of, member_org, redirect, render
 from marketplace.web.negotiation_views import REFUSALS, page_helpers, refusal
@@ -87,7 +88,7 @@ def _factory_request_ref(org_id: uuid.UUID, request_id: uuid.UUID) -> ThreadRef:
     return ThreadRef.factory_request(org_id, request_id)
 
 
-def _booking_ref(side: str, org_id: uuid.UUID, booking_id: uuid.UUID) -> ThreadRef:
+def _booking_ref(side: Line, org_id: uuid.UUID, booking_id: uuid.UUID) -> ThreadRef:
     return ThreadRef.booking(side, org_id, booking_id)
 
 

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from listings.repository import ListingsPageQueries
 from marketplace.core.db import SessionDep
 from marketplace.core.errors import AppError
+from marketplace.core.pagination import CursorParam
 from marketplace.core.principal import Principal
 from marketplace.orgs.models import Organisation
 from marketplace.orgs.repository import OrgRepository
@@ -83,7 +84,7 @@ async def my_opportunities(session: SessionDep, user: SignedIn) -> Response:
 
 @router.get("/factory/{org_id}/opportunities", response_class=HTMLResponse)
 async def board(
-    request: Request, org_id: uuid.UUID, session: SessionDep, user: SignedIn, cursor: str | None = None
+    request: Request, org_id: uuid.UUID, session: SessionDep, user: SignedIn, cursor: CursorParam = None
 ) -> HTMLResponse:
     org = await supplier_org(session, user, org_id)
     try:

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace.core.errors import AppError
 from marketplace.core.principal import Principal
+from marketplace.core.text import Line
 from marketplace.quotes import service as quotes
 from marketplace.quotes.convert import version_out
 from marketplace.quotes.schemas import CounterIn, DeclineIn
@@ -132,7 +133,7 @@ class QuoteActionIn:
     action: str  # counter, accept, decline or withdraw
 
 
-def _quote_action_in(quote_id: uuid.UUID, action: str) -> QuoteActionIn:
+def _quote_action_in(quote_id: uuid.UUID, action: Line) -> QuoteActionIn:
     return QuoteActionIn(quote_id, action)
 
 

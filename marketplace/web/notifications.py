@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from marketplace.core.db import SessionDep
 from marketplace.core.errors import AppError
-from marketplace.core.pagination import decode_keyset, encode_cursor
+from marketplace.core.pagination import CursorParam, decode_keyset, encode_cursor
 from marketplace.notifications import service as notifications
 from marketplace.web.core import CsrfChecked, SignedIn, WebError, WebUser, redirect, render
 from marketplace.web.negotiation_views import page_helpers
@@ -20,7 +20,7 @@ PAGE = 50
 
 
 @router.get("/notifications", response_class=HTMLResponse)
-async def centre(request: Request, session: SessionDep, user: SignedIn, cursor: str | None = None) -> HTMLResponse:
+async def centre(request: Request, session: SessionDep, user: SignedIn, cursor: CursorParam = None) -> HTMLResponse:
     if user.user_id is None:
         raise WebError(403, "forbidden")
     try:
