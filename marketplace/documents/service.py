@@ -246,7 +246,8 @@ async def download(
     session: AsyncSession, *, principal: Principal | None, storage: Storage, document_id: uuid.UUID
 ) -> tuple[Document, AsyncIterator[bytes]]:
     doc = await readable(session, principal, document_id)
-    assert principal is not None
+    if principal is None:  # readable() lets nobody anonymous through; kept explicit under python -O
+        raise NotFound("Document not found.")
     body = await open_blob(storage, doc)
     await DocumentRepository(session).log_download(
         doc.id, user_id=principal.user_id, org_id=_reader_org(principal, doc), via="api"

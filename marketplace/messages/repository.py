@@ -89,7 +89,8 @@ class MessageRepository:
             if thread.booking_id is not None
             else await self.request_thread(thread.request_id, thread.supplier_org_id)  # type: ignore[arg-type]
         )
-        assert found is not None
+        if found is None:  # the insert or the concurrent one that won must be there
+            raise RuntimeError("message thread missing after its insert")
         return found
 
     async def thread_of_message(self, message_id: uuid.UUID) -> MessageThread | None:

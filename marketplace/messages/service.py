@@ -121,7 +121,8 @@ async def post(
     repo = MessageRepository(session)
     thread = seat.thread
     if thread is None:
-        assert seat.new is not None
+        if seat.new is None:
+            raise ThreadNotFound()
         thread = await repo.open_thread(seat.new)
     message = await repo.add_message(
         thread, Message(thread_id=thread.id, author_org_id=seat.org_id, author_user_id=principal.user_id, body=body)

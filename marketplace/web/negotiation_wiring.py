@@ -284,7 +284,8 @@ async def _seat(session: AsyncSession, user: Principal, ref: ThreadRef, *, write
     if ref.booking_id is not None:
         seat = await messages.booking_seat(session, user, booking_id=ref.booking_id, write=write)
     else:
-        assert ref.request_id is not None
+        if ref.request_id is None:  # a thread page names a booking or a request
+            raise NotFound("Thread not found.")
         seat = await messages.request_seat(
             session, user, request_id=ref.request_id, supplier_org_id=ref.supplier_org_id, write=write
         )
