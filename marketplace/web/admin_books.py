@@ -1,0 +1,7 @@
+"""(work in progress: issue #16)"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(include_in_schema=False)
