@@ -25,7 +25,10 @@ def in_browser(body: Callable[..., T], *args: Any) -> T:
     """Run ``body(browser, *args)`` with a headless Chromium, in a thread of its own: Playwright's sync API
     cannot run in a thread where an asyncio loop is running (pytest-asyncio keeps one for the session)."""
     if not chromium_available():
-        pytest.skip(f"Chromium not installed at {CHROMIUM} (apt-get install chromium fonts-noto-cjk)")
+        missing = f"Chromium not installed at {CHROMIUM} (apt-get install chromium fonts-noto-cjk)"
+        if os.environ.get("CI"):  # CI installs it (.ci/run): a missing browser there is a failure, not a skip
+            pytest.fail(missing)
+        pytest.skip(missing)
 
     def run() -> T:
         from playwright.sync_api import sync_playwright
