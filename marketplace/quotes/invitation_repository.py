@@ -151,18 +151,18 @@ class InvitationRepository:
         )
         return sorted(set(done.scalars()))
 
-    async def withdraw_closed(self, now: datetime) -> int:
-        """Invitations still waiting on requests that are no longer open are withdrawn."""
+    async def withdraw_closed(self, now: datetime, *, request_id: uuid.UUID | None = None) -> int:
+        """Invitations still waiting on requests that are no longer open (or on ``request_id`` only) are
+        withdrawn."""
         req: sa.Table = BuyerRequest.__table__  # type: ignore[attr-defined]
-        done = await self.session.execute(
-            sa.update(_inv)
-            .where(
-                _inv.c.status == _S.invited,
-                _inv.c.request_id == req.c.id,
-                req.c.status != RequestStatus.open,
-            )
-            .values(status=_S.withdrawn, answered_at=now)
+        stmt = sa.update(_inv).where(
+            _inv.c.status == _S.invited,
+            _inv.c.request_id == req.c.id,
+            req.c.status != RequestStatus.open,
         )
+        if request_id is not None:
+            stmt = stmt.where(_inv.c.request_id == request_id)
+        done = await self.session.execute(stmt.values(status=_S.withdrawn, answered_at=now))
         return int(done.rowcount)  # type: ignore[attr-defined]
 
     async def stalled_cascades(self, now: datetime, limit: int = 200) -> list[uuid.UUID]:

@@ -27,6 +27,7 @@ from marketplace.quotes.invitation_repository import InvitationRepository
 from marketplace.quotes.opportunities import fitting
 from marketplace.requests.access import RequestNotOpen, load_request
 from marketplace.requests.convert import match_request
+from marketplace.requests.hooks import register_close_hook
 from marketplace.requests.matches import run_match
 from marketplace.requests.models import BuyerRequest, RequestStatus
 from marketplace.requests.repository import RequestRepository
@@ -250,3 +251,11 @@ async def may_quote(session: AsyncSession, *, request: BuyerRequest, supplier_or
 async def on_quoted(session: AsyncSession, *, request_id: uuid.UUID, supplier_org_id: uuid.UUID) -> None:
     """A supplier quoted: its invitation (if any) is answered, so it no longer lapses or cascades."""
     await InvitationRepository(session).mark_quoted(request_id=request_id, org_id=supplier_org_id, now=_now())
+
+
+async def _withdraw_on_close(session: AsyncSession, request_id: uuid.UUID, now: datetime) -> None:
+    """A request closed (booked or cancelled): its waiting invitations are withdrawn in the same transaction."""
+    await InvitationRepository(session).withdraw_closed(now, request_id=request_id)
+
+
+register_close_hook(_withdraw_on_close)

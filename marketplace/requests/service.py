@@ -30,6 +30,7 @@ from marketplace.requests.batch import (
     suggestion,
 )
 from marketplace.requests.convert import apply_fields, fields_of, match_out, match_request, plan_out, request_out
+from marketplace.requests.hooks import request_closed
 from marketplace.requests.matches import (
     BLOCKED,
     STATS,
@@ -180,6 +181,7 @@ async def _close(session: AsyncSession, row: BuyerRequest, *, to: RequestStatus,
     row.status = to
     row.updated_at = _now()
     await session.flush()
+    await request_closed(session, request_id=row.id, now=row.updated_at)
     return row
 
 

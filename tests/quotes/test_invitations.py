@@ -13,7 +13,7 @@ from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from listings.models import Asset
-from marketplace.quotes import cascade, invitations
+from marketplace.quotes import invitations
 from marketplace.requests.models import BuyerRequest
 from tests.quotes.test_invitations_helpers import build, post_request
 
@@ -183,12 +183,10 @@ async def test_may_see_an_invited_only_request_needs_an_invitation_until_it_clos
     listed = (await client.get(f"/api/v1/requests/{req['id']}/invitations", headers=market["buyer"])).json()
     assert [i["status"] for i in listed["items"]] == ["quoted"]
 
-    # A closed request's waiting invitations are withdrawn by the sweep; a withdrawn one sees nothing.
+    # A closed request's waiting invitations are withdrawn at once (no sweep); a withdrawn one sees nothing.
     other = await post_request(client, market["buyer"], audience="invited")
     assert (await _invite(client, market, other["id"], "dear")).status_code == 201
     assert (await client.post(f"/api/v1/requests/{other['id']}/cancel", headers=market["buyer"])).status_code == 200
-    await cascade.sweep(db)
-    await db.commit()
     request3, (dear,) = await _rows(db, other["id"], market["dear"]["id"])
     listed = (await client.get(f"/api/v1/requests/{other['id']}/invitations", headers=market["buyer"])).json()
     assert [i["status"] for i in listed["items"]] == ["withdrawn"]
