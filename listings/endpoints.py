@@ -13,10 +13,12 @@ from fastapi import APIRouter, Body, Query, status
 from pydantic import AwareDatetime, BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from listings import service
+from listings import certificate_endpoints, service
 from listings.actor import Actor as ActorT
 from listings.errors import BadRequest
+from listings.flagging import FlagIn, FlagOut
 from listings.models import Asset
+from listings.ports import CertificateScans
 from listings.schemas import (
     AssetCreate,
     AssetOut,
@@ -24,17 +26,13 @@ from listings.schemas import (
     AvailabilityIn,
     AvailabilityOut,
     AvailabilitySyncIn,
-    CertificateCreate,
-    CertificateOut,
     Envelope,
-    FlagOut,
     Interval,
     IntervalsOut,
     LabCapacityOut,
     LabDay,
     Line,
     NextSlot,
-    ReasonIn,
     SearchResult,
     SiteCreate,
     SiteOut,
@@ -79,10 +77,6 @@ class SitePage(_Page[SiteOut]):
     pass
 
 
-class CertificatePage(_Page[CertificateOut]):
-    pass
-
-
 class HistoryOut(BaseModel):
     items: list[StatusEventOut]
 
@@ -110,6 +104,7 @@ def build_router(
     encode_cursor: Callable[[list[Any]], str],
     decode_cursor: Callable[[str | None], list[Any] | None],
     decode_keyset: Callable[[str | None], tuple[datetime, uuid.UUID] | None],
+    certificate_scans: CertificateScans | None = None,
 ) -> APIRouter:
     """``session_dep``, ``actor_dep`` and ``optional_actor_dep`` are ``Depends(...)`` markers from the app
     shell: the request's unit of work, the authenticated caller, and the caller if any. ``decode_keyset``
@@ -204,28 +199,9 @@ def build_router(
 
     # -- certificates ------------------------------------------------------------------------------
 
-    @router.post(
-        "/orgs/{org_id}/certificates",
-        status_code=status.HTTP_201_CREATED,
-        response_model=CertificateOut,
-        tags=["certificates"],
-        responses=error_responses(401, 403, 404, 422),
-        summary="Add a certificate (pending until a platform admin verifies it)",
+    certificate_endpoints.add_routes(
+        router, session_dep=session_dep, actor_dep=actor_dep, error_responses=error_responses, scans=certificate_scans
     )
-    async def add_certificate(
-        org_id: uuid.UUID, data: CertificateCreate, session: Session, actor: Caller
-    ) -> CertificateOut:
-        return CertificateOut.model_validate(await service.add_certificate(session, actor, org_id, data=data))
-
-    @router.get(
-        "/orgs/{org_id}/certificates",
-        response_model=CertificatePage,
-        tags=["certificates"],
-        responses=error_responses(401, 404, 422),
-    )
-    async def list_certificates(org_id: uuid.UUID, session: Session, actor: Caller) -> CertificatePage:
-        certs = await service.list_certificates(session, actor, org_id)
-        return CertificatePage(items=[CertificateOut.model_validate(c) for c in certs])
 
     # -- assets ------------------------------------------------------------------------------------
 
@@ -386,11 +362,12 @@ def build_router(
         status_code=status.HTTP_201_CREATED,
         response_model=FlagOut,
         tags=["assets"],
-        responses=error_responses(401, 404, 422),
-        summary="Report a listing",
+        responses=error_responses(401, 403, 404, 409, 422),
+        summary="Report a listing (a reason code and/or words; one open report per person and listing)",
     )
-    async def flag_asset(asset_id: uuid.UUID, data: ReasonIn, session: Session, actor: Caller) -> FlagOut:
-        return FlagOut.model_validate(await service.flag(session, actor, asset_id, reason=data.reason))
+    async def flag_asset(asset_id: uuid.UUID, data: FlagIn, session: Session, actor: Caller) -> FlagOut:
+        item = await service.flag(session, actor, asset_id, reason_code=data.code, reason=data.details)
+        return FlagOut.model_validate(item)
 
     @router.get(
         "/orgs/{org_id}/assets",

@@ -54,3 +54,16 @@ class InvalidTransition(ListingsError):
 
     def __init__(self, current: str, action: str) -> None:
         super().__init__(f"Cannot {action} a listing that is {current}.", extra={"current_status": current})
+
+
+class OwnListing(Forbidden):
+    """An organisation cannot report its own listing."""
+
+    code = "own_listing"
+
+
+class AlreadyFlagged(ListingsError):
+    """You have already reported this listing; an administrator will review it."""
+
+    status_code = 409
+    code = "already_flagged"

@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from listings.access import owned_asset, require, utcnow, visible_asset
 from listings.actor import Actor
-from listings.errors import EmailUnverified, Invalid, NotFound, OrganisationNotVerified
+from listings.errors import AlreadyFlagged, EmailUnverified, Invalid, NotFound, OrganisationNotVerified, OwnListing
+from listings.flagging import FLAG_REASONS
 from listings.models import Asset, AssetKind, AssetStatus, AssetStatusEvent, ListingFlag
 from listings.moderation import ADMIN_ACTIONS, next_status
 from listings.repository import ListingsRepository
@@ -88,10 +89,23 @@ async def history(session: AsyncSession, actor: Actor, asset_id: uuid.UUID) -> l
     return await repo.status_events(asset_id)
 
 
-async def flag(session: AsyncSession, actor: Actor, asset_id: uuid.UUID, *, reason: str) -> ListingFlag:
+async def flag(
+    session: AsyncSession, actor: Actor, asset_id: uuid.UUID, *, reason_code: str, reason: str
+) -> ListingFlag:
+    """Report a listing the actor can see: ``reason_code`` one of :data:`listings.flagging.FLAG_REASONS`,
+    ``reason`` the reporter's words. Its own organisation cannot report it, and a person has at most one open
+    report per listing."""
+    if reason_code not in FLAG_REASONS:
+        raise Invalid(f"reason_code: unknown reason {reason_code!r}.")
     asset = await visible_asset(session, actor, asset_id)
-    return await ListingsRepository(session).add(  # type: ignore[no-any-return]
-        ListingFlag(asset_id=asset.id, reporter_user_id=actor.user_id, reason=reason)
+    if asset.org_id in actor.org_ids:
+        raise OwnListing()
+    repo = ListingsRepository(session)
+    await repo.get_asset(asset.id, for_update=True)  # one report at a time per listing: no duplicate slips in
+    if actor.user_id is not None and await repo.open_flag_of(asset.id, actor.user_id) is not None:
+        raise AlreadyFlagged()
+    return await repo.add(  # type: ignore[no-any-return]
+        ListingFlag(asset_id=asset.id, reporter_user_id=actor.user_id, reason_code=reason_code, reason=reason)
     )
 
 

@@ -193,12 +193,25 @@ class AvailabilityException(SQLModel, table=True):
 
 
 class ListingFlag(SQLModel, table=True):
+    """A person's report of a listing: the reason they chose (``reason_code``, see :mod:`listings.flagging`)
+    and their own words (``reason``, may be empty when the code says it all)."""
+
     __tablename__ = "listing_flags"
-    __table_args__ = (sa.CheckConstraint("status IN ('open', 'resolved')", name="ck_listing_flags_status"),)
+    __table_args__ = (
+        sa.CheckConstraint("status IN ('open', 'resolved')", name="ck_listing_flags_status"),
+        sa.CheckConstraint(
+            "reason_code IN ('misleading_description', 'wrong_capacity_or_price', 'not_a_real_company', "
+            "'prohibited_item', 'other')",
+            name="ck_listing_flags_reason_code",
+        ),
+    )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     asset_id: uuid.UUID = Field(foreign_key="assets.id", index=True, ondelete="CASCADE")
     reporter_user_id: uuid.UUID | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    reason_code: str = Field(
+        default="other", sa_column=sa.Column(sa.String(32), nullable=False, server_default="other")
+    )
     reason: str = Field(max_length=2000)
     status: str = Field(default="open", max_length=16, index=True)
     resolution: str | None = Field(default=None, max_length=2000)

@@ -11,6 +11,7 @@ from typing import Protocol
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from listings import availability as av
+from listings.errors import Invalid
 
 Interval = av.Interval
 
@@ -43,4 +44,28 @@ class NoBookings:
     async def lab_booked(
         self, session: AsyncSession, asset_id: uuid.UUID, *, start: date, end: date
     ) -> dict[date, int]:
+        return {}
+
+
+class CertificateScans(Protocol):
+    """Where certificate scans live (the app shell's document store)."""
+
+    async def attach(
+        self, session: AsyncSession, *, org_id: uuid.UUID, document_id: uuid.UUID, certificate_id: uuid.UUID
+    ) -> None:
+        """Attach a document ``org_id`` uploaded as the scan of a certificate (an error when it may not)."""
+        ...
+
+    async def scans(self, session: AsyncSession, certificate_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
+        """The scan's document id of each certificate that has one."""
+        ...
+
+
+class NoScans:
+    async def attach(
+        self, session: AsyncSession, *, org_id: uuid.UUID, document_id: uuid.UUID, certificate_id: uuid.UUID
+    ) -> None:
+        raise Invalid("document_id: this server keeps no certificate scans")
+
+    async def scans(self, session: AsyncSession, certificate_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
         return {}

@@ -119,6 +119,23 @@ class ListingsRepository:
         )
         return list(rows.scalars())
 
+    async def certificates_for_site(
+        self, org_id: uuid.UUID, site_id: uuid.UUID, *, verified_only: bool = False
+    ) -> list[Certificate]:
+        """The organisation's certificates that cover ``site_id``: organisation-wide or of that site."""
+        stmt = sa.select(Certificate).where(
+            col(Certificate.org_id) == org_id,
+            sa.or_(col(Certificate.site_id).is_(None), col(Certificate.site_id) == site_id),
+        )
+        if verified_only:
+            stmt = stmt.where(col(Certificate.status) == "verified")
+        rows = await self.session.execute(stmt.order_by(col(Certificate.standard), col(Certificate.valid_until)))
+        return list(rows.scalars())
+
+    async def delete_certificate(self, cert: Certificate) -> None:
+        await self.session.delete(cert)
+        await self.session.flush()
+
     async def valid_standards(
         self, pairs: Sequence[tuple[uuid.UUID, uuid.UUID]], on: date
     ) -> dict[tuple[uuid.UUID, uuid.UUID], list[str]]:
@@ -234,6 +251,19 @@ class ListingsRepository:
     async def get_flag(self, flag_id: uuid.UUID) -> ListingFlag | None:
         return await self.session.get(ListingFlag, flag_id)
 
+    async def open_flag_of(self, asset_id: uuid.UUID, reporter_user_id: uuid.UUID) -> ListingFlag | None:
+        """The reporter's open flag on the listing, if any."""
+        rows = await self.session.execute(
+            sa.select(ListingFlag)
+            .where(
+                col(ListingFlag.asset_id) == asset_id,
+                col(ListingFlag.reporter_user_id) == reporter_user_id,
+                col(ListingFlag.status) == "open",
+            )
+            .limit(1)
+        )
+        return rows.scalars().first()
+
     async def status_events(self, asset_id: uuid.UUID) -> list[AssetStatusEvent]:
         rows = await self.session.execute(
             sa.select(AssetStatusEvent)
@@ -335,13 +365,33 @@ class ListingsPageQueries:
         self.session = session
 
     async def latest_published(self, limit: int) -> list[Asset]:
+        """The newest listings anyone may open (published, of a verified organisation)."""
         rows = await self.session.execute(
             sa.select(Asset)
-            .where(col(Asset.status) == "published")
+            .join(organisations, organisations.c.id == col(Asset.org_id))
+            .where(col(Asset.status) == "published", organisations.c.verification_status == "verified")
             .order_by(col(Asset.published_at).desc().nulls_last())
             .limit(limit)
         )
         return list(rows.scalars())
+
+    async def market_figures(self) -> dict[str, int]:
+        """What the public search shows, counted in one query: published machines and lab services of verified
+        organisations, the organisations behind them and their regions (prefecture level: 4 code digits)."""
+        row = (
+            await self.session.execute(
+                sa.select(
+                    sa.func.count().filter(col(Asset.kind) == "machine").label("machines"),
+                    sa.func.count().filter(col(Asset.kind) == "lab_service").label("lab_services"),
+                    sa.func.count(sa.distinct(col(Asset.org_id))).label("factories"),
+                    sa.func.count(sa.distinct(sa.func.left(col(Site.region_code), 4))).label("regions"),
+                )
+                .join(Site, col(Site.id) == col(Asset.site_id))
+                .join(organisations, organisations.c.id == col(Asset.org_id))
+                .where(col(Asset.status) == "published", organisations.c.verification_status == "verified")
+            )
+        ).one()
+        return {key: int(row._mapping[key]) for key in ("machines", "lab_services", "factories", "regions")}
 
     async def titles(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
         """Asset titles by id, in one query."""
@@ -349,3 +399,10 @@ class ListingsPageQueries:
             return {}
         rows = await self.session.execute(sa.select(col(Asset.id), col(Asset.title)).where(col(Asset.id).in_(ids)))
         return {i: t for i, t in rows.all()}
+
+    async def site_zones(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
+        """Sites' IANA time zones by site id, in one query (times of a site's slots are shown in its zone)."""
+        if not ids:
+            return {}
+        rows = await self.session.execute(sa.select(col(Site.id), col(Site.timezone)).where(col(Site.id).in_(ids)))
+        return {i: tz for i, tz in rows.all()}

@@ -37,6 +37,29 @@ def check_country(value: str) -> str:
     return value.upper()
 
 
+# GB/T 2260 administrative division codes: two digits of the province (or autonomous region, municipality,
+# Taiwan, Hong Kong, Macao), two of the prefecture, two of the county.
+CN_PROVINCES = frozenset(
+    "11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 50 51 52 53 54 61 62 63 64 65 71 81 82".split()
+)
+CN_REGION_MESSAGE = "region_code: Chinese sites need the 6-digit administrative division code (GB/T 2260), e.g. 320500"
+REGION_MESSAGE = "region_code: give the ISO 3166-2 subdivision code of the country, e.g. DE-BY"
+
+
+def check_region_code(country: str, code: str) -> str:
+    """A site's region: in China a GB/T 2260 code (6 digits under a real province, such as 320500 Suzhou),
+    elsewhere an ISO 3166-2 subdivision code of the site's country (DE-BY), upper-cased. Anything else (a city
+    name, "abc") is refused: search by region prefix and the observatory rely on the code."""
+    value = code.strip().upper()
+    if country.upper() == "CN":
+        if not re.fullmatch(r"\d{6}", value) or value[:2] not in CN_PROVINCES:
+            raise ValueError(CN_REGION_MESSAGE)
+        return value
+    if not re.fullmatch(rf"{re.escape(country.upper())}-[A-Z0-9]{{1,3}}", value):
+        raise ValueError(REGION_MESSAGE)
+    return value
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -49,7 +72,10 @@ class SiteFields(Strict):
     address: Line = Field(min_length=1, max_length=500)
     country: Line = Field(min_length=2, max_length=2, description="ISO 3166-1 alpha-2")
     region_code: Line = Field(
-        min_length=1, max_length=20, description="China: 6-digit administrative division code, e.g. 320500 (Suzhou)"
+        min_length=1,
+        max_length=20,
+        description="China: the 6-digit GB/T 2260 administrative division code, e.g. 320500 (Suzhou); elsewhere "
+        "the ISO 3166-2 subdivision code, e.g. DE-BY",
     )
     latitude: float = Field(ge=-90, le=90)
     longitude: float = Field(ge=-180, le=180)
@@ -66,9 +92,8 @@ class SiteFields(Strict):
         return check_timezone(v)
 
     @model_validator(mode="after")
-    def _china_region(self) -> SiteFields:
-        if self.country == "CN" and not re.fullmatch(r"\d{6}", self.region_code):
-            raise ValueError("region_code: Chinese sites need the 6-digit administrative division code")
+    def _region(self) -> SiteFields:
+        self.region_code = check_region_code(self.country, self.region_code)
         return self
 
 
@@ -117,6 +142,9 @@ class CertificateCreate(Strict):
     valid_from: date
     valid_until: date
     document_ref: Line | None = Field(default=None, max_length=1000)
+    document_id: uuid.UUID | None = Field(
+        default=None, description="The scan: a PDF, PNG or JPEG this organisation uploaded to /documents"
+    )
     site_id: uuid.UUID | None = None
 
     @model_validator(mode="after")
@@ -140,6 +168,7 @@ class CertificateOut(BaseModel):
     valid_from: date
     valid_until: date
     document_ref: str | None
+    document_id: uuid.UUID | None = Field(default=None, description="The scan, when one is attached")
     status: str
     status_reason: str | None
 
@@ -370,23 +399,8 @@ class StatusEventOut(BaseModel):
     created_at: datetime
 
 
-class ReasonIn(Strict):
-    reason: Text = Field(min_length=1, max_length=1000)
-
-
 class OptionalReasonIn(Strict):
     reason: Text | None = Field(default=None, max_length=1000)
-
-
-class FlagOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: uuid.UUID
-    asset_id: uuid.UUID
-    reason: str
-    status: str
-    resolution: str | None
-    created_at: datetime
 
 
 # -- availability --------------------------------------------------------------------------------

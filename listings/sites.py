@@ -12,7 +12,7 @@ from listings.errors import Invalid, NotFound
 from listings.lifecycle import transition
 from listings.models import Certificate, CertificateStatus, Site
 from listings.repository import ListingsRepository
-from listings.schemas import CertificateCreate, Decision, SiteCreate, SiteUpdate
+from listings.schemas import CertificateCreate, Decision, SiteCreate, SiteUpdate, check_region_code
 
 SITE_LOCATION_FIELDS = frozenset({"address", "region_code", "latitude", "longitude", "timezone"})
 
@@ -43,8 +43,11 @@ async def update_site(session: AsyncSession, actor: Actor, site_id: uuid.UUID, *
     repo = ListingsRepository(session)
     site = await owned_site(repo, actor, site_id, scope="listings:write")
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
-    if "region_code" in changes and site.country == "CN" and not str(changes["region_code"]).isdigit():
-        raise Invalid("region_code: Chinese sites need the 6-digit administrative division code")
+    if "region_code" in changes:
+        try:
+            changes["region_code"] = check_region_code(site.country, str(changes["region_code"]))
+        except ValueError as exc:
+            raise Invalid(str(exc)) from None
     moved = any(getattr(site, k) != v for k, v in changes.items() if k in SITE_LOCATION_FIELDS)
     for key, value in changes.items():
         setattr(site, key, value)
@@ -69,13 +72,37 @@ async def add_certificate(
         site = await repo.get_site(data.site_id)
         if site is None or site.org_id != org_id:
             raise NotFound("Site not found.")
-    cert = Certificate(org_id=org_id, **data.model_dump())
+    cert = Certificate(org_id=org_id, **data.model_dump(exclude={"document_id"}))
     return await repo.add(cert)  # type: ignore[no-any-return]
 
 
 async def list_certificates(session: AsyncSession, actor: Actor, org_id: uuid.UUID) -> list[Certificate]:
     require(actor, org_id, "listings:read", not_found="Organisation not found.")
     return await ListingsRepository(session).certificates_of_org(org_id)
+
+
+async def site_certificates(
+    session: AsyncSession, actor: Actor, org_id: uuid.UUID, *, site_id: uuid.UUID
+) -> list[Certificate]:
+    """The certificates that cover one site of the organisation (organisation-wide ones too), any status."""
+    require(actor, org_id, "listings:read", not_found="Organisation not found.")
+    return await ListingsRepository(session).certificates_for_site(org_id, site_id)
+
+
+async def listed_certificates(session: AsyncSession, *, org_id: uuid.UUID, site_id: uuid.UUID) -> list[Certificate]:
+    """What a listing's public page shows: the verified certificates covering its site (expired ones too, so
+    the page can say they expired)."""
+    return await ListingsRepository(session).certificates_for_site(org_id, site_id, verified_only=True)
+
+
+async def remove_certificate(session: AsyncSession, actor: Actor, org_id: uuid.UUID, *, cert_id: uuid.UUID) -> None:
+    """The owner removes one of its certificates (404 for another organisation's, as for an unknown one)."""
+    repo = ListingsRepository(session)
+    require(actor, org_id, "listings:write", not_found="Certificate not found.")
+    cert = await repo.get_certificate(cert_id, for_update=True)
+    if cert is None or cert.org_id != org_id:
+        raise NotFound("Certificate not found.")
+    await repo.delete_certificate(cert)
 
 
 async def decide_certificate(session: AsyncSession, cert_id: uuid.UUID, data: Decision) -> tuple[str, Certificate]:

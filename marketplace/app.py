@@ -34,6 +34,7 @@ from marketplace.core.pagination import decode_cursor, decode_keyset, encode_cur
 from marketplace.core.ratelimit import RateLimiter, login_limiter
 from marketplace.core.security_headers import SecurityHeadersMiddleware, check_metrics_access
 from marketplace.core.settings import Settings, get_settings
+from marketplace.documents.certificate_scans import DocumentStoreScans
 from marketplace.documents.endpoints import router as documents_router
 from marketplace.messages.endpoints import router as messages_router
 from marketplace.orgs.endpoints import invitations_router
@@ -124,6 +125,7 @@ def create_app(
             encode_cursor=encode_cursor,
             decode_cursor=decode_cursor,
             decode_keyset=decode_keyset,
+            certificate_scans=DocumentStoreScans(),
         )
     )
     app.include_router(api)

@@ -43,14 +43,30 @@ def tax_included(total: int, rate_bp: int) -> int:
     return ledger.round_half_up_div(total * rate_bp, 10_000 + rate_bp)
 
 
+def _utc_iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return (value if value.tzinfo is not None else value.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
+
+
 def line_items(facts: dict[str, Any], amount: int) -> list[dict[str, Any]]:
-    title = facts.get("title") or "Booking"
+    """The invoice's lines. Each carries a ``kind`` (``machine_time``, ``setup_fee``, ``lab_samples``) and the
+    facts its words are made of (``title``, ``start_at``/``end_at`` in ISO 8601 UTC, ``samples``,
+    ``drop_off_date``), so a reader can word it in any language; ``description`` is the English text the API
+    and older invoices show."""
+    stored_title = facts.get("title") or ""
+    title = stored_title or "Booking"
     setup_fee = int(facts.get("setup_fee") or 0)
     if facts.get("kind") == "lab_service" and facts.get("samples"):
         samples = int(facts["samples"])
+        drop_off = facts.get("drop_off_date")
         return [
             {
-                "description": f"{title}: {samples} samples, drop-off {facts.get('drop_off_date')}",
+                "kind": "lab_samples",
+                "title": stored_title,
+                "samples": samples,
+                "drop_off_date": drop_off.isoformat() if drop_off is not None else None,
+                "description": f"{title}: {samples} samples, drop-off {drop_off}",
                 "quantity": samples,
                 "unit": "sample",
                 "unit_price": int(facts.get("unit_price") or 0),
@@ -63,6 +79,10 @@ def line_items(facts: dict[str, Any], amount: int) -> list[dict[str, Any]]:
     when = f"{start:%Y-%m-%d %H:%M}–{end:%H:%M} UTC" if start and end else ""
     items.append(
         {
+            "kind": "machine_time",
+            "title": stored_title,
+            "start_at": _utc_iso(start),
+            "end_at": _utc_iso(end),
             "description": f"{title}: machine time {when}".strip(),
             "quantity": hours,
             "unit": "hour",
@@ -72,7 +92,14 @@ def line_items(facts: dict[str, Any], amount: int) -> list[dict[str, Any]]:
     )
     if setup_fee:
         items.append(
-            {"description": "Setup fee", "quantity": 1, "unit": "job", "unit_price": setup_fee, "amount": setup_fee}
+            {
+                "kind": "setup_fee",
+                "description": "Setup fee",
+                "quantity": 1,
+                "unit": "job",
+                "unit_price": setup_fee,
+                "amount": setup_fee,
+            }
         )
     return items
 

@@ -253,3 +253,47 @@ async def published_asset(
     payload = (machine_payload if kind == "machine" else lab_payload)(site_out["id"], **overrides)
     asset = await create_asset(client, headers, payload, weekly)
     return await publish(client, headers, admin, asset["id"]), headers, site_out
+
+
+async def invoiced_market(
+    client: AsyncClient,
+    db: AsyncSession,
+    *,
+    bookings: int = 1,
+    title: str = "Invoice test mill",
+    hours_ahead: int = 120,
+) -> dict[str, Any]:
+    """A verified factory with one published machine open around the clock and a buyer with ``bookings``
+    held bookings of it (each with its invoice, bank-transfer path), the first starting ``hours_ahead`` hours
+    from now (rounded down to the hour). Returns the registrations (their
+    ``email`` signs in on the web), API headers, the asset and the bookings (API bodies), oldest first."""
+    from datetime import UTC, datetime, timedelta
+
+    admin = await admin_headers(client, db)
+    supplier_reg, supplier_headers, site = await supplier(client, db)
+    always = [{"weekday": d, "start": "00:00", "end": "00:00"} for d in range(7)]
+    asset = await create_asset(client, supplier_headers, machine_payload(site["id"], title=title), always)
+    await publish(client, supplier_headers, admin, asset["id"])
+    buyer_reg, buyer_headers = await signed_up(client, roles=("buyer",))
+    base = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=hours_ahead)
+    made = []
+    for i in range(bookings):
+        start = base + timedelta(hours=3 * i)
+        resp = await client.post(
+            "/api/v1/bookings",
+            headers={**buyer_headers, "Idempotency-Key": f"inv-{uuid.uuid4()}"},
+            json={"asset_id": asset["id"], "start": start.isoformat(), "end": (start + timedelta(hours=2)).isoformat()},
+        )
+        assert resp.status_code == 201, resp.text
+        made.append(resp.json())
+    return {
+        "admin": admin,
+        "supplier_reg": supplier_reg,
+        "supplier": supplier_headers,
+        "supplier_org": supplier_reg["org"]["id"],
+        "buyer_reg": buyer_reg,
+        "buyer": buyer_headers,
+        "buyer_org": buyer_reg["org"]["id"],
+        "asset": asset,
+        "bookings": made,
+    }

@@ -62,6 +62,7 @@ async def test_demo_activity_fills_every_queue_and_a_second_load_adds_nothing(
     assert await _values(db, "SELECT verification_status FROM organisations WHERE verification_status='pending'")
     pending, flags = await listings.moderation_queue(db)
     assert len(pending) == 1 and len(flags) == 1
+    assert flags[0].reason_code == "misleading_description"  # shown as a translated reason on /admin/flags
     owner = await _values(
         db,
         "SELECT u.email FROM organisations o JOIN memberships m ON m.org_id = o.id JOIN users u ON u.id = m.user_id "
@@ -72,7 +73,9 @@ async def test_demo_activity_fills_every_queue_and_a_second_load_adds_nothing(
     # Bookings in every state the state machine reaches today, with their real timelines.
     states = await _values(db, "SELECT status FROM bookings")
     assert set(states) >= STATES, set(STATES) - set(states)
-    assert summary.bookings == {s: states.count(s) for s in set(states)}
+    history = summary.history.bookings if summary.history else {}
+    made = {s: summary.bookings.get(s, 0) + history.get(s, 0) for s in {*summary.bookings, *history}}
+    assert made == {s: states.count(s) for s in set(states)}
     assert (
         await _values(
             db, "SELECT id FROM bookings b WHERE NOT EXISTS (SELECT 1 FROM booking_events e WHERE e.booking_id = b.id)"
@@ -86,7 +89,7 @@ async def test_demo_activity_fills_every_queue_and_a_second_load_adds_nothing(
     assert balance["balanced"] is True and balance["currencies"]
     invoice_states = set(await _values(db, "SELECT status FROM invoices"))
     assert {"open", "paid"} <= invoice_states, invoice_states
-    transfers = await _values(db, "SELECT count(*) FROM bank_transfers")
+    transfers = await _values(db, "SELECT count(*) FROM bank_transfers WHERE reference LIKE 'DEMO-TRANSFER-%'")
     assert int(transfers[0]) == summary.invoices_paid > 0
     assert len(await _values(db, "SELECT id FROM audit_log WHERE action = 'invoice.payment'")) == summary.invoices_paid
 
@@ -106,3 +109,76 @@ async def test_demo_activity_fills_every_queue_and_a_second_load_adds_nothing(
     before = await _counts(db)
     assert await load_demo(db, settings=settings, market=False) is None
     assert await _counts(db) == before
+
+
+async def test_demo_history_fills_past_months_with_a_balanced_ledger_and_unsuppressed_observatory_cells(
+    db: AsyncSession, settings: Settings
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from marketplace.analytics.observatory import observatory_indicators
+    from marketplace.demo.activity import load_cast
+
+    summary = await load_demo(db, settings=settings, market=True)
+    assert summary is not None and summary.history is not None
+    await db.flush()
+    now = datetime.now(UTC)
+
+    # Months of bookings in every terminal state, on the demo factory's listings and across the market.
+    past = (
+        await db.execute(
+            sa.text(
+                "SELECT status, count(*), count(DISTINCT buyer_org_id), count(DISTINCT supplier_org_id),"
+                " min(coalesce(start_at, drop_off_date::timestamptz)) FROM bookings"
+                " WHERE coalesce(end_at, due_date::timestamptz) < now() - interval '3 days' GROUP BY status"
+            )
+        )
+    ).all()
+    by_status = {str(s): (int(n), int(b), int(o), first) for s, n, b, o, first in past}
+    assert {"settled", "cancelled", "declined", "expired", "resolved"} <= set(by_status), by_status
+    assert by_status["settled"][1] >= 5 and by_status["settled"][2] >= 5  # several buyers and suppliers
+    assert min(first for *_, first in by_status.values()) < now - timedelta(days=120)
+
+    # Every history booking has its timeline ending in its status, and one invoice.
+    assert (
+        await _values(
+            db,
+            "SELECT b.id FROM bookings b WHERE NOT EXISTS (SELECT 1 FROM invoices i WHERE i.booking_id = b.id)"
+            " OR (SELECT e.to_status FROM booking_events e WHERE e.booking_id = b.id"
+            "     ORDER BY e.created_at DESC, e.id DESC LIMIT 1) <> b.status",
+        )
+        == []
+    )
+    # Journals are dated when they happened, in the past, and the whole ledger balances.
+    assert await _values(db, "SELECT count(*) FROM journals WHERE created_at < now() - interval '60 days'") != ["0"]
+    balance = await trial_balance(db)
+    assert balance["balanced"] is True
+    kinds = set(await _values(db, "SELECT DISTINCT kind FROM journals"))
+    assert {"invoice_issued", "payment_received", "settlement", "credit_note", "payout_sent", "refund_sent"} <= kinds
+    # Invoices numbered gap-free in issue order; paid, open, overdue, closed and void ones.
+    numbers = await _values(
+        db, "SELECT number FROM invoices WHERE number NOT LIKE 'DRAFT-%' ORDER BY issued_at, number"
+    )
+    assert numbers == sorted(numbers) and len(numbers) == len(set(numbers))
+    assert {"paid", "open", "closed", "void"} <= set(await _values(db, "SELECT status FROM invoices"))
+    assert await _values(db, "SELECT count(*) FROM reviews") != ["0"]
+
+    # The factory's machines were booked in each of the last four weeks.
+    weeks = await _values(
+        db,
+        "SELECT DISTINCT date_trunc('week', start_at) FROM bookings b"
+        " JOIN memberships m ON m.org_id = b.supplier_org_id JOIN users u ON u.id = m.user_id"
+        " WHERE u.email = 'factory@example.com' AND start_at < now()"
+        " AND start_at > now() - interval '35 days'",
+    )
+    assert len(weeks) >= 4
+
+    # The observatory shows real numbers: cells backed by enough organisations, with utilisation.
+    cast = await load_cast(db, admin_email=settings.demo_admin_email)
+    out = await observatory_indicators(
+        db, cast.admin, settings, region=None, start=(now - timedelta(days=150)).date(), end=now.date()
+    )
+    shown = [c for c in out.cells if not c.suppressed and c.region != "*" and c.indicators and c.indicators.utilization]
+    assert len({(c.region, c.process_family) for c in shown}) >= 3, out.cells
+    months = {c.month for c in shown}
+    assert len(months) >= 5 and now.strftime("%Y-%m") in months

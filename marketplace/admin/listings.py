@@ -10,7 +10,8 @@ from pydantic import BaseModel, Field
 
 from listings import service as listings
 from listings.endpoints import asset_out
-from listings.schemas import AssetOut, CertificateOut, Decision, FlagOut, OptionalReasonIn
+from listings.flagging import FlagOut
+from listings.schemas import AssetOut, CertificateOut, Decision, OptionalReasonIn
 from marketplace.admin import moderation
 from marketplace.admin.moderation import ModerationAction
 from marketplace.auth.deps import AdminPrincipal

@@ -8,6 +8,7 @@ import io
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -230,6 +231,34 @@ async def factory_analytics(
         })  # fmt: skip
     return FactoryAnalytics.model_validate(
         {"org_id": org_id, "from": start, "to": end, "granularity": granularity, "buckets": out_buckets}
+    )
+
+
+@dataclass(frozen=True)
+class WeeklyUse:
+    """One listing's figures per bucket, in bucket order: ``(used, capacity)``, booked and offered hours for a
+    machine, booked and offered samples for a lab service (capacity 0: not listed or closed that bucket)."""
+
+    asset_id: uuid.UUID
+    title: str
+    lab: bool
+    points: list[tuple[float, float]]
+
+
+def weekly_use(out: FactoryAnalytics) -> list[WeeklyUse]:
+    """Per listing (machines first, then lab services, each by title) the use of its capacity per bucket: the
+    series of the dashboard's utilisation charts."""
+    n = len(out.buckets)
+    found: dict[tuple[bool, uuid.UUID], tuple[str, list[tuple[float, float]]]] = {}
+    for i, b in enumerate(out.buckets):
+        for m in b.machines:
+            found.setdefault((False, m.asset_id), (m.title, [(0.0, 0.0)] * n))[1][i] = (m.booked_hours, m.offered_hours)
+        for lab in b.labs:
+            points = found.setdefault((True, lab.asset_id), (lab.title, [(0.0, 0.0)] * n))[1]
+            points[i] = (float(lab.booked_samples), float(lab.offered_samples))
+    return sorted(
+        (WeeklyUse(asset_id=key[1], title=title, lab=key[0], points=points) for key, (title, points) in found.items()),
+        key=lambda u: (u.lab, u.title.casefold(), str(u.asset_id)),
     )
 
 

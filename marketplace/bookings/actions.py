@@ -335,6 +335,8 @@ async def announce(
         "accept_by": f"{booking.accept_by:%Y-%m-%d %H:%M} UTC" if booking.accept_by else "",
         "refund": money_text(booking.refund_amount, booking.currency),
         "cancelled_by": booking.cancelled_by or "",
+        "samples": booking.samples if booking.start_at is None else None,
+        "drop_off_date": str(booking.drop_off_date) if booking.start_at is None else None,
         "reason": reason or "",
         "dispute_hours": 72,
     }

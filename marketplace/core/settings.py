@@ -94,6 +94,15 @@ class Settings(BaseSettings):
     invoice_tax_rate_bp: int = Field(default=600, ge=0, le=10_000)  # VAT contained in prices (600 = 6 %)
     invoice_due_days: int = Field(default=14, ge=0, le=365)
     invoice_number_prefix: str = Field(default="INV", min_length=1, max_length=10, pattern=r"^[A-Z0-9]+$")
+    # The platform's bank account buyers pay invoices into (shown on every invoice; the invoice number is the
+    # transfer reference). The defaults are demo values: set the real account in production.
+    payee_name: str = Field(default="Shared Manufacturing Marketplace (Demo) Co., Ltd.", min_length=1, max_length=200)
+    payee_bank: str = Field(default="Demo Bank of China, Shanghai Branch", min_length=1, max_length=200)
+    # The same account as named on Chinese pages (a Chinese account's 户名 and bank are registered in Chinese).
+    payee_name_zh: str = Field(default="共享制造平台（演示）有限公司", max_length=200)
+    payee_bank_zh: str = Field(default="中国银行（演示）上海分行", max_length=200)
+    payee_account: str = Field(default="6222 0000 0000 0000 000", min_length=1, max_length=64)
+    payee_swift: str = Field(default="DEMOCNSH", max_length=11)  # BIC for transfers from abroad; empty = none
 
     # E-mail: with no SMTP host, notifications are written to the log (development).
     smtp_host: str | None = None

@@ -31,6 +31,7 @@ from marketplace.core.settings import Settings
 from marketplace.demo.accounts import DEMO_ACCOUNTS, database_is_empty, seed_demo
 from marketplace.demo.activity_bookings import run_bookings
 from marketplace.demo.activity_market import DemoListings, negotiation, pending_verification, publish_listings
+from marketplace.demo.history_plan import HistorySummary, seed_history
 
 __all__ = ["ActivitySummary", "DemoCast", "load_cast", "load_demo", "seed_activity"]
 
@@ -55,13 +56,15 @@ class ActivitySummary:
     invoices_paid: int = 0
     listings: int = 0
     seconds: float = 0.0
+    history: HistorySummary | None = None
 
     def line(self) -> str:
         states = ", ".join(f"{n} {s}" for s, n in sorted(self.bookings.items()))
-        return (
+        live = (
             f"demo activity: {self.listings} listings, bookings ({states}), {self.invoices_paid} invoices paid, "
             f"1 pending verification, 1 open flag, 1 open negotiation in {self.seconds:.1f} s"
         )
+        return live if self.history is None else f"{live}\n{self.history.line()}"
 
 
 async def _principal(session: AsyncSession, email: str) -> Principal:
@@ -87,6 +90,8 @@ async def seed_activity(
     cast = await load_cast(session, admin_email=admin_email)
     listings: DemoListings = await publish_listings(session, cast=cast, settings=settings)
     summary = ActivitySummary(listings=listings.count)
+    # The past months first: their invoices take the lower numbers, as they were issued first.
+    summary.history = await seed_history(session, cast=cast, listings=listings, settings=settings, now=now)
     summary.bookings, summary.invoices_paid = await run_bookings(
         session, cast=cast, listings=listings, settings=settings, now=now
     )

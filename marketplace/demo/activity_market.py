@@ -169,7 +169,11 @@ async def publish_listings(session: AsyncSession, *, cast: DemoCast, settings: S
     for asset in (cell, lathe, tensile):
         await moderate_asset(session=session, principal=cast.admin, asset_id=asset.id, action="approve", reason=None)
     await listings.flag(
-        session, cast.buyer, lathe.id, reason="The photos show a different machine from the one described."
+        session,
+        cast.buyer,
+        lathe.id,
+        reason_code="misleading_description",
+        reason="The photos show a different machine from the one described.",
     )
     return DemoListings(cell=cell, lathe=lathe, tensile=tensile, pending=pending)
 

@@ -223,9 +223,16 @@ class MarketGenerator(MarketBuilder):
             mass = round(rng.uniform(mlo, mhi), 3 if mhi < 10 else 0)
         name_zh, name_en = self.names[code]
         title = f"{model} {name_zh}"[:200]
-        description = f"{name_en}. Working envelope {x:g} x {y:g} x {z:g} mm, tolerance ±{tol:g} mm." + (
-            " Operator included." if rng.random() < 0.85 else ""
-        )
+        operator = rng.random() < 0.85
+        # A factory writes its listing in its own language: Chinese sites in Chinese, the others in English.
+        if cn:
+            description = f"{name_zh}。加工行程 {x:g} × {y:g} × {z:g} 毫米，公差 ±{tol:g} 毫米。" + (
+                "配操作员。" if operator else ""
+            )
+        else:
+            description = f"{name_en}. Working envelope {x:g} x {y:g} x {z:g} mm, tolerance ±{tol:g} mm." + (
+                " Operator included." if operator else ""
+            )
         key = (plan, cluster.timezone, slot, min_booking, setup_min, buffer)
         if key not in self.next_free_cache:
             self.next_free_cache[key] = machine_next_free(
@@ -258,7 +265,7 @@ class MarketGenerator(MarketBuilder):
                 slot,
                 buffer,
                 setup_min,
-                description.endswith("included."),
+                operator,
             ),
             plan=plan,
             lab_columns=(None,) * 6,
@@ -357,7 +364,10 @@ class MarketGenerator(MarketBuilder):
         capacity = 10 * round(rng.randint(*spec.capacity) / 10) or spec.capacity[0]
         name_zh, name_en = self.names[code]
         title = f"{name_zh} {standard} — {name_en}"[:200]
-        description = f"{name_en} to {standard}." + (" CNAS/CMA accredited report." if accredited else "")
+        if cluster.country == "CN":
+            description = f"{name_zh}，依据 {standard}。" + ("出具 CNAS/CMA 认可报告。" if accredited else "")
+        else:
+            description = f"{name_en} to {standard}." + (" CNAS/CMA accredited report." if accredited else "")
         created, published = self.listed_times(site_created)
         head: Row = (seeded_uuid(rng), org_id, site_id, "lab_service", title, description, "published", [code], [])
         self.listing(

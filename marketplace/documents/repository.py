@@ -129,6 +129,37 @@ class DocumentRepository:
         ).first()
         return (row[0], row[1]) if row is not None else None
 
+    async def certificate_customer(self, cert_id: uuid.UUID, org_ids: frozenset[uuid.UUID]) -> bool:
+        """Has one of ``org_ids`` booked with the organisation that owns the certificate?"""
+        if not org_ids:
+            return False
+        row = (
+            await self.session.execute(
+                sa.text(
+                    "SELECT 1 FROM certificates c JOIN bookings b ON b.supplier_org_id = c.org_id "
+                    "WHERE c.id = :id AND b.buyer_org_id = ANY(:orgs) LIMIT 1"
+                ),
+                {"id": cert_id, "orgs": list(org_ids)},
+            )
+        ).first()
+        return row is not None
+
+    async def latest_attached(self, *, target_kind: str, target_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Document]:
+        """The newest live document attached to each target (targets with none are left out)."""
+        if not target_ids:
+            return {}
+        stmt = (
+            sa.select(col(DocumentLink.target_id), Document)
+            .join(DocumentLink, col(DocumentLink.document_id) == col(Document.id))
+            .where(
+                col(DocumentLink.target_kind) == target_kind,
+                col(DocumentLink.target_id).in_(list(target_ids)),
+                col(Document.deleted_at).is_(None),
+            )
+            .order_by(col(DocumentLink.created_at), col(Document.created_at))
+        )
+        return {target: doc for target, doc in (await self.session.execute(stmt)).all()}
+
     async def past_retention(
         self, *, drawing_cutoff: datetime, booking_cutoff: datetime, limit: int
     ) -> list[uuid.UUID]:

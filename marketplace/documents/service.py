@@ -342,6 +342,33 @@ async def attach(
     return [found[d] for d in wanted]
 
 
+async def attach_for_org(
+    session: AsyncSession,
+    *,
+    org_id: uuid.UUID,
+    document_id: uuid.UUID,
+    target_kind: str,
+    target_id: uuid.UUID,
+    content_types: frozenset[str] | None = None,
+) -> Document:
+    """Attach one document uploaded for ``org_id`` (the caller has checked who acts for ``org_id``); with
+    ``content_types``, only a document of one of those types (else 415)."""
+    doc = await DocumentRepository(session).get(document_id)
+    if doc is None or doc.org_id != org_id:
+        raise Unprocessable(f"document_id: document {document_id} does not exist or is not this organisation's.")
+    if content_types is not None and doc.content_type not in content_types:
+        raise UnsupportedMediaType("This kind of file is not accepted here: upload a PDF, PNG or JPEG file.")
+    await DocumentRepository(session).link([doc.id], target_kind=target_kind, target_id=target_id)
+    return doc
+
+
+async def latest_attached(
+    session: AsyncSession, *, target_kind: str, target_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, Document]:
+    """The newest live document attached to each of ``target_ids``."""
+    return await DocumentRepository(session).latest_attached(target_kind=target_kind, target_ids=target_ids)
+
+
 async def attached(session: AsyncSession, *, target_kind: str, target_id: uuid.UUID) -> list[Document]:
     """The live documents attached to a target, oldest first."""
     return await DocumentRepository(session).attached(target_kind=target_kind, target_id=target_id)
@@ -382,3 +409,6 @@ async def _booking_party(session: AsyncSession, booking_id: uuid.UUID, org_ids: 
 
 
 access.register_party_check("booking", _booking_party)
+
+# The attachment kinds of the app shell (licences, certificate scans) register their party checks on import.
+from marketplace.documents import kinds as _kinds  # noqa: E402,F401

@@ -119,10 +119,40 @@ class _Defaults(dict[str, Any]):
         return ""
 
 
+# Who cancelled, as the sentence names them in each language.
+_PARTIES = {
+    "buyer": {"en": "buyer", "zh-CN": "买方"},
+    "supplier": {"en": "supplier", "zh-CN": "供应方"},
+    "admin": {"en": "platform", "zh-CN": "平台"},
+    "system": {"en": "platform", "zh-CN": "平台"},
+}
+
+
+def _values(data: dict[str, Any], locale: str) -> _Defaults:
+    """The template's values in ``locale``: the data hold codes and numbers, never words of one language."""
+    values = _Defaults(data)
+    party = _PARTIES.get(str(data.get("cancelled_by") or ""))
+    if party:
+        values["cancelled_by"] = party.get(locale, party["en"])
+    if data.get("samples") is not None and data.get("drop_off_date"):
+        drop_off, samples = data["drop_off_date"], data["samples"]
+        values["when"] = f"{drop_off}（{samples} 件样品）" if locale == "zh-CN" else f"{drop_off} ({samples} samples)"
+    return values
+
+
 def render(kind: str, locale: str, data: dict[str, Any]) -> tuple[str, str]:
     subject, body = TEMPLATES.get((kind, locale)) or TEMPLATES.get((kind, "en")) or (kind, kind)
-    values = _Defaults(data)
+    values = _values(data, locale)
     return subject.format_map(values), body.format_map(values)
+
+
+def shown_in(note: Notification, locale: str) -> tuple[str, str]:
+    """A stored notification's subject and body in the reader's language. The stored text is in the account's
+    language when it was sent (that is what the e-mail said); a page in another language renders it again from
+    its kind and data when a template exists for that language."""
+    if note.locale == locale or note.data is None or (note.kind, locale) not in TEMPLATES:
+        return note.subject, note.body
+    return render(note.kind, locale, note.data)
 
 
 async def notify_org(

@@ -75,7 +75,11 @@ class VerificationSubmit(BaseModel):
 
     legal_name: Line = Field(min_length=1, max_length=300)
     uscc: Line | None = Field(default=None, max_length=40)
-    documents: list[VerificationDocument] = Field(min_length=1, max_length=20)
+    licence_document_id: uuid.UUID | None = Field(
+        default=None,
+        description="The business licence (营业执照): a PDF, PNG or JPEG uploaded to /documents for this organisation",
+    )
+    documents: list[VerificationDocument] = Field(default_factory=list, max_length=20)
     contact_phone: Line | None = Field(default=None, max_length=40)
     notes: Text | None = Field(default=None, max_length=2000)
 
@@ -83,6 +87,12 @@ class VerificationSubmit(BaseModel):
     @classmethod
     def _uscc(cls, v: str | None) -> str | None:
         return _check_uscc(v)
+
+    @model_validator(mode="after")
+    def _evidence(self) -> VerificationSubmit:
+        if self.licence_document_id is None and not self.documents:
+            raise ValueError("licence_document_id: attach the business licence (or list documents)")
+        return self
 
 
 class VerificationDecision(BaseModel):

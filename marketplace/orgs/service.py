@@ -20,6 +20,8 @@ from marketplace.core.errors import Conflict, NotFound, Unprocessable
 from marketplace.core.principal import Principal
 from marketplace.core.security import new_api_key
 from marketplace.core.sqltypes import utcnow
+from marketplace.documents import kinds
+from marketplace.documents import service as documents
 from marketplace.orgs.access import OrgNotFound, get_for_member, record_org_event
 from marketplace.orgs.invitations import (
     AlreadyMember,
@@ -235,6 +237,15 @@ async def submit_verification(
         raise Unprocessable("uscc: Chinese organisations must give their Unified Social Credit Code.")
     if uscc and await OrgRepository(session).uscc_taken(uscc, exclude=org.id):
         raise UsccTaken()
+    if data.licence_document_id is not None:
+        await documents.attach_for_org(
+            session,
+            org_id=org.id,
+            document_id=data.licence_document_id,
+            target_kind=kinds.ORG_LICENCE,
+            target_id=org.id,
+            content_types=kinds.SCAN_TYPES,
+        )
     before = _verification_snapshot(org)
     org.legal_name = data.legal_name
     org.uscc = uscc

@@ -16,8 +16,9 @@ from marketplace.auth.schemas import ChangePasswordIn, PasswordResetConfirmIn, P
 from marketplace.core.db import SessionDep
 from marketplace.core.errors import AppError
 from marketplace.core.text import Line
-from marketplace.web import account_sessions
-from marketplace.web.core import CsrfChecked, SignedIn, WebUser, field_errors, redirect, render
+from marketplace.web import account_sessions, i18n
+from marketplace.web.core import N_, CsrfChecked, SignedIn, WebUser, field_errors, locale_of, redirect, render
+from marketplace.web.form_errors import EMAIL, REQUIRED, placed
 
 router = APIRouter(include_in_schema=False)
 
@@ -26,9 +27,20 @@ def _ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def _problem(exc: AppError) -> str:
-    """What the page says (the template translates it): too many attempts, or something else."""
-    return "rate_limited" if exc.status_code == 429 else "error"
+def _problem(request: Request, exc: AppError) -> dict[str, str]:
+    """What the page says in its language: too many attempts, or something else (never the service's text)."""
+    gettext = i18n.translations(locale_of(request)).gettext
+    if exc.status_code == 429:
+        return {"_": gettext(N_("Too many attempts. Please wait a minute and try again."))}
+    return {"_": gettext(N_("Something went wrong. Please try again."))}
+
+
+def _placed(request: Request, exc: Exception) -> dict[str, str]:
+    """The change-password form's errors beside its two fields (anything else in the summary)."""
+    if isinstance(exc, AppError) and exc.status_code == 429:
+        return _problem(request, exc)
+    errors = field_errors(exc, locale=locale_of(request))
+    return placed(errors, ("current_password", "new_password"))
 
 
 # -- e-mail verification ---------------------------------------------------------------------------
@@ -82,13 +94,13 @@ async def forgot(
         data = PasswordResetIn(email=email.strip())
         await request.app.state.auth_rate_limiter.hit("password_reset", f"ip:{_ip(request)}", f"email:{data.email}")
         await auth_service.request_password_reset(session, email=data.email)
-    except ValidationError as exc:
-        errors = {"email": next(iter(field_errors(exc).values()), "")}
+    except ValidationError:
+        errors = {"email": i18n.translations(locale_of(request)).gettext(EMAIL if email.strip() else REQUIRED)}
         return render(request, "account/forgot_password.html", {"sent": False, "errors": errors}, status=422, user=user)
     except AppError as exc:
         await session.rollback()
         return render(
-            request, "account/forgot_password.html", {"sent": False, "errors": {"_": _problem(exc)}},
+            request, "account/forgot_password.html", {"sent": False, "errors": _problem(request, exc)},
             status=exc.status_code, user=user,
         )  # fmt: skip
     # The same page whether or not the address has an account.
@@ -114,7 +126,7 @@ async def reset(
         await request.app.state.auth_rate_limiter.hit("password_reset_confirm", f"ip:{_ip(request)}")
         await auth_service.reset_password(session, token=data.token, new_password=data.new_password)
     except ValidationError as exc:
-        errors = field_errors(exc)
+        errors = field_errors(exc, locale=locale_of(request))
         if "token" in errors:
             errors = {"_": "invalid"}
         return render(request, "account/reset_password.html", {"token": token, "errors": errors}, status=422, user=user)
@@ -154,11 +166,15 @@ async def change_password(
         )
     except ValidationError as exc:
         return render(
-            request, "account/change_password.html", {"errors": field_errors(exc), "done": False}, status=422, user=user
+            request,
+            "account/change_password.html",
+            {"errors": _placed(request, exc), "done": False},
+            status=422,
+            user=user,
         )
     except AppError as exc:
         await session.rollback()
-        errors = {"current_password": "wrong"} if exc.code == "wrong_password" else {"_": _problem(exc)}
+        errors = _placed(request, exc)
         return render(
             request, "account/change_password.html", {"errors": errors, "done": False}, status=exc.status_code,
             user=user,

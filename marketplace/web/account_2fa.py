@@ -18,7 +18,7 @@ from marketplace.core.db import SessionDep
 from marketplace.core.errors import AppError, NotAuthenticated
 from marketplace.core.text import Line
 from marketplace.web import account_sessions, i18n
-from marketplace.web.core import CsrfChecked, SignedIn, WebError, WebUser, locale_of, redirect, render, safe_next
+from marketplace.web.core import N_, CsrfChecked, SignedIn, WebError, WebUser, locale_of, redirect, render, safe_next
 
 router = APIRouter(include_in_schema=False)
 
@@ -40,8 +40,15 @@ def _pending(request: Request) -> dict[str, Any] | None:
     return pending
 
 
-def _problem(exc: AppError) -> str:
-    return "rate_limited" if exc.status_code == 429 else "invalid"
+_WAIT = N_("Too many attempts. Please wait a minute and try again.")
+_WRONG_CODE = N_("The code is wrong, expired or already used.")
+_WRONG_CODE_OR_PASSWORD = N_("The code or password is wrong, or the code was already used.")
+
+
+def _problem(request: Request, exc: AppError, *, field: str, wrong: str = _WRONG_CODE) -> dict[str, str]:
+    """The refusal beside the code field, in the page's language: too many attempts, or a wrong code."""
+    gettext = i18n.translations(locale_of(request)).gettext
+    return {field: gettext(_WAIT if exc.status_code == 429 else wrong)}
 
 
 @router.get("/login/2fa", response_class=HTMLResponse)
@@ -71,7 +78,9 @@ async def second_step(
         await limiter.succeeded(attempt)
     except AppError as exc:
         await session.rollback()
-        page = render(request, "account/login_2fa.html", {"errors": {"_": _problem(exc)}}, status=exc.status_code)
+        page = render(
+            request, "account/login_2fa.html", {"errors": _problem(request, exc, field="otp")}, status=exc.status_code
+        )
         if exc.status_code == 429:
             page.headers["Retry-After"] = str(exc.extra.get("retry_after", 1))
         return page
@@ -133,7 +142,8 @@ async def confirm(
         codes = await two_factor.confirm(session, user_id=_user_id(user), code=code)
     except AppError as exc:
         await session.rollback()
-        ctx = {"enabled": False, "errors": {"_": _problem(exc)}}
+        # The set-up form is not shown again (start it anew): the message goes in the summary, not on a field.
+        ctx = {"enabled": False, "errors": _problem(request, exc, field="_")}
         return render(request, "account/two_factor.html", ctx, status=exc.status_code, user=user)
     # Shown once, on this response page only (never in the session cookie).
     ctx = {"enabled": True, "recovery_codes": codes, "errors": {}}
@@ -154,6 +164,6 @@ async def disable(
         await two_factor.disable(session, user_id=_user_id(user), password=password, code=code)
     except AppError as exc:
         await session.rollback()
-        ctx = {"enabled": True, "errors": {"_": _problem(exc)}}
+        ctx = {"enabled": True, "errors": _problem(request, exc, field="code", wrong=_WRONG_CODE_OR_PASSWORD)}
         return render(request, "account/two_factor.html", ctx, status=exc.status_code, user=user)
     return render(request, "account/two_factor.html", {"enabled": False, "disabled": True, "errors": {}}, user=user)

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import unquote
 
 import jinja2
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 
@@ -21,12 +22,12 @@ from marketplace.auth import sessions
 from marketplace.auth.deps import _principal_for_user
 from marketplace.bookings import service as bookings
 from marketplace.core.db import SessionDep
-from marketplace.core.errors import validation_message
 from marketplace.core.principal import Principal
 from marketplace.core.text import Line
 from marketplace.orgs.models import Organisation
 from marketplace.orgs.repository import OrgRepository
-from marketplace.web import i18n
+from marketplace.web import form_errors as web_form_errors
+from marketplace.web import i18n, labels
 from payments import money
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -98,29 +99,35 @@ def parse_money_input(raw: object, currency: str, *, field: str, locale: str) ->
         raise FieldError(field, message % {"currency": cur, "example": money.example(cur), "digits": digits}) from None
 
 
-# Status codes and actor kinds shown to people (the code stays in data-status attributes for scripts).
-LABELS = {
-    "held": N_("held"), "requested": N_("requested"), "confirmed": N_("confirmed"), "in_progress": N_("in progress"),
-    "completed": N_("completed"), "settled": N_("settled"), "cancelled": N_("cancelled"), "declined": N_("declined"),
-    "expired": N_("expired"), "disputed": N_("disputed"), "resolved": N_("resolved"),
-    "draft": N_("draft"), "pending_review": N_("pending review"), "published": N_("published"),
-    "rejected": N_("rejected"), "suspended": N_("suspended"), "archived": N_("archived"),
-    "open": N_("open"), "booked": N_("booked"), "closed": N_("closed"),
-    "unverified": N_("unverified"), "pending": N_("pending"), "verified": N_("verified"),
-    "buyer": N_("buyer"), "supplier": N_("supplier"), "admin": N_("admin"), "system": N_("system"),
-}  # fmt: skip
+# Status codes and actor kinds shown to people live in marketplace.web.labels (re-exported for old imports).
+LABELS = labels.LABELS
+
+
+# The language switch in the header sets this browser's choice in a cookie of its own (it outlives signing in
+# and out); the account's saved language is edited on the account page (marketplace/web/account_profile.py).
+BROWSER_LOCALE_COOKIE = "lang"
 
 
 def locale_of(request: Request) -> str:
-    chosen = request.session.get("locale") if "session" in request.scope else None
+    """The page's language: this browser's choice (the header switch) > the signed-in account's saved
+    language > the browser's Accept-Language > the default (docs/web.md, "Language")."""
+    chosen = request.cookies.get(BROWSER_LOCALE_COOKIE)
     if chosen in i18n.LOCALES:
         return str(chosen)
+    # The account's setting as read with the principal on this request (``optional_user``); before that has
+    # run (a malformed query string), the copy taken at sign-in.
+    account = getattr(request.state, "account_locale", None)
+    if account is None and "session" in request.scope:
+        account = request.session.get("locale")
+    if account in i18n.LOCALES:
+        return str(account)
     return i18n.negotiate(request.headers.get("accept-language"))
 
 
 def viewer_tz(request: Request) -> str:
-    """The browser reports its zone in a cookie (set by app.js); Chinese pages default to China time."""
-    tz = request.cookies.get("tz")
+    """The browser reports its zone in a cookie (set by app.js, percent-encoded: ``Asia%2FShanghai``); Chinese
+    pages default to China time."""
+    tz = unquote(request.cookies.get("tz") or "").strip()
     if tz:
         if i18n.zone(tz).key == tz:  # an invalid cookie falls back instead of breaking the page
             return tz
@@ -168,6 +175,8 @@ async def optional_user(request: Request, session: SessionDep) -> Principal | No
             )
     if principal is None:
         request.session.clear()
+    else:
+        request.state.account_locale = principal.locale  # read by locale_of (the account's saved language)
     return principal
 
 
@@ -245,8 +254,13 @@ def render(
         # The value of a money input in major units with the currency's decimals (1250 CNY → "12.50").
         "money_input": money.input_value,
         "when": lambda value, tz_name=None: i18n.when(value, locale, tz_name or tz),
+        # A time belonging to a site (slots, availability): in the site's zone, the zone named.
+        "site_when": lambda value, site_tz: i18n.site_when(value, locale, site_tz),
+        "zone_name": lambda tz_name=None: i18n.zone_name(tz_name or tz, locale),
+        "viewer_zone": i18n.zone_name(tz, locale),
         "tname": lambda code: _taxonomy_name(code, locale),
-        "label": lambda code: translations.gettext(LABELS[code]) if code in LABELS else code,
+        # label(), account_name(), audit_action(), event_name(): never a raw code (labels.py).
+        **labels.helpers(translations.gettext, locale),
     }
     ctx.update(context or {})
     return templates.TemplateResponse(request, template, ctx, status_code=status)
@@ -266,32 +280,39 @@ def _taxonomy_name(code: str | None, locale: str) -> str:
     return code
 
 
-def field_errors(exc: Exception) -> dict[str, str]:
-    """Map a service or validation error to ``{field: message}`` (``_`` for the form as a whole)."""
+def field_errors(
+    exc: Exception, *, locale: str, currency: str | None = None, aliases: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Map a service or validation error to ``{form field: message}`` in ``locale`` (``_`` for the form as a
+    whole): translated by error type and code (marketplace/web/form_errors.py), never raw Pydantic text or a
+    field name; ``aliases`` maps a schema field to the form field showing it (``budget_max`` → ``budget``)."""
     if isinstance(exc, FieldError):
         return {exc.field: exc.message}
-    if isinstance(exc, ValidationError):
-        out: dict[str, str] = {}
-        for err in exc.errors():
-            # Skip the request body and discriminated-union tags ("machine", "lab_service") in the path.
-            loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "machine", "lab_service")]
-            msg = validation_message(err)
-            key = loc[0] if loc else "_"
-            out.setdefault(key, msg)
-        return out
-    detail = str(getattr(exc, "detail", exc))
-    head, sep, rest = detail.partition(": ")
-    if sep and head.replace("_", "").isalnum() and " " not in head:
-        return {head: rest}
-    return {"_": detail}
+    return web_form_errors.errors_for(exc, locale=locale, currency=currency, aliases=aliases)
 
 
-def form_errors(exc: Exception) -> dict[str, str]:
-    """``field_errors``, except that a bare ValueError (a malformed number or date in the form) is shown as is,
-    for the form as a whole."""
-    if isinstance(exc, ValueError) and not isinstance(exc, ValidationError | FieldError):
-        return {"_": str(exc)}
-    return field_errors(exc)
+def form_errors(
+    exc: Exception, *, locale: str, currency: str | None = None, aliases: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """``field_errors``; a bare ValueError (a malformed value the handler did not attribute to a field) reads
+    as "This value is not valid." for the form as a whole, never as Python's own text."""
+    return field_errors(exc, locale=locale, currency=currency, aliases=aliases)
+
+
+def parse_number(raw: object, *, field: str, locale: str, integer: bool = False) -> float | None:
+    """An optional numeric form field: empty is None ("not given", never a parse error); anything that is not
+    a (whole) number raises :class:`FieldError` with a message in ``locale``."""
+    text = str(raw or "").strip().replace(",", ".") if raw is not None else ""
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if value != value or value in (float("inf"), float("-inf")) or (integer and not value.is_integer()):
+        message = web_form_errors.WHOLE_NUMBER if integer else web_form_errors.NUMBER
+        raise FieldError(field, i18n.translations(locale).gettext(message))
+    return value
 
 
 async def member_org(session: AsyncSession, user: Principal, org_id: uuid.UUID, *, role: str) -> Organisation:

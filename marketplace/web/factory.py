@@ -6,22 +6,25 @@ keys, webhooks, earnings). Every action calls the same service as the API."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 
+from babel.dates import format_skeleton
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from listings import availability as av
 from listings import service as listings
-from listings.models import Asset, AssetKind, Site
+from listings.models import Asset
 from listings.repository import ListingsRepository
+from marketplace.analytics import factory as analytics
 from marketplace.bookings import service as bookings
 from marketplace.bookings.repository import BookingPageQueries
 from marketplace.core.db import SessionDep
 from marketplace.core.principal import Principal
 from marketplace.orgs.models import Organisation
-from marketplace.web import charts
+from marketplace.web import charts, i18n
 from marketplace.web.core import SignedIn, WebError, locale_of, member_org, render
+from marketplace.web.form_errors_service import message_from_code
+from payments.money import to_major
 
 router = APIRouter(prefix="/factory/{org_id}", include_in_schema=False)
 
@@ -58,8 +61,8 @@ async def dashboard(request: Request, org_id: uuid.UUID, session: SessionDep, us
     now = datetime.now(UTC)
     today = await queries.running_soon(org_id, now=now, until=now + timedelta(hours=24))
     titles = {a.id: a.title for a in assets}
-    machines = [a for a in assets if a.kind == AssetKind.machine and a.status != "archived"]
-    chart = await utilisation_chart(session, machines, sites=sites, locale=locale_of(request)) if machines else None
+    charts_html = await utilisation_charts(request, session, user, org_id=org_id)
+    earnings_html = await earnings_chart(request, session, user, org_id=org_id)
     return render(
         request,
         "factory/dashboard.html",
@@ -70,43 +73,75 @@ async def dashboard(request: Request, org_id: uuid.UUID, session: SessionDep, us
             "waiting": waiting,
             "today": today,
             "titles": titles,
-            "chart": chart,
+            "util_charts": charts_html,
+            "earnings_chart": earnings_html,
+            "error": message_from_code(request.query_params.get("error"), locale=locale_of(request)),
         },
         user=user,
     )
 
 
-async def utilisation_chart(
-    session: SessionDep, machines: list[Asset], *, sites: dict[uuid.UUID, Site], locale: str
-) -> str:
-    """Booked vs available hours per week for each machine: the last 4 weeks and the next 4."""
+async def utilisation_charts(request: Request, session: SessionDep, user: Principal, *, org_id: uuid.UUID) -> str:
+    """Share of capacity booked per listing and week, the last four weeks and the next four: machine hours and
+    lab samples, one chart each (the figures of the analytics API); empty when nothing is listed."""
     monday = datetime.now(UTC).date() - timedelta(days=datetime.now(UTC).weekday())
     weeks = [monday + timedelta(weeks=i) for i in range(-4, 4)]
-    start = datetime.combine(weeks[0], time(0), UTC)
-    end = datetime.combine(weeks[-1] + timedelta(days=7), time(0), UTC)
-    repo = ListingsRepository(session)
-    excs = await repo.exceptions_for([m.id for m in machines], start, end)
-    rows = await BookingPageQueries(session).booked_intervals([m.id for m in machines], start, end)
-    series = []
-    for m in machines[:12]:
-        site = sites.get(m.site_id)
-        open_time = av.free_intervals(
-            listings.weekly_windows(m),
-            site.timezone if site else "UTC",
-            exceptions=listings.exception_ranges(excs[m.id]),
-            blocked=[],
-            start=start,
-            end=end,
+    out = await analytics.factory_analytics(
+        session=session,
+        principal=user,
+        settings=request.app.state.settings,
+        org_id=org_id,
+        start=weeks[0],
+        end=weeks[-1] + timedelta(days=6),
+        granularity="week",
+    )
+    use = analytics.weekly_use(out)
+    locale = locale_of(request)
+    parts = [
+        charts.utilisation_chart(
+            [charts.Series(u.title, u.points) for u in use if u.lab == lab], weeks, lab=lab, locale=locale
         )
-        booked = [(s, e) for a, s, e in rows if a == m.id and s is not None and e is not None]
-        values = []
-        for w in weeks:
-            lo = datetime.combine(w, time(0), UTC)
-            hi = lo + timedelta(days=7)
-            values.append((_hours(open_time, lo, hi), _hours(booked, lo, hi)))
-        series.append((m.title, values))
-    return charts.utilisation_svg(series, [w.isoformat() for w in weeks], locale)
+        for lab in (False, True)
+    ]
+    return "".join(parts)
 
 
-def _hours(intervals: list[tuple[datetime, datetime]], lo: datetime, hi: datetime) -> float:
-    return sum(max((min(e, hi) - max(s, lo)).total_seconds(), 0) for s, e in intervals) / 3600
+EARNINGS_MONTHS = 6
+
+
+async def earnings_chart(request: Request, session: SessionDep, user: Principal, *, org_id: uuid.UUID) -> str | None:
+    """Earnings per month (net of commission, as the ledger booked them at settlement) for the last six months,
+    in the factory's main currency; None before anything was earned."""
+    today = datetime.now(UTC).date()
+    months = [_month_start(today, back) for back in range(EARNINGS_MONTHS - 1, -1, -1)]
+    out = await analytics.factory_analytics(
+        session=session,
+        principal=user,
+        settings=request.app.state.settings,
+        org_id=org_id,
+        start=months[0],
+        end=today,
+        granularity="month",
+    )
+    per_month: dict[date, dict[str, int]] = {b.start: b.organisation.earnings for b in out.buckets}
+    totals: dict[str, int] = {}
+    for earned in per_month.values():
+        for cur, amount in earned.items():
+            totals[cur] = totals.get(cur, 0) + amount
+    if not any(totals.values()):
+        return None
+    currency = max(totals, key=lambda cur: totals[cur])
+    locale = locale_of(request)
+    name = i18n.babel_name(locale)
+    points = [
+        (format_skeleton("yMMM", m, locale=name), float(to_major(per_month.get(m, {}).get(currency, 0), currency)))
+        for m in months
+    ]
+    title = i18n.translations(locale).gettext("Earnings per month")
+    return charts.bars_svg(points, title, currency, locale=locale)
+
+
+def _month_start(today: date, back: int) -> date:
+    """The first day of the month ``back`` months before ``today``'s."""
+    index = today.year * 12 + today.month - 1 - back
+    return date(index // 12, index % 12 + 1, 1)

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from listings.models import AssetKind
 from listings.repository import ListingsRepository
+from marketplace.billing.invoice_repository import InvoiceListRepository
 from marketplace.bookings import service as bookings
 from marketplace.bookings.models import Booking
 from marketplace.bookings.repository import BookingPageQueries
@@ -19,9 +19,10 @@ from marketplace.bookings.transitions import RELEASABLE
 from marketplace.core.db import SessionDep
 from marketplace.core.errors import AppError
 from marketplace.orgs.repository import OrgRepository
-from marketplace.web import i18n
-from marketplace.web.core import N_, BookingAction, CsrfChecked, SignedIn, WebError, locale_of, redirect, render
+from marketplace.web.core import BookingAction, CsrfChecked, SignedIn, WebError, locale_of, redirect, render
 from marketplace.web.factory import supplier_org
+from marketplace.web.form_errors_service import error_code, message_from_code
+from marketplace.web.invoices_state import PAYMENT_STATE, labeller, payment_state
 
 router = APIRouter(prefix="/factory/{org_id}", include_in_schema=False)
 
@@ -34,6 +35,10 @@ async def incoming(request: Request, org_id: uuid.UUID, session: SessionDep, use
         a.id: a.title for a in await ListingsRepository(session).assets_of_org(org_id, None, after=None, limit=1000)
     }
     buyers = await OrgRepository(session).names(b.buyer_org_id for b in rows)
+    money_repo = InvoiceListRepository(session)
+    invoices = await money_repo.of_bookings([b.id for b in rows])
+    balances = await money_repo.balances(list(invoices))
+    states = {bid: payment_state(inv, balances.get(bid, {})) for bid, inv in invoices.items()}
     return render(
         request,
         "factory/bookings.html",
@@ -42,7 +47,10 @@ async def incoming(request: Request, org_id: uuid.UUID, session: SessionDep, use
             "rows": rows,
             "titles": titles,
             "buyers": buyers,
-            "error": request.query_params.get("error"),
+            "invoices": invoices,
+            "payment_states": states,
+            "payment_state": labeller(locale_of(request), PAYMENT_STATE),
+            "error": message_from_code(request.query_params.get("error"), locale=locale_of(request)),
             "now": datetime.now(UTC),
             "starts_at": bookings.starts_at,
             "release_window": _release_window,
@@ -78,19 +86,5 @@ async def booking_action(
         await act.perform(session, user)
     except AppError as exc:
         await session.rollback()  # the failed service call may have flushed part of its work
-        return redirect(f"/factory/{act.org_id}/bookings?error={quote(_action_error(request, exc))}")
+        return redirect(f"/factory/{act.org_id}/bookings?error={error_code(exc)}")  # a code: never free text
     return redirect(f"/factory/{act.org_id}/bookings")
-
-
-# The refusals of the early-completion and release rules, in the page's language.
-_ACTION_MESSAGES = {
-    "nothing_to_release": N_("There is no booked time left to release."),
-    "not_releasable": N_("A lab booking keeps its samples: there is no time to release."),
-}
-
-
-def _action_error(request: Request, exc: AppError) -> str:
-    message = _ACTION_MESSAGES.get(exc.code)
-    if exc.code == "validation_error" and exc.detail.startswith("reason:"):
-        message = N_("Say why the work was finished before the booked start.")
-    return i18n.translations(locale_of(request)).gettext(message) if message else exc.detail

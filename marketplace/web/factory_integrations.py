@@ -4,25 +4,28 @@ earnings statement (page and CSV)."""
 from __future__ import annotations
 
 import uuid
-from urllib.parse import quote
+from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from listings.models import AssetKind
 from listings.repository import ListingsRepository
-from marketplace.billing.endpoints import statement_csv_rows
 from marketplace.bookings.endpoints import calendar_token
 from marketplace.bookings.schemas import WebhookCreate
+from marketplace.core.csv_export import csv_response, safe_cell
 from marketplace.core.db import SessionDep
 from marketplace.core.errors import AppError
 from marketplace.notifications import webhooks
 from marketplace.orgs import service as orgs
 from marketplace.orgs.schemas import ApiKeyCreate
-from marketplace.web.core import CsrfChecked, SignedIn, field_errors, redirect, render
+from marketplace.web import i18n, labels
+from marketplace.web.core import N_, CsrfChecked, SignedIn, locale_of, redirect, render
 from marketplace.web.factory import supplier_org
-from payments import ledger
+from marketplace.web.form_errors_service import error_code, errors_from_url
+from payments import ledger, money
 
 router = APIRouter(prefix="/factory/{org_id}", include_in_schema=False)
 
@@ -61,6 +64,10 @@ async def _integrations_page(
             "feeds": feeds,
             "hooks": hooks,
             "new_key": new_secret,
+            # A refused key or webhook: the code in the URL, its message beside the field (key-name, hook-url).
+            "errors": errors_from_url(
+                request.query_params, locale=locale_of(request), prefixes={"key": "key-", "hook": "hook-"}
+            ),
         },
         user=user,
     )
@@ -76,13 +83,11 @@ async def create_key(
     await supplier_org(session, user, org_id)
     form = await request.form()
     try:
-        data = ApiKeyCreate(
-            name=str(form.get("name") or "integration"), scopes=[str(s) for s in form.getlist("scopes")]
-        )
+        data = ApiKeyCreate(name=str(form.get("name") or "").strip(), scopes=[str(s) for s in form.getlist("scopes")])
         _, secret = await orgs.create_api_key(session, user, org_id=org_id, data=data)
     except (ValidationError, AppError) as exc:
         await session.rollback()  # the failed service call may have flushed part of its work
-        return redirect(f"/factory/{org_id}/integrations?error={quote(str(field_errors(exc)))}")
+        return redirect(f"/factory/{org_id}/integrations?error={error_code(exc)}&form=key")  # a code, not text
     return await _integrations_page(request, org_id, session, user=user, new_secret=secret)  # shown once, here
 
 
@@ -119,15 +124,63 @@ async def earnings(request: Request, org_id: uuid.UUID, session: SessionDep, use
     )
 
 
+EARNINGS_CSV_HEADER = (
+    N_("Date"),
+    N_("Entry"),
+    N_("Account"),
+    N_("Currency"),
+    N_("Debit"),
+    N_("Credit"),
+    N_("Balance"),
+    N_("Booking ID"),
+)
+_EARNINGS_BATCH = 2000
+
+
+async def earnings_rows(
+    maker: async_sessionmaker[AsyncSession], org_id: uuid.UUID, *, locale: str
+) -> AsyncIterator[list[str]]:
+    """The header in ``locale``, then every ledger line of the organisation, oldest first: the entry and account
+    in words, the debit or credit in major units beside its currency, the account's running balance. Each
+    batch is read in its own short transaction; lines are immutable and keyed by increasing id."""
+    gettext = i18n.translations(locale).gettext
+    words = labels.helpers(gettext, locale)
+    yield [gettext(h) for h in EARNINGS_CSV_HEADER]
+    running: dict[tuple[str, str], int] = {}
+    after: int | None = None
+    while True:
+        async with maker() as session:
+            lines = await ledger.statement_lines(
+                session, org_id=org_id, limit=_EARNINGS_BATCH, after_id=after, newest_first=False
+            )
+        if not lines:
+            return
+        for line in lines:
+            amount, currency = int(line["amount"]), str(line["currency"])
+            key = (str(line["account"]), currency)
+            running[key] = running.get(key, 0) + amount
+            yield [
+                safe_cell(line["created_at"]),
+                safe_cell(words["ledger_text"](line["kind"], line["memo"])),
+                safe_cell(words["account_name"](line["account"])),
+                currency,
+                money.input_value(amount, currency) if amount > 0 else "",
+                money.input_value(-amount, currency) if amount < 0 else "",
+                money.input_value(running[key], currency),
+                str(line["booking_id"] or ""),
+            ]
+        if len(lines) < _EARNINGS_BATCH:
+            return
+        after = int(lines[-1]["line_id"])
+
+
 @router.get("/earnings.csv")
 async def earnings_csv(request: Request, org_id: uuid.UUID, session: SessionDep, user: SignedIn) -> Response:
-    """The organisation's whole statement as CSV (the API's export, for the signed-in web user)."""
+    """The organisation's whole statement as CSV for spreadsheets, in the page's language (the API's
+    statement CSV stays as it is, for programs)."""
     await supplier_org(session, user, org_id)
-    return StreamingResponse(
-        statement_csv_rows(request.app.state.sessionmaker, org_id, None),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="statement-{org_id}.csv"'},
-    )
+    rows = earnings_rows(request.app.state.sessionmaker, org_id, locale=locale_of(request))
+    return csv_response(rows, filename=f"earnings-{org_id}.csv")
 
 
 @router.post("/integrations/webhooks")
@@ -149,5 +202,5 @@ async def create_webhook(
         )
     except (ValidationError, AppError) as exc:
         await session.rollback()  # the failed service call may have flushed part of its work
-        return redirect(f"/factory/{org_id}/integrations?error={quote(next(iter(field_errors(exc).values())))}")
+        return redirect(f"/factory/{org_id}/integrations?error={error_code(exc)}&form=hook")  # a code, not text
     return await _integrations_page(request, org_id, session, user=user, new_secret=endpoint.secret)

@@ -7,13 +7,13 @@ Catalogs live in ``marketplace/web/translations/<locale>/LC_MESSAGES/messages.po
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale
-from babel.dates import format_datetime
+from babel.dates import format_datetime, get_timezone_name
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_currency
@@ -83,7 +83,32 @@ def zone(name: str | None, fallback: str = "UTC") -> ZoneInfo:
         return ZoneInfo(fallback)
 
 
+# Times are shown to the minute (never seconds), written the locale's way (CLDR patterns).
+MINUTE_PATTERNS = {"zh-CN": "yyyy年M月d日 HH:mm", "en": "d MMM yyyy, HH:mm"}
+
+
 def when(value: datetime | None, locale: str, tz: str | None) -> str:
+    """A moment to the minute in zone ``tz`` (an unknown zone: UTC), e.g. "7 Dec 2026, 09:00"."""
     if value is None:
         return "–"
-    return format_datetime(value.astimezone(zone(tz)), "medium", locale=Locale.parse(babel_name(locale)))
+    if value.tzinfo is None:  # stored times are UTC; a naive one is read as UTC rather than the server's zone
+        value = value.replace(tzinfo=UTC)
+    pattern = MINUTE_PATTERNS.get(locale, MINUTE_PATTERNS[DEFAULT_LOCALE])
+    return format_datetime(value.astimezone(zone(tz)), pattern, locale=Locale.parse(babel_name(locale)))
+
+
+def zone_name(tz: str | None, locale: str, at: datetime | None = None) -> str:
+    """A zone as people read it: its identifier and its name in the locale at moment ``at`` (summer time
+    counts), e.g. "Asia/Shanghai / China Standard Time" or "Asia/Shanghai / 中国标准时间"."""
+    info = zone(tz)
+    moment = (at if at is not None and at.tzinfo is not None else datetime.now(UTC)).astimezone(info)
+    name = get_timezone_name(moment, "long", locale=Locale.parse(babel_name(locale)))
+    return f"{info.key} / {name}"
+
+
+def site_when(value: datetime | None, locale: str, site_tz: str | None) -> str:
+    """A moment that belongs to a site (a booking slot, availability) in the site's own zone, with the zone
+    named: "7 Dec 2026, 09:00 (Asia/Shanghai / China Standard Time)"."""
+    if value is None:
+        return "–"
+    return f"{when(value, locale, site_tz)} ({zone_name(site_tz, locale, value)})"

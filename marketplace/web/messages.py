@@ -18,7 +18,7 @@ from marketplace.core.principal import Principal
 from marketplace.core.text import Line
 from marketplace.web import i18n
 from marketplace.web.core import CsrfChecked, SignedIn, WebError, form_errors, locale_of, member_org, redirect, render
-from marketplace.web.negotiation_views import REFUSALS, page_helpers, refusal
+from marketplace.web.negotiation_views import REFUSALS, page_helpers, refusal, refusal_text
 from marketplace.web.negotiation_wiring import ThreadRef, download, post_message, thread_messages
 
 router = APIRouter(include_in_schema=False)
@@ -49,7 +49,7 @@ async def _show(
         "can_post": True,
         "form": form or {},
         "errors": errors or {},
-        "error": request.query_params.get("error"),
+        "error": refusal_text(request, request.query_params.get("error")),
     }
     status = 200 if errors is None else 422
     return render(request, "messages/thread.html", {**ctx, **page_helpers(request)}, status=status, user=user)
@@ -76,7 +76,7 @@ def _body_errors(request: Request, exc: Exception) -> dict[str, str]:
     code = getattr(exc, "code", None)
     if code in ("payload_too_large", "unsupported_media_type"):
         return {"file": refusal(request, exc)}
-    errors = {"_": refusal(request, exc)} if code in REFUSALS else form_errors(exc)
+    errors = {"_": refusal(request, exc)} if code in REFUSALS else form_errors(exc, locale=locale_of(request))
     return {("body" if k in ("body", "_") else k): v for k, v in errors.items()}
 
 

@@ -23,7 +23,14 @@ from marketplace.quotes.repository import QuoteRepository
 from marketplace.requests import service as requests_service
 from marketplace.requests.schemas import RequestUpdate
 from marketplace.web.core import CsrfChecked, SignedIn, WebError, member_org, redirect, render
-from marketplace.web.negotiation_views import QuoteActionPath, page_helpers, quote_view, refusal, run_quote_action
+from marketplace.web.negotiation_views import (
+    QuoteActionPath,
+    page_helpers,
+    quote_view,
+    refusal_code,
+    run_quote_action,
+    url_refusal,
+)
 from marketplace.web.negotiation_wiring import add_drawing, invitations_of, invite, request_drawings, request_threads
 from payments.errors import PaymentsError
 
@@ -35,9 +42,14 @@ def _page(org_id: uuid.UUID, request_id: uuid.UUID) -> str:
     return f"/buyer/{org_id}/requests/{request_id}/quotes"
 
 
-def _back(org_id: uuid.UUID, request_id: uuid.UUID, message: str | None = None, *, anchor: str = "") -> Response:
+def _back(
+    org_id: uuid.UUID, request_id: uuid.UUID, code: str | None = None, *, anchor: str = "", quote: Any = None
+) -> Response:
+    """Back to the request's quotes page; a refusal travels as a code (``refusal_code``), never as text, with
+    the quote it concerns (its card shows the message)."""
     url = _page(org_id, request_id)
-    return redirect(f"{url}?error={urlquote(message)}{anchor}" if message else f"{url}{anchor}")
+    which = f"&quote={quote}" if quote else ""
+    return redirect(f"{url}?error={urlquote(code)}{which}{anchor}" if code else f"{url}{anchor}")
 
 
 async def _request(session: SessionDep, user: Principal, *, org_id: uuid.UUID, request_id: uuid.UUID) -> Any:
@@ -64,6 +76,7 @@ async def request_quotes(
     names = await OrgRepository(session).names(supplier_ids)
     titles = await ListingsPageQueries(session).titles([q.quote.asset_id for q in rows])
     views = [quote_view(q, titles=titles, names=names) for q in rows]
+    error, quote_errors = url_refusal(request)
     ctx = {
         "org": org,
         "req": req,
@@ -82,8 +95,8 @@ async def request_quotes(
             {"id": s, "name": names.get(s, ""), "unread": unread.get(s, 0)}
             for s in sorted(supplier_ids, key=lambda s: names.get(s, ""))
         ],
-        "errors": {},
-        "error": request.query_params.get("error"),
+        "errors": quote_errors,
+        "error": error,
         "notice": None,
     }
     return render(request, "negotiation/buyer_request.html", {**ctx, **page_helpers(request)}, user=user)
@@ -104,7 +117,7 @@ async def settings(
         await requests_service.update(session=session, principal=user, request_id=request_id, data=data)
     except FAILURES as exc:
         await session.rollback()
-        return _back(org_id, request_id, refusal(request, exc), anchor="#settings")
+        return _back(org_id, request_id, refusal_code(exc), anchor="#settings")
     return _back(org_id, request_id, anchor="#settings")
 
 
@@ -118,7 +131,7 @@ async def upload_drawing(
         await add_drawing(request, session, user, org_id=org_id, request_id=request_id, upload=form.get("file"))
     except FAILURES as exc:
         await session.rollback()
-        return _back(org_id, request_id, refusal(request, exc), anchor="#drawings")
+        return _back(org_id, request_id, refusal_code(exc), anchor="#drawings")
     return _back(org_id, request_id, anchor="#drawings")
 
 
@@ -132,7 +145,7 @@ async def ask_for_quote(
         await invite(session, user, request_id=request_id, asset_id=uuid.UUID(str(form.get("asset_id") or "")))
     except FAILURES as exc:
         await session.rollback()
-        return redirect(f"/buyer/{org_id}/requests/{request_id}?error={urlquote(refusal(request, exc))}")
+        return redirect(f"/buyer/{org_id}/requests/{request_id}?error={refusal_code(exc)}")
     return _back(org_id, request_id, anchor="#invitations")
 
 
@@ -154,5 +167,5 @@ async def quote_action(
             return redirect(f"/buyer/{org_id}/bookings/{booking.id}")
     except FAILURES as exc:
         await session.rollback()
-        return _back(org_id, request_id, refusal(request, exc), anchor=anchor)
+        return _back(org_id, request_id, refusal_code(exc), anchor=anchor, quote=quote_id)
     return _back(org_id, request_id, anchor=anchor)

@@ -35,14 +35,18 @@ from marketplace.web.core import (
     render,
 )
 from marketplace.web.factory import supplier_org
+from marketplace.web.form_errors import placed
 from marketplace.web.negotiation_views import (
     REFUSALS,
     QuoteActionPath,
     page_helpers,
     quote_view,
     refusal,
+    refusal_code,
+    refusal_text,
     run_quote_action,
     terms_payload,
+    url_refusal,
 )
 from marketplace.web.negotiation_wiring import (
     accept_nda,
@@ -91,7 +95,12 @@ async def board(
         items, next_cursor = await opportunity_page(session, user, org_id=org_id, cursor=cursor)
     except AppError:
         raise WebError(404, "not_found") from None
-    ctx = {"org": org, "items": items, "next_cursor": next_cursor, "error": request.query_params.get("error")}
+    ctx = {
+        "org": org,
+        "items": items,
+        "next_cursor": next_cursor,
+        "error": refusal_text(request, request.query_params.get("error")),
+    }
     return render(request, "negotiation/opportunities.html", {**ctx, **page_helpers(request)}, user=user)
 
 
@@ -124,6 +133,7 @@ async def _opportunity_page(
         rows = []
     rows = [q for q in rows if q.quote.supplier_org_id == org_id]
     titles = await ListingsPageQueries(session).titles([q.quote.asset_id for q in rows])
+    error, quote_errors = url_refusal(request)
     ctx = {
         "org": org,
         "o": opp,
@@ -136,7 +146,8 @@ async def _opportunity_page(
         "unread": (await request_threads(session, user, request_id=request_id)).get(org_id, 0),
         "form": form or {},
         "errors": errors or {},
-        "error": request.query_params.get("error"),
+        "quote_errors": quote_errors,
+        "error": error,
         "notice": None,
     }
     status = 200 if errors is None else 422
@@ -150,9 +161,12 @@ async def opportunity(
     return await _opportunity_page(request, session, user, org_id=org_id, request_id=request_id)
 
 
-def _back(org_id: uuid.UUID, request_id: uuid.UUID, message: str | None = None) -> Response:
+def _back(org_id: uuid.UUID, request_id: uuid.UUID, code: str | None = None, *, quote: Any = None) -> Response:
+    """Back to the opportunity; a refusal travels as a code (``refusal_code``), never as text, with the quote
+    it concerns (its card shows the message)."""
     page = f"/factory/{org_id}/opportunities/{request_id}"
-    return redirect(f"{page}?error={urlquote(message)}" if message else page)
+    which = f"&quote={quote}" if quote else ""
+    return redirect(f"{page}?error={urlquote(code)}{which}" if code else page)
 
 
 @router.post("/factory/{org_id}/opportunities/{request_id}/nda")
@@ -164,7 +178,7 @@ async def nda_accept(
         await accept_nda(session, user, request, request_id=request_id)
     except FAILURES as exc:
         await session.rollback()
-        return _back(org_id, request_id, refusal(request, exc))
+        return _back(org_id, request_id, refusal_code(exc))
     return _back(org_id, request_id)
 
 
@@ -180,7 +194,7 @@ async def decline(
         )
     except FAILURES as exc:
         await session.rollback()
-        return _back(org_id, request_id, refusal(request, exc))
+        return _back(org_id, request_id, refusal_code(exc))
     return redirect(f"/factory/{org_id}/opportunities")
 
 
@@ -208,10 +222,25 @@ async def submit_quote(
     return _back(org_id, request_id)
 
 
+# Where the quote form shows each field of QuoteCreate.
+QUOTE_FIELDS = {
+    "asset_id": "asset_id",
+    "currency": "asset_id",
+    "amount": "amount",
+    "drop_off_date": "drop_off_date",
+    "samples": "samples",
+    "start": "start",
+    "end": "end",
+    "valid_until": "valid_until",
+    "note": "note",
+}
+
+
 def _quote_errors(request: Request, exc: Exception) -> dict[str, str]:
     """Field errors next to their fields; a refusal of the quote rules above the form, translated."""
-    errors = form_errors(exc)
-    return {"_": refusal(request, exc)} if "_" in errors or getattr(exc, "code", None) in REFUSALS else errors
+    if getattr(exc, "code", None) in REFUSALS:
+        return {"_": refusal(request, exc)}
+    return placed(form_errors(exc, locale=locale_of(request), aliases=QUOTE_FIELDS), QUOTE_FIELDS.values())
 
 
 @router.post("/factory/{org_id}/quotes/{quote_id}/{action}")
@@ -229,7 +258,7 @@ async def quote_action(
         await run_quote_action(request, session, user, current=current, action=action, form=form)
     except FAILURES as exc:
         await session.rollback()
-        return _back(org_id, request_id, refusal(request, exc))
+        return _back(org_id, request_id, refusal_code(exc), quote=quote_id)
     if action == "accept":
         return redirect(f"/factory/{org_id}/bookings")
     return _back(org_id, request_id)

@@ -19,8 +19,9 @@ from marketplace.core.text import Line
 from marketplace.quotes import service as quotes
 from marketplace.quotes.convert import version_out
 from marketplace.quotes.schemas import CounterIn, DeclineIn
-from marketplace.web import i18n
+from marketplace.web import i18n, labels
 from marketplace.web.core import N_, WebError, form_errors, locale_of, parse_money_input, viewer_tz
+from marketplace.web.form_errors_service import error_code, message_from_code
 
 # Quote states, invitation states and the two parties, as people read them (the code stays in data-status).
 QUOTE_LABELS = {
@@ -56,9 +57,10 @@ def page_helpers(request: Request) -> dict[str, Any]:
 
     return {
         "when": when,
-        "qlabel": lambda code: gettext(QUOTE_LABELS[code]) if code in QUOTE_LABELS else code,
-        "ilabel": lambda code: gettext(INVITATION_LABELS[code]) if code in INVITATION_LABELS else code,
-        "party": lambda code: gettext(PARTIES[code]) if code in PARTIES else code,
+        # An unknown code reads "Other", never the code (marketplace.web.labels).
+        "qlabel": lambda code: gettext(QUOTE_LABELS.get(code, labels.OTHER)),
+        "ilabel": lambda code: gettext(INVITATION_LABELS.get(code, labels.OTHER)),
+        "party": lambda code: gettext(PARTIES.get(code, labels.OTHER)),
         "filesize": filesize,
         "local_input": local_input,
     }
@@ -81,11 +83,41 @@ REFUSALS = {
 
 
 def refusal(request: Request, exc: Exception) -> str:
-    """What to show next to the form when a service refused: a known refusal translated, else its message."""
+    """What to show next to the form when a service refused: a known refusal translated, else the error's
+    translated message (marketplace/web/form_errors.py), never the service's English."""
     code = getattr(exc, "code", None)
     if isinstance(exc, AppError) and code in REFUSALS:
         return i18n.translations(locale_of(request)).gettext(REFUSALS[code])
-    return next(iter(form_errors(exc).values()))
+    return " ".join(form_errors(exc, locale=locale_of(request)).values())
+
+
+def refusal_code(exc: Exception) -> str:
+    """The refusal as a short code for a redirect's URL (never free text there); see :func:`refusal_text`."""
+    code = getattr(exc, "code", None)
+    if isinstance(exc, AppError) and code in REFUSALS:
+        return str(code)
+    return error_code(exc)
+
+
+def refusal_text(request: Request, code: str | None) -> str | None:
+    """The message of a :func:`refusal_code` from the URL, in the page's language (None without a code)."""
+    if not code:
+        return None
+    if code in REFUSALS:
+        return i18n.translations(locale_of(request)).gettext(REFUSALS[code])
+    return message_from_code(code, locale=locale_of(request))
+
+
+def url_refusal(request: Request) -> tuple[str | None, dict[str, str]]:
+    """The refusal the previous request redirected with: ``(message for the top of the page, {quote id:
+    message})``. A refused quote action names its quote (``&quote=<id>``): the message goes on that card."""
+    message = refusal_text(request, request.query_params.get("error"))
+    quote = request.query_params.get("quote") or ""
+    try:
+        quote_id = str(uuid.UUID(quote)) if quote and message else ""
+    except ValueError:
+        quote_id = ""
+    return (None, {quote_id: message}) if quote_id and message else (message, {})
 
 
 def filesize(size: int | None) -> str:

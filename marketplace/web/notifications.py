@@ -12,7 +12,7 @@ from marketplace.core.db import SessionDep
 from marketplace.core.errors import AppError
 from marketplace.core.pagination import CursorParam, decode_keyset, encode_cursor
 from marketplace.notifications import service as notifications
-from marketplace.web.core import CsrfChecked, SignedIn, WebError, WebUser, redirect, render
+from marketplace.web.core import CsrfChecked, SignedIn, WebError, WebUser, locale_of, redirect, render
 from marketplace.web.negotiation_views import page_helpers
 
 router = APIRouter(include_in_schema=False)
@@ -32,10 +32,12 @@ async def centre(request: Request, session: SessionDep, user: SignedIn, cursor: 
         encode_cursor([rows[PAGE - 1].created_at.isoformat(), str(rows[PAGE - 1].id)]) if len(rows) > PAGE else None
     )
     unread = await notifications.unread_count(session, user_id=user.user_id)
+    locale = locale_of(request)
+    items = [(n, *notifications.shown_in(n, locale)) for n in rows[:PAGE]]
     return render(
         request,
         "messages/notifications.html",
-        {"items": rows[:PAGE], "next_cursor": next_cursor, "unread": unread, "error": None, **page_helpers(request)},
+        {"items": items, "next_cursor": next_cursor, "unread": unread, "error": None, **page_helpers(request)},
         user=user,
     )
 

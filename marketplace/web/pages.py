@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from pydantic import ValidationError
 
+from marketplace.analytics.repository import AnalyticsRepository
 from marketplace.core.db import SessionDep
-from marketplace.core.errors import AppError
-from marketplace.orgs import service as orgs
 from marketplace.orgs.repository import OrgRepository
-from marketplace.orgs.schemas import VerificationDocument, VerificationSubmit
-from marketplace.web.core import CsrfChecked, SignedIn, WebError, field_errors, redirect, render
+from marketplace.web import verification_form
+from marketplace.web.core import CsrfChecked, SignedIn, WebError, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -24,28 +21,14 @@ async def dashboard(request: Request, session: SessionDep, user: SignedIn) -> HT
     if user.user_id is None:  # an API key is not a signed-in person
         raise WebError(403, "forbidden")
     memberships = await OrgRepository(session).memberships_of(user.user_id)
-    return render(request, "dashboard.html", {"memberships": memberships}, user=user)
+    # The observatory is for observers (a granted region) and admins: nobody else is shown a door that says 403.
+    observer = user.is_platform_admin or bool(await AnalyticsRepository(session).prefixes_of(user.user_id))
+    return render(request, "dashboard.html", {"memberships": memberships, "observer": observer}, user=user)
 
 
 @router.post("/orgs/{org_id}/verification")
 async def submit_verification(
     request: Request, org_id: uuid.UUID, session: SessionDep, user: SignedIn, _csrf: CsrfChecked
 ) -> Response:
-    """The owner sends the company's details and a document reference for an admin to verify."""
-    form = await request.form()
-    try:
-        data = VerificationSubmit(
-            legal_name=str(form.get("legal_name") or ""),
-            uscc=str(form.get("uscc") or "") or None,
-            documents=[
-                VerificationDocument(
-                    name=str(form.get("document_name") or "business licence"),
-                    reference=str(form.get("document_reference") or ""),
-                )
-            ],
-        )
-        await orgs.submit_verification(session, user, org_id=org_id, data=data)
-    except (ValidationError, AppError) as exc:
-        await session.rollback()  # the failed service call may have flushed part of its work
-        return redirect(f"/dashboard?error={quote(next(iter(field_errors(exc).values())))}")
-    return redirect("/dashboard?notice=submitted")
+    """The owner sends the company's details and the business licence (a file) for an admin to verify."""
+    return await verification_form.submit(request, session, user, org_id=org_id)

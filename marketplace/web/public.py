@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, Response
 from pydantic import ValidationError
 
 from listings import service as listings
@@ -20,11 +21,13 @@ from marketplace.auth import two_factor
 from marketplace.auth.schemas import RegisterIn
 from marketplace.bookings.repository import BookingPageQueries
 from marketplace.core.db import SessionDep
-from marketplace.core.errors import AppError, RateLimited, validation_message
+from marketplace.core.errors import AppError, RateLimited
 from marketplace.core.text import Line
 from marketplace.orgs.repository import OrgRepository
 from marketplace.web import account_2fa, account_sessions, i18n
+from marketplace.web import form_errors as web_form_errors
 from marketplace.web.core import (
+    BROWSER_LOCALE_COOKIE,
     CsrfChecked,
     WebError,
     WebUser,
@@ -33,7 +36,9 @@ from marketplace.web.core import (
     redirect,
     render,
     safe_next,
+    viewer_tz,
 )
+from marketplace.web.factory_certificates import listing_certificates
 
 router = APIRouter(include_in_schema=False)
 
@@ -63,8 +68,26 @@ def taxonomy_choices(locale: str) -> dict[str, Any]:
 
 @router.get("/", response_class=HTMLResponse)
 async def home(request: Request, session: SessionDep, user: WebUser) -> HTMLResponse:
-    latest = await ListingsPageQueries(session).latest_published(6)
-    return render(request, "public/home.html", {"latest": latest, **taxonomy_choices(locale_of(request))}, user=user)
+    """What the platform does for a factory and for a buyer, the two ways in, a search box and the market's
+    figures. The figures count what the public search shows anyway, and only once enough organisations
+    stand behind them (the observatory's k: a market of one or two factories is not described by numbers)."""
+    queries = ListingsPageQueries(session)
+    latest = await queries.latest_published(6)
+    figures = await queries.market_figures()
+    if figures["factories"] < request.app.state.settings.observatory_min_organisations:
+        figures = {}
+    ctx = {"latest": latest, "figures": figures, **taxonomy_choices(locale_of(request))}
+    return render(request, "public/home.html", ctx, user=user)
+
+
+@router.get("/favicon.ico", include_in_schema=False)
+async def favicon() -> FileResponse:
+    """Browsers ask for /favicon.ico whatever the page links: the same SVG mark, cached for a day."""
+    return FileResponse(
+        Path(__file__).parent / "static" / "favicon.svg",
+        media_type="image/svg+xml",
+        headers={"Cache-Control": "public, max-age=86400"},
+    )
 
 
 @router.get("/search", response_class=HTMLResponse)
@@ -96,7 +119,7 @@ async def search(
     )
     try:
         if date_from or date_to or minutes:
-            tz = i18n.zone(request.cookies.get("tz"), "Asia/Shanghai")
+            tz = i18n.zone(viewer_tz(request))  # the decoded cookie, as the page shows times
             start = datetime.combine(date.fromisoformat(date_from), time(0), tz) if date_from else datetime.now(UTC)
             end = (
                 (datetime.combine(date.fromisoformat(date_to), time(0), tz) + timedelta(days=1))
@@ -110,7 +133,7 @@ async def search(
         hits, last = await listings.search(session, q, config=_config(request), blocked=_blocked())
     except (ListingsError, AppError, ValueError) as exc:
         await session.rollback()  # the failed service call may have flushed part of its work
-        errors = field_errors(exc) if not isinstance(exc, ValueError) else {"_": str(exc)}
+        errors = field_errors(exc, locale=locale)
         hits, last = [], None
     next_cursor = None
     if last is not None:
@@ -142,9 +165,7 @@ async def listing(request: Request, asset_id: uuid.UUID, session: SessionDep, us
     if site is None:  # the foreign key makes this impossible; never a 500 if it happens
         raise WebError(404, "not_found")
     org = await OrgRepository(session).get(asset.org_id)
-    certs = (await repo.valid_standards([(asset.org_id, asset.site_id)], date.today())).get(
-        (asset.org_id, asset.site_id), []
-    )
+    certs = await listing_certificates(session, user, org_id=asset.org_id, site_id=asset.site_id)
     reviews = await BookingPageQueries(session).reviews_of_asset(asset.id, subject_org_id=asset.org_id, limit=20)
     ctx: dict[str, Any] = {"asset": asset, "site": site, "org": org, "certificates": certs, "reviews": reviews}
     site_zone = i18n.zone(site.timezone)
@@ -193,14 +214,9 @@ def _safe_next(target: str) -> str:
     return safe_next(target)
 
 
-def _login_error(request: Request, exc: AppError) -> str:
+def _login_errors(request: Request, exc: AppError) -> dict[str, str]:
     """A refused sign-in in the visitor's language, with how long to wait (marketplace/core/ratelimit.py)."""
-    if isinstance(exc, RateLimited):
-        message = i18n.translations(locale_of(request)).gettext(
-            "Too many attempts. Please wait %(seconds)s seconds and try again."
-        )
-        return message % {"seconds": exc.extra.get("retry_after", 1)}
-    return exc.detail
+    return field_errors(exc, locale=locale_of(request), aliases={"current_password": "password"})
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -208,10 +224,15 @@ async def login(
     request: Request,
     session: SessionDep,
     _csrf: CsrfChecked,
-    email: Annotated[Line, Form()],
-    password: Annotated[str, Form()],
+    email: Annotated[Line, Form()] = "",
+    password: Annotated[str, Form()] = "",
     next: Annotated[Line, Form()] = "/",
 ) -> Response:
+    if not email.strip() or not password:  # nothing to check: say which field is missing, count no attempt
+        required = i18n.translations(locale_of(request)).gettext(web_form_errors.REQUIRED)
+        missing = {name: required for name, value in (("email", email.strip()), ("password", password)) if not value}
+        ctx = {"next": _safe_next(next), "errors": missing, "email": email}
+        return render(request, "account/login.html", ctx, status=422)
     limiter = request.app.state.login_limiter
     ip = request.client.host if request.client else "unknown"
     try:
@@ -226,7 +247,7 @@ async def login(
         page = render(
             request,
             "account/login.html",
-            {"next": _safe_next(next), "errors": {"_": _login_error(request, exc)}, "email": email},
+            {"next": _safe_next(next), "errors": _login_errors(request, exc), "email": email},
             status=exc.status_code,
         )
         if isinstance(exc, RateLimited):
@@ -243,8 +264,27 @@ async def logout(request: Request, session: SessionDep, _csrf: CsrfChecked) -> R
 
 
 @router.get("/register", response_class=HTMLResponse)
-async def register_page(request: Request, user: WebUser) -> HTMLResponse:
-    return render(request, "account/register.html", {"errors": {}, "form": {}}, user=user)
+async def register_page(request: Request, user: WebUser, role: Line | None = None) -> HTMLResponse:
+    form = {f"role_{role}": "1"} if role in ("supplier", "buyer") else {}  # the home page's two ways in
+    return render(request, "account/register.html", {"errors": {}, "form": form}, user=user)
+
+
+# Where the registration form shows each field of RegisterIn (the organisation's fields are nested in "org").
+_REGISTER_FIELDS = {
+    "email": "email",
+    "password": "password",
+    "full_name": "full_name",
+    "org.name": "org_name",
+    "org.roles": "roles",
+    "org.country": "country",
+    "org.legal_name": "legal_name",
+    "org.uscc": "uscc",
+    "uscc": "uscc",
+    "country": "country",
+    "name": "org_name",
+    "roles": "roles",
+    "legal_name": "legal_name",
+}
 
 
 @router.post("/register", response_class=HTMLResponse)
@@ -270,19 +310,13 @@ async def register(request: Request, session: SessionDep, _csrf: CsrfChecked) ->
         await limiter.hit("register", f"ip:{ip}")
         data = RegisterIn.model_validate(payload)
         user, _ = await auth_service.register(session, data)
-    except ValidationError as exc:
+    except (ValidationError, AppError) as exc:
         await session.rollback()  # the failed service call may have flushed part of its work
-        errors: dict[str, str] = {}
-        for err in exc.errors():
-            loc = [str(p) for p in err["loc"]]
-            key = loc[-1] if loc and loc[0] == "org" else (loc[0] if loc else "_")
-            errors.setdefault(key, validation_message(err))
-        return render(request, "account/register.html", {"errors": errors, "form": form}, status=422)
-    except AppError as exc:
-        await session.rollback()  # the failed service call may have flushed part of its work
-        return render(
-            request, "account/register.html", {"errors": field_errors(exc), "form": form}, status=exc.status_code
+        errors = web_form_errors.placed(
+            field_errors(exc, locale=locale_of(request), aliases=_REGISTER_FIELDS), _REGISTER_FIELDS.values()
         )
+        status = exc.status_code if isinstance(exc, AppError) else 422
+        return render(request, "account/register.html", {"errors": errors, "form": form}, status=status)
     await account_sessions.sign_in(request, session, user=user)
     return redirect("/dashboard")
 
@@ -290,17 +324,24 @@ async def register(request: Request, session: SessionDep, _csrf: CsrfChecked) ->
 @router.post("/lang")
 async def set_language(
     request: Request,
-    session: SessionDep,
-    user: WebUser,
     _csrf: CsrfChecked,
     locale: Annotated[Line, Form()],
     next: Annotated[Line, Form()] = "/",
 ) -> Response:
+    """The header's language switch: this browser's choice only, kept in a cookie of its own (it outlives
+    signing in and out). The account's saved language, used for e-mails and by browsers that have made no
+    choice, is edited on the account page (``/account``); an unknown locale changes nothing."""
+    response = redirect(_safe_next(next))
     if locale in i18n.LOCALES:
-        request.session["locale"] = locale
-        if user is not None and user.user_id is not None:
-            await auth_service.set_locale(session, user_id=user.user_id, locale=locale)
-    return redirect(_safe_next(next))
+        response.set_cookie(
+            BROWSER_LOCALE_COOKIE,
+            locale,
+            max_age=365 * 24 * 3600,
+            httponly=True,
+            samesite="lax",
+            secure=request.app.state.settings.environment == "production",
+        )
+    return response
 
 
 async def sites_by_id(session: SessionDep, ids: list[uuid.UUID]) -> dict[uuid.UUID, Site]:

@@ -22,7 +22,9 @@ from marketplace.core.text import Line
 from marketplace.orgs import service as orgs
 from marketplace.orgs.models import MemberRole
 from marketplace.orgs.schemas import MemberInvite
-from marketplace.web.core import CsrfChecked, SignedIn, WebError, redirect, render
+from marketplace.web import i18n
+from marketplace.web.core import N_, CsrfChecked, SignedIn, WebError, locale_of, redirect, render
+from marketplace.web.form_errors import REQUIRED
 
 router = APIRouter(include_in_schema=False)
 
@@ -55,6 +57,19 @@ def _person(user: SignedIn) -> None:
 
 @router.get("/orgs/{org_id}/team", response_class=HTMLResponse)
 async def team_page(request: Request, org_id: uuid.UUID, session: SessionDep, user: SignedIn) -> HTMLResponse:
+    return await _team(request, session, user, org_id=org_id)
+
+
+async def _team(
+    request: Request,
+    session: SessionDep,
+    user: SignedIn,
+    *,
+    org_id: uuid.UUID,
+    errors: dict[str, str] | None = None,
+    form: dict[str, str] | None = None,
+) -> HTMLResponse:
+    """The team page, or (with ``errors``) re-rendered with the invitation form as posted and its errors."""
     _person(user)
     try:
         org = await orgs.get_for_member(session, user, org_id)
@@ -63,11 +78,10 @@ async def team_page(request: Request, org_id: uuid.UUID, session: SessionDep, us
     members = await orgs.list_members(session, user, org_id)
     is_owner = user.is_owner(org_id) or user.is_platform_admin
     invitations = await orgs.list_invitations(session, user, org_id, now=utcnow()) if is_owner else []
+    ctx = {"org": org, "members": members, "invitations": invitations, "is_owner": is_owner}
+    status = 422 if errors else 200
     return render(
-        request,
-        "team/team.html",
-        {"org": org, "members": members, "invitations": invitations, "is_owner": is_owner},
-        user=user,
+        request, "team/team.html", {**ctx, "errors": errors or {}, "form": form or {}}, status=status, user=user
     )
 
 
@@ -80,22 +94,32 @@ async def _act(session: SessionDep, org_id: uuid.UUID, *, done: str, action: Awa
     return redirect(f"/orgs/{org_id}/team?notice={done}")
 
 
+# Refusals of an invitation shown beside its e-mail field.
+_INVITE_ERRORS = {
+    "already_member": N_("This e-mail address already belongs to a member."),
+    "invalid_email": N_("Please enter a valid e-mail address."),
+}
+
+
 @router.post("/orgs/{org_id}/team/invite")
 async def invite(
     request: Request, org_id: uuid.UUID, session: SessionDep, user: SignedIn, _csrf: CsrfChecked
 ) -> Response:
     form = await request.form()
+    email = str(form.get("email") or "").strip()
+    gettext = i18n.translations(locale_of(request)).gettext
     try:
-        data = MemberInvite(email=str(form.get("email") or ""), role=str(form.get("role") or "member"))  # type: ignore[arg-type]
-    except ValidationError:
-        return redirect(f"/orgs/{org_id}/team?error=invalid_email")
-    settings = request.app.state.settings
-    return await _act(
-        session,
-        org_id,
-        done="invited",
-        action=orgs.invite_member(session, user, org_id=org_id, data=data, settings=settings, now=utcnow()),
-    )
+        data = MemberInvite(email=email, role=str(form.get("role") or "member"))  # type: ignore[arg-type]
+        settings = request.app.state.settings
+        await orgs.invite_member(session, user, org_id=org_id, data=data, settings=settings, now=utcnow())
+    except (ValidationError, AppError) as exc:
+        await session.rollback()
+        code = _code(exc)
+        if code not in _INVITE_ERRORS:
+            return redirect(f"/orgs/{org_id}/team?error={code}")
+        message = gettext(_INVITE_ERRORS[code] if email else REQUIRED)
+        return await _team(request, session, user, org_id=org_id, errors={"email": message}, form={"email": email})
+    return redirect(f"/orgs/{org_id}/team?notice=invited")
 
 
 @router.post("/orgs/{org_id}/team/members/{user_id}/role")

@@ -4,7 +4,6 @@ time is released only through an explicit, confirmed action; on a Chinese page, 
 from __future__ import annotations
 
 import re
-from urllib.parse import unquote
 
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -51,7 +50,8 @@ async def test_factory_page_asks_a_reason_for_early_completion_and_releases_only
 
     refused = await client.post(f"{base}/complete", data={"csrf_token": csrf, "result_reference": "R-7"})
     assert refused.status_code == 303
-    assert "请说明为何在预订开始时间之前完工。" in unquote(refused.headers["location"])
+    assert refused.headers["location"].endswith("?error=early_reason_required")  # a code, never free text
+    assert "请说明为何在预订开始时间之前完工。" in (await client.get(refused.headers["location"])).text
     assert (await client.get(api, headers=m["supplier"])).json()["status"] == "in_progress"
 
     done = await client.post(f"{base}/complete", data={"csrf_token": csrf, "reason": "夜班提前完成"})
@@ -68,7 +68,8 @@ async def test_factory_page_asks_a_reason_for_early_completion_and_releases_only
     assert 'data-action="release"' not in page  # released once; nothing left
 
     again = await client.post(f"{base}/release", data={"csrf_token": csrf})
-    assert "没有可释放的剩余预订时段。" in unquote(again.headers["location"])
+    assert again.headers["location"].endswith("?error=nothing_to_release")
+    assert "没有可释放的剩余预订时段。" in (await client.get(again.headers["location"])).text
 
     # The buyer's booking page shows the release on the timeline.
     await _sign_in(client, m["buyer"], "en")

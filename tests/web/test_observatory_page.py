@@ -25,6 +25,7 @@ async def test_observer_sees_their_region_table_and_downloads_csv(client: AsyncC
     )
     assert grant.status_code in (200, 201), grant.text
     await _sign_in(client, reg["email"])
+    assert 'href="/observatory"' in (await client.get("/dashboard")).text  # the dashboard shows the way in
     page = await client.get("/observatory")
     assert page.status_code == 200 and 'id="observatory-table"' in page.text and "Regional observatory" in page.text
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
@@ -42,6 +43,7 @@ async def test_a_user_without_a_grant_cannot_open_the_observatory(client: AsyncC
     reg, _ = await signed_up(client, roles=("supplier",))
     await _sign_in(client, reg["email"])
     assert (await client.get("/observatory")).status_code == 403
+    assert 'href="/observatory"' not in (await client.get("/dashboard")).text  # no door that answers 403
 
 
 async def test_admin_sees_every_region(client: AsyncClient, db: AsyncSession) -> None:
