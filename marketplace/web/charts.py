@@ -223,12 +223,12 @@ def _table(caption: str, head: Sequence[str], rows: Sequence[Sequence[str]], *, 
 
 _MACHINE = {
     "title": N_("Machine hours booked per week, as a share of available time"),
-    "y": N_("% of available time"),
+    "y": N_("Share of available time (%)"),
     "cell": N_("%(used)s of %(capacity)s h (%(share)s)"),
 }
 _LAB = {
     "title": N_("Lab samples booked per week, as a share of sample capacity"),
-    "y": N_("% of sample capacity"),
+    "y": N_("Share of sample capacity (%)"),
     "cell": N_("%(used)s of %(capacity)s samples (%(share)s)"),
 }
 
@@ -307,7 +307,7 @@ def trend_svg(points: list[tuple[str, float | None]], locale: str) -> str:
         title=title,
         desc=_("Share of listed machine hours booked in each month: %(values)s.")
         % {"values": "; ".join(f"{label} {value}" for label, value in zip(labels, shown, strict=True))},
-        y_label=_("% of listed hours that were booked"),
+        y_label=_("Share of listed hours booked (%)"),
         x_labels=labels,
         names=[title],
         values=[values],

@@ -66,3 +66,14 @@ def test_extraction_finds_the_messages_of_templates_and_code() -> None:
     assert any(where.endswith(".html") for where in used.values())
     assert any(where.endswith(".py") for where in used.values())
     assert len(used) > 300
+
+
+def test_the_catalogs_compile_without_placeholder_errors() -> None:
+    """``pybabel compile`` (run by ``make``'s install step) refuses a catalog whose python-format message and
+    translation disagree, e.g. a message starting with "% of": a fresh machine would fail to install."""
+    for locale in ("zh_CN", "en"):
+        path = WEB / "translations" / locale / "LC_MESSAGES" / "messages.po"
+        with path.open("rb") as fh:
+            catalog = read_po(fh, locale=locale)
+        problems = [(message.id, [str(e) for e in errors]) for message, errors in catalog.check()]
+        assert not problems, (locale, problems)

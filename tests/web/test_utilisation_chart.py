@@ -99,8 +99,9 @@ async def _factory_with_bookings(client: AsyncClient, db: AsyncSession) -> dict[
 @pytest.mark.parametrize(
     ("lang", "y_machine", "y_lab", "machine_cell", "lab_cell", "closed"),
     [
-        ("en", "% of available time", "% of sample capacity", "10 of 168 h (6 %)", "5 of 70 samples (7 %)", "closed"),
-        ("zh-CN", "占可用时间的百分比", "占样品产能的百分比", "168 小时中已订 10 小时（6 %）",
+        ("en", "Share of available time (%)", "Share of sample capacity (%)", "10 of 168 h (6 %)",
+         "5 of 70 samples (7 %)", "closed"),
+        ("zh-CN", "占可用时间的比例（%）", "占样品产能的比例（%）", "168 小时中已订 10 小时（6 %）",
          "70 个样品中已订 5 个（7 %）", "不开放"),
     ],
 )  # fmt: skip
@@ -169,7 +170,7 @@ def test_trend_chart_labels_months_marks_gaps_and_lists_the_numbers() -> None:
     html = charts.trend_svg([("2026-09", 0.42), ("2026-10", None), ("2026-11", 0.5), ("2026-12", 0.61)], "zh-CN")
     svg = _svgs(html)["trend"]
     assert _texts(svg, "x-label") == ["2026年9月", "2026年10月", "2026年11月", "2026年12月"]
-    assert _texts(svg, "y-label") == ["挂牌工时中已预订的百分比"]
+    assert _texts(svg, "y-label") == ["挂牌工时中已预订的比例（%）"]
     assert len(list(svg.iter(f"{SVG}circle"))) == 3  # the suppressed month is a gap, not a zero
     assert "42 %" in (svg.find(f"{SVG}desc").text or "")  # type: ignore[union-attr]
     assert "<td>已隐藏</td>" in html and "<td>61 %</td>" in html

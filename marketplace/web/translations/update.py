@@ -40,7 +40,19 @@ def main() -> None:
         po = HERE / locale / "LC_MESSAGES" / "messages.po"
         action = "update" if po.exists() else "init"
         subprocess.run(
-            [str(bin_dir / "pybabel"), action, "-i", str(pot), "-d", str(HERE), "-l", locale, "--no-wrap"], check=True
+            [
+                str(bin_dir / "pybabel"),
+                action,
+                "-i",
+                str(pot),
+                "-d",
+                str(HERE),
+                "-l",
+                locale,
+                "--no-wrap",
+                "--ignore-obsolete",
+            ],
+            check=True,
         )
 
 
