@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import unquote
 
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -43,7 +42,8 @@ async def test_buyer_places_a_card_hold_from_the_booking_page(
     # No hold yet: the form answers with the reason, the booking stays held.
     early = await client.post(f"{page_url}/pay", data={"csrf_token": token})
     assert early.status_code == 303 and "error=" in early.headers["location"]
-    assert "not authorised" in unquote(early.headers["location"])
+    assert "error=payment_not_authorised" in early.headers["location"]  # a code in the URL, never text
+    assert "The payment was not authorised." in (await client.get(early.headers["location"])).text
     await confirm_card(localstripe_url, pay["payment_intent_id"])  # what Stripe.js does in the browser
     done = await client.post(f"{page_url}/pay", data={"csrf_token": token})
     assert done.status_code == 303 and "error" not in done.headers["location"]
