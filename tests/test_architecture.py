@@ -240,3 +240,30 @@ def test_the_keyword_check_sees_a_positional_helper_but_not_a_route(tmp_path: Pa
     assert positional_heavy_functions(tmp_path) == [
         "marketplace/service.py:1 org(session, name, kind, region, lat, lon, uscc, verified)"
     ]
+
+
+# --- No assert in source ----------------------------------------------------------------------------------
+
+
+def asserts_in_source(root: Path = ROOT) -> list[str]:
+    """``assert`` statements outside tests: ``python -O`` strips them, so a check written as one vanishes in
+    an optimised deployment; source code raises explicit errors instead."""
+    found = []
+    for package in ("marketplace", "listings", "payments", "matching"):
+        for path in sorted((root / package).rglob("*.py")):
+            tree = ast.parse(path.read_text())
+            found += [f"{path.relative_to(root)}:{n.lineno}" for n in ast.walk(tree) if isinstance(n, ast.Assert)]
+    return found
+
+
+def test_source_code_has_no_assert_statements() -> None:
+    assert asserts_in_source() == []
+
+
+def test_the_assert_check_sees_an_assert(tmp_path: Path) -> None:
+    """Control: an ``assert`` in a service is reported; the word in a string or comment is not."""
+    (tmp_path / "marketplace").mkdir()
+    (tmp_path / "marketplace" / "service.py").write_text('x = "assert y"  # assert z\nassert x\n')
+    for package in ("listings", "payments", "matching"):
+        (tmp_path / package).mkdir()
+    assert asserts_in_source(tmp_path) == ["marketplace/service.py:2"]

@@ -72,7 +72,8 @@ class _Run:
 
     def who(self, role: str, buyer: Principal) -> Principal:
         principal = {"buyer": buyer, "supplier": self.supplier, "admin": self.cast.admin}[role]
-        assert principal is not None
+        if principal is None:  # the supplier is set per booking before any of its actions
+            raise RuntimeError(f"no {role} to act for this demo booking")
         return principal
 
     supplier: Principal | None = None  # set per booking
