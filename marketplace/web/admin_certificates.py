@@ -25,12 +25,12 @@ from listings.schemas import Decision
 from marketplace.admin import moderation
 from marketplace.admin.queue_repository import AdminQueueRepository
 from marketplace.core.db import SessionDep
-from marketplace.core.pagination import CursorParam, keyset_page
+from marketplace.core.pagination import keyset_page
 from marketplace.core.text import Line, Text
 from marketplace.documents.certificate_scans import scan_documents
-from marketplace.web import account_2fa, i18n
-from marketplace.web.admin_queues import PAGE_SIZE, PageSize, keyset_of, next_url, require_admin
-from marketplace.web.core import N_, CsrfChecked, SignedIn, WebError, locale_of, redirect, render
+from marketplace.web import account_2fa
+from marketplace.web.admin_queues import Queue, keyset_of, messages, require_admin
+from marketplace.web.core import N_, CsrfChecked, SignedIn, WebError, redirect, render
 
 # In production an admin without two-factor sign-in is refused every page here (see account_2fa.py).
 router = APIRouter(prefix="/admin", include_in_schema=False, dependencies=[Depends(account_2fa.admin_two_factor_gate)])
@@ -52,30 +52,13 @@ ERRORS = {
 }
 
 
-def _messages(request: Request, notice: str | None, error: str | None) -> dict[str, str | None]:
-    """The page's notice and error codes in the viewer's language (an unknown code shows nothing)."""
-    gettext = i18n.translations(locale_of(request)).gettext
-    return {
-        "notice": gettext(NOTICES[notice]) if notice in NOTICES else None,
-        "error": gettext(ERRORS[error]) if error in ERRORS else None,
-    }
-
-
 @router.get("/certificates", response_class=HTMLResponse)
-async def certificates(
-    request: Request,
-    session: SessionDep,
-    user: SignedIn,
-    cursor: CursorParam = None,
-    limit: PageSize = PAGE_SIZE,
-    notice: Line | None = None,
-    error: Line | None = None,
-    row: uuid.UUID | None = None,
-) -> HTMLResponse:
+async def certificates(request: Request, session: SessionDep, user: SignedIn, q: Queue) -> HTMLResponse:
     """Certificates waiting for a check, the longest waiting first, each with its scan: verify or reject."""
     require_admin(user)
-    rows = await AdminQueueRepository(session).pending_certificates(after=keyset_of(request, cursor), limit=limit + 1)
-    page, more = keyset_page(rows, limit)
+    repo = AdminQueueRepository(session)
+    rows = await repo.pending_certificates(after=keyset_of(request, q.cursor), limit=q.limit + 1)
+    page, more = keyset_page(rows, q.limit)
     scans = await scan_documents(session, [c.id for c in page])
     return render(
         request,
@@ -84,10 +67,10 @@ async def certificates(
             "rows": page,
             "scans": scans,
             "today": date.today(),
-            "cursor": cursor or "",
-            "next_url": next_url(PATH, more, limit=limit if limit != PAGE_SIZE else None),
-            "row": row,
-            **_messages(request, notice, error),
+            "cursor": q.cursor or "",
+            "next_url": q.next_url(PATH, more),
+            "row": q.row,
+            **messages(request, q.notice, q.error, notices=NOTICES, errors=ERRORS),
         },
         user=user,
     )

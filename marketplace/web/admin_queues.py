@@ -9,6 +9,7 @@ dispute, re-render the page through :func:`disputes_page`."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
@@ -77,70 +78,87 @@ def next_url(path: str, next_cursor: str | None, **query: Any) -> str | None:
     return f"{path}?{urlencode({**kept, 'cursor': next_cursor})}"
 
 
-def messages(request: Request, notice: str | None, error: str | None) -> dict[str, str | None]:
+def messages(
+    request: Request,
+    notice: str | None,
+    error: str | None,
+    *,
+    notices: dict[str, str] = NOTICES,
+    errors: dict[str, str] = ERRORS,
+) -> dict[str, str | None]:
     """A page's notice and error codes in the viewer's language (an unknown code shows nothing)."""
     gettext = i18n.translations(locale_of(request)).gettext
     return {
-        "notice": gettext(NOTICES[notice]) if notice in NOTICES else None,
-        "error": gettext(ERRORS[error]) if error in ERRORS else None,
+        "notice": gettext(notices[notice]) if notice in notices else None,
+        "error": gettext(errors[error]) if error in errors else None,
     }
 
 
-@router.get("/moderation", response_class=HTMLResponse)
-async def moderation(
-    request: Request,
-    session: SessionDep,
-    user: SignedIn,
+@dataclass(frozen=True)
+class QueueQuery:
+    """What a queue page is asked for: the page (cursor, size) and what the last action reported (codes)."""
+
+    cursor: str | None
+    limit: int
+    notice: str | None
+    error: str | None
+    row: uuid.UUID | None
+
+    def next_url(self, path: str, more: str | None) -> str | None:
+        return next_url(path, more, limit=self.limit if self.limit != PAGE_SIZE else None)
+
+
+def queue_query(
+    *,
     cursor: CursorParam = None,
     limit: PageSize = PAGE_SIZE,
     notice: Line | None = None,
     error: Line | None = None,
     row: uuid.UUID | None = None,
-) -> HTMLResponse:
+) -> QueueQuery:
+    return QueueQuery(cursor, limit, notice, error, row)
+
+
+Queue = Annotated[QueueQuery, Depends(queue_query)]
+
+
+@router.get("/moderation", response_class=HTMLResponse)
+async def moderation(request: Request, session: SessionDep, user: SignedIn, q: Queue) -> HTMLResponse:
     """Listings waiting for review, the longest waiting first, with their owner: approve or reject."""
     require_admin(user)
-    rows = await AdminQueueRepository(session).pending_listings(after=keyset_of(request, cursor), limit=limit + 1)
-    page, more = keyset_page(rows, limit)
+    rows = await AdminQueueRepository(session).pending_listings(after=keyset_of(request, q.cursor), limit=q.limit + 1)
+    page, more = keyset_page(rows, q.limit)
     return render(
         request,
         "admin/moderation.html",
         {
             "rows": page,
-            "cursor": cursor or "",
-            "next_url": next_url("/admin/moderation", more, limit=limit if limit != PAGE_SIZE else None),
-            "row": row,
-            **messages(request, notice, error),
+            "cursor": q.cursor or "",
+            "next_url": q.next_url("/admin/moderation", more),
+            "row": q.row,
+            **messages(request, q.notice, q.error),
         },
         user=user,
     )
 
 
 @router.get("/flags", response_class=HTMLResponse)
-async def flags(
-    request: Request,
-    session: SessionDep,
-    user: SignedIn,
-    cursor: CursorParam = None,
-    limit: PageSize = PAGE_SIZE,
-    notice: Line | None = None,
-    error: Line | None = None,
-    row: uuid.UUID | None = None,
-) -> HTMLResponse:
+async def flags(request: Request, session: SessionDep, user: SignedIn, q: Queue) -> HTMLResponse:
     """Open reports of listings, the oldest first: the listing's title and link, the reason in the viewer's
     language, the reporter and their organisation; resolve the report or suspend the listing."""
     require_admin(user)
     locale = locale_of(request)
-    rows = await AdminQueueRepository(session).open_flags(after=keyset_of(request, cursor), limit=limit + 1)
-    page, more = keyset_page(rows, limit)
+    rows = await AdminQueueRepository(session).open_flags(after=keyset_of(request, q.cursor), limit=q.limit + 1)
+    page, more = keyset_page(rows, q.limit)
     return render(
         request,
         "admin/flags.html",
         {
             "rows": [(f, reason_label(f.reason_code, locale), f.reason) for f in page],
-            "cursor": cursor or "",
-            "next_url": next_url("/admin/flags", more, limit=limit if limit != PAGE_SIZE else None),
-            "row": row,
-            **messages(request, notice, error),
+            "cursor": q.cursor or "",
+            "next_url": q.next_url("/admin/flags", more),
+            "row": q.row,
+            **messages(request, q.notice, q.error),
         },
         user=user,
     )
