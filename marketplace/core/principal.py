@@ -23,6 +23,8 @@ API_SCOPES: frozenset[str] = frozenset(
         "payments:read",
         "analytics:read",
         "webhooks:write",
+        "documents:read",
+        "documents:write",
     }
 )
 

@@ -132,6 +132,8 @@ class Settings(BaseSettings):
     # files follow its invoice's legal retention (China's accounting archives: 30 years for vouchers).
     drawing_retention_days: int = Field(default=548, ge=1)
     booking_document_retention_years: int = Field(default=30, ge=1)
+    # An upload attached to nothing (or whose certificate/organisation is gone) is deleted after this long.
+    document_unattached_hours: int = Field(default=24, ge=1)
     # The platform NDA's text version suppliers accept before seeing drawings (docs/nda.md holds the text).
     nda_version: str = "2026-12"
 

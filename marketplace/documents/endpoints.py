@@ -108,12 +108,13 @@ async def upload_document(
 @router.get(
     "/documents/{document_id}",
     response_class=StreamingResponse,
-    responses={**_BYTES, **error_responses(401, 404, 422)},
+    responses={**_BYTES, **error_responses(401, 403, 404, 422)},
     summary="Download a document (404 unless you may read it)",
 )
 async def download_document(
     document_id: uuid.UUID, session: SessionDep, principal: OptionalPrincipal, storage: StorageDep
 ) -> StreamingResponse:
+    service.require_scope(principal, service.READ)
     doc, body = await service.download(session, principal=principal, storage=storage, document_id=document_id)
     return bytes_response(doc, body)
 
@@ -121,22 +122,24 @@ async def download_document(
 @router.get(
     "/documents/{document_id}/meta",
     response_model=DocumentOut,
-    responses=error_responses(401, 404, 422),
+    responses=error_responses(401, 403, 404, 422),
     summary="A document's name, size, type and SHA-256",
 )
 async def document_meta(document_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal) -> DocumentOut:
+    service.require_scope(principal, service.READ)
     return service.document_out(await service.readable(session, principal, document_id))
 
 
 @router.get(
     "/documents/{document_id}/link",
     response_model=LinkOut,
-    responses=error_responses(401, 404, 422),
+    responses=error_responses(401, 403, 404, 422),
     summary="A short-lived download link that works without signing in",
 )
 async def document_link(
     document_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal, settings: SettingsDep, storage: StorageDep
 ) -> LinkOut:
+    service.require_scope(principal, service.READ)
     url, expires_at = await service.create_link(
         session, principal=principal, settings=settings, storage=storage, document_id=document_id
     )

@@ -48,6 +48,26 @@ _RETENTION = sa.text(
     """
 )
 
+# Live documents uploaded before the cutoff that nothing uses: attached to nothing, or only to certificates and
+# organisations (licences) that no longer exist. A link of any other kind (a request, a booking, a message ...)
+# keeps the document: those follow _RETENTION.
+_UNATTACHED = sa.text(
+    """
+    SELECT d.id FROM documents d
+    WHERE d.deleted_at IS NULL AND d.created_at < :cutoff
+      AND NOT EXISTS (
+          SELECT 1 FROM document_links l
+          WHERE l.document_id = d.id
+            AND NOT (l.target_kind = 'certificate'
+                     AND NOT EXISTS (SELECT 1 FROM certificates c WHERE c.id = l.target_id))
+            AND NOT (l.target_kind = 'org_licence'
+                     AND NOT EXISTS (SELECT 1 FROM organisations o WHERE o.id = l.target_id))
+      )
+    ORDER BY d.id
+    LIMIT :limit
+    """
+)
+
 
 class DocumentRepository:
     def __init__(self, session: AsyncSession) -> None:
@@ -171,3 +191,7 @@ class DocumentRepository:
             "limit": limit,
         }
         return list((await self.session.execute(_RETENTION, params)).scalars())
+
+    async def unattached(self, *, cutoff: datetime, limit: int) -> list[uuid.UUID]:
+        """Live documents uploaded before ``cutoff`` that are attached to nothing that still exists."""
+        return list((await self.session.execute(_UNATTACHED, {"cutoff": cutoff, "limit": limit})).scalars())

@@ -24,10 +24,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace.core import audit
 from marketplace.core.errors import Forbidden, NotFound, Unprocessable
+from marketplace.core.jobs import enqueue
 from marketplace.core.principal import Principal
 from marketplace.core.security import purpose_key
 from marketplace.core.settings import Settings
 from marketplace.documents import access
+from marketplace.documents.blobs import REMOVE_BLOB_TASK
 from marketplace.documents.errors import PayloadTooLarge, UnsupportedMediaType
 from marketplace.documents.models import Document
 from marketplace.documents.repository import DocumentRepository
@@ -69,8 +71,20 @@ def sanitise_name(raw: str | None) -> str:
 # -- upload ------------------------------------------------------------------------------------------
 
 
+READ = "documents:read"
+WRITE = "documents:write"
+
+
+def require_scope(principal: Principal | None, scope: str) -> None:
+    """An API key needs ``documents:read`` to read and ``documents:write`` to upload (403); a signed-in user has
+    every scope and an anonymous caller is left to the 404 of :func:`readable`."""
+    if principal is not None and not principal.has_scope(scope):
+        raise Forbidden(f"This API key lacks the '{scope}' scope.")
+
+
 def require_uploader(principal: Principal) -> None:
-    """Checked before the body is read: a verified e-mail and a membership."""
+    """Checked before the body is read: the ``documents:write`` scope, a verified e-mail and a membership."""
+    require_scope(principal, WRITE)
     principal.require_verified_email()
     if not principal.org_ids:
         raise Forbidden("Only members of an organisation can upload documents.")
@@ -377,13 +391,13 @@ async def attached(session: AsyncSession, *, target_kind: str, target_id: uuid.U
 async def delete_documents(
     session: AsyncSession,
     *,
-    storage: Storage,
     document_ids: Sequence[uuid.UUID],
     reason: str,
     actor_user_id: uuid.UUID | None = None,
 ) -> int:
-    """Mark documents deleted (audited) and remove each blob no live row shares any more. Returns how many
-    documents were deleted (already deleted ones are skipped: idempotent)."""
+    """Mark documents deleted (audited) and enqueue, through the outbox, the removal of each blob no live row
+    shares any more: the bytes go only once this transaction has committed (a rollback keeps them readable).
+    Returns how many documents were deleted (already deleted ones are skipped: idempotent)."""
     repo = DocumentRepository(session)
     deleted = await repo.mark_deleted(list(dict.fromkeys(document_ids)))
     for doc in deleted:
@@ -397,9 +411,8 @@ async def delete_documents(
             reason=reason,
         )
     for sha in sorted({d.sha256 for d in deleted}):
-        await repo.lock_blob(sha)
         if await repo.live_count(sha) == 0:
-            await storage.delete(sha)
+            await enqueue(session, REMOVE_BLOB_TASK, sha)
     return len(deleted)
 
 

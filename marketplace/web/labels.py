@@ -139,7 +139,8 @@ API_SCOPES = {
     "requests:read": N_("Read requests"), "requests:write": N_("Post and change requests"),
     "bookings:read": N_("Read bookings"), "bookings:write": N_("Book and act on bookings"),
     "payments:read": N_("Read payments and statements"), "analytics:read": N_("Read statistics"),
-    "webhooks:write": N_("Manage webhooks"),
+    "webhooks:write": N_("Manage webhooks"), "documents:read": N_("Download documents"),
+    "documents:write": N_("Upload documents"),
 }  # fmt: skip
 
 # -- ledger accounts (payments.ledger) ----------------------------------------------------------------------

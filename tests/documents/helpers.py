@@ -5,7 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from httpx import AsyncClient, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from marketplace.documents import blobs as blob_jobs
+from marketplace.documents.storage import Storage
 
 
 async def upload(
@@ -37,3 +42,16 @@ def blobs(root: Path) -> list[Path]:
 def staged(root: Path) -> list[Path]:
     staging = root / "documents" / "staging"
     return sorted(staging.iterdir()) if staging.exists() else []
+
+
+async def run_blob_jobs(session: AsyncSession, storage: Storage) -> list[str]:
+    """Run the ``documents.remove_blob`` jobs waiting in the outbox (as the relay and worker would after commit)
+    with the job function itself; returns the hashes whose blobs were removed."""
+    rows = await session.execute(
+        sa.text("DELETE FROM outbox WHERE task = :task RETURNING args"), {"task": blob_jobs.REMOVE_BLOB_TASK}
+    )
+    removed = []
+    for (args,) in rows.all():
+        if await blob_jobs.remove_if_unused(session, storage=storage, sha256=args[0]):
+            removed.append(args[0])
+    return removed

@@ -16,7 +16,7 @@ from marketplace.core.settings import Settings
 from marketplace.documents import service
 from marketplace.documents.storage import storage_for
 from tests.documents import samples
-from tests.documents.helpers import blobs, staged, upload, uploaded
+from tests.documents.helpers import blobs, run_blob_jobs, staged, upload, uploaded
 from tests.factories import admin_headers, signed_up
 
 
@@ -146,15 +146,18 @@ async def test_identical_bytes_are_stored_once_and_deleting_one_keeps_the_other(
     assert [p.name for p in blobs(settings.data_dir)] == [one["sha256"]]
 
     storage = storage_for(settings)
-    assert await service.delete_documents(db, storage=storage, document_ids=[uuid.UUID(one["id"])], reason="test") == 1
+    assert await service.delete_documents(db, document_ids=[uuid.UUID(one["id"])], reason="test") == 1
+    assert await run_blob_jobs(db, storage) == []  # the other document still uses the blob
     assert [p.name for p in blobs(settings.data_dir)] == [one["sha256"]]
     assert (await client.get(f"/api/v1/documents/{one['id']}", headers=first_org)).status_code == 404
     assert (await client.get(f"/api/v1/documents/{two['id']}", headers=second_org)).content == samples.STL_ASCII
 
-    assert await service.delete_documents(db, storage=storage, document_ids=[uuid.UUID(two["id"])], reason="test") == 1
+    assert await service.delete_documents(db, document_ids=[uuid.UUID(two["id"])], reason="test") == 1
+    assert [p.name for p in blobs(settings.data_dir)] == [one["sha256"]]  # kept until the job runs after commit
+    assert await run_blob_jobs(db, storage) == [one["sha256"]]
     assert blobs(settings.data_dir) == []
     # idempotent: nothing left to delete
-    assert await service.delete_documents(db, storage=storage, document_ids=[uuid.UUID(two["id"])], reason="x") == 0
+    assert await service.delete_documents(db, document_ids=[uuid.UUID(two["id"])], reason="x") == 0
     audit = await db.execute(
         sa.text("SELECT count(*) FROM audit_log WHERE action = 'document.deleted' AND target_id IN (:a, :b)"),
         {"a": one["id"], "b": two["id"]},

@@ -17,7 +17,7 @@ from marketplace.messages.models import Message, MessageThread
 from marketplace.requests.models import BuyerRequest
 from tests.bookings.helpers import book, market, slot
 from tests.documents import samples
-from tests.documents.helpers import blobs, uploaded
+from tests.documents.helpers import blobs, run_blob_jobs, uploaded
 
 
 async def _request(db: AsyncSession, buyer_org: uuid.UUID, *, status: str, closed_at: datetime) -> uuid.UUID:
@@ -100,17 +100,19 @@ async def test_retention_deletes_closed_requests_drawings_and_keeps_open_ones_an
     assert len(blobs(settings.data_dir)) == 7
 
     # before the period is over nothing goes
-    assert await retention.sweep(db, settings=settings, storage=storage, now=base + timedelta(days=days - 1)) == 0
+    assert await retention.sweep(db, settings=settings, now=base + timedelta(days=days - 1)) == 0
 
     after_period = base + timedelta(days=days + 1)
-    assert await retention.sweep(db, settings=settings, storage=storage, now=after_period) == 2
+    assert await retention.sweep(db, settings=settings, now=after_period) == 2
     assert await _live(db, docs) == {"open", "closed+booking", "recent", "ended-booking", "open-message"}
+    await run_blob_jobs(db, storage)
     assert len(blobs(settings.data_dir)) == 5
-    assert await retention.sweep(db, settings=settings, storage=storage, now=after_period) == 0  # idempotent
+    assert await retention.sweep(db, settings=settings, now=after_period) == 0  # idempotent
 
     years_later = base + timedelta(days=365 * settings.booking_document_retention_years + 10)
-    assert await retention.sweep(db, settings=settings, storage=storage, now=years_later) == 2
+    assert await retention.sweep(db, settings=settings, now=years_later) == 2
     assert await _live(db, docs) == {"open", "closed+booking", "open-message"}
+    await run_blob_jobs(db, storage)
     assert len(blobs(settings.data_dir)) == 3
 
     audited = await db.execute(

@@ -86,5 +86,11 @@ async def test_the_retention_task_deletes_in_its_own_transaction_and_is_idempote
         ).scalar_one()
     assert live == {young, opened}
     assert audited == 1
+    assert await storage.exists(shas[old])  # the bytes go with the job the deletion enqueued, after its commit
+    async with committed_engine.connect() as conn:
+        jobs = (await conn.execute(sa.text("SELECT task, args FROM outbox ORDER BY id"))).all()
+    assert [(task, args) for task, args in jobs] == [("documents.remove_blob", [shas[old]])]
+    assert await asyncio.to_thread(document_tasks.remove_blob, shas[old]) is True
+    assert await asyncio.to_thread(document_tasks.remove_blob, shas[old]) is False  # idempotent
     assert not await storage.exists(shas[old])
     assert await storage.exists(shas[young]) and await storage.exists(shas[opened])

@@ -20,7 +20,7 @@ from marketplace.core.settings import Settings
 from marketplace.documents import service
 from marketplace.documents.storage import S3Storage, storage_for
 from tests.documents import samples
-from tests.documents.helpers import uploaded
+from tests.documents.helpers import run_blob_jobs, uploaded
 from tests.factories import signed_up
 from tests.processes import Proc, free_port
 
@@ -95,11 +95,13 @@ async def test_s3_upload_download_presigned_link_dedupe_and_delete(
     )
     assert list(logged.scalars()) == ["api", "link"]  # a presigned link is logged when it is issued
 
-    deleted = await service.delete_documents(db, storage=storage, document_ids=[uuid.UUID(one["id"])], reason="t")
+    deleted = await service.delete_documents(db, document_ids=[uuid.UUID(one["id"])], reason="t")
     assert deleted == 1
     assert _keys(storage) == [sha]
     again = await client.get(f"/api/v1/documents/{two['id']}", headers=second)
     assert again.status_code == 200 and again.content == samples.STEP
-    await service.delete_documents(db, storage=storage, document_ids=[uuid.UUID(two["id"])], reason="t")
+    await service.delete_documents(db, document_ids=[uuid.UUID(two["id"])], reason="t")
+    assert _keys(storage) == [sha]  # removed by the job, after commit
+    assert await run_blob_jobs(db, storage) == [sha]
     assert _keys(storage) == []
     assert not await storage.exists(sha)
