@@ -80,9 +80,13 @@ class PendingCertificate:
     valid_until: date
 
 
-def _after(created: Any, ident: Any, after: Keyset | None) -> list[Any]:
-    """The keyset condition of a page continuing after ``after`` (none on the first page)."""
-    return [] if after is None else [sa.tuple_(created, ident) > sa.tuple_(*after)]
+def _oldest_first(stmt: Any, model: Any, *, after: Keyset | None, limit: int) -> Any:
+    """A queue's page: ``model``'s rows by ``(created_at, id)``, continuing after ``after`` (the first page when
+    None), at most ``limit`` of them."""
+    created, ident = col(model.created_at), col(model.id)
+    if after is not None:
+        stmt = stmt.where(sa.tuple_(created, ident) > sa.tuple_(*after))
+    return stmt.order_by(created, ident).limit(limit)
 
 
 class AdminQueueRepository:
@@ -125,10 +129,9 @@ class AdminQueueRepository:
         stmt = (
             sa.select(Asset, col(Organisation.name))
             .join(Organisation, col(Organisation.id) == col(Asset.org_id))
-            .where(col(Asset.status) == "pending_review", *_after(col(Asset.created_at), col(Asset.id), after))
-            .order_by(col(Asset.created_at), col(Asset.id))
-            .limit(limit)
+            .where(col(Asset.status) == "pending_review")
         )
+        stmt = _oldest_first(stmt, Asset, after=after, limit=limit)
         return [
             PendingListing(
                 id=a.id,
@@ -167,13 +170,9 @@ class AdminQueueRepository:
             .join(Asset, col(Asset.id) == col(ListingFlag.asset_id))
             .join(owner, owner.id == col(Asset.org_id))
             .outerjoin(User, col(User.id) == col(ListingFlag.reporter_user_id))
-            .where(
-                col(ListingFlag.status) == "open",
-                *_after(col(ListingFlag.created_at), col(ListingFlag.id), after),
-            )
-            .order_by(col(ListingFlag.created_at), col(ListingFlag.id))
-            .limit(limit)
+            .where(col(ListingFlag.status) == "open")
         )
+        stmt = _oldest_first(stmt, ListingFlag, after=after, limit=limit)
         return [
             OpenFlag(
                 id=f.id,
@@ -199,10 +198,9 @@ class AdminQueueRepository:
             .join(Asset, col(Asset.id) == col(Booking.asset_id))
             .join(buyer, buyer.id == col(Booking.buyer_org_id))
             .join(supplier, supplier.id == col(Booking.supplier_org_id))
-            .where(col(Booking.status) == "disputed", *_after(col(Booking.created_at), col(Booking.id), after))
-            .order_by(col(Booking.created_at), col(Booking.id))
-            .limit(limit)
+            .where(col(Booking.status) == "disputed")
         )
+        stmt = _oldest_first(stmt, Booking, after=after, limit=limit)
         return [
             OpenDispute(
                 id=b.id,
@@ -227,13 +225,9 @@ class AdminQueueRepository:
             sa.select(Certificate, col(Organisation.name), col(Site.name))
             .join(Organisation, col(Organisation.id) == col(Certificate.org_id))
             .outerjoin(Site, col(Site.id) == col(Certificate.site_id))
-            .where(
-                col(Certificate.status) == "pending",
-                *_after(col(Certificate.created_at), col(Certificate.id), after),
-            )
-            .order_by(col(Certificate.created_at), col(Certificate.id))
-            .limit(limit)
+            .where(col(Certificate.status) == "pending")
         )
+        stmt = _oldest_first(stmt, Certificate, after=after, limit=limit)
         return [
             PendingCertificate(
                 id=c.id,

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -60,3 +62,28 @@ def in_browser(body: Callable[..., T], *args: Any) -> T:
 def artifacts() -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
+
+
+def run_sync(coro: Any) -> Any:
+    """Run a coroutine to completion from sync code, even while pytest-asyncio's loop is running."""
+    import asyncio
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+@contextmanager
+def live_server(server_url: str, redis_url: str, *, prefix: str, settings: Any = None) -> Iterator[tuple[Any, str]]:
+    """The real app served by uvicorn on a freshly migrated database of its own (dropped afterwards): the
+    server and the database's URL, for a module's browser tests."""
+    from tests.bookings.live_server import LiveServer, live_settings
+    from tests.conftest import _admin, create_migrated_database
+
+    name = f"mk_{prefix}_{uuid.uuid4().hex[:8]}"
+    url = run_sync(create_migrated_database(server_url, name))
+    server = LiveServer(url, redis_url, settings or live_settings()).start()
+    try:
+        yield server, url
+    finally:
+        server.stop()
+        run_sync(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -5,11 +5,9 @@ the buyer confirms and reviews. Screenshots of the key pages go to test-artifact
 
 from __future__ import annotations
 
-import asyncio
 import re
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,9 +15,8 @@ from typing import Any
 import pytest
 
 from marketplace.core.security import hash_password
-from tests.bookings.live_server import LiveServer, live_settings, sql
-from tests.conftest import _admin, create_migrated_database
-from tests.web.conftest import in_browser
+from tests.bookings.live_server import LiveServer, sql
+from tests.web.conftest import in_browser, live_server, run_sync
 
 PASSWORD = "correct-horse-battery"
 USCC = {"zh-CN": "91440300708461136T", "en": "914403001922038216"}  # real-world codes, valid check characters
@@ -27,22 +24,10 @@ USCC = {"zh-CN": "91440300708461136T", "en": "914403001922038216"}  # real-world
 LICENCE = {"name": "licence.pdf", "mimeType": "application/pdf", "buffer": b"%PDF-1.4\n1 0 obj <<>> endobj\n%%EOF\n"}
 
 
-def run_sync(coro: Any) -> Any:
-    """Run a coroutine to completion from sync code, even while pytest-asyncio's loop is running."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coro).result()
-
-
 @pytest.fixture(scope="module")
 def live(server_url: str, redis_url: str) -> Iterator[tuple[LiveServer, str]]:
-    name = f"mk_web_{uuid.uuid4().hex[:8]}"
-    url = run_sync(create_migrated_database(server_url, name))
-    server = LiveServer(url, redis_url, live_settings()).start()
-    try:
+    with live_server(server_url, redis_url, prefix="web") as (server, url):
         yield server, url
-    finally:
-        server.stop()
-        run_sync(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def _admin_account(db_url: str) -> str:

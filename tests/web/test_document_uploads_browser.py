@@ -17,26 +17,20 @@ import pytest
 
 from marketplace.demo.builder import generate_uscc
 from tests.bookings.live_server import LiveServer, live_settings
-from tests.conftest import _admin, create_migrated_database
 from tests.documents.samples import PDF, PNG, STEP
 from tests.factories import SUZHOU, machine_payload
-from tests.web.conftest import in_browser
-from tests.web.test_browser_journey import PASSWORD, Journey, _admin_account, run_sync
+from tests.web.conftest import in_browser, live_server
+from tests.web.test_browser_journey import PASSWORD, Journey, _admin_account
 
 WRONG_TYPE = {"zh-CN": "请上传 PDF、JPEG 或 PNG 文件。", "en": "Upload a PDF, JPEG or PNG file."}
 
 
 @pytest.fixture(scope="module")
 def live(server_url: str, redis_url: str) -> Iterator[tuple[LiveServer, str]]:
-    name = f"mk_docs_{uuid.uuid4().hex[:8]}"
-    url = run_sync(create_migrated_database(server_url, name))
     with tempfile.TemporaryDirectory() as data_dir:
-        server = LiveServer(url, redis_url, live_settings(data_dir=Path(data_dir))).start()
-        try:
+        settings = live_settings(data_dir=Path(data_dir))
+        with live_server(server_url, redis_url, prefix="docs", settings=settings) as (server, url):
             yield server, url
-        finally:
-            server.stop()
-            run_sync(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def file(name: str, data: bytes, mime: str) -> dict[str, Any]:

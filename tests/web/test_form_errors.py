@@ -14,9 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.bookings.live_server import LiveServer, live_settings, sql
-from tests.conftest import _admin, create_migrated_database
-from tests.web.conftest import in_browser
+from tests.bookings.live_server import LiveServer, sql
+from tests.web.conftest import in_browser, live_server
 
 PASSWORD = "correct-horse-battery"
 CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -32,14 +31,8 @@ def run_sync(coro: Any) -> Any:
 
 @pytest.fixture(scope="module")
 def live(server_url: str, redis_url: str) -> Iterator[LiveServer]:
-    name = f"mk_forms_{uuid.uuid4().hex[:8]}"
-    url = run_sync(create_migrated_database(server_url, name))
-    server = LiveServer(url, redis_url, live_settings()).start()
-    try:
+    with live_server(server_url, redis_url, prefix="forms") as (server, _url):
         yield server
-    finally:
-        server.stop()
-        run_sync(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def count(server: LiveServer, statement: str, **params: Any) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,10 +15,9 @@ import sqlalchemy as sa
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.bookings.live_server import LiveServer, live_settings
-from tests.conftest import _admin, create_migrated_database
+from tests.bookings.live_server import LiveServer
 from tests.factories import admin_headers, published_asset
-from tests.web.conftest import in_browser
+from tests.web.conftest import in_browser, live_server
 
 PROPOSITIONS = {
     "en": [
@@ -110,14 +108,8 @@ def _run_sync(coro: Any) -> Any:
 
 @pytest.fixture(scope="module")
 def live(server_url: str, redis_url: str) -> Iterator[LiveServer]:
-    name = f"mk_home_{uuid.uuid4().hex[:8]}"
-    url = _run_sync(create_migrated_database(server_url, name))
-    server = LiveServer(url, redis_url, live_settings()).start()
-    try:
+    with live_server(server_url, redis_url, prefix="home") as (server, _url):
         yield server
-    finally:
-        server.stop()
-        _run_sync(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def _first_screen(browser: Any, base: str, locale: str, shots: Path) -> list[dict[str, Any]]:

@@ -14,10 +14,9 @@ from typing import Any
 
 import pytest
 
-from tests.bookings.live_server import LiveServer, _ok, build_market, http_client, live_settings, login, register
-from tests.conftest import _admin, create_migrated_database
+from tests.bookings.live_server import LiveServer, _ok, build_market, http_client, login, register
 from tests.factories import PASSWORD
-from tests.web.conftest import in_browser
+from tests.web.conftest import in_browser, live_server
 
 
 def run_sync(coro: Any) -> Any:
@@ -27,14 +26,8 @@ def run_sync(coro: Any) -> Any:
 
 @pytest.fixture(scope="module")
 def live(server_url: str, redis_url: str) -> Iterator[tuple[LiveServer, str]]:
-    name = f"mk_inv_{uuid.uuid4().hex[:8]}"
-    url = run_sync(create_migrated_database(server_url, name))
-    server = LiveServer(url, redis_url, live_settings()).start()
-    try:
+    with live_server(server_url, redis_url, prefix="inv") as (server, url):
         yield server, url
-    finally:
-        server.stop()
-        run_sync(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 async def _booked_buyer(server: LiveServer, db_url: str) -> dict[str, Any]:

@@ -17,10 +17,9 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from tests.bookings.live_server import LiveServer, admin_headers, live_settings, published, register, verified_supplier
-from tests.conftest import _admin, create_migrated_database
+from tests.bookings.live_server import LiveServer, admin_headers, published, register, verified_supplier
 from tests.factories import PASSWORD, machine_payload
-from tests.web.conftest import in_browser
+from tests.web.conftest import in_browser, live_server
 from tests.web.test_browser_journey import run_sync
 
 STEP = b"ISO-10303-21;\nHEADER;\nFILE_DESCRIPTION(('bracket'),'2;1');\nENDSEC;\nDATA;\nENDSEC;\nEND-ISO-10303-21;\n"
@@ -46,14 +45,8 @@ TEXT = {
 
 @pytest.fixture(scope="module")
 def live(server_url: str, redis_url: str) -> Iterator[LiveServer]:
-    name = f"mk_nego_{uuid.uuid4().hex[:8]}"
-    url = run_sync(create_migrated_database(server_url, name))
-    server = LiveServer(url, redis_url, live_settings()).start()
-    try:
+    with live_server(server_url, redis_url, prefix="nego") as (server, _url):
         yield server
-    finally:
-        server.stop()
-        run_sync(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 async def _market(server: LiveServer, locale: str) -> dict[str, Any]:

@@ -3,12 +3,9 @@ zone taken from the browser's (percent-encoded) cookie, and the same zone in the
 
 from __future__ import annotations
 
-import asyncio
 import html
 import re
-import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,10 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace.web import i18n
 from tests.bookings.helpers import ALWAYS_OPEN, book, slot
-from tests.bookings.live_server import LiveServer, live_settings
-from tests.conftest import _admin, create_migrated_database
+from tests.bookings.live_server import LiveServer
 from tests.factories import BERLIN, PASSWORD, admin_headers, published_asset, signed_up
-from tests.web.conftest import in_browser
+from tests.web.conftest import in_browser, live_server
 
 FOOTER = re.compile(r'<footer[^>]*data-tz="([^"]*)"[^>]*>(.*?)</footer>', re.S)
 SECONDS = re.compile(r"\d{1,2}:\d{2}:\d{2}")
@@ -112,22 +108,10 @@ async def test_the_booking_page_shows_the_slot_in_the_sites_zone(client: AsyncCl
 # -- in a real browser: app.js reports the zone, and the first page is drawn again in it ----------------------
 
 
-def run_sync(coro: Any) -> Any:
-    """Run a coroutine to completion from sync code, even while pytest-asyncio's loop is running."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coro).result()
-
-
 @pytest.fixture(scope="module")
 def live(server_url: str, redis_url: str) -> Iterator[LiveServer]:
-    name = f"mk_tz_{uuid.uuid4().hex[:8]}"
-    url = run_sync(create_migrated_database(server_url, name))
-    server = LiveServer(url, redis_url, live_settings()).start()
-    try:
+    with live_server(server_url, redis_url, prefix="tz") as (server, _url):
         yield server
-    finally:
-        server.stop()
-        run_sync(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def test_a_browser_in_new_york_sees_new_york_time_from_its_first_page(live: LiveServer) -> None:

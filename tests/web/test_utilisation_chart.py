@@ -19,8 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace.core.security import hash_password
 from marketplace.web import charts
-from tests.bookings.live_server import LiveServer, live_settings, sql
-from tests.conftest import _admin, create_migrated_database
+from tests.bookings.live_server import LiveServer, sql
 from tests.factories import (
     PASSWORD,
     SUZHOU,
@@ -34,7 +33,7 @@ from tests.factories import (
     signed_up,
     supplier,
 )
-from tests.web.conftest import in_browser
+from tests.web.conftest import in_browser, live_server
 from tests.web.test_browser_journey import run_sync
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -193,14 +192,8 @@ def test_bar_chart_has_value_axis_period_labels_and_a_table() -> None:
 
 @pytest.fixture(scope="module")
 def live(server_url: str, redis_url: str) -> Iterator[tuple[LiveServer, str]]:
-    name = f"mk_chart_{uuid.uuid4().hex[:8]}"
-    url = run_sync(create_migrated_database(server_url, name))
-    server = LiveServer(url, redis_url, live_settings()).start()
-    try:
+    with live_server(server_url, redis_url, prefix="chart") as (server, url):
         yield server, url
-    finally:
-        server.stop()
-        run_sync(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 async def _live_factory(base: str, db_url: str) -> tuple[str, str]:
