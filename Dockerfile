@@ -51,6 +51,13 @@ ENV PATH="/opt/venv/bin:${PATH}" \
     MARKETPLACE_HOST=0.0.0.0 \
     MARKETPLACE_PORT=8000
 
+# WeasyPrint (the bilingual inspection reports and certificates of conformance) needs Debian's Pango and
+# HarfBuzz, and CJK fonts for the Chinese half of every PDF.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends \
+        libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-noto-cjk \
+    && rm -rf /var/lib/apt/lists/*
+
 RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --home-dir /app --shell /usr/sbin/nologin app
 

@@ -164,6 +164,11 @@ class Asset(SQLModel, table=True):
     daily_sample_capacity: int | None = None
     sample_requirements: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
 
+    # Machines: quality documents sold as add-ons, {kind: price in minor units} (listings/quality_documents.py).
+    quality_documents: dict[str, int] = Field(
+        default_factory=dict, sa_column=sa.Column(pg.JSONB, nullable=False, server_default="{}")
+    )
+
     # Refund shares by notice period, snapshotted into each booking (the bookings issue uses it).
     cancellation_policy: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(pg.JSONB, nullable=True))
     # Start of the next free slot (of min_booking_minutes) from now; maintained for sorting search results.

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from listings.availability import parse_hhmm
+from listings.quality_documents import QualityOffer
 from listings.taxonomy import get_taxonomy
 from payments.money import InvalidAmount, check_currency
 
@@ -269,6 +270,7 @@ class MachineCreate(AssetCommon):
     buffer_minutes: int = Field(default=0, ge=0, le=1440)
     setup_minutes: int = Field(default=0, ge=0, le=1440)
     operator_included: bool = True
+    quality_documents: QualityOffer = Field(default_factory=dict)
 
     @field_validator("process_codes")
     @classmethod
@@ -323,6 +325,7 @@ class AssetUpdate(Strict):
     buffer_minutes: int | None = Field(default=None, ge=0, le=1440)
     setup_minutes: int | None = Field(default=None, ge=0, le=1440)
     operator_included: bool | None = None
+    quality_documents: QualityOffer | None = None
     test_standard: Line | None = Field(default=None, min_length=2, max_length=100)
     accredited: bool | None = None
     price_per_sample: Money | None = None
@@ -369,6 +372,7 @@ class AssetOut(BaseModel):
     buffer_minutes: int | None = None
     setup_minutes: int | None = None
     operator_included: bool | None = None
+    quality_documents: dict[str, int] = Field(default_factory=dict, description="Quality documents on offer")
     test_standard: str | None = None
     accredited: bool | None = None
     price_per_sample: int | None = None

@@ -36,6 +36,10 @@ from marketplace.core.security_headers import SecurityHeadersMiddleware, check_m
 from marketplace.core.settings import Settings, get_settings
 from marketplace.documents.certificate_scans import DocumentStoreScans
 from marketplace.documents.endpoints import router as documents_router
+from marketplace.inspection.endpoints import router as inspection_router
+from marketplace.inspection.quality_endpoints import router as quality_documents_router
+from marketplace.inspection.report_endpoints import router as inspection_report_router
+from marketplace.inspection.verify_endpoints import router as verify_router
 from marketplace.messages.endpoints import router as messages_router
 from marketplace.orgs.endpoints import invitations_router
 from marketplace.orgs.endpoints import router as orgs_router
@@ -114,6 +118,10 @@ def create_app(
     api.include_router(opportunities_router)
     api.include_router(quotes_router)
     api.include_router(messages_router)
+    api.include_router(quality_documents_router)
+    api.include_router(inspection_router)
+    api.include_router(inspection_report_router)
+    api.include_router(verify_router)
     api.include_router(
         listings_endpoints.build_router(
             session_dep=Depends(get_session, scope="function"),

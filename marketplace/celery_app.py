@@ -27,6 +27,8 @@ TASK_MODULES = [
     "marketplace.quotes.tasks",
     "marketplace.quotes.cascade_tasks",
     "marketplace.messages.tasks",
+    "marketplace.inspection.tasks",
+    "marketplace.inspection.pdf_tasks",
 ]
 
 celery = core_celery.celery
@@ -77,6 +79,10 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "documents-retention": {
             "task": "documents.retention",
             "schedule": timedelta(hours=6),
+        },
+        "inspection-overdue-sweep": {
+            "task": "inspection.sweep",
+            "schedule": timedelta(hours=1),
         },
         "analytics-rollup-previous-month": {
             "task": "analytics.rollup_previous_month",

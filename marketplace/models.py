@@ -12,6 +12,7 @@ import marketplace.core.audit
 import marketplace.core.idempotency
 import marketplace.core.jobs
 import marketplace.documents.models
+import marketplace.inspection.models
 import marketplace.messages.models
 import marketplace.notifications.models
 import marketplace.orgs.models
@@ -31,6 +32,7 @@ TABLE_MODULES = (
     marketplace.core.idempotency,
     marketplace.core.jobs,
     marketplace.documents.models,
+    marketplace.inspection.models,
     marketplace.messages.models,
     marketplace.notifications.models,
     marketplace.orgs.models,

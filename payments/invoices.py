@@ -43,6 +43,13 @@ def tax_included(total: int, rate_bp: int) -> int:
     return ledger.round_half_up_div(total * rate_bp, 10_000 + rate_bp)
 
 
+QUALITY_DOCUMENT_NAMES = {
+    "coc": "Certificate of conformance",
+    "fai": "First-article inspection report",
+    "material_cert": "Material certificate (EN 10204 3.1)",
+}
+
+
 def _utc_iso(value: datetime | None) -> str | None:
     if value is None:
         return None
@@ -50,10 +57,10 @@ def _utc_iso(value: datetime | None) -> str | None:
 
 
 def line_items(facts: dict[str, Any], amount: int) -> list[dict[str, Any]]:
-    """The invoice's lines. Each carries a ``kind`` (``machine_time``, ``setup_fee``, ``lab_samples``) and the
-    facts its words are made of (``title``, ``start_at``/``end_at`` in ISO 8601 UTC, ``samples``,
-    ``drop_off_date``), so a reader can word it in any language; ``description`` is the English text the API
-    and older invoices show."""
+    """The invoice's lines. Each carries a ``kind`` (``machine_time``, ``setup_fee``, ``lab_samples``,
+    ``quality_document`` with its ``document``: coc, fai, material_cert) and the facts its words are made of
+    (``title``, ``start_at``/``end_at`` in ISO 8601 UTC, ``samples``, ``drop_off_date``), so a reader can word it
+    in any language; ``description`` is the English text the API and older invoices show."""
     stored_title = facts.get("title") or ""
     title = stored_title or "Booking"
     setup_fee = int(facts.get("setup_fee") or 0)
@@ -74,6 +81,7 @@ def line_items(facts: dict[str, Any], amount: int) -> list[dict[str, Any]]:
             }
         ]
     items = []
+    documents = list(facts.get("quality_documents") or ())
     start, end = facts.get("start_at"), facts.get("end_at")
     hours = round((end - start).total_seconds() / 3600, 2) if start and end else None
     when = f"{start:%Y-%m-%d %H:%M}–{end:%H:%M} UTC" if start and end else ""
@@ -87,7 +95,7 @@ def line_items(facts: dict[str, Any], amount: int) -> list[dict[str, Any]]:
             "quantity": hours,
             "unit": "hour",
             "unit_price": int(facts.get("unit_price") or 0),
-            "amount": amount - setup_fee,
+            "amount": amount - setup_fee - sum(int(price) for _, price in documents),
         }
     )
     if setup_fee:
@@ -101,6 +109,10 @@ def line_items(facts: dict[str, Any], amount: int) -> list[dict[str, Any]]:
                 "amount": setup_fee,
             }
         )
+    for document, price in documents:  # one line per ordered quality document
+        name = QUALITY_DOCUMENT_NAMES.get(document, document)
+        line = {"kind": "quality_document", "document": document, "description": name, "quantity": 1}
+        items.append(line | {"unit": "document", "unit_price": int(price), "amount": int(price)})
     return items
 
 

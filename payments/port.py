@@ -23,6 +23,8 @@ class BookingTerms:
     end_at: datetime | None = None
     samples: int | None = None  # lab samples
     drop_off_date: date | None = None
+    # Quality documents ordered with machine time, (kind, price) each: one invoice line per document.
+    quality_documents: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)

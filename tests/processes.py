@@ -197,3 +197,24 @@ class RedisServer:
             self.proc.kill()
             self.proc.wait(timeout=10)
         self.proc = None
+
+
+def task_client(redis_url: str, queue: str, name: str) -> Any:
+    """A Celery client that sends tasks to ``queue`` and reads their results (the test's own worker)."""
+    from celery import Celery
+
+    from marketplace.core.celery import kombu_url
+
+    url = kombu_url(redis_url)
+    app = Celery(name, broker=url, backend=url)
+    app.conf.task_default_queue = queue
+    return app
+
+
+def run_task(client: Any, worker: Proc, name: str, *args: Any) -> Any:
+    """Run ``name`` on the test's worker and return its result; the worker's output when it does not answer."""
+    result = client.send_task(name, args=list(args))
+    try:
+        return result.get(timeout=60)
+    except Exception:
+        raise AssertionError(f"the worker did not answer {name}; its output:\n{worker.output()}") from None

@@ -7,16 +7,16 @@ import csv
 import io
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from marketplace.analytics.conformance import first_pass_yield
 from marketplace.analytics.observatory import ObservatorySettings
-from marketplace.analytics.periods import buckets, median, offered_hours, ratio, utc_midnight
+from marketplace.analytics.periods import buckets, lab_open_days, median, offered_hours, ratio, utc_midnight
 from marketplace.analytics.repository import COUNTED_STATUSES, AnalyticsRepository
 from marketplace.analytics.schemas import FactoryAnalytics
 from marketplace.core.errors import Forbidden, NotFound, Unprocessable
@@ -28,25 +28,6 @@ ANALYTICS_SCOPE = "analytics:read"
 def _overlap_hours(s: datetime, e: datetime, *, b0: datetime, b1: datetime) -> float:
     lo, hi = max(s, b0), min(e, b1)
     return max(0.0, (hi - lo).total_seconds() / 3600.0)
-
-
-def _lab_open_days(plan: list[dict[str, Any]], tz: str, *, excs: Sequence[Any], first: date, last: date) -> int:
-    """Drop-off days in [first, last), the rule of listings.service.lab_capacity."""
-    zone = ZoneInfo(tz)
-    open_weekdays = {int(w["weekday"]) for w in plan} or {0, 1, 2, 3, 4}
-    n, d = 0, first
-    while d < last:
-        d0 = datetime.combine(d, time(0), zone)
-        d1 = datetime.combine(d + timedelta(days=1), time(0), zone)
-        over = [x for x in excs if x[1] < d1 and x[2] > d0]
-        is_open = d.weekday() in open_weekdays
-        if any(x[3] for x in over):
-            is_open = True
-        if any(not x[3] for x in over):
-            is_open = False
-        n += is_open
-        d += timedelta(days=1)
-    return n
 
 
 def _empty_metrics() -> dict[str, Any]:
@@ -134,7 +115,7 @@ async def factory_analytics(
                     )
             else:
                 days = (
-                    _lab_open_days(a["weekly_plan"], a["timezone"], excs=lab_excs[a["id"]], first=b0d, last=b1d)
+                    lab_open_days(a["weekly_plan"], a["timezone"], excs=lab_excs[a["id"]], first=b0d, last=b1d)
                     if listed
                     else 0
                 )
@@ -229,9 +210,13 @@ async def factory_analytics(
                 "suppliers_used": len(suppliers_used), "median_lead_time_hours": median(lead_hours),
             },
         })  # fmt: skip
-    return FactoryAnalytics.model_validate(
-        {"org_id": org_id, "from": start, "to": end, "granularity": granularity, "buckets": out_buckets}
+    fpy = await first_pass_yield(
+        session, org_id, since=utc_midnight(start), until=utc_midnight(end + timedelta(days=1))
     )
+    return FactoryAnalytics.model_validate({
+        "org_id": org_id, "from": start, "to": end, "granularity": granularity, "buckets": out_buckets,
+        "first_pass_yield": fpy,
+    })  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,11 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from marketplace.analytics import conformance as quality
 from marketplace.analytics import suppression as sup
 from marketplace.analytics.periods import median, months_between, next_month, offered_hours, ratio, utc_midnight
 from marketplace.analytics.repository import AnalyticsRepository, MonthParams
-from marketplace.analytics.schemas import ObservatoryOut
+from marketplace.analytics.schemas import ConformanceCell, LabUtilisationCell, ObservatoryOut
 from marketplace.core.errors import Forbidden, Unprocessable
 from marketplace.core.principal import Principal as Caller
 
@@ -334,18 +335,28 @@ async def observatory_indicators(
     cells: list[dict[str, Any]] = []
     flows: list[dict[str, Any]] = []
     labs: list[dict[str, Any]] = []
+    signals: dict[str, list[dict[str, Any]]] = {"conformance": [], "lab_utilisation": []}
+    # Conformance and lab utilisation have no rollup table: computed from the raw rows, once per month.
+    raw_quality = {m: await quality.quality_month(session, m) for m in months}
+
+    def kept(cell: dict[str, Any]) -> bool:
+        return process is None or cell["process_family"] in (process, sup.TOTAL)
+
     for prefix in prefixes:
         per_month = await _month_rows(session, months, prefix=prefix, today=today)
         for m in months:
             out = aggregate_month(m, prefix=prefix, depth=depth, data=per_month[m], settings=settings)
-            cells += [c for c in out["cells"] if process is None or c["process_family"] in (process, sup.TOTAL)]
+            cells += [c for c in out["cells"] if kept(c)]
             flows += out["flows"]
             labs += out["lab_tests"]
+            q = quality.aggregate_quality(m, prefix=prefix, depth=depth, data=raw_quality[m], settings=settings)
+            for kind, rows in q.items():
+                signals[kind] += [c for c in rows if kept(c)]
     return ObservatoryOut.model_validate({
         "regions": prefixes, "from": months[0], "to": end, "depth": depth, "process": process,
         "min_organisations": settings.observatory_min_organisations,
         "complementary_suppression": settings.observatory_complementary_suppression,
-        "cells": cells, "flows": flows, "lab_tests": labs,
+        "cells": cells, "flows": flows, "lab_tests": labs, **signals,
     })  # fmt: skip
 
 
@@ -356,18 +367,51 @@ INDICATOR_COLUMNS = (
 )  # fmt: skip
 
 
+QUALITY_COLUMNS = (
+    "reported_lots", "accepted_lots", "conformance_rate", "conformance_suppressed", "lab_offered_samples",
+    "lab_booked_samples", "lab_utilization", "lab_utilization_suppressed",
+)  # fmt: skip
+
+
+def _quality_values(conf: ConformanceCell | None, use: LabUtilisationCell | None) -> list[Any]:
+    def v(x: Any) -> Any:
+        return "" if x is None else x
+
+    c = (
+        ["", "", "", ""]
+        if conf is None
+        else [v(conf.reported_lots), v(conf.accepted_lots), v(conf.conformance_rate), str(conf.suppressed).lower()]
+    )
+    u = (
+        ["", "", "", ""]
+        if use is None
+        else [v(use.offered_samples), v(use.booked_samples), v(use.utilization), str(use.suppressed).lower()]
+    )
+    return [*c, *u]  # fmt: skip
+
+
 def observatory_csv(out: ObservatoryOut) -> str:
     """One line per cell (totals use ``*``); a suppressed cell has ``suppressed=true`` and empty values.
-    GMV is one ``gmv_<CUR>`` column per currency."""
+    GMV is one ``gmv_<CUR>`` column per currency. The conformance and lab utilisation columns come from their
+    own tables (suppressed on their own: ``conformance_suppressed``, ``lab_utilization_suppressed``); a
+    region x family found only there gets a line with empty indicator columns."""
     currencies = sorted({c for cell in out.cells if cell.indicators for c in cell.indicators.gmv})
+    conf = {(c.month, c.prefix, c.region, c.process_family): c for c in out.conformance}
+    use = {(c.month, c.prefix, c.region, c.process_family): c for c in out.lab_utilisation}
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["month", "prefix", "region", "process_family", "suppressed", *INDICATOR_COLUMNS,
-                *(f"gmv_{c}" for c in currencies)])  # fmt: skip
+                *(f"gmv_{c}" for c in currencies), *QUALITY_COLUMNS])  # fmt: skip
+    seen = set()
     for cell in out.cells:
+        key = (cell.month, cell.prefix, cell.region, cell.process_family)
+        seen.add(key)
         ind = cell.indicators.model_dump() if cell.indicators else None
         values = ["" if ind is None or ind[k] is None else ind[k] for k in INDICATOR_COLUMNS]
         money = ["" if ind is None else ind["gmv"].get(c, 0) for c in currencies]
-        w.writerow([cell.month, cell.prefix, cell.region, cell.process_family, str(cell.suppressed).lower(),
-                    *values, *money])  # fmt: skip
+        w.writerow([*key, str(cell.suppressed).lower(), *values, *money,
+                    *_quality_values(conf.get(key), use.get(key))])  # fmt: skip
+    for key in sorted({*conf, *use} - seen):
+        blank = [""] * (len(INDICATOR_COLUMNS) + len(currencies))
+        w.writerow([*key, "false", *blank, *_quality_values(conf.get(key), use.get(key))])
     return buf.getvalue()

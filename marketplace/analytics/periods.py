@@ -7,6 +7,7 @@ import statistics
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from listings import availability as av
 
@@ -78,6 +79,27 @@ def offered_hours(
     """Hours the weekly plan (plus opening, minus closing exceptions) offers in [start, end)."""
     excs = [av.ExceptionRange(start=s, end=e, available=a) for s, e, a in exceptions]
     return _hours(av.free_intervals(_weekly(plan), tz, exceptions=excs, blocked=[], start=start, end=end))
+
+
+def lab_open_days(plan: list[dict[str, Any]], tz: str, *, excs: Sequence[Any], first: date, last: date) -> int:
+    """Drop-off days in [first, last), the rule of listings.service.lab_capacity: weekdays with a window in the
+    weekly plan (Monday-Friday when it is empty), opened or closed by exceptions ``(asset_id, starts_at, ends_at,
+    available)`` overlapping the local day (a closing one wins)."""
+    zone = ZoneInfo(tz)
+    open_weekdays = {int(w["weekday"]) for w in plan} or {0, 1, 2, 3, 4}
+    n, d = 0, first
+    while d < last:
+        d0 = datetime.combine(d, time(0), zone)
+        d1 = datetime.combine(d + timedelta(days=1), time(0), zone)
+        over = [x for x in excs if x[1] < d1 and x[2] > d0]
+        is_open = d.weekday() in open_weekdays
+        if any(x[3] for x in over):
+            is_open = True
+        if any(not x[3] for x in over):
+            is_open = False
+        n += is_open
+        d += timedelta(days=1)
+    return n
 
 
 def median(values: list[float]) -> float | None:

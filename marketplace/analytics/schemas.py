@@ -92,6 +92,34 @@ class LabTestCell(BaseModel):
     accredited_share: float | None
 
 
+class ConformanceCell(BaseModel):
+    """Conformance of inspected lots: reports that gate the payment, by the factory's site region and the
+    production listing's process family (issue #17)."""
+
+    month: str
+    prefix: str
+    region: str = Field(description="Region of the production factory's site; '*' = total of the prefix")
+    process_family: str = Field(description="Family of the production listing; '*' = all families")
+    suppressed: bool
+    reported_lots: int | None = Field(description="Gating inspection reports made in the month (null: suppressed)")
+    accepted_lots: int | None
+    conformance_rate: float | None = Field(description="accepted_lots / reported_lots")
+
+
+class LabUtilisationCell(BaseModel):
+    """Booked lab samples against the sample capacity of listed lab services, by the lab's site region and the
+    lab listing's process family."""
+
+    month: str
+    prefix: str
+    region: str
+    process_family: str
+    suppressed: bool
+    offered_samples: int | None = Field(description="daily sample capacity x drop-off days of listed lab services")
+    booked_samples: int | None = Field(description="samples of counted lab bookings dropped off in the month")
+    utilization: float | None = Field(description="booked_samples / offered_samples")
+
+
 class ObservatoryOut(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
@@ -105,6 +133,8 @@ class ObservatoryOut(BaseModel):
     cells: list[IndicatorCell]
     flows: list[FlowCell]
     lab_tests: list[LabTestCell]
+    conformance: list[ConformanceCell] = Field(default_factory=list)
+    lab_utilisation: list[LabUtilisationCell] = Field(default_factory=list)
 
 
 class UsageMetrics(BaseModel):
@@ -174,6 +204,19 @@ class Bucket(BaseModel):
     buyer: BuyerUsage
 
 
+class FirstPassYield(BaseModel):
+    """Of a factory's produced lots with at least one inspection report that gates the payment, the share whose
+    first such report accepted the lot (a rework's later acceptance does not count)."""
+
+    inspected_lots: int
+    accepted_first_time: int
+    first_pass_yield: float | None = Field(
+        description="accepted_first_time / inspected_lots; null below min_inspected_lots (not enough inspected lots)"
+    )
+    min_inspected_lots: int
+    enough_lots: bool
+
+
 class FactoryAnalytics(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
@@ -182,6 +225,9 @@ class FactoryAnalytics(BaseModel):
     to: date
     granularity: str
     buckets: list[Bucket]
+    first_pass_yield: FirstPassYield | None = Field(
+        default=None, description="Lots whose first gating inspection report was made in from..to"
+    )
 
 
 class RollupOut(BaseModel):

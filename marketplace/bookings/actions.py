@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from listings import service as listings
 from listings.models import Asset, AssetKind
 from listings.repository import ListingsRepository
-from marketplace.bookings import policy
+from marketplace.bookings import hooks, policy
 from marketplace.bookings.models import BLOCKING, Booking, BookingStatus
 from marketplace.bookings.repository import BookingRepository
 from marketplace.bookings.rules import (
@@ -80,11 +80,14 @@ async def act(
             )
     if action == "complete" and now < starts_at(booking) and not (reason and reason.strip()):
         raise field_error("reason", "completing before the booked start needs a reason (it goes on the timeline).")
+    if action == "complete":
+        await hooks.before_complete(session, booking)
     if action == "dispute":
         if not reason:
             raise Unprocessable("reason: say what is wrong.")
         window = timedelta(hours=deps.settings.dispute_window_hours)
-        if booking.completed_at is None or now > booking.completed_at + window:
+        closed = booking.completed_at is None or now > booking.completed_at + window
+        if closed and not await hooks.late_dispute_allowed(session, booking):
             raise Conflict("The dispute window has closed.", extra={"current_status": booking.status})
     if action == "resolve":
         if refund_amount is None or refund_amount > booking.amount:
@@ -102,11 +105,11 @@ async def act(
         refund_amount=refund_amount,
         result_reference=result_reference,
     )
-    if action == "resolve":  # an admin's decision over money: on the audit log, whichever door it came through
+    if action in ("resolve", "rework"):  # an admin's decision over money: audited, whichever door it came through
         await audit.record(
             session,
             actor_user_id=principal.user_id,
-            action="booking.resolve",
+            action="booking.resolve" if action == "resolve" else "booking.rework",
             target_type="booking",
             target_id=booking.id,
             before={"status": "disputed"},
@@ -124,6 +127,8 @@ async def system_act(*, session: AsyncSession, booking: Booking, action: str, de
         return False
     if "system" not in allowed:
         return False
+    if action == "confirm" and await hooks.settlement_waits(session, booking):
+        return False  # an open inspection holds the payout until its verdict (marketplace/inspection/gate.py)
     await _apply(
         session=session,
         booking=booking,
@@ -188,6 +193,8 @@ async def _apply(
         await deps.payments.on_settled(session, m)
     elif action == "dispute":
         booking.dispute_reason = reason
+    elif action == "rework":
+        booking.completed_at = None  # completed again after the rework; the money stays held
     elif action == "resolve":
         if refund_amount is None:
             raise field_error("refund_amount", "required to resolve a dispute.")
@@ -205,11 +212,14 @@ async def _apply(
         actor_user_id=user_id,
         reason=reason,
     )
+    await hooks.after_move(session, booking, action=action, role=role)
     asset = await _asset_of(session, booking)
     # A booking placed from an accepted quote needs no second acceptance: the supplier agreed to these terms in
     # its quote, so paying (or accepting the invoice terms) confirms it at once, on the timeline as the system.
     agreed = action == "pay" and booking.quote_id is not None
-    await announce(session, booking, asset, event=f"booking.{to}", reason=reason, notify=not agreed)
+    # A dispute the system opens (a lot rejected by an inspection) is told by the inspection room's own notice.
+    quiet = agreed or (action == "dispute" and role == "system")
+    await announce(session, booking, asset, event=f"booking.{to}", reason=reason, notify=not quiet)
     if to not in BLOCKING:
         await listings.refresh_next_free(session, asset, config=deps.listings_config, blocked=BookingsBlockedTime())
     if agreed:

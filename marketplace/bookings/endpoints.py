@@ -50,6 +50,8 @@ from marketplace.core.pagination import CursorParam, LimitParam, decode_keyset, 
 from marketplace.core.security import purpose_key
 from marketplace.core.settings import Settings
 from marketplace.core.text import Line
+from marketplace.inspection import quality
+from marketplace.inspection.quality_endpoints import quality_document_out
 from marketplace.messages.schemas import MarkedReadOut, UnreadCountOut
 from marketplace.notifications import service as notifications_service
 from marketplace.notifications import webhooks
@@ -132,7 +134,10 @@ async def list_bookings(
 )
 async def get_booking(booking_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal) -> BookingOut:
     booking, role = await service.get_for(session=session, principal=principal, booking_id=booking_id)
-    return booking_out(booking, role, await BookingRepository(session).events(booking.id))
+    out = booking_out(booking, role, await BookingRepository(session).events(booking.id))
+    if booking.kind == "machine":  # the quality documents ordered with it (marketplace/inspection/quality.py)
+        out.quality_documents = [quality_document_out(r) for r in await quality.ordered(session, booking.id)]
+    return out
 
 
 _ACTION_ERRORS = error_responses(401, 403, 404, 409, 422)

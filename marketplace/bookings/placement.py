@@ -5,7 +5,8 @@ insert). See ``marketplace.bookings.service`` for the rules against double booki
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -16,8 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from listings import availability as av
 from listings import service as listings
 from listings.models import Asset, AssetKind, AssetStatus, Site
+from listings.quality_documents import NotOffered, priced
 from listings.repository import ListingsRepository
-from marketplace.bookings import policy
+from marketplace.bookings import hooks, policy
 from marketplace.bookings.actions import announce
 from marketplace.bookings.models import Booking, BookingEvent, BookingStatus
 from marketplace.bookings.repository import BookingRepository
@@ -29,6 +31,7 @@ from marketplace.bookings.rules import (
     OwnAsset,
     SlotUnavailable,
     TryAgain,
+    field_error,
     money,
     record,
 )
@@ -37,7 +40,9 @@ from marketplace.bookings.schemas import BookingCreate
 from marketplace.core.errors import Forbidden, NotFound, Unprocessable
 from marketplace.core.jobs import enqueue
 from marketplace.core.principal import Principal
+from marketplace.inspection.quality_repository import QualityRepository
 from marketplace.requests import service as requests_service
+from payments.port import BookingMoney
 
 
 def _buyer_org_id(requested: uuid.UUID | None, buyers: list[uuid.UUID]) -> uuid.UUID:
@@ -143,12 +148,17 @@ async def place(
         )
     if agreed is not None:  # the quoted total; unit_price and setup_fee stay for information
         booking.amount = agreed.amount
-    await deps.payments.before_booked(session, money(booking, asset))
+    documents = _quality_documents(asset, data.quality_documents) if data.quality_documents else []
+    booking.amount += sum(price for _, price in documents)
+    paid = _money(booking, asset, documents)
+    await deps.payments.before_booked(session, paid)
     try:
         if asset.kind == AssetKind.machine:
             expired = await _insert_machine(repo, booking, now)
         else:
             expired = await _insert_lab(repo, booking, capacity=asset.daily_sample_capacity or 0, now=now, deps=deps)
+        if documents:  # no statement at all when none is ordered (the hot path, issue #19)
+            await QualityRepository(session).add_ordered(booking.id, documents)
         if data.request_id is not None:
             await requests_service.mark_booked(session, request_id=data.request_id, buyer_org_id=buyer_org_id)
         for stale_id in expired:
@@ -166,6 +176,7 @@ async def place(
             stale = await repo.get(stale_id)
             if stale is not None:
                 await deps.payments.on_released(session, money(stale))
+                await hooks.after_move(session, stale, action="expire", role="system")
         booked = await record(
             repo,
             booking_id=booking.id,
@@ -186,11 +197,29 @@ async def place(
         # Last: the invoice (and its ledger journal) is written here; its gap-free number is drawn from the
         # counter row by the transaction's final statement, at commit (see payments.repository). A card
         # gateway only stores the PaymentIntent that before_booked created.
-        await deps.payments.on_booked(session, money(booking, asset))
+        await deps.payments.on_booked(session, paid)
     except Exception:
-        await deps.payments.booking_abandoned(session, money(booking, asset))
+        await deps.payments.booking_abandoned(session, paid)
         raise
     return booking, [booked]
+
+
+def _quality_documents(asset: Asset, kinds: Sequence[str]) -> list[tuple[str, int]]:
+    """The quality documents ordered with machine time, at the listing's prices (snapshotted with the booking)."""
+    if asset.kind != AssetKind.machine:
+        raise field_error("quality_documents", "not allowed: quality documents are sold with machine time only")
+    try:
+        return priced(asset.quality_documents, kinds)
+    except NotOffered as exc:
+        raise field_error("quality_documents", f"this listing does not offer {exc.kind!r}") from None
+
+
+def _money(booking: Booking, asset: Asset, documents: list[tuple[str, int]]) -> BookingMoney:
+    """The booking as the payment gateway sees it, with the ordered documents on the invoice's terms."""
+    paid = money(booking, asset)
+    if not documents or paid.terms is None:
+        return paid
+    return replace(paid, terms=replace(paid.terms, quality_documents=tuple(documents)))
 
 
 def _wrong_kind(data: BookingCreate, *, needed: tuple[str, str], foreign: tuple[str, str], what: str) -> Unprocessable:

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from marketplace.analytics.conformance import scorecard_fields
 from marketplace.bookings.models import BookingStatus, Review
 from marketplace.bookings.repository import BookingRepository
 from marketplace.bookings.rules import get_for
@@ -63,7 +64,7 @@ async def scorecard(*, session: AsyncSession, org_id: uuid.UUID) -> dict[str, An
     count, avg = await repo.buyer_rating(org_id)
     return {
         "org_id": org_id,
-        "as_supplier": supplier_scorecard(supplier),
+        "as_supplier": {**supplier_scorecard(supplier), **await scorecard_fields(session, org_id)},
         "as_buyer": {
             "bookings": total,
             "cancellation_rate": round(buyer["cancelled_by_buyer"] / total, 4) if total else None,

@@ -6,6 +6,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from listings.quality_documents import QualityDocumentKind
 from marketplace.core.text import Line, Text
 
 
@@ -38,10 +39,18 @@ class BookingCreate(BaseModel):
     samples: int | None = Field(default=None, ge=1, le=100_000)
     request_id: uuid.UUID | None = None
     buyer_org_id: uuid.UUID | None = Field(default=None, description="Needed if you belong to several buyers")
+    quality_documents: list[QualityDocumentKind] = Field(
+        default_factory=list,
+        max_length=3,
+        description="Machine time: quality documents to order with it, each offered by the listing "
+        "(its `quality_documents`) and added to the amount at the listing's price",
+    )
 
     @model_validator(mode="after")
     def _shape(self) -> BookingCreate:
         check_work_shape(start=self.start, end=self.end, drop_off_date=self.drop_off_date, samples=self.samples)
+        if len(set(self.quality_documents)) != len(self.quality_documents):
+            raise ValueError("quality_documents: name each kind once")
         return self
 
 
@@ -103,6 +112,16 @@ class EventOut(BaseModel):
     created_at: datetime
 
 
+class QualityDocumentOut(BaseModel):
+    """A quality document ordered with a machine booking, at the price snapshotted when it was booked."""
+
+    kind: str = Field(description="coc | fai | material_cert")
+    price: int = Field(description="Minor units of the booking's currency, part of the booking amount")
+    provided: bool = Field(description="Whether the factory has supplied it (required before completing)")
+    document_id: uuid.UUID | None = Field(description="The supplied document (GET /api/v1/documents/{id})")
+    provided_at: datetime | None = None
+
+
 class BookingOut(BaseModel):
     id: uuid.UUID
     asset_id: uuid.UUID
@@ -141,6 +160,9 @@ class BookingOut(BaseModel):
     your_role: str | None = None
     refund_if_cancelled_now: int | None = Field(default=None, description="What the caller's cancellation would refund")
     timeline: list[EventOut] | None = None
+    quality_documents: list[QualityDocumentOut] | None = Field(
+        default=None, description="Ordered quality documents (also GET /bookings/{id}/quality-documents)"
+    )
 
 
 class BookingPage(BaseModel):

@@ -5,6 +5,7 @@ held ──pay──▶ requested ──accept──▶ confirmed ──start─
  │               └─expire─▶ expired              │                      confirm/72 h│   └dispute─▶ disputed
  └─expire─▶ expired                              │                                 ▼               │resolve
 held / requested / confirmed ──cancel──▶ cancelled                               settled        resolved
+disputed ──rework (admin)──▶ in_progress (the lot is made again; the money stays held)
 
 "release" changes no status: on a completed, settled or resolved machine booking, the supplier (or an admin)
 gives back the time after the completion time (see ``service.release``). Not while disputed: the remedy may
@@ -33,6 +34,9 @@ TRANSITIONS: dict[tuple[str, str], tuple[str, frozenset[str]]] = {
     (S.completed, "confirm"): (S.settled, frozenset({"buyer", "system"})),
     (S.completed, "dispute"): (S.disputed, frozenset({"buyer", "system"})),
     (S.disputed, "resolve"): (S.resolved, frozenset({"admin"})),
+    # An admin's third remedy besides a refund: the factory reworks the lot (money stays held) and completes
+    # again; the buyer may order a new inspection (issue #17).
+    (S.disputed, "rework"): (S.in_progress, frozenset({"admin"})),
     # Not a transition: the status stays; only the blocked period after the completion time is given back.
     (S.completed, "release"): (S.completed, frozenset({"supplier", "admin"})),
     (S.settled, "release"): (S.settled, frozenset({"supplier", "admin"})),

@@ -13,8 +13,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from listings import service as listings
 from listings.models import Asset
-from listings.schemas import AvailabilityIn, LabServiceCreate, MachineCreate, SiteCreate, WeeklyIn
-from marketplace.admin.moderation import moderate_asset
+from listings.schemas import (
+    AvailabilityIn,
+    CertificateCreate,
+    Decision,
+    LabServiceCreate,
+    MachineCreate,
+    SiteCreate,
+    WeeklyIn,
+)
+from marketplace.admin.moderation import decide_certificate, moderate_asset
 from marketplace.auth.deps import _principal_for_user
 from marketplace.auth.models import User
 from marketplace.bookings.deps import blocked_time, listings_config
@@ -69,7 +77,8 @@ class DemoListings:
     lathe: Asset  # weekday hours; the listing the buyer flags
     tensile: Asset  # the lab's published service
     pending: Asset  # a listing waiting for moderation
-    count: int = 4
+    cmm: Asset  # the lab's dimensional inspection: the lab a buyer picks for an inspection of a produced lot
+    count: int = 5
 
 
 async def _listing(
@@ -111,6 +120,8 @@ async def publish_listings(session: AsyncSession, *, cast: DemoCast, settings: S
             tolerance_mm=0.01,
             hourly_rate=28_000,
             setup_fee=20_000,
+            # Quality documents sold with the machine time (docs/verification.md): CoC ¥50, FAI ¥300, 3.1 ¥80.
+            quality_documents={"coc": 5_000, "fai": 30_000, "material_cert": 8_000},
         ),
         settings=settings,
         weekly=ALWAYS_OPEN,
@@ -150,6 +161,26 @@ async def publish_listings(session: AsyncSession, *, cast: DemoCast, settings: S
         settings=settings,
         weekly=LAB_DAYS,
     )
+    cmm = await _listing(
+        session,
+        cast.lab,
+        LabServiceCreate(
+            site_id=lab_site.id,
+            kind="lab_service",
+            title="三坐标尺寸检测 CMM dimensional inspection",
+            process_codes=["testing.dimensional.cmm"],
+            materials=["al_6061", "steel_45", "q235"],
+            test_standard="GB/T 16857.2-2017",
+            accredited=True,
+            price_per_sample=12_000,
+            turnaround_days=2,
+            daily_sample_capacity=200,
+            sample_requirements="Clean, deburred parts; the drawing with the characteristics to measure.",
+        ),
+        settings=settings,
+        weekly=LAB_DAYS,
+    )
+    await _accreditation(session, cast=cast)
     pending = await _listing(
         session,
         cast.factory,
@@ -166,7 +197,7 @@ async def publish_listings(session: AsyncSession, *, cast: DemoCast, settings: S
         settings=settings,
         weekly=WEEKDAYS,
     )
-    for asset in (cell, lathe, tensile):
+    for asset in (cell, lathe, tensile, cmm):
         await moderate_asset(session=session, principal=cast.admin, asset_id=asset.id, action="approve", reason=None)
     await listings.flag(
         session,
@@ -175,7 +206,30 @@ async def publish_listings(session: AsyncSession, *, cast: DemoCast, settings: S
         reason_code="misleading_description",
         reason="The photos show a different machine from the one described.",
     )
-    return DemoListings(cell=cell, lathe=lathe, tensile=tensile, pending=pending)
+    return DemoListings(cell=cell, lathe=lathe, tensile=tensile, pending=pending, cmm=cmm)
+
+
+async def _accreditation(session: AsyncSession, *, cast: DemoCast) -> None:
+    """The lab's CNAS accreditation (ISO/IEC 17025) covering both its services, verified by the admin: an
+    inspection by this lab can decide a payment even when the buyer requires accreditation."""
+    today = utcnow().date()
+    cert = await listings.add_certificate(
+        session,
+        cast.lab,
+        cast.org_of(cast.lab),
+        data=CertificateCreate(
+            standard="ISO/IEC 17025",
+            number="CNAS L8816",
+            issuer="中国合格评定国家认可委员会 CNAS",
+            accreditation_body="CNAS",
+            scope="GB/T 228.1-2021 金属材料 拉伸试验; GB/T 16857.2-2017 坐标测量机 尺寸测量",
+            valid_from=today - timedelta(days=365),
+            valid_until=today + timedelta(days=730),
+        ),
+    )
+    await decide_certificate(
+        session=session, principal=cast.admin, cert_id=cert.id, data=Decision(decision="verified", reason="demo data")
+    )
 
 
 async def pending_verification(session: AsyncSession) -> uuid.UUID:

@@ -27,7 +27,7 @@ from marketplace.requests import service as requests_service
 from marketplace.requests.repository import RequestRepository
 from marketplace.requests.schemas import RequestCreate
 from marketplace.web import form_errors as web_form_errors
-from marketplace.web import i18n
+from marketplace.web import i18n, inspection_views
 from marketplace.web.core import (
     BookingAction,
     CsrfChecked,
@@ -299,6 +299,7 @@ _BOOK_FIELDS = {
     "samples": "samples",
     "buyer_org_id": "buyer",
     "buyer": "buyer",
+    "quality_documents": "quality_documents",
 }
 
 
@@ -312,6 +313,8 @@ def _booking_payload(form: Any, asset: Any, *, tz: Any, locale: str) -> dict[str
         "request_id": form.get("request_id") or None,
     }
     if asset.kind == AssetKind.machine:
+        # Quality documents ordered with the machine time (checkboxes of the documents the listing offers).
+        payload["quality_documents"] = [str(kind) for kind in form.getlist("quality_documents")]
         if form.get("start_utc") and form.get("end_utc"):  # a slot chosen on the matches page
             payload["start"], payload["end"] = form.get("start_utc"), form.get("end_utc")
             return payload
@@ -437,6 +440,8 @@ async def booking_page(
             "errors": _url_errors(request),
             "now": datetime.now(UTC),
             "stripe_key": request.app.state.settings.stripe_publishable_key,
+            "insp": await inspection_views.section(session, booking, locale=locale),  # make + verify (#17)
+            "insp_errors": inspection_views.section_errors(request),
         },
         user=user,
     )

@@ -5,7 +5,8 @@ that wraps (never clipped), a text alternative (``<title>``/``<desc>``) and the 
 - :func:`utilisation_chart`: the factory dashboard's weekly share of capacity booked, one line per listing
   (machine hours, or lab samples);
 - :func:`trend_svg`: the observatory's monthly utilisation of listed capacity;
-- :func:`bars_svg`: one bar per period (e.g. monthly earnings)."""
+- :func:`bars_svg`: one bar per period (e.g. monthly earnings);
+- :func:`quality_trend_svg`: the observatory's monthly conformance rate and lab utilisation."""
 
 from __future__ import annotations
 
@@ -345,4 +346,43 @@ def bars_svg(points: list[tuple[str, float]], label: str, unit: str, *, locale: 
     )
     rows = [[p, s] for (p, _v), s in zip(points, shown, strict=True)]
     table = _table(label, [_("Period"), label], rows, summary=_("Show the numbers"))
+    return f'<figure class="chart-figure">{_svg(chart)}{table}</figure>'
+
+
+# -- the observatory: conformance of inspected lots and lab utilisation per month ----------------------
+
+
+def quality_trend_svg(
+    months: Sequence[str], *, conformance: Sequence[float | None], lab_use: Sequence[float | None], locale: str
+) -> str:
+    """Two lines per month ("YYYY-MM"): the conformance rate of inspected lots and the utilisation of listed
+    lab sample capacity (shares 0..1); a suppressed or empty month leaves a gap."""
+    _ = i18n.translations(locale).gettext
+    if not any(v is not None for v in (*conformance, *lab_use)):
+        return f'<p class="muted empty">{escape(_("No inspections or lab bookings in this period."))}</p>'
+    labels = [period_label(date.fromisoformat(m + "-01"), locale, monthly=True) for m in months]
+    names = [_("Conformance rate"), _("Lab utilisation")]
+    values = [[None if v is None else 100 * v for v in row] for row in (conformance, lab_use)]
+    shown = [[_pct(v, locale) if v is not None else "–" for v in row] for row in values]
+    title = _("Conformance rate and lab utilisation")
+    chart = _Chart(
+        chart_id="quality-trend",
+        title=title,
+        desc=" ".join(
+            f"{name}: " + "; ".join(f"{label} {value}" for label, value in zip(labels, row, strict=True)) + "."
+            for name, row in zip(names, shown, strict=True)
+        ),
+        y_label=_("Share (%)"),
+        x_labels=labels,
+        names=names,
+        values=values,
+        y_max=_nice_max(max((v for row in values for v in row if v is not None), default=0.0), 100.0),
+        y_tick=lambda v: _pct(v, locale),
+        tips=[
+            [f"{name} · {label}: {value}" for label, value in zip(labels, row, strict=True)]
+            for name, row in zip(names, shown, strict=True)
+        ],
+    )
+    rows = [[label, c, u] for label, c, u in zip(labels, shown[0], shown[1], strict=True)]
+    table = _table(title, [_("Month"), *names], rows, summary=_("Show the numbers"))
     return f'<figure class="chart-figure">{_svg(chart)}{table}</figure>'

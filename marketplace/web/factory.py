@@ -16,6 +16,7 @@ from listings import service as listings
 from listings.models import Asset
 from listings.repository import ListingsRepository
 from marketplace.analytics import factory as analytics
+from marketplace.analytics.conformance import first_pass_yield
 from marketplace.bookings import service as bookings
 from marketplace.bookings.repository import BookingPageQueries
 from marketplace.core.db import SessionDep
@@ -75,6 +76,7 @@ async def dashboard(request: Request, org_id: uuid.UUID, session: SessionDep, us
             "titles": titles,
             "util_charts": charts_html,
             "earnings_chart": earnings_html,
+            "fpy": await first_pass_yield(session, org_id),
             "error": message_from_code(request.query_params.get("error"), locale=locale_of(request)),
         },
         user=user,

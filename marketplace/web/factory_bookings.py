@@ -22,6 +22,7 @@ from marketplace.orgs.repository import OrgRepository
 from marketplace.web.core import BookingAction, CsrfChecked, SignedIn, WebError, locale_of, redirect, render
 from marketplace.web.factory import supplier_org
 from marketplace.web.form_errors_service import error_code, message_from_code
+from marketplace.web.inspection_page_repository import InspectionPageRepository
 from marketplace.web.invoices_state import PAYMENT_STATE, labeller, payment_state
 
 router = APIRouter(prefix="/factory/{org_id}", include_in_schema=False)
@@ -54,6 +55,8 @@ async def incoming(request: Request, org_id: uuid.UUID, session: SessionDep, use
             "now": datetime.now(UTC),
             "starts_at": bookings.starts_at,
             "release_window": _release_window,
+            # Bookings with ordered quality documents or an inspection (make + verify, #17): a link to their page.
+            "inspection_pages": await InspectionPageRepository(session).with_pages([b.id for b in rows]),
         },
         user=user,
     )

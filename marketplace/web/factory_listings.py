@@ -41,6 +41,7 @@ from marketplace.web.form_errors import N_, placed, validated
 from marketplace.web.form_errors_service import error_code
 from marketplace.web.i18n import zone
 from marketplace.web.public import taxonomy_choices
+from marketplace.web.quality_labels import QUALITY_DOCUMENT_LABELS
 
 router = APIRouter(prefix="/factory/{org_id}", include_in_schema=False)
 
@@ -130,6 +131,7 @@ def _asset_form(
             "form": form or {},
             "errors": errors or {},
             "asset": asset,
+            "quality_document_labels": QUALITY_DOCUMENT_LABELS,
             **taxonomy_choices(locale_of(request)),
         },
         status=200 if errors is None else 422,
@@ -152,6 +154,10 @@ ASSET_FIELDS = {
     "env_x": "env_x",
     "env_y": "env_y",
     "env_z": "env_z",
+    # The quality documents' prices (machines): one field each, ``qd_<kind>``.
+    "quality_documents": "qd_coc",
+    **{f"quality_documents.{kind}": f"qd_{kind}" for kind in QUALITY_DOCUMENT_LABELS},
+    **{f"qd_{kind}": f"qd_{kind}" for kind in QUALITY_DOCUMENT_LABELS},
     **{
         name: name
         for name in (
@@ -217,6 +223,10 @@ def _asset_payload(
                 "buffer_minutes": int(number("buffer_minutes", integer=True) or 0),
                 "setup_minutes": int(number("setup_minutes", integer=True) or 0),
                 "operator_included": bool(form.get("operator_included")),
+                # An empty price does not offer the document (so emptying every price withdraws the offer).
+                "quality_documents": {
+                    kind: price for kind in QUALITY_DOCUMENT_LABELS if (price := money(f"qd_{kind}")) is not None
+                },
             }
         )
     else:

@@ -61,6 +61,25 @@ _CODES: dict[str, tuple[str, str]] = {
     "nothing_to_release": ("", N_("There is no booked time left to release.")),
     "not_releasable": ("", N_("A lab booking keeps its samples: there is no time to release.")),
     "try_again": ("", N_("Something went wrong. Please try again.")),
+    # Make + verify (issue #17).
+    "quality_documents_missing": (
+        "",
+        N_("Supply the ordered quality documents (upload them or issue the certificate) before completing."),
+    ),
+    "inspection_open": ("", N_("This lot already has an open inspection.")),
+    "lab_not_independent": (
+        "lab_asset_id",
+        N_("This lab belongs to the factory that made the parts. Choose an independent lab."),
+    ),
+    "lab_unavailable": (
+        "lab_asset_id",
+        N_("This lab has no day with room for the samples in the next month. Choose another lab."),
+    ),
+    "invalid_inspection_state": ("", N_("This is not possible in the inspection's current state. Reload the page.")),
+    "inspection_not_received": ("", N_("Record the receipt of the samples before submitting the report.")),
+    "report_exists": ("", N_("This inspection already has its report.")),
+    "lab_booking_not_confirmed": ("", N_("The lab booking must be accepted before its report can be submitted.")),
+    "due_date_invalid": ("due_date", N_("Enter a date (YYYY-MM-DD).")),
     "database_unavailable": ("", N_("Something went wrong. Please try again.")),
     "service_unavailable": ("", N_("Something went wrong. Please try again.")),
 }
@@ -119,6 +138,32 @@ _DETAILS: list[tuple[str, str, str]] = [
     ("url: cannot resolve host", "url", N_("This address cannot be found. Check the host name.")),
     ("url: webhook endpoints must be public", "url", N_("Webhooks must go to a public internet address.")),
     ("unknown scopes", "scopes", N_("Choose permissions from the list.")),
+    ("lab_asset_id: not a published lab service", "lab_asset_id", N_("Choose a published lab service.")),
+    (
+        "lab_asset_id: this is your own organisation's lab",
+        "lab_asset_id",
+        N_("Choose an independent lab, not your own organisation's."),
+    ),
+    (
+        "lot_size: the plan inspects",
+        "lot_size",
+        N_("This lab cannot take that many samples in a day. Choose a smaller lot, another level or another lab."),
+    ),
+    ("due_date: must be later than", "due_date", N_("Choose a day after the current due date.")),
+    ("due_date: at most", "due_date", N_("Choose a day at most a year after the current due date.")),
+    ("tested_on: cannot be in the future", "tested_on", N_("The test day cannot be in the future.")),
+    (
+        "tested_on: cannot be before the samples were received",
+        "tested_on",
+        N_("The test day cannot be before the samples were received."),
+    ),
+    ("units: the plan's sample is", "units", N_("Enter the measurements of exactly the plan's sample size.")),
+    ("units.", "units", N_("Measure every characteristic of the plan once per part, in the plan's units.")),
+    (
+        "document_id: no such document",
+        "document_id",
+        N_("Upload the document again: it is not one of your organisation's."),
+    ),
 ]
 _NOT_EDITABLE = N_("This listing can no longer be edited.")
 _DOES_NOT_APPLY = N_("Some entries do not apply to this kind of listing.")
@@ -191,11 +236,14 @@ _DETAIL_CODES = {
     "url: cannot resolve host": "webhook_host",
     "url: webhook endpoints must be public": "webhook_private",
     "unknown scopes": "unknown_scopes",
+    "due_date: must be later than": "due_date_not_later",
+    "due_date: at most": "due_date_too_late",
 }
 _CODE_DETAILS = {code: start for start, code in _DETAIL_CODES.items()}
 # A validation error of one of these fields travels as "<kind>.<field>" ("too_long.comment").
 _URL_FIELDS = frozenset(
     {"comment", "rating", "reason", "body", "note", "amount", "refund_amount", "name", "url", "events", "scopes"}
+    | {"statement", "tracking_reference"}  # make + verify: the CoC statement, the shipment's tracking reference
 )
 _URL_KINDS = {
     "missing": "required",

@@ -12,6 +12,7 @@ from typing import Any
 
 from marketplace.web import i18n
 from marketplace.web.core import N_
+from marketplace.web.quality_labels import quality_document_label
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +72,8 @@ def line_text(item: Mapping[str, Any], gettext: Translate) -> str:
             "samples": item.get("samples") or item.get("quantity") or "",
             "date": _day(item.get("drop_off_date")),
         }
+    if kind == "quality_document":
+        return quality_document_label(item.get("document"), gettext)
     if kind is not None:
         logger.warning("no wording for invoice line kind %r; showing its stored text", kind)
     return stored

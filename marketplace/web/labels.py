@@ -99,6 +99,18 @@ ROLES = {"buyer": N_("buyer"), "supplier": N_("supplier"), "owner": N_("owner"),
 ACTORS = {"buyer": N_("buyer"), "supplier": N_("supplier"), "admin": N_("admin"), "system": N_("system"),
           "platform": N_("platform")}  # fmt: skip
 ASSET_KINDS = {"machine": N_("machine"), "lab_service": N_("lab service")}
+# Make + verify (issue #17): an inspection of a produced lot, its verdict, and whether the lab's accreditation
+# covered the test.
+INSPECTION_STATUS = {
+    "planned": N_("inspection planned"), "shipped": N_("samples shipped"), "received": N_("samples received"),
+    "reported": N_("report submitted"), "waived": N_("inspection waived"), "cancelled": N_("inspection cancelled"),
+}  # fmt: skip
+VERDICTS = {"accepted": N_("lot accepted"), "rejected": N_("lot rejected")}
+ACCREDITATION = {
+    "covered": N_("covered by the lab's accreditation"), "no_certificate": N_("no valid accreditation certificate"),
+    "not_valid_on_test_date": N_("accreditation not valid on the test day"),
+    "out_of_scope": N_("test standard outside the accreditation's scope"),
+}  # fmt: skip
 
 STATUS_KINDS: dict[str, dict[str, str]] = {
     "booking": BOOKING_STATUS,
@@ -119,6 +131,9 @@ STATUS_KINDS: dict[str, dict[str, str]] = {
     "role": ROLES,
     "actor": ACTORS,
     "asset_kind": ASSET_KINDS,
+    "inspection": INSPECTION_STATUS,
+    "verdict": VERDICTS,
+    "accreditation": ACCREDITATION,
 }
 
 # ``label(code)`` without a kind: the first kind naming the code wins (bookings, listings, ... in this order,
@@ -127,6 +142,7 @@ LABELS: dict[str, str] = {}
 for _names in (
     BOOKING_STATUS, LISTING_STATUS, VERIFICATION_STATUS, REQUEST_STATUS, ACTORS, ROLES, FLAG_STATUS, PLAN_STATUS,
     MEMBER_INVITATION_STATUS, DELIVERY_STATUS, INVOICE_STATUS, PAYMENT_STATUS, DISPUTE_STATUS, ASSET_KINDS,
+    INSPECTION_STATUS, VERDICTS, ACCREDITATION,
 ):  # fmt: skip
     for _code, _name in _names.items():
         LABELS.setdefault(_code, _name)
@@ -169,6 +185,7 @@ AUDIT_ACTIONS = {
     "flag.resolved": N_("Listing report resolved"),
     "booking.resolve": N_("Dispute resolved"),
     "booking.release": N_("Remaining time released"),
+    "booking.rework": N_("Rework ordered"),
     "quote.submitted": N_("Quote submitted"),
     "quote.countered": N_("Counter-offer made"),
     "quote.accepted": N_("Quote accepted"),
@@ -245,13 +262,28 @@ NOTIFICATION_KINDS = {
     "messages.digest.booking": N_("Unread messages about a booking"),
     "auth.verify_email": N_("E-mail address confirmation"),
     "auth.reset_password": N_("Password reset"),
+    # Make + verify (issue #17).
+    "inspection.planned": N_("Inspection planned"),
+    "inspection.shipped": N_("Samples shipped to the lab"),
+    "inspection.received": N_("Samples received by the lab"),
+    "inspection.extended": N_("Inspection due date extended"),
+    "inspection.overdue": N_("Inspection results overdue"),
+    "inspection.reported": N_("Inspection report submitted"),
+    "inspection.accepted": N_("Lot accepted by the inspection"),
+    "inspection.rejected": N_("Lot rejected by the inspection"),
+    "inspection.not_gating": N_("Inspection report without the required accreditation"),
+    "inspection.cancelled": N_("Inspection cancelled"),
+    "inspection.waived": N_("Inspection waived"),
+    "quality_document.supplied.coc": N_("Certificate of conformance supplied"),
+    "quality_document.supplied.fai": N_("First-article inspection report supplied"),
+    "quality_document.supplied.material_cert": N_("Material certificate supplied"),
 }
 # What happened to a booking (bookings.transitions actions, and "book" when it was placed).
 BOOKING_ACTIONS = {
     "book": N_("Booked"), "pay": N_("Paid"), "accept": N_("Accepted"), "decline": N_("Declined"),
     "expire": N_("Expired"), "cancel": N_("Cancelled"), "start": N_("Work started"), "complete": N_("Completed"),
     "confirm": N_("Confirmed by the buyer"), "dispute": N_("Disputed"), "resolve": N_("Dispute resolved"),
-    "release": N_("Remaining time released"),
+    "release": N_("Remaining time released"), "rework": N_("Rework ordered"),
 }  # fmt: skip
 # What happened to a listing (listings.lifecycle and moderation).
 LISTING_ACTIONS = {
@@ -282,6 +314,9 @@ SYSTEM_REASONS = {
     "retention period over": N_("the retention period is over"),
     "demo data": N_("demo data"),
     "resolved": N_("resolved"),
+    "inspection report submitted": N_("the inspection report was submitted"),
+    "lot accepted by the inspection report": N_("the inspection report accepted the lot"),
+    "lot rejected by the inspection report": N_("the inspection report rejected the lot"),
 }
 # Why a booking's money was settled (the "(reason)" of a settlement journal's memo, payments.invoices).
 SETTLEMENT_REASONS = {

@@ -69,6 +69,7 @@ def mount_web(app: FastAPI, settings: Settings) -> None:
         factory_integrations,
         factory_listings,
         flags,
+        inspection_pages,
         invoices,
         messages,
         negotiation_buyer,
@@ -78,6 +79,7 @@ def mount_web(app: FastAPI, settings: Settings) -> None:
         pages,
         public,
         team,
+        verify,
     )
 
     app.add_middleware(
@@ -92,6 +94,7 @@ def mount_web(app: FastAPI, settings: Settings) -> None:
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     pages_in_order = (  # the order routes are matched in
         public,
+        verify,
         pages,
         flags,
         team,
@@ -106,6 +109,7 @@ def mount_web(app: FastAPI, settings: Settings) -> None:
         factory_certificates,
         factory_listings,
         factory_bookings,
+        inspection_pages,
         factory_integrations,
         negotiation_factory,
         negotiation_buyer,

@@ -3,6 +3,7 @@ a table by region and process family with suppressed cells marked, and a CSV dow
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
@@ -70,7 +71,9 @@ async def observatory(
     request: Request, session: SessionDep, user: SignedIn, q: Annotated[Filters, Depends()]
 ) -> HTMLResponse:
     out = await _indicators(request, session, user, q=q)
-    months = sorted({c.month for c in out.cells})
+    months = sorted(
+        {c.month for c in out.cells} | {c.month for c in out.conformance} | {c.month for c in out.lab_utilisation}
+    )
     latest = months[-1] if months else None
     table = [c for c in out.cells if c.month == latest]
     trend = [
@@ -84,12 +87,21 @@ async def observatory(
         ],
         locale_of(request),
     )
+    quality_chart = charts.quality_trend_svg(
+        months,
+        conformance=[_grand_total(out.conformance, m, "conformance_rate") for m in months],
+        lab_use=[_grand_total(out.lab_utilisation, m, "utilization") for m in months],
+        locale=locale_of(request),
+    )
     return render(
         request,
         "observatory.html",
         {
             "out": out,
             "table": table,
+            "conformance": [c for c in out.conformance if c.month == latest],
+            "lab_use": [c for c in out.lab_utilisation if c.month == latest],
+            "quality_chart": quality_chart,
             "trend": trend,
             "chart": chart,
             "latest": latest,
@@ -102,6 +114,13 @@ async def observatory(
         },
         user=user,
     )
+
+
+def _grand_total(cells: Sequence[Any], month: str, field: str) -> float | None:
+    """The month's whole-prefix figure of a conformance or lab utilisation table (None: none or suppressed)."""
+    cell = next((c for c in cells if c.month == month and c.region == "*" and c.process_family == "*"), None)
+    value: float | None = getattr(cell, field) if cell is not None else None
+    return value
 
 
 @router.get("/observatory.csv")

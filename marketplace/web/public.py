@@ -16,6 +16,7 @@ from listings.errors import ListingsError
 from listings.models import AssetKind, Site
 from listings.repository import ListingsPageQueries, ListingsRepository
 from listings.taxonomy import get_taxonomy
+from marketplace.analytics.conformance import first_pass_yield
 from marketplace.auth import service as auth_service
 from marketplace.auth import two_factor
 from marketplace.auth.schemas import RegisterIn
@@ -178,6 +179,7 @@ async def listing(request: Request, asset_id: uuid.UUID, session: SessionDep, us
         ]
         windows = listings.bookable_windows(asset, free)
         ctx["week"] = _week(windows, start, site_zone)
+        ctx["fpy"] = await first_pass_yield(session, asset.org_id)
     else:
         ctx["lab_days"] = await listings.lab_capacity(
             session, None, asset.id, first=today, last=today + timedelta(days=13), blocked=_blocked()

@@ -13,11 +13,10 @@ import pytest
 from celery import Celery
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from marketplace.core.celery import kombu_url
 from tests import processes
 from tests.bookings.helpers import slot
 from tests.bookings.live_server import LiveServer, Market, build_market, http_client, live_settings, sql, wait_for
-from tests.processes import Proc, running
+from tests.processes import Proc, run_task, running, task_client
 
 pytestmark = pytest.mark.worker
 
@@ -58,18 +57,8 @@ def server(committed_db_url: str, redis_url: str, queue: str) -> Iterator[LiveSe
 
 @pytest.fixture
 def celery_client(redis_url: str, queue: str) -> Celery:
-    url = kombu_url(redis_url)
-    app = Celery("timers-test-client", broker=url, backend=url)
-    app.conf.task_default_queue = queue
-    return app
-
-
-def run_task(client: Celery, worker: Proc, name: str, *args: Any) -> Any:
-    result = client.send_task(name, args=list(args))
-    try:
-        return result.get(timeout=60)
-    except Exception:
-        raise AssertionError(f"the worker did not answer {name}; its output:\n{worker.output()}") from None
+    client: Celery = task_client(redis_url, queue, "timers-test-client")
+    return client
 
 
 async def _book(client: httpx.AsyncClient, market: Market, hours_from_now: float) -> dict[str, Any]:
