@@ -32,6 +32,7 @@ MACHINE_ONLY = frozenset(
         "buffer_minutes",
         "setup_minutes",
         "operator_included",
+        "quality_documents",  # sold with machine time only (listings/quality_documents.py)
     }
 )
 LAB_ONLY = frozenset(

@@ -13,20 +13,10 @@ the endpoints import ``listings.service``). Functions take a session and never c
 
 from __future__ import annotations
 
-import uuid
-
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from listings import assets
-from listings.access import owned_asset, visible_asset
-from listings.actor import Actor
-from listings.assets import DEFAULT_CANCELLATION_POLICY, create_asset, list_org_assets
-from listings.errors import Invalid
+from listings.access import visible_asset
+from listings.assets import DEFAULT_CANCELLATION_POLICY, create_asset, list_org_assets, update_asset
 from listings.lifecycle import admin_transition, flag, history, moderation_queue, owner_transition, resolve_flag
-from listings.models import Asset, AssetKind
 from listings.ports import BlockedTime, Interval, ListingsConfig, NoBookings
-from listings.repository import ListingsRepository
-from listings.schemas import AssetUpdate
 from listings.search import SearchHit, SearchQuery, _filters, search
 from listings.sites import (
     SITE_LOCATION_FIELDS,
@@ -59,24 +49,6 @@ from listings.slots import (
 )
 
 _lab_open_days = lab_open_days  # the name the bookings room uses
-
-
-async def update_asset(
-    session: AsyncSession,
-    actor: Actor,
-    asset_id: uuid.UUID,
-    *,
-    data: AssetUpdate,
-    config: ListingsConfig,
-    blocked: BlockedTime,
-) -> Asset:
-    """Edit a listing (:func:`listings.assets.update_asset`); quality documents are sold with machine time
-    only, so a lab service naming them is refused before anything changes."""
-    if "quality_documents" in data.model_fields_set:
-        asset = await owned_asset(ListingsRepository(session), actor, asset_id)
-        if asset.kind != AssetKind.machine:
-            raise Invalid(f"['quality_documents'] do not apply to a {asset.kind} listing.")
-    return await assets.update_asset(session, actor, asset_id, data=data, config=config, blocked=blocked)
 
 
 __all__ = [

@@ -71,6 +71,7 @@ def upgrade() -> None:
         sa.Column("transit_days", sa.Integer(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("tracking_reference", sa.String(length=200), nullable=True),
+        sa.Column("carrier", sa.String(length=100), nullable=True),
         sa.Column("shipped_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("due_date", sa.Date(), nullable=False),

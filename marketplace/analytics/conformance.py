@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from marketplace.analytics import suppression as sup
 from marketplace.analytics.inspection_repository import ConformanceRepository
 from marketplace.analytics.periods import lab_open_days, next_month, ratio, utc_midnight
+from marketplace.analytics.repository import AnalyticsRepository
 from marketplace.analytics.schemas import FirstPassYield
 
 if TYPE_CHECKING:
@@ -68,7 +69,7 @@ async def quality_month(session: AsyncSession, month: date) -> dict[str, list[di
     m0, m1 = utc_midnight(month), utc_midnight(next_month(month))
     labs = await repo.listed_labs(m1)
     excs: dict[Any, list[Any]] = defaultdict(list)
-    for row in await repo.exceptions_for([lab["id"] for lab in labs], m0, m1):
+    for row in await AnalyticsRepository(session).exceptions_for([lab["id"] for lab in labs], m0, m1):
         excs[row[0]].append(row)
     days_by_plan: dict[tuple[str, str], int] = {}
     offered = []

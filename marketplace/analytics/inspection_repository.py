@@ -4,7 +4,6 @@ rate and lab utilisation. Computed from the inspection and booking tables at que
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -72,19 +71,6 @@ class ConformanceRepository:
             {"status": LISTED_ASSET_STATUS, "m1": m1},
         )
         return [dict(r._mapping) for r in result.all()]
-
-    async def exceptions_for(self, asset_ids: Sequence[uuid.UUID], start: datetime, end: datetime) -> list[Any]:
-        """``(asset_id, starts_at, ends_at, available)`` of the assets overlapping ``[start, end)``."""
-        if not asset_ids:
-            return []
-        result = await self.session.execute(
-            sa.text(
-                "SELECT asset_id, starts_at, ends_at, available FROM availability_exceptions"
-                " WHERE asset_id = ANY(:ids) AND starts_at < :end AND ends_at > :start"
-            ),
-            {"ids": list(asset_ids), "start": start, "end": end},
-        )
-        return list(result.all())
 
     async def lab_bookings(self, d0: date, d1: date) -> list[dict[str, Any]]:
         """Counted lab bookings dropped off in ``[d0, d1)``: samples, lab region and family, lab and buyer."""

@@ -117,6 +117,7 @@ class Inspection(SQLModel, table=True):
 
     status: str = Field(default=InspectionStatus.planned, max_length=16)
     tracking_reference: str | None = Field(default=None, max_length=200)
+    carrier: str | None = Field(default=None, max_length=100)
     shipped_at: datetime | None = Field(default=None, sa_column=ts_column(nullable=True))
     received_at: datetime | None = Field(default=None, sa_column=ts_column(nullable=True))
     due_date: date  # the lab's results due day (the lab booking's due date, or later when the buyer extends)

@@ -288,6 +288,7 @@ def inspection_out(
         due_date=inspection.due_date,
         overdue=inspection.status in OPEN_STATUSES and inspection.due_date < _today(),
         tracking_reference=inspection.tracking_reference,
+        carrier=inspection.carrier,
         shipped_at=inspection.shipped_at,
         received_at=inspection.received_at,
         verdict=inspection.verdict,
@@ -337,10 +338,11 @@ async def ship(
     now = utc_now()
     inspection.status = InspectionStatus.shipped
     inspection.tracking_reference = body.tracking_reference
+    inspection.carrier = body.carrier
     inspection.shipped_at = now
     inspection.updated_at = now
     await session.flush()
-    await notify(session, inspection, kind="inspection.shipped", to=("lab", "buyer"), carrier=body.carrier)
+    await notify(session, inspection, kind="inspection.shipped", to=("lab", "buyer"))
     return inspection
 
 
@@ -393,7 +395,6 @@ async def notify(
     *,
     kind: str,
     to: tuple[str, ...],
-    carrier: str | None = None,
     lab_booking: Booking | None = None,
 ) -> None:
     """Tell the named parties (buyer, factory, lab); each notice links the booking that party is part of."""
@@ -407,7 +408,7 @@ async def notify(
         "drop_off_date": str(lab_booking.drop_off_date) if lab_booking and lab_booking.drop_off_date else "",
         "due_date": str(inspection.due_date),
         "tracking_reference": inspection.tracking_reference or "",
-        "carrier": carrier or "",
+        "carrier": inspection.carrier or "",
     }
     orgs = {
         "buyer": (inspection.buyer_org_id, inspection.production_booking_id),

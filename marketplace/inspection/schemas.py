@@ -163,6 +163,7 @@ class InspectionOut(BaseModel):
     due_date: date
     overdue: bool
     tracking_reference: str | None
+    carrier: str | None = None
     shipped_at: datetime | None
     received_at: datetime | None
     verdict: str | None

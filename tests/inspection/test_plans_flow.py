@@ -47,6 +47,7 @@ async def test_the_factory_ships_and_the_lab_receives(client: AsyncClient, db: A
     assert shipped.status_code == 200, shipped.text
     body = shipped.json()
     assert body["status"] == "shipped" and body["tracking_reference"] == "SF1234567890" and body["shipped_at"]
+    assert body["carrier"] == "SF Express"  # kept with the tracking reference (the lab knows whom to ask)
     assert (await _post(client, f"{url}/shipment", m["supplier"], shipment)).status_code == 409
     assert "inspection.shipped" in await _kinds(client, m["lab_headers"])
     assert "inspection.shipped" in await _kinds(client, m["buyer"])

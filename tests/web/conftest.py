@@ -87,3 +87,25 @@ def live_server(server_url: str, redis_url: str, *, prefix: str, settings: Any =
     finally:
         server.stop()
         run_sync(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def new_page(browser: Any, locale: str) -> Any:
+    """A page in a fresh browser context speaking ``locale``, in China's time zone, desktop width."""
+    context = browser.new_context(
+        locale=locale,
+        timezone_id="Asia/Shanghai",
+        extra_http_headers={"Accept-Language": locale},
+        viewport={"width": 1100, "height": 900},
+    )
+    return context.new_page()
+
+
+def sign_in(page: Any, base: str, email: str) -> None:
+    """Sign in through the login form with the test password."""
+    from tests.factories import PASSWORD
+
+    page.goto(f"{base}/login")
+    page.fill("#email", email)
+    page.fill("#password", PASSWORD)
+    page.click("form[action='/login'] button[type=submit]")
+    page.wait_for_load_state("networkidle")

@@ -18,7 +18,7 @@ import pytest
 from tests.bookings.helpers import slot
 from tests.bookings.live_server import LiveServer, admin_headers, published, register, scalar, verified_supplier
 from tests.factories import PASSWORD, lab_payload, machine_payload
-from tests.web.conftest import in_browser, live_server, run_sync
+from tests.web.conftest import in_browser, live_server, new_page, run_sync, sign_in
 
 PDF = {"name": "signed-report.pdf", "mimeType": "application/pdf", "buffer": b"%PDF-1.4\n1 0 obj <<>> endobj\n%%EOF\n"}
 
@@ -95,32 +95,14 @@ def test_buyer_factory_and_lab_carry_an_inspection_to_an_accepted_lot(live: Live
     assert status == "settled"
 
 
-def _page(browser: Any, locale: str) -> Any:
-    context = browser.new_context(
-        locale=locale,
-        timezone_id="Asia/Shanghai",
-        extra_http_headers={"Accept-Language": locale},
-        viewport={"width": 1100, "height": 900},
-    )
-    return context.new_page()
-
-
-def _sign_in(page: Any, base: str, email: str) -> None:
-    page.goto(f"{base}/login")
-    page.fill("#email", email)
-    page.fill("#password", PASSWORD)
-    page.click("form[action='/login'] button[type=submit]")
-    page.wait_for_load_state("networkidle")
-
-
 def _shot(page: Any, artifacts: Path, name: str) -> None:
     page.screenshot(path=str(artifacts / f"make-verify-{name}.png"), full_page=True)
 
 
 def _order(browser: Any, server: LiveServer, artifacts: Path, m: dict[str, Any]) -> None:
     base, buyer_org = server.url, m["buyer"]["org"]["id"]
-    buyer = _page(browser, "en")
-    _sign_in(buyer, base, m["buyer"]["email"])
+    buyer = new_page(browser, "en")
+    sign_in(buyer, base, m["buyer"]["email"])
     buyer.goto(f"{base}/buyer/{buyer_org}/bookings/{m['booking']['id']}")
     buyer.click("#order-inspection-link")
     buyer.select_option("#f-lab_asset_id", m["lab_listing"]["id"])
@@ -158,8 +140,8 @@ def _ship_test_and_see(browser: Any, server: LiveServer, artifacts: Path, m: dic
     factory_org, lab_org = m["factory"]["org"]["id"], m["lab"]["org"]["id"]
 
     # The factory (in Chinese) finds the booking's inspection page and records the shipment.
-    factory = _page(browser, "zh-CN")
-    _sign_in(factory, base, m["factory"]["email"])
+    factory = new_page(browser, "zh-CN")
+    sign_in(factory, base, m["factory"]["email"])
     factory.goto(f"{base}/factory/{factory_org}/bookings")
     factory.click(f"#booking-{m['booking']['id']} a.inspection-link")
     assert "检验已计划" in factory.inner_text("main")
@@ -172,8 +154,8 @@ def _ship_test_and_see(browser: Any, server: LiveServer, artifacts: Path, m: dic
     factory.context.close()
 
     # The lab records receipt and pastes its measurements; the platform computes the verdict.
-    lab = _page(browser, "en")
-    _sign_in(lab, base, m["lab"]["email"])
+    lab = new_page(browser, "en")
+    sign_in(lab, base, m["lab"]["email"])
     lab.goto(f"{base}/factory/{lab_org}/bookings")
     lab.click(f"#booking-{m['lab_booking']} a.inspection-link")
     lab.click("#receipt button[type=submit]")
@@ -195,8 +177,8 @@ def _ship_test_and_see(browser: Any, server: LiveServer, artifacts: Path, m: dic
     lab.context.close()
 
     # The buyer sees the verdict and the settled booking.
-    buyer = _page(browser, "en")
-    _sign_in(buyer, base, m["buyer"]["email"])
+    buyer = new_page(browser, "en")
+    sign_in(buyer, base, m["buyer"]["email"])
     buyer.goto(f"{base}/buyer/{m['buyer']['org']['id']}/bookings/{m['booking']['id']}")
     assert buyer.locator("#inspection [data-verdict=accepted]").count() >= 1
     assert buyer.get_attribute("#booking-status", "data-status") == "settled"

@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from tests.bookings.live_server import LiveServer, admin_headers, published, register, verified_supplier
-from tests.factories import PASSWORD, machine_payload
-from tests.web.conftest import in_browser, live_server
+from tests.factories import machine_payload
+from tests.web.conftest import in_browser, live_server, new_page, sign_in
 from tests.web.test_browser_journey import run_sync
 
 STEP = b"ISO-10303-21;\nHEADER;\nFILE_DESCRIPTION(('bracket'),'2;1');\nENDSEC;\nDATA;\nENDSEC;\nEND-ISO-10303-21;\n"
@@ -66,24 +66,6 @@ def test_negotiation_in_a_real_browser(live: LiveServer, artifacts: Path, locale
     in_browser(_journey, live, artifacts, locale, market)
 
 
-def _page(browser: Any, locale: str) -> Any:
-    context = browser.new_context(
-        locale=locale,
-        timezone_id="Asia/Shanghai",
-        extra_http_headers={"Accept-Language": locale},
-        viewport={"width": 1100, "height": 900},
-    )
-    return context.new_page()
-
-
-def _sign_in(page: Any, base: str, email: str) -> None:
-    page.goto(f"{base}/login")
-    page.fill("#email", email)
-    page.fill("#password", PASSWORD)
-    page.click("form[action='/login'] button[type=submit]")
-    page.wait_for_load_state("networkidle")
-
-
 def _local(dt: datetime) -> str:
     return dt.astimezone(SHANGHAI).strftime("%Y-%m-%dT%H:%M")
 
@@ -96,8 +78,8 @@ def _journey(browser: Any, server: LiveServer, artifacts: Path, locale: str, mar
         page.screenshot(path=str(artifacts / f"{locale}-negotiation-{name}.png"), full_page=True)
 
     # 1. The buyer posts a request that requires the NDA, then uploads a STEP drawing.
-    buyer = _page(browser, locale)
-    _sign_in(buyer, base, market["buyer"]["email"])
+    buyer = new_page(browser, locale)
+    sign_in(buyer, base, market["buyer"]["email"])
     buyer.goto(f"{base}/buyer/{buyer_org}/requests/new")
     today = datetime.now(SHANGHAI).date()
     buyer.select_option("#f-process_code", "machining.milling.cnc_5axis")
@@ -123,8 +105,8 @@ def _journey(browser: Any, server: LiveServer, artifacts: Path, locale: str, mar
     shot(buyer, "01-request-drawings")
 
     # 2. The factory finds it on its job board (NDA badge, no buyer), accepts the NDA, sees the drawing, quotes.
-    factory = _page(browser, locale)
-    _sign_in(factory, base, market["supplier"]["email"])
+    factory = new_page(browser, locale)
+    sign_in(factory, base, market["supplier"]["email"])
     factory.wait_for_selector("#nav-opportunities")
     factory.click("#nav-opportunities")
     factory.wait_for_selector(f"#opportunity-{request_id.group(1)}")
