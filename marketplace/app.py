@@ -23,6 +23,7 @@ from marketplace.analytics.endpoints import router as analytics_router
 from marketplace.auth.deps import get_optional_principal, get_principal
 from marketplace.auth.endpoints import router as auth_router
 from marketplace.billing.endpoints import router as payments_router
+from marketplace.billing.fapiao_endpoints import router as fapiao_router
 from marketplace.bookings.deps import blocked_time, booking_deps, listings_config
 from marketplace.bookings.endpoints import router as bookings_router
 from marketplace.core import embedded, outbox
@@ -46,6 +47,8 @@ from marketplace.orgs.endpoints import router as orgs_router
 from marketplace.quotes.endpoints import router as quotes_router
 from marketplace.quotes.opportunity_endpoints import router as opportunities_router
 from marketplace.requests.endpoints import router as requests_router
+from marketplace.vouchers.claim_endpoints import router as voucher_claims_router
+from marketplace.vouchers.endpoints import router as vouchers_router
 from payments.errors import PaymentsError
 
 logger = logging.getLogger(__name__)
@@ -122,6 +125,9 @@ def create_app(
     api.include_router(inspection_router)
     api.include_router(inspection_report_router)
     api.include_router(verify_router)
+    api.include_router(vouchers_router)
+    api.include_router(voucher_claims_router)
+    api.include_router(fapiao_router)
     api.include_router(
         listings_endpoints.build_router(
             session_dep=Depends(get_session, scope="function"),

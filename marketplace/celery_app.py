@@ -29,6 +29,7 @@ TASK_MODULES = [
     "marketplace.messages.tasks",
     "marketplace.inspection.tasks",
     "marketplace.inspection.pdf_tasks",
+    "marketplace.vouchers.tasks",
 ]
 
 celery = core_celery.celery
@@ -83,6 +84,10 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "inspection-overdue-sweep": {
             "task": "inspection.sweep",
             "schedule": timedelta(hours=1),
+        },
+        "vouchers-monthly-claims": {  # builds last month's claims once; later runs find them built
+            "task": "vouchers.build_claims",
+            "schedule": timedelta(hours=6),
         },
         "analytics-rollup-previous-month": {
             "task": "analytics.rollup_previous_month",

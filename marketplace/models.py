@@ -19,6 +19,7 @@ import marketplace.orgs.models
 import marketplace.quotes.invitation_models
 import marketplace.quotes.models
 import marketplace.requests.models
+import marketplace.vouchers.models
 import payments.models
 
 metadata = SQLModel.metadata
@@ -39,6 +40,7 @@ TABLE_MODULES = (
     marketplace.quotes.invitation_models,
     marketplace.quotes.models,
     marketplace.requests.models,
+    marketplace.vouchers.models,
     payments.models,
 )
 

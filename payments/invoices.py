@@ -14,7 +14,6 @@ it at ``tax_rate_bp`` (round half up), and it belongs to the supplier's price, n
 
 from __future__ import annotations
 
-import html
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -25,7 +24,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from payments import ledger
 from payments.errors import Invalid, NotFound, Overpayment, PaymentConflict
 from payments.models import BankTransfer, CreditNote, Invoice, utcnow
-from payments.money import plain as money_text
 from payments.port import BookingMoney, PaymentView
 from payments.repository import PaymentsRepository, draft_number
 
@@ -170,7 +168,13 @@ class InvoiceGateway:
             session,
             key=f"booking:{money.booking_id}:invoice",
             kind="invoice_issued",
-            lines=ledger.issue(money.buyer_org_id, money.currency, money.amount),
+            lines=ledger.issue(
+                money.buyer_org_id,
+                money.currency,
+                money.amount,
+                subsidy=money.subsidy,
+                payer=money.subsidy_payer_org_id,
+            ),
             booking_id=money.booking_id,
             invoice_id=invoice_id,
             memo=f"Invoice for booking {money.booking_id}",
@@ -203,8 +207,11 @@ class InvoiceGateway:
             return
         if invoice.status in ("void", "closed"):
             return
+        kept = money.amount - refund
         if refund:
             outstanding = await ledger.booking_balance(session, money.booking_id, ledger.BUYER_RECEIVABLE)
+            # The voucher's share follows the kept amount (the redemption in the voucher room uses the same rule).
+            returned = money.subsidy - ledger.subsidy_share(money.subsidy, money.amount, kept)
             note_no = await repo.next_number(f"{self.config.credit_note_prefix}-{utcnow().year}")
             note = await repo.add(
                 CreditNote(
@@ -218,12 +225,18 @@ class InvoiceGateway:
                 session,
                 key=f"booking:{money.booking_id}:credit",
                 kind="credit_note",
-                lines=ledger.credit(money.buyer_org_id, money.currency, refund, receivable_outstanding=outstanding),
+                lines=ledger.credit(
+                    money.buyer_org_id,
+                    money.currency,
+                    refund,
+                    receivable_outstanding=outstanding,
+                    subsidy_returned=returned,
+                    payer=money.subsidy_payer_org_id,
+                ),
                 booking_id=money.booking_id,
                 invoice_id=invoice.id,
                 memo=f"Credit note {note.number} ({reason})",
             )
-        kept = money.amount - refund
         await ledger.post(
             session,
             key=f"booking:{money.booking_id}:settle",
@@ -396,6 +409,7 @@ async def invoice_document(session: AsyncSession, invoice: Invoice) -> dict[str,
     repo = PaymentsRepository(session)
     balances = await ledger.booking_balances(session, invoice.booking_id)
     transfers = await repo.transfers(invoice.id)
+    notes = await repo.credit_notes(invoice.id)
     return {
         "id": invoice.id,
         "number": invoice.number,
@@ -414,10 +428,10 @@ async def invoice_document(session: AsyncSession, invoice: Invoice) -> dict[str,
         "tax": invoice.tax,
         "total": invoice.total,
         "amount_due": max(balances.get(ledger.BUYER_RECEIVABLE, 0), 0),
+        **await _voucher_split(repo, invoice, credited=sum(n.amount for n in notes)),
         "amount_received": sum(t.amount for t in transfers if t.direction == "in"),
         "credit_notes": [
-            {"number": n.number, "amount": n.amount, "reason": n.reason, "created_at": n.created_at}
-            for n in await repo.credit_notes(invoice.id)
+            {"number": n.number, "amount": n.amount, "reason": n.reason, "created_at": n.created_at} for n in notes
         ],
         "transfers": [
             {"direction": t.direction, "amount": t.amount, "reference": t.reference, "created_at": t.created_at}
@@ -426,59 +440,24 @@ async def invoice_document(session: AsyncSession, invoice: Invoice) -> dict[str,
     }
 
 
+async def _voucher_split(repo: PaymentsRepository, invoice: Invoice, *, credited: int) -> dict[str, Any]:
+    """An innovation voucher paid in advance (issue #18): its share of what is kept now, the buyer's share and
+    the programme that pays it. Zero shares and no payer without one."""
+    issued = await repo.voucher_issued(invoice.booking_id)
+    if issued is None:
+        return {"voucher_share": 0, "buyer_share": invoice.total - credited, "voucher_payer": None}
+    share, payer = issued
+    current = ledger.subsidy_share(share, invoice.total, invoice.total - credited)
+    org = await repo.org(payer)
+    return {
+        "voucher_share": current,
+        "buyer_share": invoice.total - credited - current,
+        "voucher_payer": {"id": payer, "name": org.get("legal_name") or org.get("name")},
+    }
+
+
 def _party(org: dict[str, Any]) -> dict[str, Any]:
     return {"name": org.get("name"), "legal_name": org.get("legal_name"), "uscc": org.get("uscc")}
-
-
-def _money(amount: int, currency: str) -> str:
-    return money_text(amount, currency)  # the currency's own decimals: "1,500 JPY", "12.50 CNY"
-
-
-def render_html(doc: dict[str, Any]) -> str:
-    """A printable invoice. UTF-8 and a CJK-capable font stack, so Chinese names render."""
-    e = html.escape
-    cur = doc["currency"]
-
-    def party(p: dict[str, Any]) -> str:
-        lines = [p.get("legal_name") or p.get("name") or ""]
-        if p.get("legal_name") and p.get("name") and p["name"] != p["legal_name"]:
-            lines.append(p["name"])
-        if p.get("uscc"):
-            lines.append(f"统一社会信用代码 USCC: {p['uscc']}")
-        return "<br>".join(e(str(x)) for x in lines)
-
-    rows = "".join(
-        f"<tr><td>{e(str(i.get('description', '')))}</td><td class=n>{e(str(i.get('quantity') or ''))}</td>"
-        f"<td class=n>{_money(int(i.get('unit_price') or 0), cur)}</td>"
-        f"<td class=n>{_money(int(i.get('amount') or 0), cur)}</td></tr>"
-        for i in doc["line_items"]
-    )
-    notes = "".join(
-        f"<tr><td>{e(n['number'])} ({e(n['reason'])})</td><td class=n>-{_money(n['amount'], cur)}</td></tr>"
-        for n in doc["credit_notes"]
-    )
-    return f"""<!DOCTYPE html>
-<html lang="zh-CN"><head><meta charset="utf-8"><title>Invoice 发票 {e(doc["number"])}</title>
-<style>
-body {{ font-family: "Noto Sans CJK SC", "Source Han Sans SC", "PingFang SC", "Microsoft YaHei", "WenQuanYi Micro Hei",
-  "Hiragino Sans GB", "Heiti SC", SimSun, "Helvetica Neue", Arial, sans-serif; margin: 2em; color: #111; }}
-table {{ border-collapse: collapse; width: 100%; }} td, th {{ border-bottom: 1px solid #ccc; padding: .4em; }}
-.n {{ text-align: right; white-space: nowrap; }} .parties {{ display: flex; gap: 4em; margin: 1em 0; }}
-@media print {{ body {{ margin: 0; }} }}
-</style></head><body>
-<h1>Invoice 发票 {e(doc["number"])}</h1>
-<p>Issued 开票日期: {doc["issued_at"]:%Y-%m-%d} · Due 付款期限: {doc["due_date"]} · Status 状态: {e(doc["status"])}</p>
-<div class=parties><div><h3>Buyer 购买方</h3>{party(doc["buyer"])}</div>
-<div><h3>Supplier 销售方</h3>{party(doc["supplier"])}</div></div>
-<table><tr><th>Item 项目</th><th class=n>Qty 数量</th><th class=n>Unit price 单价</th><th class=n>Amount 金额</th></tr>
-{rows}
-<tr><td colspan=3>Subtotal 不含税金额</td><td class=n>{_money(doc["subtotal"], cur)}</td></tr>
-<tr><td colspan=3>Tax 税额 ({doc["tax_rate_bp"] / 100:.2f} %)</td><td class=n>{_money(doc["tax"], cur)}</td></tr>
-<tr><th colspan=3>Total 价税合计</th><th class=n>{_money(doc["total"], cur)}</th></tr></table>
-{f"<h3>Credit notes 红字发票</h3><table>{notes}</table>" if notes else ""}
-<p><strong>Amount due 应付金额: {_money(doc["amount_due"], cur)}</strong></p>
-<p>Pay by bank transfer quoting the invoice number 请对公转账并注明发票号 {e(doc["number"])}.</p>
-</body></html>"""
 
 
 async def flag_overdue(session: AsyncSession, today: date | None = None) -> list[uuid.UUID]:

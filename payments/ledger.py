@@ -30,6 +30,7 @@ from payments.models import Journal, JournalEntry
 CLEARING_BANK = "clearing_bank"  # the platform's bank account (invoice / bank transfer path)
 CLEARING_STRIPE = "clearing_stripe"  # the platform's Stripe balance (card path)
 BUYER_RECEIVABLE = "buyer_receivable"  # per buyer org: invoiced, not yet paid
+PROGRAMME_RECEIVABLE = "programme_receivable"  # per programme org: voucher shares it pays in advance, not yet paid
 # Liabilities (normal credit balance)
 FUNDS_HELD = "customer_funds_held"  # booking money between invoice/capture and settlement (escrow)
 SUPPLIER_PAYABLE = "supplier_payable"  # per supplier org: earned by the supplier, not yet paid out
@@ -39,12 +40,13 @@ COMMISSION_REVENUE = "commission_revenue"
 DISPUTE_LOSSES = "dispute_losses"
 
 # The sub-ledger accounts an organisation's statement shows (its own lines).
-ORG_ACCOUNTS = (BUYER_RECEIVABLE, SUPPLIER_PAYABLE, REFUNDS_PAYABLE)
+ORG_ACCOUNTS = (BUYER_RECEIVABLE, SUPPLIER_PAYABLE, REFUNDS_PAYABLE, PROGRAMME_RECEIVABLE)
 
 ACCOUNTS: dict[str, str] = {
     CLEARING_BANK: "asset",
     CLEARING_STRIPE: "asset",
     BUYER_RECEIVABLE: "asset",
+    PROGRAMME_RECEIVABLE: "asset",
     FUNDS_HELD: "liability",
     SUPPLIER_PAYABLE: "liability",
     REFUNDS_PAYABLE: "liability",
@@ -74,6 +76,14 @@ def commission(kept: int, rate_bp: int) -> int:
     return round_half_up_div(kept * rate_bp, 10_000)
 
 
+def subsidy_share(share: int, amount: int, kept: int) -> int:
+    """A voucher's share of what the buyer finally keeps paying for: the share booked, in proportion to the kept
+    part of the booking amount, rounded half up. Never more than the share booked (``kept <= amount``)."""
+    if amount <= 0 or share <= 0:
+        return 0
+    return min(share, round_half_up_div(share * max(kept, 0), amount))
+
+
 def check_balanced(lines: Sequence[Line]) -> None:
     sums: dict[str, int] = defaultdict(int)
     for line in lines:
@@ -92,9 +102,19 @@ def _lines(currency: str, *parts: tuple[str, uuid.UUID | None, int]) -> list[Lin
     return [Line(a, o, currency, amt) for a, o, amt in parts if amt != 0]
 
 
-def issue(buyer: uuid.UUID, currency: str, amount: int) -> list[Line]:
-    """Invoice issued: the buyer owes the booking amount, held for the booking until settlement."""
-    return _lines(currency, (BUYER_RECEIVABLE, buyer, amount), (FUNDS_HELD, None, -amount))
+def issue(
+    buyer: uuid.UUID, currency: str, amount: int, *, subsidy: int = 0, payer: uuid.UUID | None = None
+) -> list[Line]:
+    """Invoice issued: the buyer owes the booking amount, held for the booking until settlement. With an
+    innovation voucher paid in advance, the programme (``payer``) owes its ``subsidy`` and the buyer the rest."""
+    if subsidy and payer is None:
+        raise UnbalancedJournal("A voucher share needs the programme that owes it.")
+    return _lines(
+        currency,
+        (BUYER_RECEIVABLE, buyer, amount - subsidy),
+        (PROGRAMME_RECEIVABLE, payer, subsidy),
+        (FUNDS_HELD, None, -amount),
+    )
 
 
 def received(buyer: uuid.UUID, currency: str, amount: int, *, clearing: str = CLEARING_BANK) -> list[Line]:
@@ -107,16 +127,39 @@ def captured(currency: str, amount: int) -> list[Line]:
     return _lines(currency, (CLEARING_STRIPE, None, amount), (FUNDS_HELD, None, -amount))
 
 
-def credit(buyer: uuid.UUID, currency: str, amount: int, *, receivable_outstanding: int) -> list[Line]:
-    """A credit note / refund of ``amount``: it first reduces what the buyer still owes; the rest is
-    owed back to the buyer until the refund is paid."""
-    against_receivable = min(amount, max(receivable_outstanding, 0))
+def credit(
+    buyer: uuid.UUID,
+    currency: str,
+    amount: int,
+    *,
+    receivable_outstanding: int,
+    subsidy_returned: int = 0,
+    payer: uuid.UUID | None = None,
+) -> list[Line]:
+    """A credit note / refund of ``amount``. The part of a voucher share no longer due (``subsidy_returned``,
+    see :func:`subsidy_share`) comes off the programme's receivable; the buyer's part first reduces what the
+    buyer still owes, and the rest is owed back to the buyer until the refund is paid."""
+    if subsidy_returned and payer is None:
+        raise UnbalancedJournal("A returned voucher share needs the programme that owes it.")
+    buyers_part = amount - subsidy_returned
+    against_receivable = min(buyers_part, max(receivable_outstanding, 0))
     return _lines(
         currency,
         (FUNDS_HELD, None, amount),
+        (PROGRAMME_RECEIVABLE, payer, -subsidy_returned),
         (BUYER_RECEIVABLE, buyer, -against_receivable),
-        (REFUNDS_PAYABLE, buyer, -(amount - against_receivable)),
+        (REFUNDS_PAYABLE, buyer, -(buyers_part - against_receivable)),
     )
+
+
+def subsidy_collected(payer: uuid.UUID, currency: str, amount: int, *, clearing: str = CLEARING_BANK) -> list[Line]:
+    """The programme paid a voucher share it owed (an approved line of its claim)."""
+    return _lines(currency, (clearing, None, amount), (PROGRAMME_RECEIVABLE, payer, -amount))
+
+
+def subsidy_rebilled(buyer: uuid.UUID, payer: uuid.UUID, currency: str, *, amount: int) -> list[Line]:
+    """The programme rejected a voucher share (a claim line): the buyer owes it instead."""
+    return _lines(currency, (BUYER_RECEIVABLE, buyer, amount), (PROGRAMME_RECEIVABLE, payer, -amount))
 
 
 def settle(supplier: uuid.UUID, currency: str, kept: int, *, rate_bp: int) -> list[Line]:

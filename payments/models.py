@@ -34,7 +34,10 @@ class Journal(SQLModel, table=True):
     """One business event's posting. ``key`` makes posting idempotent (e.g. ``booking:{id}:capture``)."""
 
     __tablename__ = "journals"
-    __table_args__ = (sa.Index("ix_journals_booking", "booking_id"),)
+    __table_args__ = (
+        sa.Index("ix_journals_booking", "booking_id"),
+        sa.Index("ix_journals_kind_created", "kind", "created_at"),  # fapiao data and tax reports by period
+    )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     key: str = Field(max_length=255, unique=True)

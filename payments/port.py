@@ -38,6 +38,10 @@ class BookingMoney:
     # Given by a caller that has the booking at hand (one just placed); a gateway that needs the terms and
     # is not given them reads them from the booking.
     terms: BookingTerms | None = None
+    # An innovation voucher paid in advance (issue #18): its share when booked and the programme's organisation
+    # that owes it. The buyer owes ``amount - subsidy``.
+    subsidy: int = 0
+    subsidy_payer_org_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)

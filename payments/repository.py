@@ -211,6 +211,21 @@ class PaymentsRepository:
         )
         return dict(row) if row else {}
 
+    async def voucher_issued(self, booking_id: uuid.UUID) -> tuple[int, uuid.UUID] | None:
+        """The voucher share the booking's invoice put on a programme's receivable, and that programme's
+        organisation; None without an advance voucher."""
+        row = (
+            await self.session.execute(
+                sa.select(col(JournalEntry.amount), col(JournalEntry.org_id))
+                .join(Journal, col(Journal.id) == col(JournalEntry.journal_id))
+                .where(
+                    col(Journal.key) == f"booking:{booking_id}:invoice",
+                    col(JournalEntry.account) == "programme_receivable",
+                )
+            )
+        ).first()
+        return (int(row[0]), row[1]) if row is not None and row[1] is not None else None
+
     async def org(self, org_id: uuid.UUID) -> dict[str, Any]:
         row = (await self.session.execute(sa.select(orgs_t).where(orgs_t.c.id == org_id))).mappings().one_or_none()
         return dict(row) if row else {}

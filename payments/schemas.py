@@ -63,6 +63,11 @@ class TransferLine(BaseModel):
     created_at: datetime
 
 
+class VoucherPayer(BaseModel):
+    id: uuid.UUID
+    name: str | None
+
+
 class InvoiceOut(BaseModel):
     id: uuid.UUID
     number: str
@@ -81,6 +86,11 @@ class InvoiceOut(BaseModel):
     tax: int
     total: int
     amount_due: int
+    voucher_share: int = Field(
+        default=0, description="What an innovation voucher paid in advance covers of what is kept (issue #18)"
+    )
+    buyer_share: int = Field(default=0, description="total - credit notes - voucher_share: the buyer's part")
+    voucher_payer: VoucherPayer | None = Field(default=None, description="The voucher programme's organisation")
     amount_received: int
     credit_notes: list[CreditNoteOut]
     transfers: list[TransferLine]

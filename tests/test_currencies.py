@@ -13,7 +13,7 @@ from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from payments import money
-from payments.invoices import _money as invoice_money
+from payments.invoice_html import _money as invoice_money
 from tests.factories import (
     PASSWORD,
     SUZHOU,

@@ -105,6 +105,16 @@ async def test_demo_activity_fills_every_queue_and_a_second_load_adds_nothing(
     assert await _values(db, "SELECT status FROM requests") == ["open"]
     assert await _values(db, "SELECT count(*) FROM messages") == ["1"]
 
+    # A voucher programme of the Guangdong department, with the demo buyer's voucher granted (issue #18).
+    programmes = (await db.execute(sa.text("SELECT id, region_prefix, status FROM voucher_programmes"))).all()
+    assert [(p.region_prefix, p.status) for p in programmes] == [("44", "active")]
+    holders = await _values(
+        db,
+        "SELECT u.email FROM vouchers v JOIN memberships m ON m.org_id = v.buyer_org_id JOIN users u"
+        " ON u.id = m.user_id WHERE v.status = 'granted'",
+    )
+    assert holders == ["buyer@example.com"]
+
     # Loading again into the loaded database adds nothing.
     before = await _counts(db)
     assert await load_demo(db, settings=settings, market=False) is None

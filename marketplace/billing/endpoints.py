@@ -24,6 +24,7 @@ from marketplace.core.pagination import CursorParam, LimitParam, decode_cursor, 
 from marketplace.core.settings import Settings
 from marketplace.core.text import Line
 from payments import invoices, ledger, money, stripe_gateway, webhooks
+from payments.invoice_html import render_html
 from payments.invoices import InvoiceGateway
 from payments.repository import PaymentsRepository
 from payments.schemas import (
@@ -147,7 +148,7 @@ async def get_invoice(
     doc = await invoices.invoice_document(session, invoice)
     accept = request.headers.get("accept", "")
     if "text/html" in accept and "application/json" not in accept.split(",")[0]:
-        return HTMLResponse(invoices.render_html(doc), media_type="text/html; charset=utf-8")
+        return HTMLResponse(render_html(doc), media_type="text/html; charset=utf-8")
     return JSONResponse(InvoiceOut.model_validate(doc).model_dump(mode="json"))
 
 

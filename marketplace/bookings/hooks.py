@@ -9,16 +9,23 @@ the worker (``marketplace.celery_app``) import the registering module, ``marketp
 * ``before_complete``: raise to refuse ``complete`` (ordered quality documents not yet supplied).
 * ``late_dispute_allowed``: the buyer may dispute after the dispute window while a gate held the settlement.
 * ``after_move``: react to a move that happened (a lab booking cancelled, a settlement by the buyer).
+* ``redeem_voucher`` (issue #18, registered by ``marketplace.vouchers.gate``): a booking placed with a
+  ``voucher_id``, inserted and not yet invoiced; returns the voucher's share and, when the programme pays in
+  advance, the organisation that owes it. Raise to refuse the booking.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from marketplace.core.errors import Unprocessable
+
 if TYPE_CHECKING:
+    from listings.models import Asset, Site
     from marketplace.bookings.models import Booking
 
 Check = Callable[[AsyncSession, "Booking"], Awaitable[bool]]
@@ -29,6 +36,19 @@ class Reaction(Protocol):
     async def __call__(self, session: AsyncSession, booking: Booking, *, action: str, role: str) -> None: ...
 
 
+class Redeemer(Protocol):
+    async def __call__(
+        self, session: AsyncSession, booking: Booking, *, voucher_id: uuid.UUID, asset: Asset, site: Site
+    ) -> tuple[int, uuid.UUID | None]: ...
+
+
+class VouchersUnavailable(Unprocessable):
+    """Vouchers cannot be used here."""
+
+    code = "vouchers_unavailable"
+
+
+_REDEEMERS: list[Redeemer] = []
 _SETTLEMENT_GATES: list[Check] = []
 _BEFORE_COMPLETE: list[Guard] = []
 _LATE_DISPUTE: list[Check] = []
@@ -59,6 +79,10 @@ def register_after_move(hook: Reaction) -> None:
     _add(_AFTER_MOVE, hook)
 
 
+def register_voucher_redeemer(hook: Redeemer) -> None:
+    _add(_REDEEMERS, hook)
+
+
 async def settlement_waits(session: AsyncSession, booking: Booking) -> bool:
     return any([await gate(session, booking) for gate in _SETTLEMENT_GATES])
 
@@ -75,3 +99,13 @@ async def late_dispute_allowed(session: AsyncSession, booking: Booking) -> bool:
 async def after_move(session: AsyncSession, booking: Booking, *, action: str, role: str) -> None:
     for reaction in _AFTER_MOVE:
         await reaction(session, booking, action=action, role=role)
+
+
+async def redeem_voucher(
+    session: AsyncSession, booking: Booking, *, voucher_id: uuid.UUID, asset: Asset, site: Site
+) -> tuple[int, uuid.UUID | None]:
+    """The voucher's share of a booking just inserted, and who owes it in advance (None: the buyer pays in full
+    and is reimbursed after use)."""
+    if not _REDEEMERS:
+        raise VouchersUnavailable("voucher_id: vouchers are not available on this server.")
+    return await _REDEEMERS[0](session, booking, voucher_id=voucher_id, asset=asset, site=site)

@@ -81,6 +81,11 @@ class Booking(SQLModel, table=True):
             "amount >= 0 AND refund_amount >= 0 AND refund_amount <= amount", name="ck_bookings_amounts"
         ),
         sa.CheckConstraint("buyer_org_id <> supplier_org_id", name="ck_bookings_not_own_asset"),
+        sa.CheckConstraint(
+            "voucher_share >= 0 AND voucher_share <= amount"
+            " AND (voucher_payer_org_id IS NULL OR voucher_id IS NOT NULL)",
+            name="ck_bookings_voucher",
+        ),
         # INCLUDE columns (migration 0007): index-only scans for matching's utilisation and scorecard counts.
         sa.Index("ix_bookings_asset_status", "asset_id", "status", postgresql_include=["period"]),
         sa.Index("ix_bookings_buyer", "buyer_org_id", "created_at"),
@@ -134,6 +139,12 @@ class Booking(SQLModel, table=True):
     dispute_reason: str | None = Field(default=None, max_length=2000)
     reminder_sent_at: datetime | None = Field(default=None, sa_column=ts_column(nullable=True))
     payment_method: str = Field(default="invoice", max_length=16)
+    # Issue #18: the innovation voucher the booking was placed with, its share when booked (either payment mode),
+    # and, only when the programme pays in advance, the programme's organisation that owes that share (its
+    # receivable in the ledger; the buyer's invoice share is the rest).
+    voucher_id: uuid.UUID | None = Field(default=None, foreign_key="vouchers.id", ondelete="RESTRICT")
+    voucher_share: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0"))
+    voucher_payer_org_id: uuid.UUID | None = Field(default=None)
     created_at: datetime = Field(default_factory=utcnow, sa_column=ts_column(default_now=True))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=ts_column(default_now=True))
 

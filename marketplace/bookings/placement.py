@@ -106,6 +106,9 @@ async def place(
     buyer_org_id = agreed.buyer_org_id if agreed else _buyer_org_id(data.buyer_org_id, found.buyer_org_ids)
     if buyer_org_id == asset.org_id:
         raise OwnAsset()
+    if data.voucher_id is not None and not principal.can_act_for(buyer_org_id, "bookings:write"):
+        # A supplier accepting the buyer's counter-offer cannot spend the buyer's voucher (its yearly cap).
+        raise field_error("voucher_id", "only the buyer may pay with its voucher")
     booking = Booking(
         asset_id=asset.id,
         kind=asset.kind,
@@ -159,6 +162,8 @@ async def place(
             expired = await _insert_lab(repo, booking, capacity=asset.daily_sample_capacity or 0, now=now, deps=deps)
         if documents:  # no statement at all when none is ordered (the hot path, issue #19)
             await QualityRepository(session).add_ordered(booking.id, documents)
+        if data.voucher_id is not None:  # under the programme's lock: budget and yearly cap never overspent
+            paid = await _redeem(session, booking, voucher_id=data.voucher_id, asset=asset, site=site, paid=paid)
         if data.request_id is not None:
             await requests_service.mark_booked(session, request_id=data.request_id, buyer_org_id=buyer_org_id)
         for stale_id in expired:
@@ -202,6 +207,17 @@ async def place(
         await deps.payments.booking_abandoned(session, paid)
         raise
     return booking, [booked]
+
+
+async def _redeem(
+    session: AsyncSession, booking: Booking, *, voucher_id: uuid.UUID, asset: Asset, site: Site, paid: BookingMoney
+) -> BookingMoney:
+    """Redeem the buyer's voucher on the booking just inserted (the voucher room decides the share) and give the
+    invoice the split: the programme's share when it pays in advance."""
+    share, payer = await hooks.redeem_voucher(session, booking, voucher_id=voucher_id, asset=asset, site=site)
+    booking.voucher_id, booking.voucher_share, booking.voucher_payer_org_id = voucher_id, share, payer
+    await session.flush()
+    return replace(paid, subsidy=share if payer is not None else 0, subsidy_payer_org_id=payer)
 
 
 def _quality_documents(asset: Asset, kinds: Sequence[str]) -> list[tuple[str, int]]:

@@ -107,6 +107,9 @@ def money(b: Booking, asset: Asset | None = None) -> BookingMoney:
         currency=b.currency,
         commission_rate_bp=b.commission_rate_bp,
         terms=terms,
+        # Only a voucher paid in advance splits the bill; an after-use one is reimbursed to the buyer later.
+        subsidy=b.voucher_share if b.voucher_payer_org_id is not None else 0,
+        subsidy_payer_org_id=b.voucher_payer_org_id,
     )
 
 

@@ -45,6 +45,10 @@ class BookingCreate(BaseModel):
         description="Machine time: quality documents to order with it, each offered by the listing "
         "(its `quality_documents`) and added to the amount at the listing's price",
     )
+    voucher_id: uuid.UUID | None = Field(
+        default=None,
+        description="An innovation voucher of the buyer (GET /orgs/{id}/vouchers) that pays part of the booking",
+    )
 
     @model_validator(mode="after")
     def _shape(self) -> BookingCreate:
@@ -156,6 +160,10 @@ class BookingOut(BaseModel):
     result_reference: str | None
     dispute_reason: str | None
     payment_method: str
+    voucher_id: uuid.UUID | None = None
+    voucher_share: int = Field(
+        default=0, description="What the voucher pays of the amount, as booked (minor units); 0 without a voucher"
+    )
     created_at: datetime
     your_role: str | None = None
     refund_if_cancelled_now: int | None = Field(default=None, description="What the caller's cancellation would refund")

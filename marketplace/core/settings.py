@@ -10,10 +10,21 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_JWT_SECRET = "dev-insecure-secret-change-me-in-production"
+
+
+class FapiaoTaxCode(BaseModel):
+    """One tax classification code for fapiao lines: the 19-digit code, the item name printed on the fapiao
+    and, optionally, the code's short name (商品和服务分类简称) the invoicing software shows as *简称*."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(pattern=r"^[0-9]{19}$")
+    item: str = Field(min_length=1, max_length=100)
+    short_name: str = Field(default="", max_length=40)
 
 
 class Settings(BaseSettings):
@@ -103,6 +114,17 @@ class Settings(BaseSettings):
     payee_bank_zh: str = Field(default="中国银行（演示）上海分行", max_length=200)
     payee_account: str = Field(default="6222 0000 0000 0000 000", min_length=1, max_length=64)
     payee_swift: str = Field(default="DEMOCNSH", max_length=11)  # BIC for transfers from abroad; empty = none
+    # Fapiao data and the platform's tax report (docs/tax.md). The platform's own identity as the seller of its
+    # commission (its 数电发票 to suppliers): the registered Chinese name and the USCC (empty = not configured).
+    platform_legal_name: str = Field(default="共享制造平台（演示）有限公司", min_length=1, max_length=300)
+    platform_uscc: str = Field(default="", pattern=r"^([0-9A-HJ-NPQRTUWXY]{18})?$")
+    # VAT contained in the commission (经纪代理服务 / information technology services: 6 %).
+    fapiao_commission_tax_rate_bp: int = Field(default=600, ge=0, le=10_000)
+    # Overrides of the tax classification codes (商品和服务税收分类编码), JSON by process family (the first
+    # segment of a listing's process code), "commission" and "*" (any other family), e.g.
+    # MARKETPLACE_FAPIAO_TAX_CODES='{"testing": {"code": "3040105000000000000", "item": "检验检测费"}}'.
+    # Defaults: marketplace/billing/tax_codes.py.
+    fapiao_tax_codes: dict[str, FapiaoTaxCode] = Field(default_factory=dict)
 
     # E-mail: with no SMTP host, notifications are written to the log (development).
     smtp_host: str | None = None

@@ -42,7 +42,17 @@ DEMO_ACCOUNTS = (
         "91440101MA5CJQ4N59",
         "zh-CN",
     ),
-    DemoAccount("buyer@example.com", "Dongguan Smart Devices Ltd", ("buyer",), "CN", "91110000802100433B", "en"),
+    # Registered in Dongguan (USCC positions 3-8: 441900), so the Guangdong voucher programme below takes it.
+    DemoAccount("buyer@example.com", "Dongguan Smart Devices Ltd", ("buyer",), "CN", "91441900MAMEA76YXX", "en"),
+    # A provincial science-and-technology department running an innovation-voucher programme (issue #18).
+    DemoAccount(
+        "programme@example.com",
+        "广东省科学技术厅 Guangdong Department of Science and Technology",
+        ("programme",),
+        "CN",
+        "11440000MAGYGLUY0F",
+        "zh-CN",
+    ),
 )
 
 

@@ -31,6 +31,7 @@ from marketplace.core.settings import Settings
 from marketplace.demo.accounts import DEMO_ACCOUNTS, database_is_empty, seed_demo
 from marketplace.demo.activity_bookings import run_bookings
 from marketplace.demo.activity_market import DemoListings, negotiation, pending_verification, publish_listings
+from marketplace.demo.activity_vouchers import voucher_programme
 from marketplace.demo.history_plan import HistorySummary, seed_history
 
 __all__ = ["ActivitySummary", "DemoCast", "load_cast", "load_demo", "seed_activity"]
@@ -43,6 +44,7 @@ class DemoCast:
     factory: Principal
     lab: Principal
     buyer: Principal
+    programme: Principal
     admin: Principal
 
     @staticmethod
@@ -62,7 +64,7 @@ class ActivitySummary:
         states = ", ".join(f"{n} {s}" for s, n in sorted(self.bookings.items()))
         live = (
             f"demo activity: {self.listings} listings, bookings ({states}), {self.invoices_paid} invoices paid, "
-            f"1 pending verification, 1 open flag, 1 open negotiation in {self.seconds:.1f} s"
+            f"1 pending verification, 1 open flag, 1 open negotiation, 1 voucher programme in {self.seconds:.1f} s"
         )
         return live if self.history is None else f"{live}\n{self.history.line()}"
 
@@ -76,8 +78,10 @@ async def _principal(session: AsyncSession, email: str) -> Principal:
 
 
 async def load_cast(session: AsyncSession, *, admin_email: str) -> DemoCast:
-    factory, lab, buyer = [await _principal(session, acc.email) for acc in DEMO_ACCOUNTS]
-    return DemoCast(factory=factory, lab=lab, buyer=buyer, admin=await _principal(session, admin_email))
+    factory, lab, buyer, programme = [await _principal(session, acc.email) for acc in DEMO_ACCOUNTS]
+    return DemoCast(
+        factory=factory, lab=lab, buyer=buyer, programme=programme, admin=await _principal(session, admin_email)
+    )
 
 
 async def seed_activity(
@@ -97,6 +101,7 @@ async def seed_activity(
     )
     await pending_verification(session)
     await negotiation(session, cast=cast, listings=listings, now=now)
+    await voucher_programme(session, cast=cast, today=now.date())
     summary.seconds = time.perf_counter() - started
     return summary
 

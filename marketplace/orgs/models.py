@@ -14,6 +14,7 @@ from marketplace.core.sqltypes import jsonb_column, text_array_column, ts_column
 class OrgRole(StrEnum):
     supplier = "supplier"
     buyer = "buyer"
+    programme = "programme"  # a voucher programme's operator (issue #18): a bureau or a park operator
 
 
 class VerificationStatus(StrEnum):
@@ -35,7 +36,7 @@ class Organisation(SQLModel, table=True):
             "verification_status IN ('unverified', 'pending', 'verified', 'rejected')",
             name="ck_organisations_verification_status",
         ),
-        sa.CheckConstraint("roles <@ ARRAY['supplier', 'buyer']::text[]", name="ck_organisations_roles"),
+        sa.CheckConstraint("roles <@ ARRAY['supplier', 'buyer', 'programme']::text[]", name="ck_organisations_roles"),
         sa.CheckConstraint("cardinality(roles) > 0", name="ck_organisations_roles_nonempty"),
         sa.Index("uq_organisations_uscc", "uscc", unique=True, postgresql_where=sa.text("uscc IS NOT NULL")),
     )

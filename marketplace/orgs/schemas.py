@@ -11,7 +11,7 @@ from marketplace.core.principal import API_SCOPES
 from marketplace.core.text import Line, Text
 from marketplace.orgs.uscc import normalise_uscc, validate_uscc
 
-Role = Literal["supplier", "buyer"]
+Role = Literal["supplier", "buyer", "programme"]
 
 
 def _check_uscc(v: str | None) -> str | None:
@@ -28,7 +28,9 @@ class OrgCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Line = Field(min_length=1, max_length=200)
-    roles: list[Role] = Field(min_length=1, description="supplier, buyer or both")
+    roles: list[Role] = Field(
+        min_length=1, description="supplier, buyer or both; or programme (a voucher programme's operator), alone"
+    )
     country: Line = Field(min_length=2, max_length=2, description="ISO 3166-1 alpha-2")
     legal_name: Line | None = Field(default=None, max_length=300)
     uscc: Line | None = Field(
@@ -43,6 +45,8 @@ class OrgCreate(BaseModel):
     @field_validator("roles")
     @classmethod
     def _roles(cls, v: list[str]) -> list[str]:
+        if "programme" in v and len(set(v)) > 1:  # a funder does not trade on the market it subsidises
+            raise ValueError("a programme organisation has no other role")
         return sorted(set(v))
 
     @field_validator("uscc")

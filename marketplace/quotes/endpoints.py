@@ -16,7 +16,7 @@ from marketplace.core.db import SessionDep
 from marketplace.core.errors import error_responses
 from marketplace.quotes import service
 from marketplace.quotes.convert import quote_out
-from marketplace.quotes.schemas import CounterIn, DeclineIn, QuoteCreate, QuoteList, QuoteOut
+from marketplace.quotes.schemas import AcceptIn, CounterIn, DeclineIn, QuoteCreate, QuoteList, QuoteOut
 
 router = APIRouter(tags=["quotes"])
 
@@ -71,9 +71,14 @@ async def accept_quote(
     session: SessionDep,
     principal: CurrentPrincipal,
     idem: OptionalIdempotencyDep,
+    body: AcceptIn | None = None,
 ) -> BookingOut | JSONResponse:
     booking, events, role = await service.accept(
-        session=session, principal=principal, quote_id=quote_id, deps=booking_deps(request)
+        session=session,
+        principal=principal,
+        quote_id=quote_id,
+        deps=booking_deps(request),
+        voucher_id=body.voucher_id if body else None,
     )
     out = booking_out(booking, role, events)
     return await idem.respond(out, 201) if idem else out

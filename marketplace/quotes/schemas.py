@@ -83,3 +83,11 @@ class QuoteOut(BaseModel):
 
 class QuoteList(BaseModel):
     items: list[QuoteOut]
+
+
+class AcceptIn(BaseModel):
+    """Optional body of an acceptance: the buyer may pay part of the booking with an innovation voucher."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    voucher_id: uuid.UUID | None = None

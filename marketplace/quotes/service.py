@@ -203,7 +203,12 @@ async def counter(session: AsyncSession, *, principal: Principal, quote_id: uuid
 
 
 async def accept(
-    session: AsyncSession, *, principal: Principal, quote_id: uuid.UUID, deps: bookings.Deps
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    quote_id: uuid.UUID,
+    deps: bookings.Deps,
+    voucher_id: uuid.UUID | None = None,
 ) -> tuple[Booking, list[BookingEvent], str]:
     """Accept the latest version: place the booking at its terms through the ordinary booking rules (a taken
     slot answers 409 and, the transaction rolling back, the quote stays open), mark the request booked, close
@@ -222,6 +227,7 @@ async def accept(
         drop_off_date=latest.drop_off_date,
         samples=latest.samples,
         request_id=quote.request_id,
+        voucher_id=voucher_id,  # the buyer's innovation voucher (only the buyer may spend it)
     )
     agreed = AgreedTerms(buyer_org_id=quote.buyer_org_id, amount=latest.amount, quote_id=quote.id)
     booking, events = await bookings.place(session=session, principal=principal, data=data, deps=deps, agreed=agreed)

@@ -27,7 +27,7 @@ from marketplace.requests import service as requests_service
 from marketplace.requests.repository import RequestRepository
 from marketplace.requests.schemas import RequestCreate
 from marketplace.web import form_errors as web_form_errors
-from marketplace.web import i18n, inspection_views
+from marketplace.web import i18n, inspection_views, voucher_views
 from marketplace.web.core import (
     BookingAction,
     CsrfChecked,
@@ -282,10 +282,11 @@ async def book_page(request: Request, asset_id: uuid.UUID, session: SessionDep, 
         raise WebError(404, "not_found")
     site = await ListingsRepository(session).get_site(asset.site_id)
     buyers = await _buyer_orgs(session, user)
+    vouchers = await voucher_views.voucher_choices(session, user, buyers=buyers, asset_id=asset_id)
     return render(
         request,
         "buyer/book.html",
-        {"asset": asset, "site": site, "buyers": buyers, "errors": {}, "form": {}},
+        {"asset": asset, "site": site, "buyers": buyers, "errors": {}, "form": {}, "vouchers": vouchers},
         user=user,
     )
 
@@ -300,6 +301,7 @@ _BOOK_FIELDS = {
     "buyer_org_id": "buyer",
     "buyer": "buyer",
     "quality_documents": "quality_documents",
+    "voucher_id": "voucher_id",
 }
 
 
@@ -311,6 +313,7 @@ def _booking_payload(form: Any, asset: Any, *, tz: Any, locale: str) -> dict[str
         "asset_id": str(asset.id),
         "buyer_org_id": form.get("buyer_org_id") or None,
         "request_id": form.get("request_id") or None,
+        **voucher_views.voucher_field(form),  # "pay part with an innovation voucher" (issue #18)
     }
     if asset.kind == AssetKind.machine:
         # Quality documents ordered with the machine time (checkboxes of the documents the listing offers).
@@ -376,7 +379,7 @@ async def book(
         booking = await bookings.create(session=session, principal=user, data=data, deps=_deps(request))
     except (ValidationError, AppError, PaymentsError, ValueError) as exc:
         await session.rollback()  # the failed service call may have flushed part of its work
-        errors = web_form_errors.placed(
+        errors = voucher_views.booking_errors(exc, locale=locale) or web_form_errors.placed(
             form_errors(exc, locale=locale, currency=currency, aliases=_BOOK_FIELDS), _BOOK_FIELDS.values()
         )
         back = _matches_page(form)
@@ -387,10 +390,11 @@ async def book(
             raise WebError(404, "not_found") from None
         site = await ListingsRepository(session).get_site(asset.site_id)
         buyers = await _buyer_orgs(session, user)
+        vouchers = await voucher_views.voucher_choices(session, user, buyers=buyers, asset_id=asset_id)
         return render(
             request,
             "buyer/book.html",
-            {"asset": asset, "site": site, "buyers": buyers, "errors": errors, "form": form},
+            {"asset": asset, "site": site, "buyers": buyers, "errors": errors, "form": form, "vouchers": vouchers},
             status=422,
             user=user,
         )
@@ -442,6 +446,7 @@ async def booking_page(
             "stripe_key": request.app.state.settings.stripe_publishable_key,
             "insp": await inspection_views.section(session, booking, locale=locale),  # make + verify (#17)
             "insp_errors": inspection_views.section_errors(request),
+            "voucher": await voucher_views.booking_split(session, booking),  # issue #18
         },
         user=user,
     )

@@ -80,6 +80,30 @@ _CODES: dict[str, tuple[str, str]] = {
     "report_exists": ("", N_("This inspection already has its report.")),
     "lab_booking_not_confirmed": ("", N_("The lab booking must be accepted before its report can be submitted.")),
     "due_date_invalid": ("due_date", N_("Enter a date (YYYY-MM-DD).")),
+    # Innovation vouchers (issue #18): the voucher and programme pages word these with more detail.
+    "voucher_exhausted": (
+        "voucher_id",
+        N_("This voucher has nothing left to pay with: its yearly limit or the programme's budget is used up."),
+    ),
+    "voucher_not_eligible": ("voucher_id", N_("This voucher cannot be used for this booking.")),
+    "voucher_not_granted": ("voucher_id", N_("This voucher has not been granted, or it was revoked.")),
+    "voucher_not_found": ("voucher_id", N_("This voucher no longer exists.")),
+    "voucher_invoice_only": (
+        "voucher_id",
+        N_("This programme pays its share on the invoice: book with payment by bank transfer, not by card."),
+    ),
+    "vouchers_unavailable": ("voucher_id", N_("Vouchers cannot be used at the moment.")),
+    "voucher_exists": ("", N_("Your organisation has already applied for this programme's voucher.")),
+    "programme_not_found": ("", N_("This programme no longer exists.")),
+    "claim_not_found": ("", N_("This claim no longer exists. Reload the page.")),
+    "nothing_to_claim": (
+        "month",
+        N_("There is nothing to claim for this month: no settled voucher booking is unclaimed."),
+    ),
+    "claim_paid": ("", N_("This claim has already been paid.")),
+    "claim_not_decided": ("amount", N_("Decide every line before recording the payment.")),
+    "amount_mismatch": ("amount", N_("The amount must equal the approved total of the claim.")),
+    "line_decided": ("", N_("This line has already been decided. Reload the page.")),
     "database_unavailable": ("", N_("Something went wrong. Please try again.")),
     "service_unavailable": ("", N_("Something went wrong. Please try again.")),
 }

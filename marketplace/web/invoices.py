@@ -20,7 +20,7 @@ from marketplace.core.pagination import CursorParam, decode_keyset, encode_curso
 from marketplace.core.principal import Principal
 from marketplace.orgs.models import Organisation
 from marketplace.orgs.repository import OrgRepository
-from marketplace.web import i18n
+from marketplace.web import i18n, voucher_views
 from marketplace.web.core import N_, SignedIn, WebError, locale_of, member_org, render, viewer_tz
 from marketplace.web.invoice_lines import line_texts
 from marketplace.web.invoices_state import INVOICE_STATUS, PAYMENT_STATE, UNITS, labeller, payment_state
@@ -182,6 +182,7 @@ async def _invoice_page(
             "booking_url": booking_link(side, org_id, invoice.booking_id),
             "list_url": invoice_base(side, org_id),
             "print_url": f"{invoice_base(side, org_id)}/{invoice.id}/print",
+            "voucher": await voucher_views.invoice_split(session, doc),  # issue #18: the voucher's share
             **label_helpers(locale_of(request)),
         },
         user=user,

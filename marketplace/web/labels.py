@@ -95,7 +95,10 @@ DELIVERY_STATUS = {
     "pending": N_("waiting to be sent"), "delivered": N_("delivered"), "failed": N_("failed"),
     "processed": N_("processed"), "ignored": N_("ignored"),
 }  # fmt: skip
-ROLES = {"buyer": N_("buyer"), "supplier": N_("supplier"), "owner": N_("owner"), "member": N_("member")}
+ROLES = {
+    "buyer": N_("buyer"), "supplier": N_("supplier"), "programme": N_("voucher programme"), "owner": N_("owner"),
+    "member": N_("member"),
+}  # fmt: skip
 ACTORS = {"buyer": N_("buyer"), "supplier": N_("supplier"), "admin": N_("admin"), "system": N_("system"),
           "platform": N_("platform")}  # fmt: skip
 ASSET_KINDS = {"machine": N_("machine"), "lab_service": N_("lab service")}
@@ -170,6 +173,7 @@ ACCOUNT_NAMES = {
     "refunds_payable": N_("Refunds payable"),
     "commission_revenue": N_("Commission revenue"),
     "dispute_losses": N_("Dispute losses"),
+    "programme_receivable": N_("Voucher programme receivables"),
 }
 ACCOUNT_TYPES = {"asset": N_("asset"), "liability": N_("liability"), "income": N_("income"), "expense": N_("expense")}
 
@@ -213,6 +217,17 @@ AUDIT_ACTIONS = {
     "observatory.rollup": N_("Market statistics recalculated"),
     "observer.grant": N_("Observer access granted"),
     "observer.revoke": N_("Observer access revoked"),
+    "programme.create": N_("Voucher programme created"),
+    "programme.update": N_("Voucher programme changed"),
+    "voucher.grant": N_("Voucher granted"),
+    "voucher.apply": N_("Voucher applied for"),
+    "voucher.approve": N_("Voucher application approved"),
+    "voucher.reject": N_("Voucher application rejected"),
+    "voucher.revoke": N_("Voucher revoked"),
+    "voucher_claim.build": N_("Voucher claim built"),
+    "voucher_claim.approve_line": N_("Voucher claim line approved"),
+    "voucher_claim.reject_line": N_("Voucher claim line rejected"),
+    "voucher_claim.pay": N_("Voucher claim payment recorded"),
 }
 
 # What an audit record is about (``audit.record(target_type=...)``).
@@ -221,6 +236,7 @@ TARGET_TYPES = {
     "quote": N_("quote"), "request": N_("request"), "organisation": N_("organisation"), "invoice": N_("invoice"),
     "booking": N_("booking"), "document": N_("document"), "observatory_month": N_("market statistics"),
     "observer_grant": N_("observer access"), "user": N_("user"), "webhook": N_("webhook"),
+    "voucher_programme": N_("voucher programme"), "voucher": N_("voucher"), "voucher_claim": N_("voucher claim"),
 }  # fmt: skip
 
 # -- events: notifications, webhooks, booking timeline, listing history, journals ----------------------------
@@ -297,6 +313,8 @@ JOURNAL_KINDS = {
     "card_captured": N_("Card payment captured"), "settlement": N_("Settlement"), "credit_note": N_("Credit note"),
     "refund_sent": N_("Refund sent"), "payout_sent": N_("Payout sent"), "payout_reversed": N_("Payout reversed"),
     "dispute_lost": N_("Card dispute lost"),
+    "voucher_claim_paid": N_("Voucher share paid by the programme"),
+    "voucher_rebilled": N_("Voucher share billed to the buyer"),
 }  # fmt: skip
 EVENT_NAMES: dict[str, str] = {**LISTING_ACTIONS, **BOOKING_ACTIONS, **JOURNAL_KINDS, **NOTIFICATION_KINDS}
 

@@ -77,9 +77,12 @@ def mount_web(app: FastAPI, settings: Settings) -> None:
         notifications,
         observatory,
         pages,
+        programme_pages,
         public,
+        tax_exports,
         team,
         verify,
+        voucher_pages,
     )
 
     app.add_middleware(
@@ -102,6 +105,7 @@ def mount_web(app: FastAPI, settings: Settings) -> None:
         admin_certificates,
         admin_queues,
         admin_books,
+        tax_exports,
         admin,
         invoices,
         exports,
@@ -116,6 +120,8 @@ def mount_web(app: FastAPI, settings: Settings) -> None:
         messages,
         notifications,
         buyer,
+        voucher_pages,
+        programme_pages,
         observatory,
         account_sessions,
         account_profile,

@@ -267,7 +267,7 @@ async def logout(request: Request, session: SessionDep, _csrf: CsrfChecked) -> R
 
 @router.get("/register", response_class=HTMLResponse)
 async def register_page(request: Request, user: WebUser, role: Line | None = None) -> HTMLResponse:
-    form = {f"role_{role}": "1"} if role in ("supplier", "buyer") else {}  # the home page's two ways in
+    form = {f"role_{role}": "1"} if role in ("supplier", "buyer", "programme") else {}  # the home page's two ways in
     return render(request, "account/register.html", {"errors": {}, "form": form}, user=user)
 
 
@@ -289,10 +289,15 @@ _REGISTER_FIELDS = {
 }
 
 
+PROGRAMME_ALONE = web_form_errors.N_(
+    "A voucher programme's organisation has no other role: register it on its own, without supplier or buyer."
+)
+
+
 @router.post("/register", response_class=HTMLResponse)
 async def register(request: Request, session: SessionDep, _csrf: CsrfChecked) -> Response:
     form = dict(await request.form())
-    roles = [r for r in ("supplier", "buyer") if form.get(f"role_{r}")]
+    roles = [r for r in ("supplier", "buyer", "programme") if form.get(f"role_{r}")]
     payload = {
         "email": form.get("email", ""),
         "password": form.get("password", ""),
@@ -317,6 +322,8 @@ async def register(request: Request, session: SessionDep, _csrf: CsrfChecked) ->
         errors = web_form_errors.placed(
             field_errors(exc, locale=locale_of(request), aliases=_REGISTER_FIELDS), _REGISTER_FIELDS.values()
         )
+        if "programme" in roles and len(roles) > 1:  # the schema refuses the mix; say why, not "not valid"
+            errors["roles"] = i18n.translations(locale_of(request)).gettext(PROGRAMME_ALONE)
         status = exc.status_code if isinstance(exc, AppError) else 422
         return render(request, "account/register.html", {"errors": errors, "form": form}, status=status)
     await account_sessions.sign_in(request, session, user=user)
