@@ -49,6 +49,8 @@ BUYER_UNKNOWN = N_("No organisation on the platform has this Unified Social Cred
 REASON = N_("Say why.")
 
 # The voucher room's refusals (marketplace.vouchers), by code: (form field, message); "" is the form as a whole.
+# The codes whose field or words differ on these forms; the claim codes read as the shared table
+# (``form_errors_service``) words them.
 VOUCHER_ERRORS: dict[str, tuple[str, str]] = {
     "not_programme_org": ("", N_("Only an organisation registered as a voucher programme can run programmes.")),
     "programme_org_unverified": (
@@ -66,14 +68,6 @@ VOUCHER_ERRORS: dict[str, tuple[str, str]] = {
     "voucher_not_granted": ("", N_("Only a granted voucher can be revoked. Reload the page.")),
     "invalid_voucher_state": ("", N_("This is not possible in the voucher's current state. Reload the page.")),
     "voucher_exhausted": ("", N_("The programme's budget or the buyer's yearly cap is used up.")),
-    "nothing_to_claim": (
-        "month",
-        N_("There is nothing to claim for this month: no settled voucher booking is unclaimed."),
-    ),
-    "claim_paid": ("", N_("This claim has already been paid.")),
-    "claim_not_decided": ("amount", N_("Decide every line before recording the payment.")),
-    "amount_mismatch": ("amount", N_("The amount must equal the approved total of the claim.")),
-    "line_decided": ("", N_("This line has already been decided. Reload the page.")),
 }
 NOT_BUYER = N_("This organisation is not registered as a buyer.")
 CLOSED = N_("This programme is closed.")
