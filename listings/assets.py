@@ -62,6 +62,7 @@ MATERIAL_FIELDS = frozenset(
         "price_per_sample",
         "turnaround_days",
         "daily_sample_capacity",
+        "deposit_percent",  # a payment term, like the price
     }
 )
 DEFAULT_CANCELLATION_POLICY = {"full_refund_hours": 72, "partial_refund_hours": 24, "partial_refund_percent": 50}
@@ -134,7 +135,7 @@ async def update_asset(
     wrong = (LAB_ONLY if asset.kind == AssetKind.machine else MACHINE_ONLY) & changes.keys()
     if wrong:
         raise Invalid(f"{sorted(wrong)} do not apply to a {asset.kind} listing.")
-    nulls = [k for k, v in changes.items() if v is None and k not in ("cancellation_policy",)]
+    nulls = [k for k, v in changes.items() if v is None and k not in ("cancellation_policy", "deposit_percent")]
     if nulls:
         raise Invalid(f"{sorted(nulls)} cannot be set to null.")
     if "process_codes" in changes:

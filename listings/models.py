@@ -113,6 +113,9 @@ class Asset(SQLModel, table=True):
             " AND turnaround_days >= 0)",
             name="ck_assets_lab_fields",
         ),
+        sa.CheckConstraint(
+            "deposit_percent IS NULL OR deposit_percent BETWEEN 1 AND 90", name="ck_assets_deposit_percent"
+        ),
         sa.Index("ix_assets_process_codes", "process_codes", postgresql_using="gin"),
         sa.Index("ix_assets_materials", "materials", postgresql_using="gin"),
         sa.Index("ix_assets_status_kind", "status", "kind"),
@@ -171,6 +174,8 @@ class Asset(SQLModel, table=True):
 
     # Refund shares by notice period, snapshotted into each booking (the bookings issue uses it).
     cancellation_policy: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(pg.JSONB, nullable=True))
+    # Share of the price invoiced on confirmation, the balance on completion (issue #18); NULL: no deposit.
+    deposit_percent: int | None = Field(default=None, sa_type=sa.SmallInteger)
     # Start of the next free slot (of min_booking_minutes) from now; maintained for sorting search results.
     next_free_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     created_at: datetime = Field(default_factory=_now, sa_column=_ts(default_now=True))

@@ -246,6 +246,9 @@ class AssetCommon(Strict):
     currency: Line = Field(default="CNY")
     photo_urls: list[Line] = Field(default_factory=list, max_length=20)
     cancellation_policy: CancellationPolicy | None = None
+    deposit_percent: int | None = Field(
+        default=None, ge=1, le=90, description="Share invoiced on confirmation, the rest on completion; null: none"
+    )
 
     @field_validator("materials")
     @classmethod
@@ -315,6 +318,7 @@ class AssetUpdate(Strict):
     currency: Line | None = None
     photo_urls: list[Line] | None = Field(default=None, max_length=20)
     cancellation_policy: CancellationPolicy | None = None
+    deposit_percent: int | None = Field(default=None, ge=1, le=90, description="null removes the deposit")
     envelope_mm: Envelope | None = None
     max_part_mass_kg: float | None = Field(default=None, gt=0)
     tolerance_mm: float | None = Field(default=None, gt=0, le=100)
@@ -380,6 +384,7 @@ class AssetOut(BaseModel):
     daily_sample_capacity: int | None = None
     sample_requirements: str | None = None
     cancellation_policy: dict[str, Any] | None = None
+    deposit_percent: int | None = None
     next_free_at: datetime | None = None
     created_at: datetime
     updated_at: datetime

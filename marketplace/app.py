@@ -26,6 +26,7 @@ from marketplace.billing.endpoints import router as payments_router
 from marketplace.billing.fapiao_endpoints import router as fapiao_router
 from marketplace.bookings.deps import blocked_time, booking_deps, listings_config
 from marketplace.bookings.endpoints import router as bookings_router
+from marketplace.bookings.instalment_endpoints import router as instalments_router
 from marketplace.core import embedded, outbox
 from marketplace.core.db import create_engine, create_sessionmaker, get_session, ping
 from marketplace.core.errors import ERROR_SCHEMA, error_responses, install_error_handlers, unhandled_error_response
@@ -114,6 +115,7 @@ def create_app(
     api.include_router(admin_router)
     api.include_router(admin_listings_router)
     api.include_router(bookings_router)
+    api.include_router(instalments_router)
     api.include_router(payments_router)
     api.include_router(requests_router)
     api.include_router(analytics_router)

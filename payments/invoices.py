@@ -21,8 +21,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from payments import ledger
+from payments import instalments, ledger
 from payments.errors import Invalid, NotFound, Overpayment, PaymentConflict
+from payments.invoice_lines import line_items as line_items  # re-exported: callers import it from here
 from payments.models import BankTransfer, CreditNote, Invoice, utcnow
 from payments.port import BookingMoney, PaymentView
 from payments.repository import PaymentsRepository, draft_number
@@ -39,79 +40,6 @@ class InvoiceConfig:
 def tax_included(total: int, rate_bp: int) -> int:
     """The tax contained in a tax-inclusive total, rounded half up: total x rate / (10 000 + rate)."""
     return ledger.round_half_up_div(total * rate_bp, 10_000 + rate_bp)
-
-
-QUALITY_DOCUMENT_NAMES = {
-    "coc": "Certificate of conformance",
-    "fai": "First-article inspection report",
-    "material_cert": "Material certificate (EN 10204 3.1)",
-}
-
-
-def _utc_iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return (value if value.tzinfo is not None else value.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
-
-
-def line_items(facts: dict[str, Any], amount: int) -> list[dict[str, Any]]:
-    """The invoice's lines. Each carries a ``kind`` (``machine_time``, ``setup_fee``, ``lab_samples``,
-    ``quality_document`` with its ``document``: coc, fai, material_cert) and the facts its words are made of
-    (``title``, ``start_at``/``end_at`` in ISO 8601 UTC, ``samples``, ``drop_off_date``), so a reader can word it
-    in any language; ``description`` is the English text the API and older invoices show."""
-    stored_title = facts.get("title") or ""
-    title = stored_title or "Booking"
-    setup_fee = int(facts.get("setup_fee") or 0)
-    if facts.get("kind") == "lab_service" and facts.get("samples"):
-        samples = int(facts["samples"])
-        drop_off = facts.get("drop_off_date")
-        return [
-            {
-                "kind": "lab_samples",
-                "title": stored_title,
-                "samples": samples,
-                "drop_off_date": drop_off.isoformat() if drop_off is not None else None,
-                "description": f"{title}: {samples} samples, drop-off {drop_off}",
-                "quantity": samples,
-                "unit": "sample",
-                "unit_price": int(facts.get("unit_price") or 0),
-                "amount": amount,
-            }
-        ]
-    items = []
-    documents = list(facts.get("quality_documents") or ())
-    start, end = facts.get("start_at"), facts.get("end_at")
-    hours = round((end - start).total_seconds() / 3600, 2) if start and end else None
-    when = f"{start:%Y-%m-%d %H:%M}–{end:%H:%M} UTC" if start and end else ""
-    items.append(
-        {
-            "kind": "machine_time",
-            "title": stored_title,
-            "start_at": _utc_iso(start),
-            "end_at": _utc_iso(end),
-            "description": f"{title}: machine time {when}".strip(),
-            "quantity": hours,
-            "unit": "hour",
-            "unit_price": int(facts.get("unit_price") or 0),
-            "amount": amount - setup_fee - sum(int(price) for _, price in documents),
-        }
-    )
-    if setup_fee:
-        items.append(
-            {
-                "kind": "setup_fee",
-                "description": "Setup fee",
-                "quantity": 1,
-                "unit": "job",
-                "unit_price": setup_fee,
-                "amount": setup_fee,
-            }
-        )
-    for document, price in documents:  # one line per ordered quality document
-        name = QUALITY_DOCUMENT_NAMES.get(document, document)
-        line = {"kind": "quality_document", "document": document, "description": name, "quantity": 1}
-        items.append(line | {"unit": "document", "unit_price": int(price), "amount": int(price)})
-    return items
 
 
 class InvoiceGateway:
@@ -137,25 +65,59 @@ class InvoiceGateway:
         """Issue the invoice and post its journal. The invoice's gap-free number is drawn from the counter by
         the transaction's final statement, at commit (:meth:`PaymentsRepository.number_at_commit`), so the
         counter row is locked only for the commit; nothing outside the transaction sees it unnumbered.
-        A booking that already has an invoice is left alone (the unique ``booking_id`` decides)."""
+        A booking that already has an invoice is left alone (the unique ``booking_id`` decides). A booking with
+        a payment schedule gets nothing yet: each instalment is invoiced when it falls due."""
+        if money.instalments:
+            return
         repo = PaymentsRepository(session)
         facts = asdict(money.terms) if money.terms is not None else await repo.booking_facts(money.booking_id)
+        await self._issue(
+            session,
+            money,
+            instalment=0,
+            total=money.amount,
+            subsidy=money.subsidy,
+            items=line_items(facts, money.amount),
+        )
+
+    async def on_instalment_due(self, session: AsyncSession, money: BookingMoney, *, n: int) -> None:
+        """Invoice instalment ``n`` (its own number, due date and journal ``booking:{id}:invoice:{n}``); once
+        only (the unique (booking_id, instalment) decides). An advance voucher's share is split per instalment
+        (:func:`payments.instalments.subsidy_part`)."""
+        label, amount, before = instalments.position(money, n)
+        facts = await PaymentsRepository(session).booking_facts(money.booking_id)
+        subsidy = instalments.subsidy_part(money.subsidy, money.amount, before=before, upto=before + amount)
+        item = instalments.line(facts, n=n, label=label, amount=amount, total=money.amount)
+        await self._issue(session, money, instalment=n, total=amount, subsidy=subsidy, items=[item])
+
+    async def _issue(
+        self,
+        session: AsyncSession,
+        money: BookingMoney,
+        *,
+        instalment: int,
+        total: int,
+        subsidy: int,
+        items: list[dict[str, Any]],
+    ) -> None:
+        repo = PaymentsRepository(session)
         now = utcnow()
-        tax = tax_included(money.amount, self.config.tax_rate_bp)
+        tax = tax_included(total, self.config.tax_rate_bp)
         invoice_id = uuid.uuid4()
         draft = draft_number(invoice_id)
         invoice = {
             "id": invoice_id,
             "number": draft,
             "booking_id": money.booking_id,
+            "instalment": instalment,
             "buyer_org_id": money.buyer_org_id,
             "supplier_org_id": money.supplier_org_id,
             "currency": money.currency,
-            "line_items": line_items(facts, money.amount),
-            "subtotal": money.amount - tax,
+            "line_items": items,
+            "subtotal": total - tax,
             "tax_rate_bp": self.config.tax_rate_bp,
             "tax": tax,
-            "total": money.amount,
+            "total": total,
             "status": "open",
             "issued_at": now,
             "due_date": now.date() + timedelta(days=self.config.due_days),
@@ -164,20 +126,17 @@ class InvoiceGateway:
         }
         if not await repo.issue_invoice(invoice):
             return
+        suffix = f":{instalment}" if instalment else ""
         await ledger.post(
             session,
-            key=f"booking:{money.booking_id}:invoice",
+            key=f"booking:{money.booking_id}:invoice{suffix}",
             kind="invoice_issued",
             lines=ledger.issue(
-                money.buyer_org_id,
-                money.currency,
-                money.amount,
-                subsidy=money.subsidy,
-                payer=money.subsidy_payer_org_id,
+                money.buyer_org_id, money.currency, total, subsidy=subsidy, payer=money.subsidy_payer_org_id
             ),
             booking_id=money.booking_id,
             invoice_id=invoice_id,
-            memo=f"Invoice for booking {money.booking_id}",
+            memo=f"Invoice for booking {money.booking_id}" + (f", instalment {instalment}" if instalment else ""),
         )
         repo.number_at_commit(invoice_id, draft, f"{self.config.number_prefix}-{now.year}")
 
@@ -198,26 +157,36 @@ class InvoiceGateway:
         await self._close(session, money, refund=refund, reason="dispute resolved")
 
     async def _close(self, session: AsyncSession, money: BookingMoney, *, refund: int, reason: str) -> None:
-        """Credit note for ``refund``, settle the kept rest. Runs once per booking (journal keys)."""
+        """Credit note for ``refund``, settle the kept rest. Runs once per booking (journal keys).
+
+        With a payment schedule only what was invoiced (I) needs a credit note: the part never invoiced
+        (A - I) is refunded by not invoicing it, so the credit note covers ``refund - (A - I)`` and attaches
+        to the latest invoice; every invoice of the booking is closed (or void). Unscheduled: I = A."""
         if not 0 <= refund <= money.amount:
             raise Invalid(f"refund must be between 0 and {money.amount}.")
         repo = PaymentsRepository(session)
-        invoice = await repo.invoice_for_booking(money.booking_id, for_update=True)
-        if invoice is None:  # booked before invoices existed (or by another gateway): nothing to close
+        invoices = await repo.invoices_for_booking(money.booking_id, for_update=True)
+        if not invoices:  # booked before invoices existed (or by another gateway), or nothing invoiced yet
             return
+        invoice = invoices[-1]
         if invoice.status in ("void", "closed"):
             return
+        invoiced = sum(i.total for i in invoices)
+        credited = refund - (money.amount - invoiced)
+        if credited < 0:
+            raise Invalid(f"refund must be at least the {money.amount - invoiced} never invoiced.")
         kept = money.amount - refund
-        if refund:
+        if credited:
             outstanding = await ledger.booking_balance(session, money.booking_id, ledger.BUYER_RECEIVABLE)
             # The voucher's share follows the kept amount (the redemption in the voucher room uses the same rule).
-            returned = money.subsidy - ledger.subsidy_share(money.subsidy, money.amount, kept)
+            issued = ledger.subsidy_share(money.subsidy, money.amount, invoiced)
+            returned = issued - ledger.subsidy_share(money.subsidy, money.amount, kept)
             note_no = await repo.next_number(f"{self.config.credit_note_prefix}-{utcnow().year}")
             note = await repo.add(
                 CreditNote(
                     number=f"{self.config.credit_note_prefix}-{utcnow().year}-{note_no:06d}",
                     invoice_id=invoice.id,
-                    amount=refund,
+                    amount=credited,
                     reason=reason,
                 )
             )
@@ -228,7 +197,7 @@ class InvoiceGateway:
                 lines=ledger.credit(
                     money.buyer_org_id,
                     money.currency,
-                    refund,
+                    credited,
                     receivable_outstanding=outstanding,
                     subsidy_returned=returned,
                     payer=money.subsidy_payer_org_id,
@@ -246,9 +215,12 @@ class InvoiceGateway:
             invoice_id=invoice.id,
             memo=f"Settlement ({reason}), commission {money.commission_rate_bp} bp",
         )
-        received = sum(t.amount for t in await repo.transfers(invoice.id) if t.direction == "in")
-        invoice.status = "void" if kept == 0 and received == 0 else "closed"
-        invoice.updated_at = utcnow()
+        received = 0
+        for each in invoices:
+            received += sum(t.amount for t in await repo.transfers(each.id) if t.direction == "in")
+        for each in invoices:
+            each.status = "void" if kept == 0 and received == 0 else "closed"
+            each.updated_at = utcnow()
         await session.flush()
 
     # -- admin operations -----------------------------------------------------------------------------
@@ -273,9 +245,11 @@ class InvoiceGateway:
             lines=ledger.received(invoice.buyer_org_id, invoice.currency, amount),
             memo=f"Bank transfer received, ref {reference}",
         )
-        if invoice.status == "open" and amount == outstanding:
-            invoice.status = "paid"
-            invoice.updated_at = utcnow()
+        if amount == outstanding:  # nothing owed on the booking any more: each of its open invoices is paid
+            repo = PaymentsRepository(session)
+            for each in await repo.invoices_for_booking(invoice.booking_id) if invoice.instalment else [invoice]:
+                if each.status == "open":
+                    each.status, each.updated_at = "paid", utcnow()
         await session.flush()
         return transfer
 
@@ -380,6 +354,8 @@ def invoice_status(invoice: Invoice, balances: dict[str, int]) -> str:
     receivable = balances.get(ledger.BUYER_RECEIVABLE, 0)
     if invoice.status == "void":
         return "void"
+    if invoice.status == "paid" and invoice.instalment:  # an instalment paid while a later one is still owed
+        return "paid"
     if receivable > 0:
         received = balances.get(ledger.CLEARING_BANK, 0) > 0
         overdue = invoice.due_date < datetime.now(UTC).date()
@@ -443,7 +419,8 @@ async def invoice_document(session: AsyncSession, invoice: Invoice) -> dict[str,
 async def _voucher_split(repo: PaymentsRepository, invoice: Invoice, *, credited: int) -> dict[str, Any]:
     """An innovation voucher paid in advance (issue #18): its share of what is kept now, the buyer's share and
     the programme that pays it. Zero shares and no payer without one."""
-    issued = await repo.voucher_issued(invoice.booking_id)
+    issued = await repo.voucher_issued(invoice.booking_id, instalment=invoice.instalment)
+    credited = min(credited, invoice.total)  # a schedule's credit note may exceed its (latest) invoice
     if issued is None:
         return {"voucher_share": 0, "buyer_share": invoice.total - credited, "voucher_payer": None}
     share, payer = issued

@@ -88,6 +88,8 @@ class Invoice(SQLModel, table=True):
     __table_args__ = (
         sa.CheckConstraint("status IN ('open', 'paid', 'void', 'closed')", name="ck_invoices_status"),
         sa.CheckConstraint("total >= 0 AND tax >= 0 AND subtotal + tax = total", name="ck_invoices_totals"),
+        sa.CheckConstraint("instalment >= 0", name="ck_invoices_instalment"),
+        sa.UniqueConstraint("booking_id", "instalment", name="uq_invoices_booking_instalment"),
         sa.Index("ix_invoices_due", "due_date", postgresql_where=sa.text("status = 'open'")),
         sa.Index("ix_invoices_buyer", "buyer_org_id"),
         sa.Index("ix_invoices_supplier", "supplier_org_id"),
@@ -95,7 +97,9 @@ class Invoice(SQLModel, table=True):
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     number: str = Field(max_length=40, unique=True)
-    booking_id: uuid.UUID = Field(foreign_key="bookings.id", unique=True, ondelete="RESTRICT")
+    booking_id: uuid.UUID = Field(foreign_key="bookings.id", ondelete="RESTRICT")
+    # 0: the whole-booking invoice; n: instalment n of the booking's schedule (deposit, milestone, balance).
+    instalment: int = Field(default=0, sa_column=sa.Column(sa.SmallInteger, nullable=False, server_default="0"))
     buyer_org_id: uuid.UUID = Field(foreign_key="organisations.id", ondelete="RESTRICT")
     supplier_org_id: uuid.UUID = Field(foreign_key="organisations.id", ondelete="RESTRICT")
     currency: str = Field(max_length=3)

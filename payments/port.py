@@ -42,6 +42,8 @@ class BookingMoney:
     # that owes it. The buyer owes ``amount - subsidy``.
     subsidy: int = 0
     subsidy_payer_org_id: uuid.UUID | None = None
+    # The booking's payment schedule (issue #18), (n, label, amount) each; empty: one invoice for ``amount``.
+    instalments: tuple[tuple[int, str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,11 @@ class PaymentGateway(Protocol):
     async def on_accepted(self, session: AsyncSession, money: BookingMoney) -> None:
         """The supplier accepted: capture the payment."""
 
+    async def on_instalment_due(self, session: AsyncSession, money: BookingMoney, *, n: int) -> None:
+        """Instalment ``n`` of the booking's schedule fell due (deposit on confirmation, a milestone reached,
+        the balance on completion): invoice it. Idempotent. A card gateway ignores it (its authorisation
+        already holds the whole amount)."""
+
     async def on_released(self, session: AsyncSession, money: BookingMoney) -> None:
         """Declined or expired before capture: release the hold / void the invoice."""
 
@@ -109,6 +116,9 @@ class NoPayments:
         return None
 
     async def on_accepted(self, session: AsyncSession, money: BookingMoney) -> None:
+        return None
+
+    async def on_instalment_due(self, session: AsyncSession, money: BookingMoney, *, n: int) -> None:
         return None
 
     async def on_released(self, session: AsyncSession, money: BookingMoney) -> None:

@@ -51,7 +51,9 @@ _NUMBER_INVOICE = sa.text(
 
 
 _invoices: sa.Table = Invoice.__table__  # type: ignore[attr-defined]
-_ISSUE_INVOICE = insert(_invoices).on_conflict_do_nothing(index_elements=["booking_id"]).returning(_invoices.c.id)
+_ISSUE_INVOICE = (
+    insert(_invoices).on_conflict_do_nothing(index_elements=["booking_id", "instalment"]).returning(_invoices.c.id)
+)
 
 
 def draft_number(invoice_id: uuid.UUID) -> str:
@@ -101,6 +103,7 @@ bookings_t = sa.table(
     sa.column("samples"),
     sa.column("drop_off_date"),
     sa.column("payment_method"),
+    sa.column("instalments"),
 )
 assets_t = sa.table("assets", sa.column("id"), sa.column("title"))
 orgs_t = sa.table("organisations", sa.column("id"), sa.column("name"), sa.column("legal_name"), sa.column("uscc"))
@@ -149,10 +152,23 @@ class PaymentsRepository:
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
     async def invoice_for_booking(self, booking_id: uuid.UUID, *, for_update: bool = False) -> Invoice | None:
-        stmt = sa.select(Invoice).where(col(Invoice.booking_id) == booking_id)
+        """The booking's invoice: its only one, or with a payment schedule the latest instalment's."""
+        stmt = (
+            sa.select(Invoice)
+            .where(col(Invoice.booking_id) == booking_id)
+            .order_by(col(Invoice.instalment).desc())
+            .limit(1)
+        )
         if for_update:
             stmt = stmt.with_for_update()
         return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def invoices_for_booking(self, booking_id: uuid.UUID, *, for_update: bool = False) -> list[Invoice]:
+        """Every invoice of the booking, by instalment (one, numbered 0, without a payment schedule)."""
+        stmt = sa.select(Invoice).where(col(Invoice.booking_id) == booking_id).order_by(col(Invoice.instalment))
+        if for_update:
+            stmt = stmt.with_for_update()
+        return list((await self.session.execute(stmt)).scalars())
 
     async def credit_notes(self, invoice_id: uuid.UUID) -> list[CreditNote]:
         rows = await self.session.execute(
@@ -193,16 +209,19 @@ class PaymentsRepository:
     # -- shell reads ----------------------------------------------------------------------------------
 
     async def booking_facts(self, booking_id: uuid.UUID) -> dict[str, Any]:
-        """The booking's invoice facts, its asset's title and ``invoice_id`` (its invoice, if it has one)."""
+        """The booking's invoice facts, its asset's title and ``invoice_id`` (its latest invoice, if any)."""
+        latest = (
+            sa.select(col(Invoice.id))
+            .where(col(Invoice.booking_id) == bookings_t.c.id)
+            .order_by(col(Invoice.instalment).desc())
+            .limit(1)
+            .scalar_subquery()
+        )
         row = (
             (
                 await self.session.execute(
-                    sa.select(bookings_t, assets_t.c.title, col(Invoice.id).label("invoice_id"))
-                    .select_from(
-                        bookings_t.outerjoin(assets_t, assets_t.c.id == bookings_t.c.asset_id).outerjoin(
-                            Invoice, col(Invoice.booking_id) == bookings_t.c.id
-                        )
-                    )
+                    sa.select(bookings_t, assets_t.c.title, latest.label("invoice_id"))
+                    .select_from(bookings_t.outerjoin(assets_t, assets_t.c.id == bookings_t.c.asset_id))
                     .where(bookings_t.c.id == booking_id)
                 )
             )
@@ -211,15 +230,16 @@ class PaymentsRepository:
         )
         return dict(row) if row else {}
 
-    async def voucher_issued(self, booking_id: uuid.UUID) -> tuple[int, uuid.UUID] | None:
-        """The voucher share the booking's invoice put on a programme's receivable, and that programme's
-        organisation; None without an advance voucher."""
+    async def voucher_issued(self, booking_id: uuid.UUID, *, instalment: int = 0) -> tuple[int, uuid.UUID] | None:
+        """The voucher share the booking's invoice (or its invoice of ``instalment``) put on a programme's
+        receivable, and that programme's organisation; None without an advance voucher."""
+        key = f"booking:{booking_id}:invoice" + (f":{instalment}" if instalment else "")
         row = (
             await self.session.execute(
                 sa.select(col(JournalEntry.amount), col(JournalEntry.org_id))
                 .join(Journal, col(Journal.id) == col(JournalEntry.journal_id))
                 .where(
-                    col(Journal.key) == f"booking:{booking_id}:invoice",
+                    col(Journal.key) == key,
                     col(JournalEntry.account) == "programme_receivable",
                 )
             )

@@ -10,17 +10,16 @@
   its client secret was never shown to anyone. The buyer confirms it with the client secret
   (Stripe.js). When the hold is in place (``requires_capture``, seen by re-fetching the intent after a
   webhook or a refresh call) the shell performs the ``pay`` action: held → requested.
-* accepted: capture. Declined / expired: cancel the PaymentIntent (the hold is released).
-* cancelled before capture: capture only the kept part (or cancel); after capture: refund per policy.
+* accepted: capture (the whole amount: a deposit schedule is not used on cards). Declined / expired: cancel
+  the PaymentIntent (the hold is released). Cancelled before capture: capture only the kept part (or cancel);
+  after capture: refund per policy.
 * settled / resolved: a Transfer of the kept amount minus commission to the supplier's account with
-  ``source_transaction`` (the charge) and ``transfer_group`` ``booking:{id}``; if more was transferred
-  than is due, the difference is reversed.
+  ``source_transaction`` (the charge) and ``transfer_group`` ``booking:{id}``; an excess is reversed.
 * disputes: the booking's payout is held until the dispute closes; a lost dispute is a dispute loss.
 
-Every call carries an idempotency key ``booking:{id}:<step>`` and every journal the same key, so retries
-and replays move money once. The SDK is used asynchronously (``*_async``) over ``stripe.HTTPXClient``; a
-fresh HTTP client per operation, because asyncpg-style loop binding applies to httpx pools too (Celery
-tasks run each in their own event loop).
+Every call carries an idempotency key ``booking:{id}:<step>`` and every journal the same key, so retries and
+replays move money once. The SDK is used asynchronously (``*_async``) over ``stripe.HTTPXClient``; a fresh HTTP
+client per operation, because loop binding applies to httpx pools too (Celery tasks run each in their own loop).
 """
 
 from __future__ import annotations
@@ -235,6 +234,9 @@ class StripeGateway:
         if payment.captured:
             return
         await self._capture(session, payment, money.amount)
+
+    async def on_instalment_due(self, session: AsyncSession, money: BookingMoney, *, n: int) -> None:
+        return None
 
     async def on_released(self, session: AsyncSession, money: BookingMoney) -> None:
         payment = await PaymentsRepository(session).card_payment(money.booking_id, for_update=True)

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from listings import service as listings
 from listings.models import Asset, AssetKind
 from listings.repository import ListingsRepository
-from marketplace.bookings import hooks, policy
+from marketplace.bookings import hooks, instalments, policy
 from marketplace.bookings.models import BLOCKING, Booking, BookingStatus
 from marketplace.bookings.repository import BookingRepository
 from marketplace.bookings.rules import (
@@ -22,6 +22,7 @@ from marketplace.bookings.rules import (
     Deps,
     NothingToRelease,
     NotReleasable,
+    cancel_refund,
     field_error,
     get_for,
     money,
@@ -171,13 +172,14 @@ async def _apply(
     elif action == "accept":
         booking.accept_by = None
         await deps.payments.on_accepted(session, m)
+        await instalments.invoice_due(session, booking, deps=deps, due=(instalments.CONFIRMATION,))
     elif action in ("decline", "expire"):
         await deps.payments.on_released(session, m)
     elif action == "cancel":
         booking.cancelled_by = role
         paid = before in (BookingStatus.requested, BookingStatus.confirmed)
         percent = policy.refund_percent(booking.cancellation_policy, start=starts_at(booking), now=now, by=role)
-        booking.refund_amount = policy.refund_amount(booking.amount, percent) if paid else 0
+        booking.refund_amount = cancel_refund(booking, percent) if paid else 0
         if paid:
             await deps.payments.on_cancelled(session, m, booking.refund_amount)
         else:
@@ -185,6 +187,7 @@ async def _apply(
     elif action == "complete":
         booking.completed_at = now
         booking.result_reference = result_reference
+        await instalments.invoice_due(session, booking, deps=deps, due=(instalments.MILESTONE, instalments.COMPLETION))
         await enqueue(
             session, "bookings.settle_one", str(booking.id), delay_seconds=deps.settings.dispute_window_hours * 3600 + 1
         )

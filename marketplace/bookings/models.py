@@ -145,6 +145,12 @@ class Booking(SQLModel, table=True):
     voucher_id: uuid.UUID | None = Field(default=None, foreign_key="vouchers.id", ondelete="RESTRICT")
     voucher_share: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0"))
     voucher_payer_org_id: uuid.UUID | None = Field(default=None)
+    # Issue #18: the payment schedule (deposit and balance, or a quote's milestones), snapshotted at placement;
+    # each item {n, label, percent, amount, due, invoiced} (marketplace/bookings/instalments.py). NULL: one
+    # invoice for the whole amount when booked.
+    instalments: list[dict[str, Any]] | None = Field(
+        default=None, sa_column=sa.Column(pg.JSONB(none_as_null=True), nullable=True)
+    )
     created_at: datetime = Field(default_factory=utcnow, sa_column=ts_column(default_now=True))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=ts_column(default_now=True))
 

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.dialects.postgresql import Range
@@ -19,7 +20,7 @@ from listings import service as listings
 from listings.models import Asset, AssetKind, AssetStatus, Site
 from listings.quality_documents import NotOffered, priced
 from listings.repository import ListingsRepository
-from marketplace.bookings import hooks, policy
+from marketplace.bookings import hooks, instalments, policy
 from marketplace.bookings.actions import announce
 from marketplace.bookings.models import Booking, BookingEvent, BookingStatus
 from marketplace.bookings.repository import BookingRepository
@@ -62,6 +63,8 @@ class AgreedTerms:
     buyer_org_id: uuid.UUID
     amount: int
     quote_id: uuid.UUID
+    # The accepted version's payment milestones (issue #18): the booking's schedule instead of a deposit.
+    milestones: list[dict[str, Any]] | None = None
 
 
 async def create(*, session: AsyncSession, principal: Principal, data: BookingCreate, deps: Deps) -> Booking:
@@ -153,6 +156,10 @@ async def place(
         booking.amount = agreed.amount
     documents = _quality_documents(asset, data.quality_documents) if data.quality_documents else []
     booking.amount += sum(price for _, price in documents)
+    if deps.payments.method == "invoice":  # a card authorisation holds the whole amount: no schedule
+        booking.instalments = instalments.schedule(
+            booking.amount, deposit_percent=asset.deposit_percent, milestones=agreed.milestones if agreed else None
+        )
     paid = _money(booking, asset, documents)
     await deps.payments.before_booked(session, paid)
     try:

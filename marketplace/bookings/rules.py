@@ -110,7 +110,23 @@ def money(b: Booking, asset: Asset | None = None) -> BookingMoney:
         # Only a voucher paid in advance splits the bill; an after-use one is reimbursed to the buyer later.
         subsidy=b.voucher_share if b.voucher_payer_org_id is not None else 0,
         subsidy_payer_org_id=b.voucher_payer_org_id,
+        instalments=tuple((int(i["n"]), str(i["label"]), int(i["amount"])) for i in b.instalments or ()),
     )
+
+
+def invoiced_amount(booking: Booking) -> int:
+    """What has been invoiced of the booking (all of it for an unscheduled one: invoiced when booked)."""
+    if not booking.instalments:
+        return booking.amount
+    return sum(int(i["amount"]) for i in booking.instalments if i["invoiced"])
+
+
+def cancel_refund(booking: Booking, percent: int) -> int:
+    """The refund of a cancellation after ``pay`` at the policy band's ``percent``. With a payment schedule
+    (issue #18) the band applies to what was invoiced (the deposit): what was never invoiced is not owed, so
+    refunded in full, and the kept amount is the forfeited part of the deposit."""
+    invoiced = invoiced_amount(booking)
+    return booking.amount - invoiced + policy.refund_amount(invoiced, percent)
 
 
 def starts_at(b: Booking) -> datetime:
@@ -168,7 +184,7 @@ def refund_if_cancelled_now(booking: Booking, role: str) -> int | None:
     if booking.status == BookingStatus.held:
         return 0
     percent = policy.refund_percent(booking.cancellation_policy, start=starts_at(booking), now=now(), by=role)
-    return policy.refund_amount(booking.amount, percent)
+    return cancel_refund(booking, percent)
 
 
 async def record(

@@ -126,6 +126,15 @@ class QualityDocumentOut(BaseModel):
     provided_at: datetime | None = None
 
 
+class InstalmentOut(BaseModel):
+    n: int
+    label: str = Field(description="deposit, balance, or the milestone's own words")
+    percent: int
+    amount: int
+    due: str = Field(description="confirmation, milestone (the supplier marks it reached) or completion")
+    invoiced: bool
+
+
 class BookingOut(BaseModel):
     id: uuid.UUID
     asset_id: uuid.UUID
@@ -163,6 +172,9 @@ class BookingOut(BaseModel):
     voucher_id: uuid.UUID | None = None
     voucher_share: int = Field(
         default=0, description="What the voucher pays of the amount, as booked (minor units); 0 without a voucher"
+    )
+    instalments: list[InstalmentOut] | None = Field(
+        default=None, description="The payment schedule (deposit and balance, or milestones); null: one invoice"
     )
     created_at: datetime
     your_role: str | None = None

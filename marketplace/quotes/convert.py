@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from marketplace.quotes.models import QuoteStatus, QuoteVersion
-from marketplace.quotes.schemas import QuoteOut, QuoteVersionOut
+from marketplace.quotes.schemas import MilestoneOut, QuoteOut, QuoteVersionOut
 from marketplace.quotes.service import QuoteView
 
 
@@ -25,6 +27,7 @@ def quote_out(view: QuoteView) -> QuoteOut:
         latest_by=q.latest_by,
         amount=latest.amount if latest else 0,
         valid_until=q.valid_until,
+        milestones=_milestones(latest.milestones) if latest else None,
         decline_reason=q.decline_reason,
         your_role=view.role,
         created_at=q.created_at,
@@ -45,5 +48,10 @@ def version_out(v: QuoteVersion) -> QuoteVersionOut:
         samples=v.samples,
         valid_until=v.valid_until,
         note=v.note,
+        milestones=_milestones(v.milestones),
         created_at=v.created_at,
     )
+
+
+def _milestones(items: list[dict[str, Any]] | None) -> list[MilestoneOut] | None:
+    return [MilestoneOut(label=m["label"], percent=m["percent"]) for m in items] if items else None

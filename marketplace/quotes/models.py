@@ -19,8 +19,10 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
 from sqlmodel import Field, SQLModel
 
 from marketplace.core.sqltypes import ts_column, utcnow
@@ -106,4 +108,9 @@ class QuoteVersion(SQLModel, table=True):
     samples: int | None = None
     valid_until: datetime = Field(sa_column=ts_column())
     note: str | None = Field(default=None, max_length=2000)
+    # Payment milestones [{"label", "percent"}] (2..6, summing to 100); the accepted version's become the
+    # booking's schedule. NULL: none.
+    milestones: list[dict[str, Any]] | None = Field(
+        default=None, sa_column=sa.Column(pg.JSONB(none_as_null=True), nullable=True)
+    )
     created_at: datetime = Field(default_factory=utcnow, sa_column=ts_column(default_now=True))

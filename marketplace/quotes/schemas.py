@@ -13,6 +13,15 @@ from marketplace.core.text import Line, Text
 MAX_AMOUNT = 10**13  # minor units; far above any real job, far below BIGINT
 
 
+class MilestoneIn(BaseModel):
+    """One payment milestone of a quote: its own words and its share of the amount."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    label: Line = Field(min_length=1, max_length=100)
+    percent: int = Field(ge=1, le=99)
+
+
 class Terms(BaseModel):
     """The terms of one offer: machine time (``start``, ``end``) or a lab service (``drop_off_date``,
     ``samples``), the total ``amount`` in minor units, and an optional note."""
@@ -25,10 +34,19 @@ class Terms(BaseModel):
     drop_off_date: date | None = None
     samples: int | None = Field(default=None, ge=1, le=100_000)
     note: Text | None = Field(default=None, max_length=2000)
+    milestones: list[MilestoneIn] | None = Field(
+        default=None,
+        min_length=2,
+        max_length=6,
+        description="Payment milestones (2 to 6, percents summing to 100; invoice gateway only): the first is"
+        " invoiced on confirmation, the last on completion, the others when the supplier marks them reached",
+    )
 
     @model_validator(mode="after")
     def _shape(self) -> Terms:
         check_work_shape(start=self.start, end=self.end, drop_off_date=self.drop_off_date, samples=self.samples)
+        if self.milestones and sum(m.percent for m in self.milestones) != 100:
+            raise ValueError("milestones: the percents must add up to 100")
         return self
 
 
@@ -48,6 +66,11 @@ class DeclineIn(BaseModel):
     reason: Text = Field(min_length=1, max_length=2000)
 
 
+class MilestoneOut(BaseModel):
+    label: str
+    percent: int
+
+
 class QuoteVersionOut(BaseModel):
     number: int
     party: str = Field(description="buyer or supplier: who made this version")
@@ -58,6 +81,7 @@ class QuoteVersionOut(BaseModel):
     samples: int | None
     valid_until: datetime
     note: str | None
+    milestones: list[MilestoneOut] | None = None
     created_at: datetime
 
 
@@ -74,6 +98,7 @@ class QuoteOut(BaseModel):
     latest_by: str = Field(description="Who made the latest version; the other party may accept or counter")
     amount: int = Field(description="The latest version's amount")
     valid_until: datetime
+    milestones: list[MilestoneOut] | None = Field(default=None, description="The latest version's milestones")
     decline_reason: str | None
     your_role: str | None
     created_at: datetime

@@ -229,7 +229,9 @@ async def accept(
         request_id=quote.request_id,
         voucher_id=voucher_id,  # the buyer's innovation voucher (only the buyer may spend it)
     )
-    agreed = AgreedTerms(buyer_org_id=quote.buyer_org_id, amount=latest.amount, quote_id=quote.id)
+    agreed = AgreedTerms(
+        buyer_org_id=quote.buyer_org_id, amount=latest.amount, quote_id=quote.id, milestones=latest.milestones
+    )
     booking, events = await bookings.place(session=session, principal=principal, data=data, deps=deps, agreed=agreed)
     before, quote.status, quote.updated_at = quote.status, QuoteStatus.accepted, now()
     await _record(session, principal, quote, action="quote.accepted", before=before, booking_id=booking.id)
@@ -396,6 +398,7 @@ def _version(quote: Quote, *, terms: Terms, party: str, principal: Principal, va
         samples=terms.samples,
         valid_until=valid_until,
         note=terms.note,
+        milestones=[m.model_dump() for m in terms.milestones] if terms.milestones else None,
     )
 
 

@@ -27,7 +27,7 @@ from marketplace.requests import service as requests_service
 from marketplace.requests.repository import RequestRepository
 from marketplace.requests.schemas import RequestCreate
 from marketplace.web import form_errors as web_form_errors
-from marketplace.web import i18n, inspection_views, voucher_views
+from marketplace.web import i18n, inspection_views, instalment_views, voucher_views
 from marketplace.web.core import (
     BookingAction,
     CsrfChecked,
@@ -447,6 +447,7 @@ async def booking_page(
             "insp": await inspection_views.section(session, booking, locale=locale),  # make + verify (#17)
             "insp_errors": inspection_views.section_errors(request),
             "voucher": await voucher_views.booking_split(session, booking),  # issue #18
+            "schedule": await instalment_views.booking_schedule(session, booking, locale=locale),  # deposits
         },
         user=user,
     )

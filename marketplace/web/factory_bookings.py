@@ -19,6 +19,7 @@ from marketplace.bookings.transitions import RELEASABLE
 from marketplace.core.db import SessionDep
 from marketplace.core.errors import AppError
 from marketplace.orgs.repository import OrgRepository
+from marketplace.web import instalment_views
 from marketplace.web.core import BookingAction, CsrfChecked, SignedIn, WebError, locale_of, redirect, render
 from marketplace.web.factory import supplier_org
 from marketplace.web.form_errors_service import error_code, message_from_code
@@ -57,6 +58,8 @@ async def incoming(request: Request, org_id: uuid.UUID, session: SessionDep, use
             "release_window": _release_window,
             # Bookings with ordered quality documents or an inspection (make + verify, #17): a link to their page.
             "inspection_pages": await InspectionPageRepository(session).with_pages([b.id for b in rows]),
+            # Bookings paid in instalments (deposit, milestones): their schedules, with the milestone buttons.
+            "schedules": await instalment_views.schedules(session, rows, locale=locale_of(request)),
         },
         user=user,
     )

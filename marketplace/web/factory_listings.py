@@ -147,6 +147,7 @@ ASSET_FIELDS = {
     "process_codes": "process_codes",
     "materials": "materials",
     "currency": "currency",
+    "deposit_percent": "deposit_percent",
     "envelope_mm": "env_x",
     "envelope_mm.x": "env_x",
     "envelope_mm.y": "env_y",
@@ -209,6 +210,8 @@ def _asset_payload(
         "process_codes": list(form.getlist("process_codes")),
         "materials": list(form.getlist("materials")),
         "currency": chosen,
+        # A deposit paid on confirmation (issue #18 item 4); empty: none.
+        "deposit_percent": None if (deposit := number("deposit_percent", integer=True)) is None else int(deposit),
     }
     if kind == "machine":
         payload.update(
@@ -299,6 +302,8 @@ async def update_asset(
     try:
         fields, found = _asset_payload(form, asset.kind, partial=True, locale=locale, currency=currency)
         payload = {k: v for k, v in fields.items() if v not in (None, "")}
+        if "deposit_percent" in form and payload.get("deposit_percent") is None and asset.deposit_percent:
+            payload["deposit_percent"] = None  # the field emptied: no deposit any more
         data = validated(AssetUpdate, payload, errors=found, locale=locale, currency=currency, aliases=ASSET_FIELDS)
         await listings.update_asset(
             session, user, asset_id, data=data, config=listings_config(request), blocked=blocked_time()

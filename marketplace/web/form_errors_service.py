@@ -59,6 +59,7 @@ _CODES: dict[str, tuple[str, str]] = {
     "two_factor_not_enabled": ("", N_("Two-factor sign-in is off.")),
     "two_factor_not_started": ("", N_("Start the two-factor set-up again.")),
     "nothing_to_release": ("", N_("There is no booked time left to release.")),
+    "milestone_not_due": ("", N_("This milestone cannot be invoiced now (the earlier ones come first).")),
     "not_releasable": ("", N_("A lab booking keeps its samples: there is no time to release.")),
     "try_again": ("", N_("Something went wrong. Please try again.")),
     # Make + verify (issue #17).

@@ -23,6 +23,13 @@ LAB_SAMPLES = N_("%(title)s: %(samples)s samples, drop-off %(date)s")
 SETUP_FEE = N_("Setup fee")
 UNTITLED = N_("Booking")
 TIME_RANGE = N_("%(start)s–%(end)s UTC")
+# An instalment of a booking paid in parts (a deposit, milestones: issue #18 item 4).
+INSTALMENT = N_("Instalment %(n)s: %(name)s, %(percent)s of %(booking)s")
+INSTALMENT_CAPTION = N_(
+    "This invoice is instalment %(n)s of its booking: %(name)s, %(percent)s of the booking's amount."
+)
+# The two instalments of a deposit listing; a milestone's label is the factory's own words, shown as written.
+INSTALMENT_LABELS = {"deposit": N_("Deposit"), "balance": N_("Balance payment")}
 
 _STORED_SETUP_FEE = "Setup fee"
 
@@ -54,9 +61,36 @@ def _when(item: Mapping[str, Any], gettext: Translate) -> str | None:
     return gettext(TIME_RANGE) % {"start": f"{start:%Y-%m-%d %H:%M}", "end": end_text}
 
 
+def instalment_label(label: object, gettext: Translate) -> str:
+    """An instalment's name: "Deposit" and "Balance" translated, a milestone's label as the factory wrote it."""
+    text = str(label or "")
+    return gettext(INSTALMENT_LABELS[text]) if text in INSTALMENT_LABELS else text
+
+
+def _instalment_words(item: Mapping[str, Any], gettext: Translate) -> dict[str, str]:
+    return {
+        "n": str(item.get("n") or ""),
+        "name": instalment_label(item.get("label"), gettext),
+        "percent": f"{item.get('percent') or 0}%",
+    }
+
+
+def instalment_caption(items: object, gettext: Translate) -> str | None:
+    """Which instalment of its booking an invoice is (None for a whole-booking invoice)."""
+    for item in items if isinstance(items, list) else []:
+        if isinstance(item, Mapping) and item.get("kind") == "instalment":
+            return gettext(INSTALMENT_CAPTION) % _instalment_words(item, gettext)
+    return None
+
+
 def line_text(item: Mapping[str, Any], gettext: Translate) -> str:
     """One line's description in the language of ``gettext``; the stored text for a line without a kind."""
     kind = item.get("kind")
+    if kind == "instalment":  # worded from the booking's own facts (machine time or lab samples)
+        facts = {**item, "kind": "machine_time" if item.get("start_at") else "lab_samples"}
+        booking = line_text(facts, gettext) if item.get("start_at") or item.get("drop_off_date") else ""
+        words = _instalment_words(item, gettext)
+        return gettext(INSTALMENT) % {**words, "booking": booking or str(item.get("title") or "") or gettext(UNTITLED)}
     stored = str(item.get("description") or "")
     title = str(item.get("title") or "") or gettext(UNTITLED)
     if kind == "setup_fee" or (kind is None and stored == _STORED_SETUP_FEE):

@@ -22,7 +22,7 @@ from marketplace.orgs.models import Organisation
 from marketplace.orgs.repository import OrgRepository
 from marketplace.web import i18n, voucher_views
 from marketplace.web.core import N_, SignedIn, WebError, locale_of, member_org, render, viewer_tz
-from marketplace.web.invoice_lines import line_texts
+from marketplace.web.invoice_lines import instalment_caption, line_texts
 from marketplace.web.invoices_state import INVOICE_STATUS, PAYMENT_STATE, UNITS, labeller, payment_state
 from payments import invoices, ledger
 from payments.models import Invoice
@@ -183,6 +183,8 @@ async def _invoice_page(
             "list_url": invoice_base(side, org_id),
             "print_url": f"{invoice_base(side, org_id)}/{invoice.id}/print",
             "voucher": await voucher_views.invoice_split(session, doc),  # issue #18: the voucher's share
+            # Which instalment of its booking (a deposit, a milestone: issue #18 item 4), None for a whole one.
+            "instalment": instalment_caption(doc["line_items"], i18n.translations(locale_of(request)).gettext),
             **label_helpers(locale_of(request)),
         },
         user=user,

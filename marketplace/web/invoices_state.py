@@ -52,7 +52,7 @@ PAYMENT_STATE = {
 }
 
 # Line item units on an invoice (payments.invoices.line_items).
-UNITS = {"hour": N_("hours"), "sample": N_("samples"), "job": N_("job")}
+UNITS = {"hour": N_("hours"), "sample": N_("samples"), "job": N_("job"), "instalment": N_("instalment")}
 
 
 def labeller(locale: str, table: dict[str, str]) -> Callable[[str], str]:
@@ -110,14 +110,19 @@ async def payment_summary(session: AsyncSession, booking: Booking, view: Payment
         )
     repo = PaymentsRepository(session)
     balances = await ledger.booking_balances(session, booking.id)
-    received = sum(t.amount for t in await repo.transfers(invoice.id) if t.direction == "in")
+    # A booking paid in instalments (deposit, milestones) has one invoice each: the money of all of them.
+    issued = await repo.invoices_for_booking(booking.id) if booking.instalments else [invoice]
+    received = credited = 0
+    for each in issued:
+        received += sum(t.amount for t in await repo.transfers(each.id) if t.direction == "in")
+        credited += sum(n.amount for n in await repo.credit_notes(each.id))
     return PaymentSummary(
         state=payment_state(invoice, balances),
         currency=invoice.currency,
-        total=invoice.total,
+        total=booking.amount if booking.instalments else invoice.total,
         received=received,
         due=max(balances.get(ledger.BUYER_RECEIVABLE, 0), 0),
-        credited=sum(n.amount for n in await repo.credit_notes(invoice.id)),
+        credited=credited,
         refund_owed=max(-balances.get(ledger.REFUNDS_PAYABLE, 0), 0),
         invoice_id=invoice.id,
         invoice_number=invoice.number,

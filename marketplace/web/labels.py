@@ -300,6 +300,7 @@ BOOKING_ACTIONS = {
     "expire": N_("Expired"), "cancel": N_("Cancelled"), "start": N_("Work started"), "complete": N_("Completed"),
     "confirm": N_("Confirmed by the buyer"), "dispute": N_("Disputed"), "resolve": N_("Dispute resolved"),
     "release": N_("Remaining time released"), "rework": N_("Rework ordered"),
+    "milestone": N_("Milestone reached and invoiced"),
 }  # fmt: skip
 # What happened to a listing (listings.lifecycle and moderation).
 LISTING_ACTIONS = {

@@ -36,6 +36,7 @@ from marketplace.web.core import (
 )
 from marketplace.web.factory import supplier_org
 from marketplace.web.form_errors import placed
+from marketplace.web.instalment_views import milestone_fields
 from marketplace.web.negotiation_views import (
     REFUSALS,
     QuoteActionPath,
@@ -233,6 +234,7 @@ QUOTE_FIELDS = {
     "end": "end",
     "valid_until": "valid_until",
     "note": "note",
+    **milestone_fields(),  # the payment milestones' rows (issue #18 item 4)
 }
 
 

@@ -22,6 +22,7 @@ from marketplace.quotes.schemas import CounterIn, DeclineIn
 from marketplace.web import i18n, labels
 from marketplace.web.core import N_, WebError, form_errors, locale_of, parse_money_input, viewer_tz
 from marketplace.web.form_errors_service import error_code, message_from_code
+from marketplace.web.instalment_views import milestone_inputs, milestones_payload
 
 # Quote states, invitation states and the two parties, as people read them (the code stays in data-status).
 QUOTE_LABELS = {
@@ -63,6 +64,7 @@ def page_helpers(request: Request) -> dict[str, Any]:
         "party": lambda code: gettext(PARTIES.get(code, labels.OTHER)),
         "filesize": filesize,
         "local_input": local_input,
+        "milestone_inputs": milestone_inputs,  # the milestone rows of the quote and counter forms
     }
 
 
@@ -156,6 +158,7 @@ def terms_payload(request: Request, form: Any, *, kind: str, currency: str) -> d
         payload["note"] = note
     if form.get("valid_until"):
         payload["valid_until"] = local_datetime(request, form.get("valid_until"))
+    payload["milestones"] = milestones_payload(form)  # optional payment milestones (issue #18 item 4)
     return {k: v for k, v in payload.items() if v is not None}
 
 
@@ -208,6 +211,7 @@ class VersionView:
     valid_until: datetime | None
     note: str | None
     created_at: datetime
+    milestones: list[dict[str, Any]] | None = None  # the payment milestones offered (issue #18 item 4)
 
 
 @dataclass
