@@ -29,12 +29,22 @@ _SETTLEMENTS = sa.text(
       JOIN journal_entries e ON e.journal_id = j.id
       JOIN bookings b ON b.id = j.booking_id
       JOIN assets a ON a.id = b.asset_id
-      LEFT JOIN invoices i ON i.booking_id = b.id
+      -- A booking paid in instalments (deposit, milestones) has several invoices: their numbers together, their
+      -- lines only for a single invoice (instalments get one lump-sum fapiao line for the kept amount).
+      LEFT JOIN LATERAL (
+          SELECT (array_agg(iv.id ORDER BY iv.instalment DESC))[1] AS id,
+                 string_agg(iv.number, ', ' ORDER BY iv.instalment) AS number,
+                 CASE WHEN count(*) = 1 THEN (array_agg(iv.line_items))[1] END AS line_items,
+                 max(iv.tax_rate_bp) AS tax_rate_bp,
+                 sum(iv.total) AS total
+            FROM invoices iv
+           WHERE iv.booking_id = b.id
+      ) i ON true
      WHERE j.kind = 'settlement'
        AND j.key = 'booking:' || j.booking_id::text || '\\:settle'
        AND b.supplier_org_id = :org_id
        AND j.created_at >= :start AND j.created_at < :end
-     GROUP BY j.id, b.id, a.id, i.id
+     GROUP BY j.id, b.id, a.id, i.id, i.number, i.line_items, i.tax_rate_bp, i.total
      ORDER BY j.created_at, j.id
     """
 ).bindparams(

@@ -63,10 +63,12 @@ class InvoiceListRepository:
         return {invoice_id: int(total) for invoice_id, total in rows.all()}
 
     async def of_bookings(self, booking_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Invoice]:
-        """The invoice of each booking that has one."""
+        """The invoice of each booking that has one (of a booking paid in instalments, the latest)."""
         if not booking_ids:
             return {}
-        rows = await self.session.execute(sa.select(Invoice).where(col(Invoice.booking_id).in_(list(booking_ids))))
+        rows = await self.session.execute(
+            sa.select(Invoice).where(col(Invoice.booking_id).in_(list(booking_ids))).order_by(col(Invoice.instalment))
+        )
         return {inv.booking_id: inv for inv in rows.scalars()}
 
     async def booking_assets(self, booking_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:

@@ -33,7 +33,8 @@ _EVIDENCE = sa.text(
            s.id AS supplier_id, s.name AS supplier_name, s.legal_name AS supplier_legal_name, s.uscc AS supplier_uscc,
            u.id AS buyer_id, u.name AS buyer_name, u.legal_name AS buyer_legal_name, u.uscc AS buyer_uscc,
            a.title AS service_title, a.kind AS service_kind, a.process_codes,
-           i.number AS invoice_number,
+           (SELECT string_agg(i.number, ', ' ORDER BY i.instalment) FROM invoices i WHERE i.booking_id = b.id)
+               AS invoice_number,
            r.id AS report_id, r.verdict AS report_verdict, r.tested_on AS report_tested_on,
            r.test_standard AS report_standard,
            (SELECT v.hash FROM verifiable_documents v
@@ -42,7 +43,6 @@ _EVIDENCE = sa.text(
       JOIN organisations s ON s.id = b.supplier_org_id
       JOIN organisations u ON u.id = b.buyer_org_id
       JOIN assets a ON a.id = b.asset_id
-      LEFT JOIN invoices i ON i.booking_id = b.id
       LEFT JOIN inspection_reports r ON r.lab_booking_id = b.id
      WHERE b.id = ANY(:ids)
     """

@@ -202,6 +202,13 @@ async def test_the_balance_is_invoiced_on_completion_and_payouts_wait_for_settle
     pay = (await client.get(f"/api/v1/bookings/{b['id']}/payment", headers=m["supplier"])).json()
     assert pay["status"] == "settled"
     await _trial(db)
+    # The fapiao data: one fapiao for the kept amount naming both instalment invoices, not one per invoice.
+    supplier_org = m["asset"]["org_id"]
+    fapiao = await client.get(f"/api/v1/orgs/{supplier_org}/fapiao", headers=m["supplier"])
+    assert fapiao.status_code == 200, fapiao.text
+    (item,) = [f for f in fapiao.json()["items"] if f["booking_id"] == b["id"]]
+    assert sum(line["amount"] for line in item["lines"]) == AMOUNT
+    assert item["platform_invoice_number"] == f"{deposit_row['number']}, {balance['number']}"
 
 
 async def test_deposit_percent_is_validated_and_can_be_removed(client: AsyncClient, db: AsyncSession) -> None:
