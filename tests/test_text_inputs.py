@@ -27,6 +27,11 @@ from marketplace.core.text import LINE_PATTERN, TEXT_PATTERN, Line, Text
 OTHER_SAFE_PATTERNS = {
     "^password$": "password",  # OAuth2 grant_type
     r"^[A-Za-z0-9-]{1,20}$": "3205",  # observatory region prefix
+    "^[0-9]{2,6}$": "3205",  # a voucher programme's region prefix
+    "^[A-Z]{3}$": "CNY",  # a currency code
+    "^[0-9]{4}-(0[1-9]|1[0-2])$": "2026-11",  # a claim's month
+    "^[0-9]{4}-Q[1-4]$": "2026-Q4",  # a tax report's quarter
+    "^(current|previous|[0-9]{4}-Q[1-4])$": "previous",  # the same on the admin's web download
 }
 # Formats whose validator admits no control character (tests/test_bad_input.py sends NUL to each kind).
 SAFE_FORMATS = {"uuid", "date", "date-time", "time", "email", "uri", "duration"}

@@ -28,7 +28,12 @@ KindParam = Annotated[Kind, Query(description="sales: the supplier's fapiao to i
 FromParam = Annotated[date | None, Query(alias="from", description="First settlement day (China); default: quarter")]
 ToParam = Annotated[date | None, Query(alias="to", description="Last settlement day (China), inclusive")]
 QuarterParam = Annotated[
-    str | None, Query(max_length=7, description="YYYY-Qn, e.g. 2026-Q4; default: the current quarter (China)")
+    str | None,
+    Query(
+        max_length=7,
+        pattern=r"^[0-9]{4}-Q[1-4]$",
+        description="YYYY-Qn, e.g. 2026-Q4; default: the current quarter (China)",
+    ),
 ]
 _CSV_OK = {"content": {"text/csv": {}}, "description": "CSV, UTF-8 with a byte-order mark"}
 

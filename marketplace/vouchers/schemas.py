@@ -37,7 +37,7 @@ class ProgrammeCreate(BaseModel):
         "positions 3-8) and the voucher is spent at suppliers whose site is there.",
     )
     eligible_kinds: list[Kind] = Field(min_length=1, max_length=2)
-    eligible_families: list[str] = Field(
+    eligible_families: list[Line] = Field(
         default_factory=list, max_length=20, description="Top-level process codes; empty: every family."
     )
     rate_bp: int = Field(ge=1, le=10_000, description="The voucher's share of a booking, in basis points.")

@@ -26,7 +26,10 @@ admin_router = APIRouter(
 )
 router = APIRouter(include_in_schema=False)
 
-QuarterChoice = Annotated[str, Query(max_length=8, description="current, previous or YYYY-Qn")]
+QuarterChoice = Annotated[
+    str,
+    Query(max_length=8, pattern=r"^(current|previous|[0-9]{4}-Q[1-4])$", description="current, previous or YYYY-Qn"),
+]
 
 
 @factory_router.get("/fapiao.csv")

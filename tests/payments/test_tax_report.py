@@ -209,6 +209,6 @@ async def test_only_admins_read_the_tax_report(client: AsyncClient, db: AsyncSes
         assert (await client.get(path, headers=m["supplier"])).status_code == 403
         assert (await client.get(path)).status_code == 401
         bad = await client.get(path, params={"quarter": "2026-Q5"}, headers=m["admin"])
-        assert bad.status_code == 422 and bad.json()["fields"][0]["field"] == "quarter"
+        assert bad.status_code == 422 and bad.json()["fields"][0]["field"] == "query.quarter"
     default = (await client.get("/api/v1/admin/tax-report", headers=m["admin"])).json()
     assert default["quarter"] == tax_report.label(CURRENT)
