@@ -16,7 +16,9 @@ from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace.orgs.uscc import ALPHABET, org_code_check_char, uscc_check_char
+from tests.bookings.live_server import LiveServer, sql
 from tests.factories import (
+    PASSWORD,
     SUZHOU,
     admin_headers,
     create_asset,
@@ -25,6 +27,7 @@ from tests.factories import (
     publish,
     signed_up,
     supplier,
+    unique_email,
     verify_org,
 )
 
@@ -191,3 +194,31 @@ async def book(client: AsyncClient, headers: dict[str, str], body: dict[str, Any
     assert resp.status_code == 201, resp.text
     out: dict[str, Any] = resp.json()
     return out
+
+
+async def registered_in_suzhou(
+    server: LiveServer, client: AsyncClient, roles: list[str], *, locale: str = "zh-CN"
+) -> dict[str, Any]:
+    """Through a live server (browser tests): an account with an organisation registered in Suzhou (a USCC of
+    region 320500), its e-mail address verified. The registration answer, with ``email``."""
+    email = unique_email("voucher")
+    body = {
+        "email": email,
+        "password": PASSWORD,
+        "full_name": "Voucher Journey",
+        "locale": locale,
+        "org": {
+            "name": f"苏州 {uuid.uuid4().hex[:6]}",
+            "roles": roles,
+            "country": "CN",
+            "uscc": uscc_for(SUZHOU_REGION),
+        },
+    }
+    response = await client.post("/api/v1/auth/register", json=body)
+    assert response.status_code == 201, response.text
+    reg: dict[str, Any] = response.json()
+    reg["email"] = email
+    await sql(
+        server.database_url, "UPDATE users SET email_verified_at = now() WHERE id = :id", {"id": reg["user"]["id"]}
+    )
+    return reg

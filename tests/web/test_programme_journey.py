@@ -22,8 +22,8 @@ import pytest
 from marketplace.web.i18n import translations
 from marketplace.web.voucher_labels import voucher_label
 from tests.bookings.live_server import LiveServer, admin_headers, login, published, sql, verified_supplier
-from tests.factories import PASSWORD, lab_payload, unique_email
-from tests.vouchers.conftest import CHINA, SUZHOU_REGION, china_today, lab_booking_body, uscc_for
+from tests.factories import lab_payload
+from tests.vouchers.conftest import CHINA, china_today, lab_booking_body, registered_in_suzhou
 from tests.web.conftest import in_browser, live_server, new_page, run_sync, sign_in
 
 PROGRAMME = "苏州市科技创新券"
@@ -46,43 +46,20 @@ def _zh(code: str, kind: str) -> str:
     return voucher_label(code, kind, translations("zh-CN").gettext)
 
 
-async def _registered(server: LiveServer, client: httpx.AsyncClient, roles: list[str]) -> dict[str, Any]:
-    """An account speaking zh-CN with an organisation registered in Suzhou (a USCC of region 320500)."""
-    email = unique_email("programme")
-    body = {
-        "email": email,
-        "password": PASSWORD,
-        "full_name": "Programme Journey",
-        "locale": "zh-CN",
-        "org": {
-            "name": f"苏州 {uuid.uuid4().hex[:6]}",
-            "roles": roles,
-            "country": "CN",
-            "uscc": uscc_for(SUZHOU_REGION),
-        },
-    }
-    reg: dict[str, Any] = _ok(await client.post("/api/v1/auth/register", json=body), 201)
-    reg["email"] = email
-    await sql(
-        server.database_url, "UPDATE users SET email_verified_at = now() WHERE id = :id", {"id": reg["user"]["id"]}
-    )
-    return reg
-
-
 async def _market(server: LiveServer) -> dict[str, Any]:
     """A verified bureau (a programme organisation), a Suzhou buyer, and a verified Suzhou lab's listing."""
     async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
         admin = await admin_headers(client, server.database_url)
         _sup_reg, supplier, site = await verified_supplier(client, server.database_url)
         lab = await published(client, supplier, admin, lab_payload(site["id"], title="拉伸试验 Tensile test"))
-        bureau = await _registered(server, client, ["programme"])
+        bureau = await registered_in_suzhou(server, client, ["programme"])
         # The platform's verification of the bureau (as the other tests verify organisations).
         await sql(
             server.database_url,
             "UPDATE organisations SET verification_status = 'verified' WHERE id = :id",
             {"id": bureau["org"]["id"]},
         )
-        buyer = await _registered(server, client, ["buyer"])
+        buyer = await registered_in_suzhou(server, client, ["buyer"])
         return {
             "admin": admin,
             "supplier": supplier,

@@ -7,7 +7,6 @@ test-artifacts/screenshots/ (``voucher-buyer-*.png``)."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -17,8 +16,8 @@ import httpx
 import pytest
 
 from tests.bookings.live_server import LiveServer, admin_headers, login, published, sql, verified_supplier
-from tests.factories import PASSWORD, lab_payload, unique_email
-from tests.vouchers.conftest import SUZHOU_REGION, china_today, programme_body, uscc_for
+from tests.factories import lab_payload
+from tests.vouchers.conftest import china_today, programme_body, registered_in_suzhou
 from tests.web.conftest import in_browser, live_server, new_page, run_sync, sign_in
 
 
@@ -33,31 +32,6 @@ def _ok(response: httpx.Response, status: int = 200) -> Any:
     return response.json()
 
 
-async def _registered(
-    server: LiveServer, client: httpx.AsyncClient, roles: list[str], *, locale: str
-) -> dict[str, Any]:
-    """An account with an organisation registered in Suzhou (a USCC of region 320500), its address verified."""
-    email = unique_email("voucher")
-    body = {
-        "email": email,
-        "password": PASSWORD,
-        "full_name": "Voucher Test",
-        "locale": locale,
-        "org": {
-            "name": f"苏州测试 {uuid.uuid4().hex[:6]}",
-            "roles": roles,
-            "country": "CN",
-            "uscc": uscc_for(SUZHOU_REGION),
-        },
-    }
-    reg: dict[str, Any] = _ok(await client.post("/api/v1/auth/register", json=body), 201)
-    reg["email"] = email
-    await sql(
-        server.database_url, "UPDATE users SET email_verified_at = now() WHERE id = :id", {"id": reg["user"]["id"]}
-    )
-    return reg
-
-
 async def _market(server: LiveServer) -> dict[str, Any]:
     """A verified Suzhou bureau running an auto-grant programme (50 %, advance), a Suzhou lab (150 CNY a sample)
     and a buyer registered in Suzhou."""
@@ -65,7 +39,7 @@ async def _market(server: LiveServer) -> dict[str, Any]:
         admin = await admin_headers(client, server.database_url)
         _sup_reg, supplier, site = await verified_supplier(client, server.database_url)
         lab = await published(client, supplier, admin, lab_payload(site["id"], title="拉伸试验 Tensile test"))
-        bureau = await _registered(server, client, ["programme"], locale="zh-CN")
+        bureau = await registered_in_suzhou(server, client, ["programme"])
         await sql(
             server.database_url,
             "UPDATE organisations SET verification_status = 'verified' WHERE id = :id",
@@ -74,7 +48,7 @@ async def _market(server: LiveServer) -> dict[str, Any]:
         bureau_headers = await login(client, bureau["email"])
         body = programme_body(bureau["org"]["id"], name="苏州市科技创新券", auto_grant=True)
         prog = _ok(await client.post("/api/v1/programmes", json=body, headers=bureau_headers), 201)
-        buyer = await _registered(server, client, ["buyer"], locale="zh-CN")
+        buyer = await registered_in_suzhou(server, client, ["buyer"])
     return {"lab": lab, "programme": prog, "buyer": buyer}
 
 
