@@ -27,26 +27,56 @@ BUSY_LENGTHS_H = (2, 4, 4, 8, 8, 16, 24)
 BATCH_DURATIONS_MIN = (60, 120, 240, 480, 960, 1440)  # mixed job lengths, so packing matters
 BATCH_PROCESSES = 4  # demand concentrates on the most common processes of the pool ...
 BATCH_HOT_SHARE = 0.05  # ... around 5 % of the pool's machines (the hot spots of the big clusters)
+LOAD_IDS = 25_000  # pool ids per candidate query
+POOL_CLUSTERS = 4  # the pool: machines of the 4 biggest clusters (more if they hold fewer than n_assets)
 
 
-async def _pool(engine: AsyncEngine, n_assets: int) -> list[Any]:
-    """The batch pool: ``n_assets`` published machines of the four biggest clusters (region prefixes)."""
+async def _pool(engine: AsyncEngine, n_assets: int) -> tuple[list[Any], int]:
+    """The batch pool: ``n_assets`` published machines of the biggest clusters (region prefixes): the four
+    biggest, or as many more (biggest first) as it takes to hold ``n_assets`` machines; and how many clusters."""
     async with engine.connect() as conn:
-        return list(
+        clusters = list(
             (
                 await conn.execute(
                     sa.text(
-                        "WITH big AS (SELECT left(s.region_code, 4) AS r FROM assets a JOIN sites s ON s.id = a.site_id"
-                        " WHERE a.kind = 'machine' AND a.status = 'published' GROUP BY 1 ORDER BY count(*) DESC"
-                        " LIMIT 4)"
-                        " SELECT a.id FROM assets a JOIN sites s ON s.id = a.site_id WHERE a.kind = 'machine'"
-                        " AND a.status = 'published' AND left(s.region_code, 4) IN (SELECT r FROM big)"
-                        " ORDER BY md5(a.id::text) LIMIT :n"
+                        "WITH counts AS (SELECT left(s.region_code, 4) AS r, count(*) AS n FROM assets a"
+                        " JOIN sites s ON s.id = a.site_id WHERE a.kind = 'machine' AND a.status = 'published'"
+                        " GROUP BY 1),"
+                        " ranked AS (SELECT r, row_number() OVER w AS i, sum(n) OVER w - n AS before FROM counts"
+                        " WINDOW w AS (ORDER BY n DESC, r ROWS UNBOUNDED PRECEDING))"
+                        " SELECT r FROM ranked WHERE i <= :k OR before < :n ORDER BY i"
                     ),
-                    {"n": n_assets},
+                    {"k": POOL_CLUSTERS, "n": n_assets},
                 )
             ).scalars()
         )
+        ids = list(
+            (
+                await conn.execute(
+                    sa.text(
+                        "SELECT a.id FROM assets a JOIN sites s ON s.id = a.site_id WHERE a.kind = 'machine'"
+                        " AND a.status = 'published' AND left(s.region_code, 4) = ANY(:clusters)"
+                        " ORDER BY md5(a.id::text) LIMIT :n"
+                    ),
+                    {"n": n_assets, "clusters": clusters},
+                )
+            ).scalars()
+        )
+    return ids, len(clusters)
+
+
+async def _load(engine: AsyncEngine, ids: list[Any], *, lo: datetime, hi: datetime, now: datetime) -> list[Candidate]:
+    """The pool's candidates ordered by id, loaded ``LOAD_IDS`` ids at a time (asyncpg takes at most 32,767 query
+    parameters, so 100,000 ids cannot go in one IN list); sorted chunks keep the single query's order."""
+    ids = sorted(ids)
+    out: list[Candidate] = []
+    async with AsyncSession(engine) as session:
+        for i in range(0, len(ids), LOAD_IDS):
+            out += await adapter.load_assets(
+                session, lo, hi, blocked=service.BLOCKED, stats=service.STATS, now=now, asset_ids=ids[i : i + LOAD_IDS],
+                kind="machine",
+            )  # fmt: skip
+    return out
 
 
 async def _busy_week(
@@ -138,21 +168,17 @@ async def batch_stage(
     """(c): the batch optimiser in a busy week (see ``bench/matching_bench.py``); the extra bookings are removed."""
     lo = (now + timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
     hi = lo + timedelta(days=7)
-    ids = await _pool(engine, n_assets)
-    async with AsyncSession(engine) as session:
-        before = await adapter.load_assets(
-            session, lo, hi, blocked=service.BLOCKED, stats=service.STATS, now=now, asset_ids=ids, kind="machine"
-        )
+    t0 = time.perf_counter()
+    ids, n_clusters = await _pool(engine, n_assets)
+    before = await _load(engine, ids, lo=lo, hi=hi, now=now)
+    pool_seconds = time.perf_counter() - t0
     free_before = sum((e - s).total_seconds() for c in before for s, e in c.free) / 3600
     marker = now - timedelta(days=1, microseconds=1)
     busy = await _busy_week(engine, before, rng, now, marker)
     del before
     try:
         t0 = time.perf_counter()
-        async with AsyncSession(engine) as session:
-            candidates: list[Candidate] = await adapter.load_assets(
-                session, lo, hi, blocked=service.BLOCKED, stats=service.STATS, now=now, asset_ids=ids, kind="machine"
-            )
+        candidates = await _load(engine, ids, lo=lo, hi=hi, now=now)
         load_seconds = time.perf_counter() - t0
         free_after = sum((e - s).total_seconds() for c in candidates for s, e in c.free) / 3600
         requests, codes = _batch_requests(rng, candidates, n_requests, lo, hi)
@@ -163,7 +189,8 @@ async def batch_stage(
     return {
         "requests": len(requests),
         "assets": len(candidates),
-        "pool": "published machines of the 4 biggest clusters",
+        "pool": f"published machines of the {n_clusters} biggest clusters",
+        "pool_seconds_first_load": round(pool_seconds, 2),
         "horizon_days": 7,
         "busy_week_bookings": busy,
         "busy_fill": BUSY_FILL,
@@ -188,12 +215,16 @@ def _solve(
         options_seconds = time.perf_counter() - t0
         plan = plan_batch(requests, candidates, codes, objective=objective, time_limit=time_limit, options=options)  # type: ignore[arg-type]
         total = time.perf_counter() - t0
+        t1 = time.perf_counter()
         greedy = greedy_fcfs(requests, candidates, codes, objective=objective, options=options)  # type: ignore[arg-type]
+        greedy_seconds = time.perf_counter() - t1
         out["requests_with_options"] = len({o.request_index for o in options})
         lp = plan.lp_bound if plan.lp_bound is not None else plan.bound
         out[objective] = {
             "seconds": round(total, 2),
             "options_seconds": round(options_seconds, 2),
+            "solve_seconds": round(total - options_seconds, 2),
+            "greedy_seconds": round(greedy_seconds, 2),
             "options": plan.option_count,
             "method": plan.method,
             "solver_status": plan.solver_status,

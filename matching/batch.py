@@ -6,13 +6,20 @@ and per asset one clique constraint per maximal set of mutually overlapping bloc
 interval graphs these cliques are exactly the overlap constraints and make the LP much tighter than pairwise
 rows. The LP relaxation gives the reported bound. FCFS greedy is the fallback when the MILP has no (valid)
 solution, and is also used if it is better.
+
+Decomposition: an option links its request and its asset; the connected components of that graph share no
+constraint row, so the MILP optimum and the LP bound of the whole batch are the sums over the components. Each
+component (small ones packed together into blocks of about ``BLOCK_OPTIONS`` options) is solved on its own,
+a component of one request without the solver (its best option); the greedy fallback applies per block (FCFS
+restricted to a component is exactly the global FCFS there, so the result never falls below FCFS).
 """
 
 from __future__ import annotations
 
 import math
+import time
 from bisect import bisect_right, insort
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,7 +28,8 @@ from typing import Literal
 
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
-from scipy.sparse import csr_array
+from scipy.sparse import coo_array, csr_array
+from scipy.sparse.csgraph import connected_components
 
 from matching.options import HOURS_TIEBREAK, SCORE_FLOOR, Limits, Objective, Option, generate_options, options_within
 from matching.types import Candidate, MatchRequest
@@ -44,6 +52,9 @@ __all__ = [
 
 Method = Literal["milp", "greedy"]
 DEFAULT_LIMITS = Limits()
+BLOCK_OPTIONS = 2000  # components are solved in blocks of about this many options (see _blocks)
+MIN_BLOCK_SECONDS = 0.05  # solver time every block gets, however late
+_SINGLE = "0: single request"
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,7 +213,8 @@ def plan_batch(
     limits: Limits = DEFAULT_LIMITS,
 ) -> BatchPlan:
     """Optimal (or time-limited best) assignment of ``requests`` over ``options`` (default: those within
-    ``limits``); see the module docstring."""
+    ``limits``); see the module docstring. ``time_limit`` is the solver budget of the whole batch (LP bounds
+    and MILPs of all blocks)."""
     if time_limit <= 0:
         raise ValueError("time_limit must be positive")
     if options is None:
@@ -210,28 +222,105 @@ def plan_batch(
     greedy = _greedy(options, len(requests))
     if not options:
         return _plan(options, [], bound=0.0, method="milp", status="no options", lp_bound=0.0)
-    n = len(options)
-    c = -np.array([o.value for o in options])
-    matrix = _constraint_matrix(options)
+    in_greedy = np.zeros(len(options), dtype=bool)
+    in_greedy[greedy] = True
+    blocks = _blocks(options, BLOCK_OPTIONS)
+    deadline = time.perf_counter() + time_limit
+    left = sum(len(b) for b in blocks)
+    chosen: list[int] = []
+    bounds: list[float] = []
+    lp_bounds: list[float | None] = []
+    statuses: Counter[str] = Counter()
+    milp_blocks = 0
+    for block in blocks:
+        share = max(MIN_BLOCK_SECONDS, (deadline - time.perf_counter()) * len(block) / left)
+        left -= len(block)
+        result = _solve_block(options, block, share)
+        statuses[result.status] += 1
+        bounds.append(result.bound)
+        lp_bounds.append(result.lp_bound)
+        block_greedy = [k for k in block if in_greedy[k]]
+        if result.chosen is not None:
+            value = math.fsum(options[k].value for k in result.chosen)
+            if value + 1e-9 >= math.fsum(options[k].value for k in block_greedy):
+                chosen += result.chosen
+                milp_blocks += 1
+                continue
+        chosen += block_greedy
+    bound = math.fsum(bounds)
+    lp_bound = None if any(b is None for b in lp_bounds) else math.fsum(b for b in lp_bounds if b is not None)
+    status = "; ".join(f"{s}" if len(statuses) == 1 else f"{n} x {s}" for s, n in statuses.most_common())
+    if len(blocks) > 1:
+        status += f" ({len(blocks)} blocks, {milp_blocks} solved by the MILP)"
+    method: Method = "milp" if milp_blocks else "greedy"
+    return _plan(options, chosen, bound=bound, method=method, status=status, lp_bound=lp_bound)
+
+
+@dataclass(frozen=True, slots=True)
+class _BlockResult:
+    chosen: list[int] | None  # global option indices of a valid MILP solution, None if there is none
+    bound: float
+    lp_bound: float | None
+    status: str
+
+
+def _solve_block(options: Sequence[Option], block: Sequence[int], time_limit: float) -> _BlockResult:
+    """LP bound and MILP of the options ``block`` (a union of whole components)."""
+    sub = [options[k] for k in block]
+    if len({o.request_index for o in sub}) == 1:  # one request, no rival: its best option is optimal
+        best = max(range(len(sub)), key=lambda i: (sub[i].value, -i))
+        return _BlockResult([block[best]], sub[best].value, sub[best].value, _SINGLE)
+    n = len(sub)
+    c = -np.array([o.value for o in sub])
+    matrix = _constraint_matrix(sub)
     constraints = [LinearConstraint(matrix, -np.inf, 1.0)] if matrix is not None else []
-    solver_options = {"time_limit": float(time_limit), "disp": False}
     bounds = Bounds(0.0, 1.0)
-
-    lp = milp(c, integrality=np.zeros(n), bounds=bounds, constraints=constraints, options=solver_options)
+    started = time.perf_counter()
+    lp = milp(c, integrality=np.zeros(n), bounds=bounds, constraints=constraints, options=_solver(time_limit))
     lp_bound = float(-lp.fun) if lp.status == 0 and lp.fun is not None else None
-    res = milp(c, integrality=np.ones(n), bounds=bounds, constraints=constraints, options=solver_options)
-
-    bounds_found = [b for b in (lp_bound, _trivial_bound(options)) if b is not None]
+    rest = max(MIN_BLOCK_SECONDS, time_limit - (time.perf_counter() - started))
+    res = milp(c, integrality=np.ones(n), bounds=bounds, constraints=constraints, options=_solver(rest))
+    found = [b for b in (lp_bound, _trivial_bound(sub)) if b is not None]
     dual = getattr(res, "mip_dual_bound", None)
     if dual is not None and math.isfinite(dual):
-        bounds_found.append(float(-dual))
-    bound = min(bounds_found)
-    status = f"{res.status}: {res.message}"
+        found.append(float(-dual))
+    chosen = None
     if res.x is not None:
-        chosen = [k for k in range(n) if res.x[k] > 0.5]
-        if _valid(options, chosen):
-            milp_value = math.fsum(options[k].value for k in chosen)
-            greedy_value = math.fsum(options[k].value for k in greedy)
-            if milp_value + 1e-9 >= greedy_value:
-                return _plan(options, chosen, bound=bound, method="milp", status=status, lp_bound=lp_bound)
-    return _plan(options, greedy, bound=bound, method="greedy", status=status, lp_bound=lp_bound)
+        local = [i for i in range(n) if res.x[i] > 0.5]
+        if _valid(sub, local):
+            chosen = [block[i] for i in local]
+    return _BlockResult(chosen, min(found), lp_bound, f"{res.status}: {res.message}")
+
+
+def _solver(time_limit: float) -> dict[str, float | bool]:
+    return {"time_limit": float(time_limit), "disp": False}
+
+
+def _blocks(options: Sequence[Option], max_options: int) -> list[list[int]]:
+    """Option indices by connected component of the request-asset graph (an option joins its request and its
+    asset): no constraint row spans two components, so their optima and LP bounds add up. Components are
+    packed smallest first into blocks of up to ``max_options`` options (fewer solver calls; a bigger component
+    is a block of its own)."""
+    n_requests = 1 + max(o.request_index for o in options)
+    n_nodes = n_requests + 1 + max(o.asset_index for o in options)
+    r = np.fromiter((o.request_index for o in options), dtype=np.int64, count=len(options))
+    a = n_requests + np.fromiter((o.asset_index for o in options), dtype=np.int64, count=len(options))
+    graph = coo_array((np.ones(len(options), dtype=np.int8), (r, a)), shape=(n_nodes, n_nodes))
+    _, labels = connected_components(graph, directed=False)
+    option_labels = labels[r]
+    order = np.argsort(option_labels, kind="stable")
+    cuts = np.flatnonzero(np.diff(option_labels[order])) + 1
+    components = sorted((part.tolist() for part in np.split(order, cuts)), key=len)
+    blocks: list[list[int]] = []
+    current: list[int] = []
+    for comp in components:
+        if len({options[k].request_index for k in comp}) == 1:
+            blocks.append(comp)  # solved without the solver
+            continue
+        if current and len(current) + len(comp) > max_options:
+            blocks.append(current)
+            current = []
+        current.extend(comp)
+    if current:
+        blocks.append(current)
+    return blocks

@@ -164,6 +164,9 @@ class _AssetIndex:
         self._material_masks: dict[str, npt.NDArray[np.bool_]] = {}
         self._base: dict[tuple[frozenset[str], str | None], _IntArray] = {}
         self._fits: dict[int, tuple[list[int], list[int]]] = {}
+        self._flat: tuple[_IntArray, _IntArray, _IntArray] | None = None  # every asset's fit windows, CSR
+        self.grid = np.array([c.slot_minutes * _MIN_US for c in self.cands], dtype=np.int64)
+        self._cells: dict[tuple[frozenset[str], str | None], dict[tuple[int, int], _IntArray]] = {}
 
     def base(self, serving: frozenset[str], material: str | None) -> _IntArray:
         """Eligible assets serving the process (and offering the material), sorted; cached per key."""
@@ -183,6 +186,63 @@ class _AssetIndex:
         self._base[key] = idx
         return idx
 
+    def near(self, serving: frozenset[str], material: str | None, *, lat: float, lon: float, km: float) -> _IntArray:
+        """:meth:`base` restricted to the grid cells that can hold an asset within ``km`` of (``lat``, ``lon``)
+        (radians): a superset of the assets within ``km`` (haversine), sorted like :meth:`base`."""
+        key = (serving, material)
+        cells = self._cells.get(key)
+        idx = self.base(serving, material)
+        if cells is None:
+            known = idx[~np.isnan(self.lat[idx])]
+            keys = _cell(self.lat[known] + math.pi / 2) * _LON_CELLS + _cell(self.lon[known] + math.pi)
+            order = np.argsort(keys, kind="stable")
+            keys, known = keys[order], known[order]
+            cuts = np.flatnonzero(np.diff(keys)) + 1
+            cells = {
+                (int(k // _LON_CELLS), int(k % _LON_CELLS)): part
+                for k, part in zip(keys[np.r_[0, cuts]] if keys.size else [], np.split(known, cuts), strict=False)
+            }
+            self._cells[key] = cells
+        # Haversine: d <= km implies |dlat| <= km / R and sin(|dlon| / 2) <= sin(km / 2R) / cos(max |lat|).
+        dlat = km / EARTH_RADIUS_KM + _MARGIN
+        top = min(math.pi / 2, abs(lat) + dlat)
+        ratio = math.sin(km / (2 * EARTH_RADIUS_KM)) / max(math.cos(top), 1e-12)
+        if ratio >= 1.0 or top >= _POLAR:
+            return idx
+        dlon = 2 * math.asin(ratio) + _MARGIN
+        if lon - dlon <= -math.pi or lon + dlon >= math.pi:  # across the antimeridian: no shortcut
+            return idx
+        lat0, lon0 = lat + math.pi / 2, lon + math.pi
+        parts = []
+        for i in range(math.floor((lat0 - dlat) / _CELL), math.floor((lat0 + dlat) / _CELL) + 1):
+            for j in range(math.floor((lon0 - dlon) / _CELL), math.floor((lon0 + dlon) / _CELL) + 1):
+                part = cells.get((i, j))
+                if part is not None:
+                    parts.append(part)
+        return np.sort(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+
+    def has_slot(self, assets: _IntArray, *, lo: int, hi: int, minutes: int) -> npt.NDArray[np.bool_]:
+        """Per asset: does :func:`_slot_starts` find at least one slot (of ``minutes``, in ``[lo, hi)``)?"""
+        if self._flat is None:
+            parts = [self.fits(i) for i in range(len(self.cands))]
+            counts = np.array([len(st) for st, _ in parts], dtype=np.int64)
+            self._flat = (
+                np.fromiter((t for st, _ in parts for t in st), dtype=np.int64, count=int(counts.sum())),
+                np.fromiter((t for _, en in parts for t in en), dtype=np.int64, count=int(counts.sum())),
+                np.concatenate(([0], np.cumsum(counts))),
+            )
+        starts, ends, ptr = self._flat
+        counts = ptr[assets + 1] - ptr[assets]
+        owner = np.repeat(np.arange(assets.size), counts)
+        offsets = np.cumsum(counts) - counts
+        w = np.arange(int(counts.sum())) - offsets[owner] + ptr[assets][owner]
+        grid = self.grid[assets][owner]
+        length = np.maximum(minutes, self.min_booking[assets][owner]) * _MIN_US
+        t = -(-np.maximum(starts[w], lo) // grid) * grid
+        ok = t + length <= np.minimum(ends[w], hi)
+        found: npt.NDArray[np.bool_] = np.bincount(owner[ok], minlength=assets.size) > 0
+        return found
+
     def fits(self, i: int) -> tuple[list[int], list[int]]:
         """Asset ``i``'s fit windows (free time shrunk by setup/buffer) in epoch microseconds."""
         hit = self._fits.get(i)
@@ -192,6 +252,17 @@ class _AssetIndex:
             hit = ([_us(s) for s, _ in windows], [_us(e) for _, e in windows])
             self._fits[i] = hit
         return hit
+
+
+_CELL = math.radians(0.25)  # spatial grid of :meth:`_AssetIndex.near` (radians, about 28 km of latitude)
+_LON_CELLS = math.ceil(2 * math.pi / _CELL) + 1
+_MARGIN = 1e-9  # radians of slack against rounding
+_POLAR = math.radians(80.0)  # nearer the poles, :meth:`_AssetIndex.near` gives up and returns every asset
+
+
+def _cell(radians: _FloatArray) -> _IntArray:
+    cells: _IntArray = np.floor(radians / _CELL).astype(np.int64)
+    return cells
 
 
 def _haversine(*, lat1: float, lon1: float, lat2: _FloatArray, lon2: _FloatArray) -> _FloatArray:
@@ -227,7 +298,12 @@ def _request_options(
     ri: int, req: MatchRequest, index: _AssetIndex, *, serving: frozenset[str], objective: Objective, limits: Limits
 ) -> list[Option]:
     minutes = req.minutes
-    idx = index.base(serving, req.material)
+    if req.lat is not None and req.lon is not None and req.max_distance_km is not None:
+        idx = index.near(
+            serving, req.material, lat=math.radians(req.lat), lon=math.radians(req.lon), km=req.max_distance_km
+        )
+    else:
+        idx = index.base(serving, req.material)
     cur = index.currencies.get(req.currency)
     if cur is None or idx.size == 0:
         return []
@@ -264,6 +340,8 @@ def _request_options(
     lo, hi = _us(req.earliest_start), _us(req.deadline)
     prefixes = tuple(req.region_prefixes)
     certs_needed = bool(req.required_certificates)
+    if not prefixes and not certs_needed:  # vectorised: skip the assets without any slot at once
+        order = order[index.has_slot(idx[order], lo=lo, hi=hi, minutes=minutes)]
     found: list[tuple[int, int, list[int]]] = []  # (position in idx, asset, slot starts)
     for pos in order.tolist():
         a = int(idx[pos])
