@@ -1,7 +1,8 @@
-"""Booking throughput benchmark: sustained booking creation through the HTTP API, compared with the raw
-PostgreSQL insert rate into the same constrained ``bookings`` table, measured in the same run.
+"""Booking throughput benchmark: sustained booking creation through the HTTP API, compared with a pgbench
+replay of the SQL one booking through the API sends (issue #19), on the same database in the same run.
 
-    python bench/bookings_bench.py [--clients 8] [--seconds 20] [--workers N] [--client lean|httpx] [--via-pgbouncer]
+    python bench/bookings_bench.py [--clients 8] [--seconds 20] [--workers N] [--client lean|httpx]
+                                   [--via-pgbouncer] [--insert-baseline]
 
 ``--via-pgbouncer``: the API server reaches PostgreSQL through Debian's ``pgbouncer`` in transaction pooling
 mode (``--clients`` + 2 server connections), started by the bench, with ``MARKETPLACE_DATABASE_PGBOUNCER=true``;
@@ -17,14 +18,19 @@ the result goes to ``bench/results/bookings_pgbouncer.json``. pgbench and the ch
    from ``--client lean`` (default): a minimal HTTP/1.1 keep-alive client on asyncio streams in a process
    of its own (one connection per client, the request bytes built in a few string operations, only the
    status line and ``Content-Length`` parsed), so that on a small machine the load generator takes as
-   little CPU as possible from the server it measures, as pgbench (a C client) does in step 4.
+   little CPU as possible from the server it measures, as pgbench (a C client) does in step 5.
    ``--client httpx`` keeps the earlier generator (httpx in the benchmark process). The CPU seconds used
    in the measured window by the load generator, the API processes, PostgreSQL and Redis are recorded.
-4. pgbench phase: the same number of clients run a one-statement transaction that INSERTs a booking of one
-   of the same machines (``:client_id`` picks it) into the same table, exclusion constraint, indexes and
-   foreign keys included, at a unique period from a sequence (so nothing conflicts).
-5. Prints both rates and their ratio (target >= 0.30), checks that no two blocking bookings overlap, writes
-   ``bench/results/bookings.json`` and drops the database.
+4. Capture: with ``ALTER DATABASE ... SET log_statement = 'all'`` (new connections only, so the HTTP phase
+   is not logged), a fresh one-worker API server makes three warm-up bookings and the captured one (the
+   load generator's request); the server log written meanwhile (``pg_current_logfile()`` or the
+   postmaster's stderr) becomes a pgbench script (``bench/booking_replay.py``: the booking's statements from
+   the pool's pre-ping to ``COMMIT``, new uuids, key, machine and slot per transaction). The setting is reset.
+5. Replay phase: pgbench ``-M prepared`` runs that script with the same clients for the same seconds;
+   failed transactions and the PostgreSQL backends' CPU are recorded. ``--insert-baseline`` adds the
+   earlier one-INSERT-per-transaction pgbench run as a secondary figure.
+6. Prints the API rate, the replay rate and their ratio (target >= 0.40), checks that no two blocking
+   bookings overlap, writes ``bench/results/bookings.json`` and drops the database.
 """
 
 from __future__ import annotations
@@ -60,7 +66,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bookings_load import Load, Window, httpx_load, lean_generate, lean_load  # noqa: E402
+from booking_replay import Replay, build_replay  # noqa: E402
+from bookings_load import SLOT, BackendCpu, Load, Window, httpx_load, lean_generate, lean_load, server_log  # noqa: E402
 from common import cpu_model as _cpu_model  # noqa: E402
 from common import server_url as _server_url  # noqa: E402
 
@@ -69,7 +76,7 @@ from marketplace.cli import migrate_database  # noqa: E402
 from tests.bookings.live_server import build_market  # noqa: E402
 from tests.pgbouncer_support import PgBouncer, find_pgbouncer  # noqa: E402
 
-TARGET_RATIO = 0.30
+TARGET_RATIO = 0.40  # API bookings/s over the replay's transactions/s (issue #19)
 
 
 def _redis_url() -> str:
@@ -236,6 +243,8 @@ async def http_phase(
         "supplier_org": market.supplier_org,
         "buyer_org": market.buyer_org,
         "max_slots_used_per_machine": max(load["next_slot"]),
+        "first_slot": first.isoformat(),
+        "buyer_headers": market.buyer,
     }
 
 
@@ -255,14 +264,10 @@ SELECT gen_random_uuid(), (ARRAY[{asset_array}]::uuid[])[:m], 'machine', '{suppl
 """
 
 
-def pgbench_phase(db_url: str, http: dict[str, Any], clients: int, seconds: float) -> dict[str, Any]:
+def run_pgbench(db_url: str, script: str, *, clients: int, seconds: float, defines: dict[str, str]) -> dict[str, Any]:
+    """Run ``script`` with pgbench (``-M prepared``, ``clients`` clients, ``seconds``) on ``db_url``'s database.
+    A client whose transaction fails is aborted by pgbench; those are counted as ``failed``."""
     url = make_url(db_url)
-    script = PGBENCH_SCRIPT.format(
-        machines=len(http["machines"]),
-        asset_array=", ".join(f"'{m}'" for m in http["machines"]),
-        supplier=http["supplier_org"],
-        buyer=http["buyer_org"],
-    )
     host = url.query.get("host") or url.host or "127.0.0.1"
     if isinstance(host, tuple):
         host = host[0]
@@ -284,34 +289,99 @@ def pgbench_phase(db_url: str, http: dict[str, Any], clients: int, seconds: floa
             f"--host={host}",
             f"--port={url.port or 5432}",
             f"--username={url.username or 'postgres'}",
+            *(f"--define={k}={v}" for k, v in defines.items()),
             str(url.database),
         ]
+        backends = BackendCpu(str(url.database))
         children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
         children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        postgres_cpu = backends.end()
         pgbench_cpu = (children_after.ru_utime - children_before.ru_utime) + (
             children_after.ru_stime - children_before.ru_stime
         )
     finally:
         os.unlink(path)
-    if out.returncode != 0:
-        raise SystemExit(f"pgbench failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
     tps = re.search(r"tps = ([\d.]+) \(without initial connection time\)", out.stdout)
     done = re.search(r"number of transactions actually processed: (\d+)", out.stdout)
     failed = re.search(r"number of failed transactions: (\d+)", out.stdout)
     latency = re.search(r"latency average = ([\d.]+) ms", out.stdout)
-    assert tps and done, out.stdout
+    aborted = len(re.findall(r"client \d+ aborted", out.stderr))
+    if not (tps and done):
+        raise SystemExit(f"pgbench failed ({out.returncode}):\n{out.stdout}\n{out.stderr[-3000:]}")
+    transactions = int(done.group(1))
     return {
         "clients": clients,
         "seconds": int(seconds),
-        "transactions": int(done.group(1)),
-        "failed": int(failed.group(1)) if failed else 0,
-        "inserts_per_second": round(float(tps.group(1)), 1),
+        "transactions": transactions,
+        "failed": (int(failed.group(1)) if failed else 0) + aborted,
+        "aborted_clients": aborted,
+        "errors_sample": out.stderr.strip().splitlines()[:3] if aborted else [],
+        "transactions_per_second": round(float(tps.group(1)), 1),
         "latency_ms_mean": float(latency.group(1)) if latency else None,
-        # pgbench's own CPU (its backends exit with it, so theirs cannot be read afterwards).
-        "cpu_seconds": {"pgbench": round(pgbench_cpu, 2)},
+        "cpu_seconds": {"pgbench": round(pgbench_cpu, 2), "postgres": postgres_cpu},
+        "cpu_ms_per_transaction": {
+            "pgbench": round(pgbench_cpu * 1000 / transactions, 2) if transactions else 0,
+            "postgres": round(postgres_cpu * 1000 / transactions, 2) if transactions else 0,
+        },
         "pgbench": out.stdout.splitlines()[0] if out.stdout else "",
     }
+
+
+def insert_phase(db_url: str, http: dict[str, Any], clients: int, seconds: float) -> dict[str, Any]:
+    """The earlier baseline: one INSERT of a booking row per transaction."""
+    script = PGBENCH_SCRIPT.format(
+        machines=len(http["machines"]),
+        asset_array=", ".join(f"'{m}'" for m in http["machines"]),
+        supplier=http["supplier_org"],
+        buyer=http["buyer_org"],
+    )
+    raw = run_pgbench(db_url, script, clients=clients, seconds=seconds, defines={})
+    raw["inserts_per_second"] = raw.pop("transactions_per_second")
+    return raw
+
+
+def capture_booking(db_url: str, http: dict[str, Any], *, redis_url: str, queue: str) -> Replay:
+    """Book through a fresh API server (one worker) with ``log_statement = 'all'`` on the database: three
+    warm-up bookings and the captured one, same request shape as the load generator's, on the first machine
+    at slots after those the HTTP phase used; then turn the captured booking's statements into a replay."""
+    name = str(make_url(db_url).database)
+    log = asyncio.run(server_log(db_url))
+    asyncio.run(_sql(db_url, f"ALTER DATABASE \"{name}\" SET log_statement = 'all'", autocommit=True))
+    try:
+        offset = log.stat().st_size
+        api, api_url = start_api(db_url, redis_url, queue, 1, 1)
+        try:
+            machine = http["machines"][0]
+            first = datetime.fromisoformat(http["first_slot"]) + (http["max_slots_used_per_machine"] + 5) * SLOT
+            key = ""
+            with httpx.Client(base_url=api_url, timeout=60) as client:
+                for i in range(4):
+                    start, key = first + i * SLOT, uuid.uuid4().hex
+                    body = (
+                        f'{{"asset_id":"{machine}","start":"{start.isoformat()}","end":"{(start + SLOT).isoformat()}"}}'
+                    )
+                    headers = {**http["buyer_headers"], "Idempotency-Key": key, "Content-Type": "application/json"}
+                    r = client.post("/api/v1/bookings", headers=headers, content=body)
+                    if r.status_code != 201:
+                        raise SystemExit(f"capture booking failed: {r.status_code} {r.text[:300]}")
+        finally:
+            stop_api(api)
+        with log.open("rb") as f:
+            f.seek(offset)
+            text = f.read().decode("utf-8", "replace")
+    finally:
+        asyncio.run(_sql(db_url, f'ALTER DATABASE "{name}" RESET log_statement', autocommit=True))
+    return build_replay(
+        text,
+        database=name,
+        key=key,
+        asset=machine,
+        assets=http["machines"],
+        start=start,
+        end=start + SLOT,
+        sequence="bench_replay",
+    )
 
 
 # -- main ------------------------------------------------------------------------------------------
@@ -335,6 +405,7 @@ def main() -> None:
         default="lean",
         help="load generator: a minimal HTTP/1.1 client in its own process (default), or httpx in this one",
     )
+    parser.add_argument("--insert-baseline", action="store_true", help="also run the one-INSERT pgbench baseline")
     parser.add_argument("--generate", action="store_true", help=argparse.SUPPRESS)  # the lean generator process
     args = parser.parse_args()
     if args.generate:
@@ -350,7 +421,8 @@ def main() -> None:
     asyncio.run(_sql(server, f'CREATE DATABASE "{name}"', autocommit=True))
     try:
         migrate_database(db_url)
-        asyncio.run(_sql(db_url, "CREATE SEQUENCE bench_slot"))
+        for sequence in ("bench_slot", "bench_replay"):  # unique slots: the insert baseline's, the replay's
+            asyncio.run(_sql(db_url, f"CREATE SEQUENCE {sequence}"))
         pg_version = asyncio.run(_sql(db_url, "SHOW server_version"))
         bouncer = PgBouncer(_pgbouncer(), server, pool_size=args.clients + 2) if args.via_pgbouncer else None
         api_db_url = bouncer.start().url_for(db_url) if bouncer else db_url
@@ -385,8 +457,13 @@ def main() -> None:
             if keys:
                 r.delete(*keys)
             r.close()
-        print(f"pgbench: {args.clients} clients, {args.seconds:.0f} s ...")
-        raw = pgbench_phase(db_url, http, args.clients, args.seconds)
+        replay = capture_booking(db_url, http, redis_url=redis_url, queue=queue)
+        print(
+            f"replay: {len(replay.statements)} statements per booking;"
+            f" pgbench {args.clients} clients, {args.seconds:.0f} s ..."
+        )
+        rerun = run_pgbench(db_url, replay.script, clients=args.clients, seconds=args.seconds, defines=replay.defines)
+        raw = insert_phase(db_url, http, args.clients, args.seconds) if args.insert_baseline else None
         overlaps = asyncio.run(
             _sql(
                 db_url,
@@ -402,7 +479,8 @@ def main() -> None:
     finally:
         asyncio.run(_sql(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', autocommit=True))
 
-    ratio = http["bookings_per_second"] / raw["inserts_per_second"] if raw["inserts_per_second"] else 0.0
+    tps = rerun["transactions_per_second"]
+    ratio = http["bookings_per_second"] / tps if tps else 0.0
     print(
         f"API:     {http['bookings_per_second']:8.1f} bookings/s  ({http['created']} created, {http['errors']} errors,"
         f" p50 {http['latency_ms']['p50']} ms, p95 {http['latency_ms']['p95']} ms)"
@@ -418,10 +496,16 @@ def main() -> None:
         f"         busy API sessions waiting on a lock: {waits['share_waiting_on_locks']:.0%}"
         f" (mostly in: {next(iter(waits['lock_waits_in']), '-')})"
     )
-    print(f"pgbench: {raw['inserts_per_second']:8.1f} inserts/s   ({raw['transactions']} transactions)")
+    print(
+        f"replay:  {tps:8.1f} transactions/s ({rerun['transactions']} transactions, {rerun['failed']} failed;"
+        f" CPU per transaction: pgbench {rerun['cpu_ms_per_transaction']['pgbench']:.1f} ms,"
+        f" postgres {rerun['cpu_ms_per_transaction']['postgres']:.1f} ms)"
+    )
+    if raw:
+        print(f"pgbench: {raw['inserts_per_second']:8.1f} one-INSERT transactions/s (the earlier baseline)")
     print(f"ratio:   {ratio:.3f}  (target >= {TARGET_RATIO})  {'met' if ratio >= TARGET_RATIO else 'NOT met'}")
     print(f"overlapping blocking bookings: {overlaps}; rows in bookings: {rows}")
-    for key in ("machines", "supplier_org", "buyer_org"):
+    for key in ("machines", "supplier_org", "buyer_org", "buyer_headers", "first_slot"):
         http.pop(key)
     result = {
         "benchmark": "bookings",
@@ -440,8 +524,15 @@ def main() -> None:
         if args.via_pgbouncer
         else None,
         "http": http,
-        "pgbench": raw,
-        "ratio": round(ratio, 3),
+        "replay": {
+            **rerun,
+            "statements_per_transaction": len(replay.statements),
+            "generated_values_per_transaction": replay.fresh_values,
+            "script": replay.script,
+            "constants": replay.defines,
+        },
+        "ratio_vs_replay": round(ratio, 3),
+        "pgbench_single_insert": raw,
         "target_ratio": TARGET_RATIO,
         "target_met": ratio >= TARGET_RATIO,
         "overlapping_blocking_bookings": overlaps,

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -296,6 +299,59 @@ async def lean_load(load: Load, window: Window) -> dict[str, Any]:
     results["statuses"] = {int(k): v for k, v in results["statuses"].items()}
     results["window"] = ended
     return results
+
+
+# -- replay phase: where the server log is, and PostgreSQL's CPU while pgbench runs ------------------
+
+
+async def server_log(db_url: str) -> Path:
+    """The file the PostgreSQL server of ``db_url`` logs to: ``pg_current_logfile()`` when the logging
+    collector runs, else the postmaster's stderr (``/proc/<pid>/fd/2``; the server must be on this machine)."""
+    engine = create_async_engine(db_url, poolclass=NullPool)
+    try:
+        async with engine.connect() as conn:
+            current = (await conn.execute(sa.text("SELECT pg_current_logfile()"))).scalar()
+            data = Path(str((await conn.execute(sa.text("SHOW data_directory"))).scalar()))
+    finally:
+        await engine.dispose()
+    if current:
+        return data / str(current)
+    pid = (data / "postmaster.pid").read_text().splitlines()[0].strip()
+    return Path(os.readlink(f"/proc/{pid}/fd/2"))
+
+
+class BackendCpu:
+    """CPU seconds of the PostgreSQL backends of one database over a period, sampled every ``every`` seconds
+    in a thread (a backend that exits between samples loses at most its last ``every`` seconds)."""
+
+    def __init__(self, db_name: str, every: float = 0.25) -> None:
+        self.title, self.every = f" {db_name} ", every
+        self.seen: dict[int, float] = {}
+        self.stop = threading.Event()
+        self.before = self._sample()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _sample(self) -> dict[int, float]:
+        found: dict[int, float] = {}
+        for p in psutil.process_iter(["name", "cmdline"]):
+            try:
+                if (p.info["name"] or "").startswith("postgres") and self.title in " ".join(p.info["cmdline"] or ()):
+                    t = p.cpu_times()
+                    found[p.pid] = t.user + t.system
+            except psutil.NoSuchProcess:
+                pass
+        return found
+
+    def _run(self) -> None:
+        while not self.stop.wait(self.every):
+            self.seen.update(self._sample())
+
+    def end(self) -> float:
+        self.stop.set()
+        self.thread.join()
+        self.seen.update(self._sample())
+        return round(sum(v - self.before.get(pid, 0.0) for pid, v in self.seen.items()), 2)
 
 
 if __name__ == "__main__":

@@ -98,6 +98,15 @@ _STORE_RESPONSE = (
 )
 
 
+class _RenderedJSON(JSONResponse):
+    """A JSON response whose body pydantic has already rendered (``model_dump_json``, in Rust): the same
+    compact UTF-8 bytes ``JSONResponse`` would produce from ``model_dump(mode="json")``, without building the
+    intermediate dicts and encoding them again."""
+
+    def render(self, content: Any) -> bytes:
+        return content if isinstance(content, bytes) else super().render(content)
+
+
 class Idempotency:
     def __init__(self, session: SessionDep, record_id: uuid.UUID) -> None:
         self._session = session
@@ -105,8 +114,10 @@ class Idempotency:
 
     async def respond(self, body: Any, status_code: int = 200) -> JSONResponse:
         """Store the response with the write (same transaction) and return it."""
-        payload = body.model_dump(mode="json") if isinstance(body, BaseModel) else jsonable_encoder(body)
-        response = JSONResponse(payload, status_code=status_code)
+        if isinstance(body, BaseModel):
+            response: JSONResponse = _RenderedJSON(body.model_dump_json().encode(), status_code=status_code)
+        else:
+            response = JSONResponse(jsonable_encoder(body), status_code=status_code)
         await self._session.execute(
             _STORE_RESPONSE,
             {"p_id": self._record_id, "p_status_code": status_code, "p_body": bytes(response.body).decode()},

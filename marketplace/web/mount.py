@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
@@ -10,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from marketplace.core.errors import unhandled_error_response, validation_error_response
 from marketplace.core.security import purpose_key
@@ -50,6 +52,38 @@ def error_page(request: Request, status: int, message: str | None = None) -> HTM
     )
 
 
+class WebSessionMiddleware:
+    """Starlette's signed-cookie sessions for the web pages only. The JSON API (``/api/``) authenticates
+    with a bearer token or an API key and never reads or writes ``request.session``, so its requests skip
+    the cookie parsing, the signature check and the wrapped ``send`` (issue #19: CPU per booking)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        secret_key: str,
+        session_cookie: str,
+        max_age: int | None = None,
+        same_site: Literal["lax", "strict", "none"] = "lax",
+        https_only: bool = False,
+    ) -> None:
+        self.app = app
+        self.sessions = SessionMiddleware(
+            app,
+            secret_key=secret_key,
+            session_cookie=session_cookie,
+            max_age=max_age,
+            same_site=same_site,
+            https_only=https_only,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/api/"):
+            await self.app(scope, receive, send)
+        else:
+            await self.sessions(scope, receive, send)
+
+
 def mount_web(app: FastAPI, settings: Settings) -> None:
     from marketplace.web import (
         account,
@@ -87,7 +121,7 @@ def mount_web(app: FastAPI, settings: Settings) -> None:
     )
 
     app.add_middleware(
-        SessionMiddleware,
+        WebSessionMiddleware,
         # Its own key (HKDF from the server secret): an access token's key cannot sign a web session.
         secret_key=purpose_key(settings, "web-session").hex(),
         session_cookie="mk_session",
