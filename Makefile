@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck check bench clean i18n
+.PHONY: run test lint typecheck check bench bench-national clean i18n
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -36,6 +36,10 @@ bench: $(STAMP)
 	$(BIN)/python bench/bookings_bench.py
 	$(BIN)/python bench/bookings_bench.py --via-pgbouncer
 	$(BIN)/python bench/analytics_bench.py
+
+# The national-size set (issue 19): the 100k/1M and the 1M/10M market measured in one run (about 30 min, 25 GB).
+bench-national: $(STAMP)
+	$(BIN)/python bench/national_bench.py
 
 i18n: $(STAMP)
 	$(BIN)/python -m marketplace.web.translations.update

@@ -319,18 +319,19 @@ class ListingsRepository:
             stmt = stmt.where(col(Asset.price_per_sample) <= f.max_price_per_sample)
         if f.currency:
             stmt = stmt.where(col(Asset.currency) == f.currency)
+        site_conditions: list[Any] = []
         if f.region_prefixes:
-            stmt = stmt.where(
+            site_conditions.append(
                 sa.or_(*[col(Site.region_code).startswith(p, autoescape=True) for p in f.region_prefixes])
             )
         if f.near and f.radius_km is not None:
             radius_m = f.radius_km * 1000.0
-            stmt = stmt.where(
+            site_conditions += [
                 sa.func.earth_box(_earth(f.near[0], f.near[1]), radius_m).op("@>")(
                     _earth(col(Site.latitude), col(Site.longitude))
                 ),
                 distance <= radius_m,
-            )
+            ]
         if f.certificate:
             valid_from = f.certificate_valid_from or date.today()
             valid_until = f.certificate_valid_until or valid_from
@@ -347,6 +348,24 @@ class ListingsRepository:
         sort_expr: Any
         if sort == "price":
             sort_expr = sa.func.coalesce(col(Asset.hourly_rate), col(Asset.price_per_sample))
+        elif sort == "distance" and f.near:
+            # Driven from the sites nearest first: the straight-line (chord) distance between the earth points,
+            # which the GiST index ix_sites_earth returns in order (``<->``, a KNN scan that can stop after a
+            # page); the great-circle distance is a monotonic function of it, so the order is the same
+            # (tests/listings/test_search_knn.py). OFFSET 0 keeps the subquery (and its ordering) as written.
+            knn = _earth(col(Site.latitude), col(Site.longitude)).op("<->", return_type=sa.Float)(
+                _earth(f.near[0], f.near[1])
+            )
+            nearest = (
+                sa.select(col(Site.id).label("site_id"), knn.label("knn"))
+                .where(*site_conditions)
+                .order_by(knn)
+                .offset(0)
+                .subquery("nearest_sites")
+            )
+            site_conditions = []
+            stmt = stmt.join(nearest, nearest.c.site_id == col(Site.id))
+            sort_expr = nearest.c.knn
         elif sort == "distance":
             sort_expr = distance
         else:  # next_free
@@ -354,7 +373,7 @@ class ListingsRepository:
             sort_expr = sa.func.coalesce(
                 col(Asset.next_free_at), sa.literal_column("'9999-12-31T00:00:00Z'::timestamptz")
             )
-        return stmt, sort_expr
+        return stmt.where(*site_conditions), sort_expr
 
 
 # --- queries for the web pages ---

@@ -1,0 +1,131 @@
+"""The distance sort is a KNN ordering (``ll_to_earth(site) <-> point`` on the GiST index ``ix_sites_earth``): its
+order, page by page through the keyset cursor, equals a brute-force great-circle sort with the listing id as
+tie-breaker (several listings share a site, so ties are common), with and without filters."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import uuid
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from listings.models import Asset, Certificate, Site
+from listings.repository import ListingsRepository
+from listings.search import SearchQuery, _filters
+from marketplace.demo.seeding import seed_market
+
+SUZHOU = (31.3, 120.6)
+
+
+def _great_circle_km(a: tuple[float, float], b: tuple[float, float]) -> float:
+    (lat1, lon1), (lat2, lon2) = (tuple(math.radians(x) for x in p) for p in (a, b))
+    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    return 2 * 6378.168 * math.asin(math.sqrt(h))
+
+
+async def _brute_force(db: AsyncSession, q: SearchQuery) -> list[uuid.UUID]:
+    """Every visible listing passing ``q``'s filters, sorted by great-circle distance then id, in Python."""
+    f = _filters(q)
+    orgs = sa.table("organisations", sa.column("id"), sa.column("verification_status"))
+    rows = (
+        await db.execute(
+            sa.select(Asset, Site)
+            .join(Site, Site.id == Asset.site_id)  # type: ignore[arg-type]
+            .join(orgs, orgs.c.id == Asset.org_id)
+            .where(Asset.status == "published", orgs.c.verification_status == "verified")  # type: ignore[arg-type]
+        )
+    ).all()
+    certified: set[tuple[uuid.UUID, uuid.UUID | None]] = set()
+    if f.certificate:
+        today = date.today()
+        for c in (await db.execute(sa.select(Certificate))).scalars():
+            if c.standard == f.certificate and c.status == "verified" and c.valid_from <= today <= c.valid_until:
+                certified.add((c.org_id, c.site_id))
+    near = (q.lat, q.lon)
+    keyed: list[tuple[float, uuid.UUID]] = []
+    for asset, site in rows:
+        km = _great_circle_km(near, (site.latitude, site.longitude))  # type: ignore[arg-type]
+        if f.radius_km is not None and km > f.radius_km:
+            continue
+        if f.serving_codes is not None and not set(asset.process_codes) & set(f.serving_codes):
+            continue
+        if f.kind and asset.kind != f.kind:
+            continue
+        if f.material and f.material not in (asset.materials or []):
+            continue
+        if f.certificate and not ({(asset.org_id, None), (asset.org_id, asset.site_id)} & certified):
+            continue
+        keyed.append((km, asset.id))
+    return [i for _, i in sorted(keyed)]
+
+
+async def _paged(db: AsyncSession, q: SearchQuery, page: int) -> list[uuid.UUID]:
+    """The repository's rows in sort order, fetched ``page`` at a time through the keyset cursor."""
+    repo = ListingsRepository(db)
+    f = _filters(q)
+    out: list[uuid.UUID] = []
+    after: list[tuple[Any, uuid.UUID]] = []
+    while True:
+        rows = await repo.search_page(f, "distance", after=after, limit=page)
+        out += [r[0].id for r in rows]
+        if len(rows) < page:
+            return out
+        after = [(rows[-1][3], rows[-1][0].id)]
+
+
+@pytest.fixture
+async def small_market(db: AsyncSession) -> None:
+    await seed_market(db, suppliers=40, labs=3, buyers=5, seed=7, now=datetime(2026, 12, 1, tzinfo=UTC))
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {},
+        {"radius_km": 300},
+        {"process": "machining.milling", "radius_km": 1500},
+        {"process": "machining.milling.cnc_3axis", "kind": "machine"},
+        {"material": "al_6061", "radius_km": 800},
+        {"certificate": "ISO 9001"},
+    ],
+)
+async def test_distance_order_equals_brute_force(db: AsyncSession, small_market: None, spec: dict[str, Any]) -> None:
+    q = SearchQuery(lat=SUZHOU[0], lon=SUZHOU[1], sort="distance", **spec)
+    want = await _brute_force(db, q)
+    assert len(want) >= 10, "the filter should leave enough listings to compare an order"
+    assert await _paged(db, q, page=1000) == want
+    assert await _paged(db, q, page=7) == want
+
+
+async def test_ties_are_broken_by_id(db: AsyncSession, small_market: None) -> None:
+    """Listings at one site have the same distance: they come in id order."""
+    q = SearchQuery(lat=SUZHOU[0], lon=SUZHOU[1], sort="distance")
+    sites = dict((await db.execute(sa.select(Asset.id, Asset.site_id))).all())  # type: ignore[call-overload]
+    got = await _paged(db, q, page=5)
+    shared = [(a, b) for a, b in itertools.pairwise(got) if sites[a] == sites[b]]
+    assert shared, "the seeded market should put several listings on one site"
+    assert all(a < b for a, b in shared)
+
+
+async def test_distance_sort_is_an_index_ordered_scan(db: AsyncSession, small_market: None) -> None:
+    """With sequential scans and sorts priced out, the plan orders by ``<->`` on ix_sites_earth (a KNN scan)."""
+    q = SearchQuery(lat=SUZHOU[0], lon=SUZHOU[1], sort="distance", process="machining.milling")
+    stmt, sort_expr = ListingsRepository(db).search_statement(_filters(q), q.sort)
+    await db.execute(sa.text("SET LOCAL enable_seqscan = off"))
+    await db.execute(sa.text("SET LOCAL enable_sort = off"))
+    await db.execute(sa.text("SET LOCAL enable_bitmapscan = off"))
+    sql = (
+        stmt.order_by(sort_expr, Asset.id)
+        .limit(20)
+        .compile(  # type: ignore[arg-type]
+            dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}
+        )
+    )
+    plan = "\n".join(r[0] for r in (await db.execute(sa.text(f"EXPLAIN {sql}"))).all())
+    assert "ix_sites_earth" in plan and "Order By" in plan, plan
