@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from common import BOOKING_COLUMNS, POLICY, write_result  # noqa: E402
+from common import BOOKING_COLUMNS, POLICY, timed_rollups, write_result  # noqa: E402
 from common import admin as _admin  # noqa: E402
 from common import server_url as _server_url  # noqa: E402
 
@@ -111,14 +111,8 @@ async def _run(url: str, args: argparse.Namespace) -> dict[str, Any]:
         data = await _load(engine, assets=args.assets, target=args.bookings, seed=args.seed, m0=m0, m1=m1)
         setup = time.perf_counter() - t0
         print(f"loaded {json.dumps(data)} in {setup:.0f} s", flush=True)
-        runs = []
-        for _ in range(2):
-            async with AsyncSession(engine) as session:
-                t = time.perf_counter()
-                result = await service.rollup_month(session, month.year, month.month)
-                await session.commit()
-                runs.append(round(time.perf_counter() - t, 2))
-            print(f"rollup {month:%Y-%m}: {runs[-1]} s, {result['rows']} rows", flush=True)
+        runs, result = await timed_rollups(engine, month.year, month.month)
+        print(f"rollup {month:%Y-%m}: {runs} s, {result['rows']} rows", flush=True)
         async with AsyncSession(engine) as session:
             t = time.perf_counter()
             live = await service.compute_month(session, month)

@@ -7,15 +7,17 @@ import argparse
 import json
 import os
 import platform
+import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from marketplace.analytics import service as analytics
 from marketplace.core.db import normalise_url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,3 +82,19 @@ def write_result(output: Path, benchmark: str, args: argparse.Namespace, figures
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(result, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
     print(f"wrote {output}")
+
+
+async def timed_rollups(
+    engine: AsyncEngine, year: int, month: int, *, runs: int = 2
+) -> tuple[list[float], dict[str, Any]]:
+    """``analytics.rollup_month`` of ``year``-``month`` ``runs`` times, each in its own committed transaction: the
+    seconds of each run (the second shows the cost with warm caches and rows to replace) and the last result."""
+    seconds: list[float] = []
+    result: dict[str, Any] = {}
+    for _ in range(runs):
+        async with AsyncSession(engine) as session:
+            t = time.perf_counter()
+            result = await analytics.rollup_month(session, year, month)
+            await session.commit()
+            seconds.append(round(time.perf_counter() - t, 2))
+    return seconds, result

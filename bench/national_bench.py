@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 
-from common import admin, server_url, write_result  # noqa: E402
+from common import admin, server_url, timed_rollups, write_result  # noqa: E402
 from matching_batch_stage import batch_stage  # noqa: E402
 from matching_bench import _asset_sample, _latency, _naive, _pct, _request  # noqa: E402
 from national_seed import load_bookings, seed_listings  # noqa: E402
@@ -55,7 +55,6 @@ from search_bench import QUERIES, _query  # noqa: E402
 
 from listings import service as listings_service  # noqa: E402
 from listings.repository import ListingsRepository  # noqa: E402
-from marketplace.analytics import service as analytics  # noqa: E402
 from marketplace.bookings.service import BookingsBlockedTime  # noqa: E402
 from marketplace.cli import migrate_database  # noqa: E402
 
@@ -137,13 +136,7 @@ async def _rollup(engine: AsyncEngine, month: datetime) -> dict[str, Any]:
                 sa.text("SELECT count(*) FROM bookings WHERE start_at >= :a AND start_at < :b"), {"a": m0, "b": m1}
             )
         ).scalar_one()
-    runs = []
-    for _ in range(2):
-        async with AsyncSession(engine) as session:
-            t = time.perf_counter()
-            result = await analytics.rollup_month(session, m0.year, m0.month)
-            await session.commit()
-            runs.append(round(time.perf_counter() - t, 2))
+    runs, result = await timed_rollups(engine, m0.year, m0.month)
     return {"month": f"{m0:%Y-%m}", "bookings_starting_in_month": in_month, "rollup_seconds": runs[0],
             "rerun_seconds": runs[1], "rows": result["rows"]}  # fmt: skip
 
