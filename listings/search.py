@@ -56,10 +56,15 @@ class SearchHit:
 def _filters(q: SearchQuery) -> SearchFilters:
     tax = get_taxonomy()
     serving = None
+    kind = q.kind
     if q.process:
         if not tax.is_process(q.process):
             raise Invalid(f"process: unknown process code {q.process!r}")
         serving = sorted(tax.serving_codes(q.process))
+        # Implied by the process (the same rows), stated so the next-free sort walks that kind's listings
+        # only (index ix_assets_search_next_free_kind): lab services, free from today, would otherwise be
+        # passed one by one before the first machine of a machine process.
+        kind = kind or tax.serving_kind(q.process)
     if q.material and not tax.is_material(q.material):
         raise Invalid(f"material: unknown material code {q.material!r}")
     dims = [d for d in (q.min_x, q.min_y, q.min_z) if d is not None]
@@ -91,7 +96,7 @@ def _filters(q: SearchQuery) -> SearchFilters:
         radius_km=q.radius_km,
         max_hourly_rate=q.max_hourly_rate,
         max_price_per_sample=q.max_price_per_sample,
-        kind=q.kind,
+        kind=kind,
         currency=q.currency,
     )
 

@@ -171,6 +171,12 @@ class Taxonomy:
         self._require_process(requested)
         return set(self._serving[requested])
 
+    def serving_kind(self, requested: str) -> str | None:
+        """The one listing kind that can serve ``requested`` (listings hold leaves of their own kind only), or
+        ``None`` when leaves of both kinds serve it. Raises KeyError for unknown codes."""
+        kinds = {self.processes[c].kind for c in self.serving_codes(requested)} - {None}
+        return kinds.pop() if len(kinds) == 1 else None
+
     def name(self, code: str, locale: str) -> str:
         """Display name of a process or material: ``zh*`` locales get Chinese."""
         entry: Process | Material | None = self.processes.get(code) or self.materials.get(code)

@@ -51,6 +51,7 @@ MIGRATION_ONLY_INDEXES = frozenset(
         "ix_sites_earth",
         "ix_sites_region_code",
         "ix_assets_search_next_free",
+        "ix_assets_search_next_free_kind",
         "ix_assets_search_price",
         "ex_bookings_no_overlap",
     }

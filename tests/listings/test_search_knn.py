@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from listings.models import Asset, Certificate, Site
 from listings.repository import ListingsRepository
 from listings.search import SearchQuery, _filters
 from marketplace.demo.seeding import seed_market
+from tests.listings.search_plans import first_page_plan
 
 SUZHOU = (31.3, 120.6)
 
@@ -115,17 +115,7 @@ async def test_ties_are_broken_by_id(db: AsyncSession, small_market: None) -> No
 
 async def test_distance_sort_is_an_index_ordered_scan(db: AsyncSession, small_market: None) -> None:
     """With sequential scans and sorts priced out, the plan orders by ``<->`` on ix_sites_earth (a KNN scan)."""
-    q = SearchQuery(lat=SUZHOU[0], lon=SUZHOU[1], sort="distance", process="machining.milling")
-    stmt, sort_expr = ListingsRepository(db).search_statement(_filters(q), q.sort)
-    await db.execute(sa.text("SET LOCAL enable_seqscan = off"))
-    await db.execute(sa.text("SET LOCAL enable_sort = off"))
-    await db.execute(sa.text("SET LOCAL enable_bitmapscan = off"))
-    sql = (
-        stmt.order_by(sort_expr, Asset.id)
-        .limit(20)
-        .compile(  # type: ignore[arg-type]
-            dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}
-        )
+    plan = await first_page_plan(
+        db, SearchQuery(lat=SUZHOU[0], lon=SUZHOU[1], sort="distance", process="machining.milling")
     )
-    plan = "\n".join(r[0] for r in (await db.execute(sa.text(f"EXPLAIN {sql}"))).all())
     assert "ix_sites_earth" in plan and "Order By" in plan, plan

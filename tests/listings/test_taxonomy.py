@@ -207,3 +207,29 @@ def test_parse_taxonomy_rejects_bad_shapes() -> None:
             {"processes": [{"code": "a", "parent": None, "name_en": "A", "kind": None}]},
             {"materials": []},
         )
+
+
+def test_serving_kind_is_the_kind_of_every_listing_that_can_serve() -> None:
+    tax = get_taxonomy()
+    for code in tax.processes:
+        kind = tax.serving_kind(code)
+        assert kind is not None, f"{code}: the shipped taxonomy has no process served by both kinds"
+        assert all(tax.processes[c].kind in (None, kind) for c in tax.serving_codes(code))
+    assert tax.serving_kind("machining.milling") == "machine"
+    assert tax.serving_kind("testing.mechanical.tensile") == "lab_service"
+
+
+def test_serving_kind_is_none_when_both_kinds_serve() -> None:
+    tax = Taxonomy(
+        [
+            Process("root", None, "Root", "根", None),
+            Process("root.cut", "root", "Cut", "切", "machine"),
+            Process("root.test", "root", "Test", "测", "lab_service"),
+        ],
+        [],
+    )
+    assert tax.serving_kind("root") is None
+    assert tax.serving_kind("root.cut") == "machine"
+    # A machine process that a lab's listing can also do is served by both kinds.
+    both = Taxonomy(tax.processes.values(), [], can_also_do=[("root.test", "root.cut")])
+    assert both.serving_kind("root.cut") is None
