@@ -142,6 +142,8 @@ async def _existing(engine: AsyncEngine) -> tuple[dict[str, Any], int, datetime]
 
 
 async def _asset_sample(engine: AsyncEngine, n: int, rng: random.Random) -> list[dict[str, Any]]:
+    """``n`` random published listings, the same ones for the same ``rng`` state and data (a re-run of a kept
+    database measures the same requests)."""
     async with engine.connect() as conn:
         rows = (
             await conn.execute(
@@ -149,9 +151,9 @@ async def _asset_sample(engine: AsyncEngine, n: int, rng: random.Random) -> list
                     "SELECT a.id, a.kind, a.process_codes, a.materials, a.currency, a.envelope_x_mm, a.envelope_y_mm,"
                     " a.envelope_z_mm, a.tolerance_mm, a.hourly_rate, a.setup_fee, a.price_per_sample, s.latitude,"
                     " s.longitude, s.region_code FROM assets a JOIN sites s ON s.id = a.site_id"
-                    " WHERE a.status = 'published' ORDER BY random() LIMIT :n"
+                    " WHERE a.status = 'published' ORDER BY md5(a.id::text || :salt) LIMIT :n"
                 ),
-                {"n": n},
+                {"n": n, "salt": str(rng.random())},  # not random(): parallel workers would not share a seed
             )
         ).mappings()
         return [dict(r) for r in rows]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -10,12 +12,14 @@ from listings.models import Asset
 from listings.repository import ListingsRepository
 from listings.search import SearchQuery, _filters
 
+PRICED_OUT = ("enable_seqscan", "enable_sort", "enable_bitmapscan")
 
-async def first_page_plan(db: AsyncSession, q: SearchQuery) -> str:
-    """``EXPLAIN`` of ``q``'s first page with sequential scans, bitmap scans and sorts priced out (the rest of the
-    caller's transaction keeps those settings): an index the sort can use then shows up in the plan."""
+
+async def first_page_plan(db: AsyncSession, q: SearchQuery, *, priced_out: Sequence[str] = PRICED_OUT) -> str:
+    """``EXPLAIN`` of ``q``'s first page with ``priced_out`` turned off (default: sequential scans, bitmap scans
+    and sorts, for the rest of the caller's transaction): an index the sort can use then shows up in the plan."""
     stmt, sort_expr = ListingsRepository(db).search_statement(_filters(q), q.sort)
-    for setting in ("enable_seqscan", "enable_sort", "enable_bitmapscan"):
+    for setting in priced_out:
         await db.execute(sa.text(f"SET LOCAL {setting} = off"))
     sql = (
         stmt.order_by(sort_expr, Asset.id)

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from listings.models import Asset, Certificate, Site
@@ -119,3 +120,46 @@ async def test_distance_sort_is_an_index_ordered_scan(db: AsyncSession, small_ma
         db, SearchQuery(lat=SUZHOU[0], lon=SUZHOU[1], sort="distance", process="machining.milling")
     )
     assert "ix_sites_earth" in plan and "Order By" in plan, plan
+
+
+@pytest.fixture
+async def dense_market(db: AsyncSession) -> None:
+    """Enough sites (~2,000 within a few hundred km of each other) for PostgreSQL's plan to change."""
+    await seed_market(db, suppliers=2000, labs=3, buyers=5, seed=7, now=datetime(2026, 12, 1, tzinfo=UTC))
+    await db.execute(sa.text("ANALYZE sites"))
+
+
+async def test_a_radius_search_is_planned_as_a_knn_walk_not_a_sorted_box(db: AsyncSession, dense_market: None) -> None:
+    """PostgreSQL thinks a radius holds 0.1 % of the sites and would sort the whole box (204 ms for 28,000 sites at
+    1M listings); the search turns bitmap scans off for its statement so the walk stops after a page."""
+    q = SearchQuery(lat=SUZHOU[0], lon=SUZHOU[1], sort="distance", radius_km=2000, process="machining.milling")
+    repo = ListingsRepository(db)
+    default = await first_page_plan(db, q, priced_out=())
+    assert "Bitmap Index Scan on ix_sites_earth" in default, default  # the control: the plan the search avoids
+    previous = await repo.prefer_knn_scans()
+    chosen = await first_page_plan(db, q, priced_out=())
+    assert "Index Scan using ix_sites_earth" in chosen and "Order By" in chosen, chosen
+    await db.execute(sa.select(sa.func.set_config("enable_bitmapscan", previous, True)))
+
+
+async def test_the_search_plans_with_knn_scans_and_restores_the_setting(db: AsyncSession, small_market: None) -> None:
+    repo = ListingsRepository(db)
+    q = SearchQuery(lat=SUZHOU[0], lon=SUZHOU[1], sort="distance", radius_km=500)
+    setting = sa.select(sa.func.current_setting("enable_bitmapscan"))
+    sent: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        sent.append(statement)
+
+    engine = db.bind.sync_engine  # type: ignore[union-attr]
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        for value in ("on", "off"):
+            await db.execute(sa.text(f"SET LOCAL enable_bitmapscan = {value}"))
+            sent.clear()
+            assert await repo.search_page(_filters(q), "distance", after=[], limit=5)
+            assert (await db.execute(setting)).scalar_one() == value
+            search = next(i for i, st in enumerate(sent) if "nearest_sites" in st)
+            assert "set_config" in sent[search - 1] and "set_config" in sent[search + 1], sent
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
