@@ -37,7 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bookings_bench.py --via-pgbouncer
 	$(BIN)/python bench/analytics_bench.py
 
-# The national-size set (issue 19): the 100k/1M and the 1M/10M market measured in one run (about 45 min, 10 GB of disk).
+# The national-size set (issue 19): the 100k/1M and the 1M/10M market measured in one run (25 min on a quiet 2-core machine, 45 under load; 10 GB of disk).
 bench-national: $(STAMP)
 	$(BIN)/python bench/national_bench.py
 

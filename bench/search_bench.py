@@ -103,7 +103,10 @@ async def _measure(url: str, repeats: int) -> tuple[dict[str, Any], str]:
             # The SQL part alone, with and without indexes (baseline in the same run).
             async with AsyncSession(engine) as session:
                 q = _query(spec)
-                stmt, sort_expr = ListingsRepository(session).search_statement(service._filters(q), q.sort)
+                repo = ListingsRepository(session)
+                stmt, sort_expr = repo.search_statement(service._filters(q), q.sort)
+                if q.sort == "distance":
+                    await repo.prefer_knn_scans()  # as the service plans it (for the rest of this transaction)
                 sql = str(
                     stmt.order_by(sort_expr)
                     .limit(q.limit)
