@@ -287,10 +287,11 @@ class ListingsRepository:
         if not (sort == "distance" and f.near):
             return list((await self.session.execute(stmt)).all())
         previous = await self.prefer_knn_scans()
-        try:
-            return list((await self.session.execute(stmt)).all())
-        finally:
-            await self.session.execute(sa.select(sa.func.set_config("enable_bitmapscan", previous, True)))
+        rows = list((await self.session.execute(stmt)).all())
+        # Restored only after success: a failed statement aborts the transaction, which discards the setting,
+        # and a restore then would replace the statement's error with "transaction aborted".
+        await self.session.execute(sa.select(sa.func.set_config("enable_bitmapscan", previous, True)))
+        return rows
 
     async def prefer_knn_scans(self) -> str:
         """Plan the distance sort's nearest-sites walk as a KNN scan of ``ix_sites_earth`` (bitmap scans off for
