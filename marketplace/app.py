@@ -108,13 +108,29 @@ def create_app(
     install_error_handlers(app, domain_errors=(ListingsError, PaymentsError))
     app.add_exception_handler(IdempotentReplay, handle_replay)
 
+    listings_router = listings_endpoints.build_router(
+        session_dep=Depends(get_session, scope="function"),
+        actor_dep=Depends(get_principal),
+        optional_actor_dep=Depends(get_optional_principal),
+        config=listings_config(settings),
+        blocked=blocked_time(),
+        error_responses=error_responses,
+        encode_cursor=encode_cursor,
+        decode_cursor=decode_cursor,
+        decode_keyset=decode_keyset,
+        certificate_scans=DocumentStoreScans(),
+    )
     api = APIRouter(prefix=API_PREFIX)
+    # FastAPI tries the routes in order (once to match and once to dispatch, per router level): the hottest
+    # routers come first, so a search or a booking does not walk the auth, organisation and admin routes.
+    # tests/test_route_order.py checks that no route takes another's paths.
+    api.include_router(listings_router)
+    api.include_router(bookings_router)
     api.include_router(auth_router)
     api.include_router(orgs_router)
     api.include_router(invitations_router)
     api.include_router(admin_router)
     api.include_router(admin_listings_router)
-    api.include_router(bookings_router)
     api.include_router(instalments_router)
     api.include_router(payments_router)
     api.include_router(requests_router)
@@ -130,20 +146,6 @@ def create_app(
     api.include_router(vouchers_router)
     api.include_router(voucher_claims_router)
     api.include_router(fapiao_router)
-    api.include_router(
-        listings_endpoints.build_router(
-            session_dep=Depends(get_session, scope="function"),
-            actor_dep=Depends(get_principal),
-            optional_actor_dep=Depends(get_optional_principal),
-            config=listings_config(settings),
-            blocked=blocked_time(),
-            error_responses=error_responses,
-            encode_cursor=encode_cursor,
-            decode_cursor=decode_cursor,
-            decode_keyset=decode_keyset,
-            certificate_scans=DocumentStoreScans(),
-        )
-    )
     app.include_router(api)
     from marketplace.web.mount import mount_web
 

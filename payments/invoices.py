@@ -15,7 +15,7 @@ it at ``tax_rate_bp`` (round half up), and it belongs to the supplier's price, n
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -70,7 +70,8 @@ class InvoiceGateway:
         if money.instalments:
             return
         repo = PaymentsRepository(session)
-        facts = asdict(money.terms) if money.terms is not None else await repo.booking_facts(money.booking_id)
+        # A shallow copy: the terms are immutable, and asdict's recursive deep copy showed in a booking's profile.
+        facts = dict(vars(money.terms)) if money.terms is not None else await repo.booking_facts(money.booking_id)
         await self._issue(
             session,
             money,

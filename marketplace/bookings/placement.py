@@ -113,6 +113,10 @@ async def place(
         # A supplier accepting the buyer's counter-offer cannot spend the buyer's voucher (its yearly cap).
         raise field_error("voucher_id", "only the buyer may pay with its voucher")
     booking = Booking(
+        # Given rather than defaulted: pydantic inspects a default factory's signature on every call.
+        id=uuid.uuid4(),
+        created_at=now,
+        updated_at=now,
         asset_id=asset.id,
         kind=asset.kind,
         supplier_org_id=asset.org_id,

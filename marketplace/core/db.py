@@ -8,11 +8,13 @@ rolls back when it raises. Services and repositories only ``flush``; they never 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 import sqlalchemy as sa
 from fastapi import Depends, Request
+from sqlalchemy import event, exc
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -47,13 +49,42 @@ def create_engine(url: str, settings: Settings, *, pooled: bool = True) -> Async
     event loop of its own: asyncpg connections are loop-bound."""
     if not pooled:
         return create_async_engine(normalise_url(url), poolclass=NullPool, **driver_options(settings))
-    return create_async_engine(
+    engine = create_async_engine(
         normalise_url(url),
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
-        pool_pre_ping=True,
         **driver_options(settings),
     )
+    ping_when_idle(engine, settings.database_ping_idle_seconds)
+    return engine
+
+
+def ping_when_idle(engine: AsyncEngine, idle_seconds: float) -> None:
+    """Test a pooled connection at checkout only if it sat idle for ``idle_seconds`` or more.
+
+    SQLAlchemy's ``pool_pre_ping`` pings on every checkout: three round trips (BEGIN, an empty query, ROLLBACK)
+    before each request's own statements, a sixth of a booking's (issue #19). A connection returned moments ago
+    is alive unless the server went away in those moments, and that case costs one request, not more: its
+    statement fails, SQLAlchemy invalidates the whole pool (every connection older than the failure), and the
+    request answers 503 ``database_unavailable`` with Retry-After, which a client retries with its
+    Idempotency-Key. A connection idle for longer (a quiet night, a restart, a firewall's idle timeout) is
+    pinged as before, and a failed ping invalidates the pool before any request sees it. ``0`` pings always."""
+    pool = engine.sync_engine.pool
+    dialect = engine.sync_engine.dialect
+
+    @event.listens_for(pool, "checkin")
+    def _returned(dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def _taken(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < idle_seconds:
+            return  # a new connection, or one in use moments ago
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as err:  # the pool replaces this connection and every older one, then retries
+            raise exc.InvalidatePoolError() from err
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -7,6 +7,7 @@ import hmac
 import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import jwt
@@ -61,7 +62,12 @@ def purpose_key(settings: Settings, purpose: str) -> bytes:
     if purpose not in PURPOSES:
         raise ValueError(f"unknown key purpose {purpose!r}")
     override = settings.purpose_secret_overrides().get(purpose)
-    ikm = (override or settings.jwt_secret).encode()
+    return _derived_key((override or settings.jwt_secret).encode(), purpose)
+
+
+@lru_cache(maxsize=64)
+def _derived_key(ikm: bytes, purpose: str) -> bytes:
+    # Every authenticated request derives its key (two HMACs); a rotated secret is another cache entry.
     return hkdf_sha256(ikm, salt=_HKDF_SALT, info=purpose.encode())
 
 

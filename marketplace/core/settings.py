@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".data")
     database_pool_size: int = Field(default=10, ge=1)
     database_max_overflow: int = Field(default=10, ge=0)
+    # A pooled connection idle this long is pinged before use (marketplace.core.db.ping_when_idle); 0: always.
+    database_ping_idle_seconds: float = Field(default=5.0, ge=0)
     # MARKETPLACE_DATABASE_URL points at PgBouncer in transaction pooling mode: the driver then prepares no
     # named statements (docs/operations.md, "Behind PgBouncer"). The API, workers and CLI honour it.
     database_pgbouncer: bool = False

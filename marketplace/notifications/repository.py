@@ -15,6 +15,11 @@ from marketplace.auth.models import User
 from marketplace.notifications.models import Notification, WebhookDelivery, WebhookEndpoint
 from marketplace.orgs.models import Membership
 
+# Built once: every booking event asks it (the booking's hot path, issue #19).
+_ACTIVE_ENDPOINTS = sa.select(WebhookEndpoint).where(
+    col(WebhookEndpoint.org_id).in_(sa.bindparam("org_ids", expanding=True)), col(WebhookEndpoint.active)
+)
+
 
 class NotificationRepository:
     def __init__(self, session: AsyncSession) -> None:
@@ -94,11 +99,7 @@ class WebhookRepository:
         await self.session.flush()
 
     async def active_for(self, org_ids: Sequence[uuid.UUID]) -> list[WebhookEndpoint]:
-        rows = await self.session.execute(
-            sa.select(WebhookEndpoint).where(
-                col(WebhookEndpoint.org_id).in_(list(org_ids)), col(WebhookEndpoint.active)
-            )
-        )
+        rows = await self.session.execute(_ACTIVE_ENDPOINTS, {"org_ids": list(org_ids)})
         return list(rows.scalars())
 
     async def add_delivery(self, delivery: WebhookDelivery) -> WebhookDelivery:
