@@ -128,10 +128,18 @@ async def test_lab_day_capacity_race_sells_exactly_the_capacity(
 
 async def test_without_the_lab_day_lock_the_same_race_oversells(unprotected_db_url: str, redis_url: str) -> None:
     """Control: with ``lab_capacity_lock=False`` (a real setting) and a pool big enough for real
-    concurrency, the check-then-insert races and sells more than the day's capacity."""
-    outcomes, lab_id, day = await lab_race(
-        unprotected_db_url, redis_url, lab_capacity_lock=False, database_pool_size=40, database_max_overflow=10
-    )
-    print("lab race without the lock:", dict(outcomes))
+    concurrency, the check-then-insert races and sells more than the day's capacity.
+
+    Whether two requests interleave between the count and the insert is up to the scheduler: usually about 85
+    of the 200 are sold, but one run on 2026-12-07 sold exactly 40, every request having counted after the
+    previous one committed. So the control races up to three fresh labs and needs one of them oversold; a
+    protection that made the race impossible would still fail it three times out of three."""
+    for _ in range(3):
+        outcomes, lab_id, day = await lab_race(
+            unprotected_db_url, redis_url, lab_capacity_lock=False, database_pool_size=40, database_max_overflow=10
+        )
+        print("lab race without the lock:", dict(outcomes))
+        if outcomes[(201, None)] > 40:
+            break
     assert outcomes[(201, None)] > 40, outcomes
     assert await scalar(unprotected_db_url, LAB_DAY_SAMPLES, {"asset": lab_id, "day": day}) > 40
