@@ -64,11 +64,12 @@ def ping_when_idle(engine: AsyncEngine, idle_seconds: float) -> None:
 
     SQLAlchemy's ``pool_pre_ping`` pings on every checkout: three round trips (BEGIN, an empty query, ROLLBACK)
     before each request's own statements, a sixth of a booking's (issue #19). A connection returned moments ago
-    is alive unless the server went away in those moments, and that case costs one request, not more: its
-    statement fails, SQLAlchemy invalidates the whole pool (every connection older than the failure), and the
-    request answers 503 ``database_unavailable`` with Retry-After, which a client retries with its
-    Idempotency-Key. A connection idle for longer (a quiet night, a restart, a firewall's idle timeout) is
-    pinged as before, and a failed ping invalidates the pool before any request sees it. ``0`` pings always."""
+    is alive unless the server went away in those moments. If it did, the requests that meet a dead connection
+    before the first failure has renewed the pool fail: SQLAlchemy invalidates the whole pool (every connection
+    older than the failure) and each such request answers 503 ``database_unavailable`` with Retry-After, which a
+    client retries with its Idempotency-Key. A connection idle for longer (a quiet night, a restart, a firewall's
+    idle timeout) is pinged as before, and a failed ping renews the pool before any request sees it. ``0`` pings
+    before every checkout."""
     pool = engine.sync_engine.pool
     dialect = engine.sync_engine.dialect
 
