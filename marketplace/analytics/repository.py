@@ -26,11 +26,16 @@ _IN_COUNTED = "(" + ", ".join(f"'{s}'" for s in COUNTED_STATUSES) + ")"
 _IN_KINDS = "(" + ", ".join(f"'{s}'" for s in PAYMENT_JOURNAL_KINDS) + ")"
 _IN_CLEARING = "(" + ", ".join(f"'{s}'" for s in CLEARING_ACCOUNTS) + ")"
 
+# A listing's process family: the first segment of its first process code.
+_FAMILY = "split_part(a.process_codes[1], '.', 1)"
+
+# ``asset_dim`` is read by every statement and, used more than once, materialised: it holds only the narrow
+# columns the joins need (not the weekly plan), so that at a million listings it stays small.
 _CTES = f"""
 asset_dim AS (
     SELECT a.id AS asset_id, a.org_id, a.kind, coalesce(a.accredited, false) AS accredited,
            coalesce(a.test_standard, '') AS test_standard, s.region_code,
-           split_part(a.process_codes[1], '.', 1) AS family, a.weekly_plan, s.timezone, a.status, a.published_at
+           {_FAMILY} AS family
     FROM assets a JOIN sites s ON s.id = a.site_id
 ),
 org_region AS (
@@ -63,18 +68,28 @@ payments AS (
       AND j.created_at >= CAST(:m0 AS timestamptz) AND j.created_at < CAST(:m1 AS timestamptz)
 )"""
 
-_CELLS_CTES = """
-, facts AS (
-    SELECT d.region_code, d.family, coalesce(o.hours, p.hours, 0)::float8 AS listed_hours, 0::float8 AS booked_hours,
+# The listed machines' offered hours: each distinct (weekly plan, time zone) pair was expanded once in Python; its
+# text is cast to jsonb once here (not once per machine and pair) and joined by value, and a machine with
+# exceptions in the month takes its own figure.
+_CELLS_CTES = f"""
+, plan_hours AS MATERIALIZED (
+    SELECT CAST(plan AS jsonb) AS plan, tz, hours
+    FROM unnest(CAST(:plan_json AS text[]), CAST(:plan_tz AS text[]), CAST(:plan_hours AS float8[]))
+         AS p(plan, tz, hours)
+),
+listed AS (
+    SELECT s.region_code, {_FAMILY} AS family, a.org_id, coalesce(o.hours, p.hours, 0)::float8 AS hours
+    FROM assets a JOIN sites s ON s.id = a.site_id
+    LEFT JOIN plan_hours p ON p.plan = a.weekly_plan AND p.tz = s.timezone
+    LEFT JOIN unnest(CAST(:ov_ids AS uuid[]), CAST(:ov_hours AS float8[])) AS o(asset_id, hours) ON o.asset_id = a.id
+    WHERE a.kind = 'machine' AND a.status = '{LISTED_ASSET_STATUS}' AND a.published_at < CAST(:m1 AS timestamptz)
+),
+facts AS (
+    SELECT region_code, family, hours AS listed_hours, 0::float8 AS booked_hours,
            0::int AS bookings, 0::int AS lab_tests, 0::int AS lab_samples, 0::int AS accredited_tests,
            0::int AS requests, 0::int AS requests_closed, 0::int AS requests_booked, NULL::float8 AS match_minutes,
-           NULL::uuid AS active_supplier, NULL::uuid AS active_buyer, d.org_id AS supplier, NULL::uuid AS buyer
-    FROM asset_dim d
-    LEFT JOIN unnest(CAST(:plan_json AS text[]), CAST(:plan_tz AS text[]), CAST(:plan_hours AS float8[]))
-              AS p(plan, tz, hours) ON p.plan::jsonb = d.weekly_plan AND p.tz = d.timezone
-    LEFT JOIN unnest(CAST(:ov_ids AS uuid[]), CAST(:ov_hours AS float8[])) AS o(asset_id, hours)
-              ON o.asset_id = d.asset_id
-    WHERE d.kind = 'machine' AND d.status = 'published' AND d.published_at < CAST(:m1 AS timestamptz)
+           NULL::uuid AS active_supplier, NULL::uuid AS active_buyer, org_id AS supplier, NULL::uuid AS buyer
+    FROM listed
     UNION ALL
     SELECT d.region_code, d.family, 0, c.hours, c.starts_here::int, (c.kind = 'lab_service')::int,
            CASE WHEN c.kind = 'lab_service' THEN c.samples ELSE 0 END,
