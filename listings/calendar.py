@@ -255,21 +255,13 @@ async def lab_calendars(
         return {}
     excs = await exceptions_by_asset(session, [a.id for a in labs], start=start - 2 * _DAY, end=end + 2 * _DAY)
     out: dict[uuid.UUID, tuple[dict[date, int], frozenset[date]]] = {}
-    many = getattr(blocked, "lab_booked_many", None)
     firsts_lasts = {}
     for a in labs:
         zone = ZoneInfo(a.timezone)
         firsts_lasts[a.id] = (start.astimezone(zone).date(), end.astimezone(zone).date())
-    booked_all: Mapping[uuid.UUID, Mapping[date, int]]
-    if many is not None:
-        lo = min(f for f, _ in firsts_lasts.values())
-        hi = max(last for _, last in firsts_lasts.values())
-        booked_all = await many(session, [a.id for a in labs], first=lo, last=hi)
-    else:
-        booked_all = {
-            a.id: await blocked.lab_booked(session, a.id, start=firsts_lasts[a.id][0], end=firsts_lasts[a.id][1])
-            for a in labs
-        }
+    lo = min(f for f, _ in firsts_lasts.values())
+    hi = max(last for _, last in firsts_lasts.values())
+    booked_all = await blocked.lab_booked(session, [a.id for a in labs], start=lo, end=hi)
     for asset in labs:
         first, last = firsts_lasts[asset.id]
         opened, closed = lab_days(

@@ -31,8 +31,10 @@ class BlockedTime(Protocol):
     ) -> dict[uuid.UUID, list[Interval]]: ...
 
     async def lab_booked(
-        self, session: AsyncSession, asset_id: uuid.UUID, *, start: date, end: date
-    ) -> dict[date, int]: ...
+        self, session: AsyncSession, asset_ids: Sequence[uuid.UUID], *, start: date, end: date
+    ) -> dict[uuid.UUID, dict[date, int]]:
+        """Samples booked per drop-off day in ``[start, end]``, for every asset asked (one query for all)."""
+        ...
 
 
 class NoBookings:
@@ -42,9 +44,9 @@ class NoBookings:
         return {a: [] for a in asset_ids}
 
     async def lab_booked(
-        self, session: AsyncSession, asset_id: uuid.UUID, *, start: date, end: date
-    ) -> dict[date, int]:
-        return {}
+        self, session: AsyncSession, asset_ids: Sequence[uuid.UUID], *, start: date, end: date
+    ) -> dict[uuid.UUID, dict[date, int]]:
+        return {a: {} for a in asset_ids}
 
 
 class CertificateScans(Protocol):

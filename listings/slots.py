@@ -199,7 +199,7 @@ async def lab_capacity(
     site = await site_of(repo, asset)
     excs = (await repo.exceptions_for([asset.id]))[asset.id]
     open_days = set(lab_open_days(asset, site, excs=excs, first=first, last=last))
-    booked = await blocked.lab_booked(session, asset.id, start=first, end=last)
+    booked = (await blocked.lab_booked(session, [asset.id], start=first, end=last))[asset.id]
     cap = asset.daily_sample_capacity or 0
     out = []
     d = first
@@ -264,22 +264,37 @@ async def next_free_slots(
             else:
                 result[asset.id] = found
         pending, window_end = still, end
-    for asset, site in items:
-        if asset.kind == AssetKind.lab_service:
-            result[asset.id] = await _lab_next_day(session, asset, site, blocked=blocked, start=start, end=end)
+    labs = [(a, s) for a, s in items if a.kind == AssetKind.lab_service]
+    if labs:
+        # Two queries for all the labs (a page of search results is often all labs): their exceptions, and
+        # their booked samples over the union of their site-local windows.
+        windows = {a.id: _local_days(s, start, end) for a, s in labs}
+        excs = await ListingsRepository(session).exceptions_for(list(windows))
+        booked = await blocked.lab_booked(
+            session,
+            list(windows),
+            start=min(first for first, _ in windows.values()),
+            end=max(last for _, last in windows.values()),
+        )
+        for asset, site in labs:
+            first, last = windows[asset.id]
+            days = lab_open_days(asset, site, excs=excs[asset.id], first=first, last=last)
+            result[asset.id] = _first_day_with_room(asset, site, days=days, booked=booked[asset.id], start=start)
     return result
 
 
-async def _lab_next_day(
-    session: AsyncSession, asset: Asset, site: Site, *, blocked: BlockedTime, start: datetime, end: datetime
-) -> Interval | None:
+def _local_days(site: Site, start: datetime, end: datetime) -> tuple[date, date]:
     zone = ZoneInfo(site.timezone)
-    first = start.astimezone(zone).date()
-    last = end.astimezone(zone).date()
-    excs = (await ListingsRepository(session).exceptions_for([asset.id]))[asset.id]
-    booked = await blocked.lab_booked(session, asset.id, start=first, end=last)
+    return start.astimezone(zone).date(), end.astimezone(zone).date()
+
+
+def _first_day_with_room(
+    asset: Asset, site: Site, *, days: Sequence[date], booked: dict[date, int], start: datetime
+) -> Interval | None:
+    """The first open day with samples to spare: from its local midnight (or ``start`` when that is later)."""
+    zone = ZoneInfo(site.timezone)
     cap = asset.daily_sample_capacity or 0
-    for d in lab_open_days(asset, site, excs=excs, first=first, last=last):
+    for d in days:
         if booked.get(d, 0) < cap:
             day_start = datetime.combine(d, time(0), zone).astimezone(UTC)
             day_end = datetime.combine(d + timedelta(days=1), time(0), zone).astimezone(UTC)

@@ -176,19 +176,26 @@ class BookingRepository:
         return int(total or 0)
 
     async def lab_samples_by_day(
-        self, asset_id: uuid.UUID, *, first: date, last: date, now: datetime
-    ) -> dict[date, int]:
+        self, asset_ids: Sequence[uuid.UUID], *, first: date, last: date, now: datetime
+    ) -> dict[uuid.UUID, dict[date, int]]:
+        """Samples booked per asset and drop-off day in ``[first, last]``, in one query."""
+        out: dict[uuid.UUID, dict[date, int]] = {a: {} for a in asset_ids}
+        if not out:
+            return out
         rows = await self.session.execute(
-            sa.select(col(Booking.drop_off_date), sa.func.sum(col(Booking.samples)))
+            sa.select(col(Booking.asset_id), col(Booking.drop_off_date), sa.func.sum(col(Booking.samples)))
             .where(
-                col(Booking.asset_id) == asset_id,
+                col(Booking.asset_id).in_(list(out)),
                 col(Booking.drop_off_date).between(first, last),
                 col(Booking.status).in_(BLOCKING),
                 _not_stale(now),
             )
-            .group_by(col(Booking.drop_off_date))
+            .group_by(col(Booking.asset_id), col(Booking.drop_off_date))
         )
-        return {d: int(n or 0) for d, n in rows.all() if d is not None}
+        for asset_id, day, n in rows.all():
+            if day is not None:
+                out[asset_id][day] = int(n or 0)
+        return out
 
     async def blocked_periods(
         self, asset_ids: Sequence[uuid.UUID], *, start: datetime, end: datetime, now: datetime

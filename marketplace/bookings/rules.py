@@ -4,6 +4,7 @@ payments domain sees it, who the caller is to a booking, and the timeline record
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any
@@ -147,9 +148,9 @@ class BookingsBlockedTime:
         return await BookingRepository(session).blocked_periods(list(asset_ids), start=start, end=end, now=now())
 
     async def lab_booked(
-        self, session: AsyncSession, asset_id: uuid.UUID, *, start: date, end: date
-    ) -> dict[date, int]:
-        return await BookingRepository(session).lab_samples_by_day(asset_id, first=start, last=end, now=now())
+        self, session: AsyncSession, asset_ids: Sequence[uuid.UUID], *, start: date, end: date
+    ) -> dict[uuid.UUID, dict[date, int]]:
+        return await BookingRepository(session).lab_samples_by_day(asset_ids, first=start, last=end, now=now())
 
 
 def role_of(principal: Principal, booking: Booking) -> str | None:

@@ -38,8 +38,8 @@ def _now() -> datetime:
 
 
 class RequestsBlockedTime:
-    """Booked time for the adapter (as ``BookingsBlockedTime``), plus lab bookings of many assets in one
-    query. Not a subclass: bookings.service imports the requests service (the request_id hook)."""
+    """Booked time for the adapter (as ``BookingsBlockedTime``, with matching's own machine query). Not a
+    subclass: bookings.service imports the requests service (the request_id hook)."""
 
     async def machine_blocked(
         self, session: AsyncSession, asset_ids: Sequence[uuid.UUID], *, start: datetime, end: datetime
@@ -47,14 +47,9 @@ class RequestsBlockedTime:
         return await BookedTimeRepository(session).machine_blocked(asset_ids, start=start, end=end, now=_now())
 
     async def lab_booked(
-        self, session: AsyncSession, asset_id: uuid.UUID, *, start: date, end: date
-    ) -> dict[date, int]:
-        return await BookingRepository(session).lab_samples_by_day(asset_id, first=start, last=end, now=_now())
-
-    async def lab_booked_many(
-        self, session: AsyncSession, asset_ids: Sequence[uuid.UUID], *, first: date, last: date
+        self, session: AsyncSession, asset_ids: Sequence[uuid.UUID], *, start: date, end: date
     ) -> dict[uuid.UUID, dict[date, int]]:
-        return await BookedTimeRepository(session).lab_booked_many(asset_ids, first=first, last=last, now=_now())
+        return await BookingRepository(session).lab_samples_by_day(asset_ids, first=start, last=end, now=_now())
 
 
 class BookingStats:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,8 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from listings.models import Asset, Site
-from marketplace.bookings.models import BLOCKING, BLOCKING_SQL, Booking
-from marketplace.bookings.repository import _not_stale
+from marketplace.bookings.models import BLOCKING_SQL
 from marketplace.notifications.models import Notification
 from marketplace.orgs.models import Organisation
 from marketplace.requests.models import BuyerRequest, MatchPlan, PlanStatus, RequestStatus
@@ -164,28 +163,6 @@ class BookedTimeRepository:
         rows = await self.session.execute(_BLOCKED_SQL, {"ids": list(out), "start": start, "end": end, "now": now})
         for asset_id, lower, upper in rows.all():
             out[asset_id].append((lower, upper))
-        return out
-
-    async def lab_booked_many(
-        self, asset_ids: Sequence[uuid.UUID], *, first: date, last: date, now: datetime
-    ) -> dict[uuid.UUID, dict[date, int]]:
-        """Samples booked per asset and drop-off day in ``[first, last]``."""
-        out: dict[uuid.UUID, dict[date, int]] = {a: {} for a in asset_ids}
-        if not asset_ids:
-            return out
-        rows = await self.session.execute(
-            sa.select(col(Booking.asset_id), col(Booking.drop_off_date), sa.func.sum(col(Booking.samples)))
-            .where(
-                col(Booking.asset_id).in_(list(asset_ids)),
-                col(Booking.drop_off_date).between(first, last),
-                col(Booking.status).in_(BLOCKING),
-                _not_stale(now),
-            )
-            .group_by(col(Booking.asset_id), col(Booking.drop_off_date))
-        )
-        for asset_id, day, n in rows.all():
-            if day is not None:
-                out[asset_id][day] = int(n or 0)
         return out
 
 

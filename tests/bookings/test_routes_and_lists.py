@@ -4,13 +4,10 @@ route had when it was written by hand; and the webhook list reads every endpoint
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
 from httpx import AsyncClient
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from marketplace.app import create_app
@@ -19,6 +16,7 @@ from marketplace.bookings.transitions import TRANSITIONS
 from marketplace.core.sqltypes import utcnow
 from marketplace.notifications.models import WebhookDelivery, WebhookEndpoint
 from tests.factories import signed_up
+from tests.statements import statements
 
 
 def _uncovered(routes: tuple[ActionRoute, ...]) -> set[str]:
@@ -99,22 +97,6 @@ def test_action_routes_keep_their_hand_written_openapi() -> None:
     assert "description" in paths["/api/v1/bookings/{booking_id}/release"]["post"]
 
 
-@contextmanager
-def _statements(connection: AsyncConnection) -> Iterator[list[str]]:
-    """Every statement sent on the test's connection (the app's sessions run on it, in savepoints)."""
-    seen: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(statement)
-
-    target = connection.sync_connection
-    event.listen(target, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(target, "before_cursor_execute", record)
-
-
 async def test_the_webhook_list_reads_every_delivery_log_in_one_query(
     client: AsyncClient, db: AsyncSession, connection: AsyncConnection
 ) -> None:
@@ -143,7 +125,7 @@ async def test_the_webhook_list_reads_every_delivery_log_in_one_query(
     )
     await db.commit()
 
-    with _statements(connection) as seen:
+    with statements(connection) as seen:
         response = await client.get(f"/api/v1/orgs/{org_id}/webhooks", headers=owner)
     assert response.status_code == 200, response.text
     items = response.json()["items"]
