@@ -21,6 +21,7 @@ from listings.models import (
     ListingFlag,
     Site,
 )
+from listings.read_model_repository import cheapest_first, few_listings_serve
 
 # The app shell's organisations table, referenced read-only (listings never imports the shell).
 organisations = sa.table("organisations", sa.column("id"), sa.column("verification_status"))
@@ -275,11 +276,21 @@ class ListingsRepository:
     # -- search ----------------------------------------------------------------------------------
 
     async def search_page(
-        self, f: SearchFilters, sort: str, *, after: Sequence[tuple[Any, uuid.UUID]], limit: int
+        self,
+        f: SearchFilters,
+        sort: str,
+        *,
+        after: Sequence[tuple[Any, uuid.UUID]],
+        limit: int,
+        from_read_model: bool | None = None,
     ) -> list[Any]:
         """Up to ``limit`` rows (asset, site, distance_km, sort_value) of :meth:`search_statement` in sort order,
-        past every keyset cursor in ``after``."""
-        stmt, sort_expr = self.search_statement(f, sort)
+        past every keyset cursor in ``after``. ``from_read_model`` (default: when the process is rare, see
+        ``few_listings_serve``) drives a price sort with process codes from the read model."""
+        if from_read_model is None:
+            codes = f.serving_codes
+            from_read_model = sort == "price" and codes is not None and await few_listings_serve(self.session, codes)
+        stmt, sort_expr = self.search_statement(f, sort, from_read_model=from_read_model)
         stmt = stmt.add_columns(sort_expr.label("sort_value"))
         for key in after:
             stmt = stmt.where(sa.tuple_(sort_expr, col(Asset.id)) > sa.tuple_(sa.literal(key[0]), sa.literal(key[1])))
@@ -308,8 +319,9 @@ class ListingsRepository:
         )
         return str(row.one()[0])
 
-    def search_statement(self, f: SearchFilters, sort: str) -> tuple[Any, Any]:
-        """The published-listings query with every SQL-expressible filter, and its sort expression."""
+    def search_statement(self, f: SearchFilters, sort: str, *, from_read_model: bool = False) -> tuple[Any, Any]:
+        """The published-listings query with every SQL-expressible filter, and its sort expression.
+        ``from_read_model`` drives a price sort with process codes from the read model (``few_listings_serve``)."""
         distance = (
             sa.func.earth_distance(_earth(f.near[0], f.near[1]), _earth(col(Site.latitude), col(Site.longitude)))
             if f.near
@@ -369,7 +381,14 @@ class ListingsRepository:
                 )
             )
         sort_expr: Any
-        if sort == "price":
+        if sort == "price" and from_read_model and f.serving_codes is not None:
+            # A rare process: its listings cheapest first from the read model, each then joined and checked
+            # against the other filters until a page is full (the read model holds only published listings of
+            # verified organisations, the rows the joins above keep anyway).
+            cheapest = cheapest_first(f.serving_codes, f.kind)
+            stmt = stmt.join(cheapest, cheapest.c.asset_id == col(Asset.id))
+            sort_expr = cheapest.c.price
+        elif sort == "price":
             sort_expr = sa.func.coalesce(col(Asset.hourly_rate), col(Asset.price_per_sample))
         elif sort == "distance" and f.near:
             # Driven from the sites nearest first: the straight-line (chord) distance between the earth points,

@@ -36,6 +36,7 @@ from sqlmodel import col
 
 from listings.calendar_repository import NOT_USED, booked_hours_in, bookings
 from listings.models import Asset, Certificate, Site
+from listings.read_model_repository import matchable
 from matching.feasibility import EARTH_RADIUS_KM
 from matching.prefilter import AssetRow, ServingCodes, distance_limited, request_values, shape, standards
 from matching.types import CertificateInfo, MatchRequest
@@ -46,26 +47,6 @@ TEXT_ARRAY = pg.ARRAY(sa.Text)
 # The shell's tables, referenced read-only (matching never imports the shell).
 organisations = sa.table("organisations", sa.column("id"), sa.column("verification_status"))
 
-matchable = sa.table(
-    "matchable_assets",
-    sa.column("asset_id", sa.Uuid),
-    sa.column("org_id", sa.Uuid),
-    sa.column("site_id", sa.Uuid),
-    sa.column("kind", sa.Text),
-    sa.column("currency", sa.Text),
-    sa.column("process_codes", TEXT_ARRAY),
-    sa.column("materials", TEXT_ARRAY),
-    sa.column("envelope_max_mm", sa.Float),
-    sa.column("envelope_mid_mm", sa.Float),
-    sa.column("envelope_min_mm", sa.Float),
-    sa.column("tolerance_mm", sa.Float),
-    sa.column("hourly_rate", sa.BigInteger),
-    sa.column("setup_fee", sa.BigInteger),
-    sa.column("price_per_sample", sa.BigInteger),
-    sa.column("next_free_at", sa.DateTime(timezone=True)),
-    sa.column("latitude", sa.Float),
-    sa.column("longitude", sa.Float),
-)
 # The condition builders below read their columns from ``src``: the ``assets`` table (default) or ``matchable``.
 ASSETS: Any = Asset.__table__.c  # type: ignore[attr-defined]
 
