@@ -145,19 +145,23 @@ async def inspected_lot(
     return Lot(m, production, lab_booking, lab_headers, lab_org_id, buyer.name, inspection, report)
 
 
-_STREAM = re.compile(rb"stream\r?\n(.*?)\r?\nendstream", re.S)
+_STREAM_START = re.compile(rb"stream\r?\n")
 
 
 def pdf_contains(data: bytes, text: str) -> bool:
     """Whether ``text`` (ASCII) is in the PDF's bytes or in one of its deflated streams (the metadata, the link
-    annotations and their object streams)."""
+    annotations and their object streams).
+
+    Each stream is inflated from its start until zlib's own end marker. Cutting it at ``\r?\nendstream``
+    instead drops the stream's last byte whenever that byte is a carriage return (its checksum's, 1 in 256), and
+    the text in it is then missed."""
     needle = text.encode()
     if needle in data:
         return True
-    for match in _STREAM.finditer(data):
+    for match in _STREAM_START.finditer(data):
         try:
-            if needle in zlib.decompress(match.group(1)):
+            if needle in zlib.decompressobj().decompress(data[match.end() :]):
                 return True
         except zlib.error:
-            continue
+            continue  # not deflated (or the "stream" of an "endstream")
     return False
