@@ -38,9 +38,15 @@ matchable = sa.table(
 # listings, cheapest first (``cheapest_first``); a more common process walks ``ix_assets_search_price``.
 READ_MODEL_PRICE_SORT_MAX = 5_000
 
-# Planning only: the estimate comes from the GIN statistics of ``process_codes`` (most common elements).
+# Planning only: the estimate comes from the statistics of ``process_codes`` (its most common elements).
 _ESTIMATE = sa.text(
     "EXPLAIN (FORMAT JSON) SELECT 1 FROM matchable_assets WHERE process_codes && CAST(:codes AS text[])"
+)
+# Without those statistics (a table not analysed since a bulk load) PostgreSQL guesses 0.5 % of the rows for any
+# code, which would make a common process look rare: then the price index is walked, as before.
+_ANALYSED = sa.text(
+    "SELECT EXISTS (SELECT 1 FROM pg_stats WHERE schemaname = current_schema() AND tablename = 'matchable_assets'"
+    " AND attname = 'process_codes' AND most_common_elems IS NOT NULL)"
 )
 
 
@@ -51,6 +57,8 @@ async def few_listings_serve(session: AsyncSession, codes: Sequence[str]) -> boo
     sorting the process's listings costs about one narrow row each. The first wins for a common process (3-axis
     milling: 20 % of the market), the second for a rare one (one kind of lab test: 0.3 %). 5,000 is near where
     they cross at a million listings (docs/performance.md, "National scale")."""
+    if not (await session.execute(_ANALYSED)).scalar_one():
+        return False
     plan = (await session.execute(_ESTIMATE, {"codes": list(codes)})).scalar_one()
     return float(plan[0]["Plan"]["Plan Rows"]) <= READ_MODEL_PRICE_SORT_MAX
 

@@ -37,6 +37,9 @@ async def _market(client: AsyncClient, db: AsyncSession) -> dict[str, Any]:
         client, db, admin, kind="lab_service", price_per_sample=500, process_codes=["testing.hardness.vickers"]
     )
     await published_asset(client, db, admin)  # a machine
+    # The choice between the two plans reads the read model's statistics, as autovacuum keeps them.
+    await db.execute(sa.text("ANALYZE matchable_assets"))
+    await db.commit()
     return {"labs": labs, "suspended": suspended}
 
 
