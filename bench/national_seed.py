@@ -61,7 +61,7 @@ FROM (
 
 # Built once after the listings' load instead of row by row during it (a GiST index: a bulk build is several times
 # cheaper than a million inserts).
-BULK_BUILT = ("ix_matchable_assets_earth",)
+BULK_BUILT = ("ix_matchable_processes_near",)
 
 
 async def seed_listings(engine: AsyncEngine, *, assets: int, seed: int, now: datetime) -> dict[str, Any]:

@@ -34,6 +34,51 @@ matchable = sa.table(
     sa.column("longitude", sa.Float),
 )
 
+# One row per (read-model row, process code) with the listing's position (migration 0026): GiST on (process code,
+# position) walks one process's listings nearest first.
+matchable_processes = sa.table(
+    "matchable_processes",
+    sa.column("asset_id", sa.Uuid),
+    sa.column("process_code", sa.Text),
+    sa.column("latitude", sa.Float),
+    sa.column("longitude", sa.Float),
+)
+
+
+def nearest_first(where: list[Any], columns: list[Any], p: Any, *, distance: list[Any]) -> Any:
+    """A CTE ``matched`` (``id`` and ``columns``, which must include the distance ``d``): the ``p("nearest")``
+    read-model rows nearest to (``p("lat")``, ``p("lon")``) that offer one of ``p("codes")`` and pass ``where`` (over
+    ``matchable``) and ``distance`` (over ``matchable_processes``' position, so the index tests a radius).
+
+    For each code, a walk of ``ix_matchable_processes_near`` (GiST on process code and position, migration 0026)
+    meets that process's listings in distance order, tests each one's read-model row and stops after ``nearest``
+    have passed. A listing with two of the codes is met by two walks and kept once, and the nearest ``nearest`` of
+    the union are the nearest overall. The cost depends on ``nearest`` and on how many nearby listings fail the
+    filters, not on the size of the market."""
+    ma, mp = matchable.c, matchable_processes.c
+    serving = sa.func.unnest(sa.cast(p("codes"), _TEXT_ARRAY)).table_valued("code").render_derived(name="serving")
+    here = sa.func.ll_to_earth(p("lat"), p("lon"))
+    walk = (
+        sa.select(ma.asset_id.label("id"), *columns)
+        .select_from(matchable_processes.join(matchable, ma.asset_id == mp.asset_id))
+        .where(mp.process_code == serving.c.code, *distance, *where)
+        .order_by(sa.func.ll_to_earth(mp.latitude, mp.longitude).op("<->")(here))
+        .limit(p("nearest"))
+        .lateral("walk")
+    )
+    w = walk.c
+    names = [c.name for c in columns]
+    return (
+        sa.select(w.id, *[sa.func.min(w[name]).label(name) for name in names])
+        .select_from(serving.join(walk, sa.true()))
+        .group_by(w.id)
+        .order_by(sa.func.min(w.d), w.id)
+        .limit(p("nearest"))
+        .cte("matched")
+        .prefix_with("MATERIALIZED")
+    )
+
+
 # A price sort whose process codes the planner estimates at no more listings than this is driven from those
 # listings, cheapest first (``cheapest_first``); a more common process walks ``ix_assets_search_price``.
 READ_MODEL_PRICE_SORT_MAX = 5_000

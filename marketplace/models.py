@@ -58,8 +58,9 @@ MIGRATION_ONLY_INDEXES = frozenset(
 )
 
 
-# Derived tables kept by triggers (hand-written migrations, no ORM model): matching's read model.
-MIGRATION_ONLY_TABLES = frozenset({"matchable_assets"})
+# Derived tables kept by triggers (hand-written migrations, no ORM model): matching's read model and its
+# per-process rows.
+MIGRATION_ONLY_TABLES = frozenset({"matchable_assets", "matchable_processes"})
 
 
 def include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:

@@ -41,7 +41,7 @@ from listings.calendar_repository import uuid_array as _uuids
 from listings.models import Asset, Certificate
 from listings.ports import BlockedTime
 from matching.feasibility import check
-from matching.prefilter import AssetRow, ServingCodes, request_values
+from matching.prefilter import NEAREST, AssetRow, ServingCodes, request_values
 from matching.prefilter import shape as _shape
 from matching.repository import (
     _STATEMENTS,
@@ -63,6 +63,7 @@ from matching.types import Candidate, CertificateInfo, FeasibleMatch, MatchReque
 __all__ = [
     "CHUNK",
     "DEFAULT_CAP",
+    "NEAREST",
     "_NOT_USED",
     "_STATEMENTS",
     "AssetRow",
@@ -117,6 +118,7 @@ class Loaded:
     capped: bool  # True when fewer than ``prefiltered`` were loaded
     # The engine's verdict (``matching.feasibility.check``) per candidate, aligned with ``candidates``.
     checks: list[FeasibleMatch | Rejection] = field(default_factory=list)
+    nearest: int | None = None  # set when only this many nearest listings were ranked (more pass the filters)
 
 
 def first_window_end(request: MatchRequest) -> datetime:
@@ -134,8 +136,10 @@ async def load_for_request(
     stats: SupplierStats,
     now: datetime,
     cap: int | None = DEFAULT_CAP,
+    nearest: int = NEAREST,
 ) -> Loaded:
-    """Candidates for one request: the SQL prefilter, best ``cap`` by the cheap score, then calendars.
+    """Candidates for one request: the SQL prefilter (of a located request, the ``nearest`` listings that pass),
+    best ``cap`` by the cheap score, then calendars.
 
     Machine free time is first computed over a short window from ``earliest_start``
     (:func:`first_window_end`); only candidates without a valid slot there (engine rejection
@@ -143,7 +147,7 @@ async def load_for_request(
     exact: free time is only cut off at the end, so a slot found in the short window is the engine's
     earliest slot over the whole window too. ``Loaded.checks`` holds the engine's verdict per candidate."""
     # Booked hours for the utilisation component come with the rows (an index-only probe per selected asset).
-    selected = await select_rows(session, request, serving_codes=serving_codes, cap=cap, now=now)
+    selected = await select_rows(session, request, serving_codes=serving_codes, cap=cap, now=now, nearest=nearest)
     rows, total = selected.rows, selected.total
     start, end = request.earliest_start, request.deadline
     cut = first_window_end(request)
@@ -186,7 +190,9 @@ async def load_for_request(
             for i in redo:
                 candidates[i] = replace(candidates[i], free=wide[rows[i].id])
                 checks[i] = check(request, candidates[i], codes)
-    return Loaded(candidates=candidates, prefiltered=total, capped=len(rows) < total, checks=checks)
+    return Loaded(
+        candidates=candidates, prefiltered=total, capped=len(rows) < total, checks=checks, nearest=selected.nearest
+    )
 
 
 async def load_assets(

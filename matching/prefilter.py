@@ -42,12 +42,19 @@ def distance_limited(request: MatchRequest) -> bool:
     return request.max_distance_km is not None and request.lat is not None and request.lon is not None
 
 
+# How many listings (passing every time-independent requirement) a located request ranks at most, the nearest
+# first: at a million listings a request without a distance limit reached 41,423, and scoring every one made
+# matching's time grow with the market (issue #19; docs/performance.md, "National scale").
+NEAREST = 2_000
+
+
 def request_values(
     request: MatchRequest,
     serving_codes: ServingCodes,
     *,
     now: datetime | None = None,
     cap: int | None = None,
+    nearest: int = NEAREST,
 ) -> dict[str, Any]:
     """The request's values by bind parameter name (those of constraints it lacks are simply unused)."""
     cert_lo, cert_hi = cert_window(request)
@@ -71,6 +78,7 @@ def request_values(
         "earliest": request.earliest_start,
         "deadline": request.deadline,
         "cap": cap,
+        "nearest": nearest,
     }
     if request.part_size_mm is not None:
         values["env_big"], values["env_mid"], values["env_small"] = sorted(request.part_size_mm, reverse=True)

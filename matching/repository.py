@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -36,9 +36,17 @@ from sqlmodel import col
 
 from listings.calendar_repository import NOT_USED, booked_hours_in, bookings
 from listings.models import Asset, Certificate, Site
-from listings.read_model_repository import matchable
+from listings.read_model_repository import matchable, matchable_processes, nearest_first
 from matching.feasibility import EARTH_RADIUS_KM
-from matching.prefilter import AssetRow, ServingCodes, distance_limited, request_values, shape, standards
+from matching.prefilter import (
+    NEAREST,
+    AssetRow,
+    ServingCodes,
+    distance_limited,
+    request_values,
+    shape,
+    standards,
+)
 from matching.types import CertificateInfo, MatchRequest
 
 DEFAULT_CAP = 200
@@ -91,6 +99,7 @@ _BIND_TYPES: dict[str, Any] = {
     "used_from": sa.DateTime(timezone=True),
     "used_until": sa.DateTime(timezone=True),
     "cap": sa.Integer(),
+    "nearest": sa.Integer(),
 }
 
 
@@ -289,6 +298,7 @@ class Selected:
     total: int  # rows passing the prefilter (more than ``len(rows)`` when capped)
     certificates: dict[tuple[uuid.UUID, uuid.UUID], list[CertificateInfo]]
     booked_hours: dict[uuid.UUID, float] | None  # machines' booked hours over the utilisation window
+    nearest: int | None = None  # set when only this many nearest listings were ranked (more pass the filters)
 
 
 def _extra_columns(p: Binder, with_hours: bool) -> list[Any]:
@@ -362,8 +372,12 @@ async def select_rows(
     serving_codes: ServingCodes,
     cap: int | None = DEFAULT_CAP,
     now: datetime | None = None,
+    nearest: int = NEAREST,
 ) -> Selected:
     """Rows passing the static prefilter (all of them, or the best ``cap`` by the cheap score) and their count.
+
+    Capped, a located request ranks only the ``nearest`` listings that pass, nearest first
+    (:func:`listings.read_model_repository.nearest_first`); ``Selected.nearest`` says when that bound was reached.
 
     One statement: a narrow CTE (id, price, start, distance — each computed once per matching row) feeds a
     one-row min/max/count aggregate, the best ``cap`` ids are picked by the cheap score, and only those are
@@ -376,10 +390,14 @@ async def select_rows(
         if len(_STATEMENTS) >= 256:
             _STATEMENTS.clear()
         _STATEMENTS[key] = stmt
-    rows = await _custom_plan(session, stmt, request_values(request, serving_codes, now=now, cap=cap))
+    rows = await _custom_plan(session, stmt, request_values(request, serving_codes, now=now, cap=cap, nearest=nearest))
     if cap is None:
         return _selected(rows, len(rows), now is not None)
-    return _selected(rows, int(rows[0][-1]) if rows else 0, now is not None)
+    total = int(rows[0][-1]) if rows else 0
+    selected = _selected(rows, total, now is not None)
+    # A located request's walk stops at ``nearest`` listings: reaching it means more may pass the filters.
+    bounded = request.lat is not None and request.lon is not None and total >= nearest
+    return replace(selected, nearest=nearest) if bounded else selected
 
 
 _STATEMENTS: dict[tuple[Any, ...], Any] = {}  # candidate statements by request shape (see matching.prefilter.shape)
@@ -394,14 +412,8 @@ def _candidate_statement(request: MatchRequest, p: Binder, *, capped: bool, with
             where.append(col(Asset.site_id) == _sites_where(near_ok))
         return row_select(*extras).where(*where)
     # Every matching row is read once here, so it is read from the narrow read model, not the wide assets rows.
-    ma = matchable.c
+    ma, mp = matchable.c, matchable_processes.c
     where = static_conditions(request, (), location=False, src=ma, p=p)
-    if distance_limited(request):
-        # On the read model's own copy of the site's position (GiST ix_matchable_assets_earth, migration 0025),
-        # so PostgreSQL ANDs the radius and process-code bitmaps: a dense market has tens of thousands of sites
-        # in a 150 km radius, and ``site_id = ANY(those sites)`` visited every listing on them (measured at
-        # 1M listings: 177 ms against 88 ms for the same 49,979 rows).
-        where += _distance_ok(p, ma.latitude, ma.longitude)
     if request.region_prefixes:
         where.append(ma.site_id == _sites_where(_region_ok(request, p)))
     values: list[Any] = [
@@ -417,7 +429,12 @@ def _candidate_statement(request: MatchRequest, p: Binder, *, capped: bool, with
         # like the engine's haversine; the distance limit itself is decided with the engine's formula.
         here = sa.func.point(p("lon"), p("lat"))
         values.append(sa.func.point(ma.longitude, ma.latitude).op("<@>")(here).label("d"))
-    matched = sa.select(ma.asset_id.label("id"), *values).where(*where).cte("matched").prefix_with("MATERIALIZED")
+    if located:
+        # The nearest ``nearest`` that pass (a walk nearest first, NEAREST); the radius is tested by the same walk.
+        distance = _distance_ok(p, mp.latitude, mp.longitude) if distance_limited(request) else []
+        matched = nearest_first(where, values, p, distance=distance)
+    else:
+        matched = sa.select(ma.asset_id.label("id"), *values).where(*where).cte("matched").prefix_with("MATERIALIZED")
     m = matched.c
     # The cheap score is sum(w * (max - v) / (max - min)) (w alone where max = min). Dropping what is the same
     # for every row, its order is that of sum(k * v) ascending with k = w / (max - min) (0 where max = min):

@@ -65,4 +65,6 @@ async def seed_requests(apg: Any, market: GeneratedMarket, *, n: int, rng: rando
 
 async def analyze_seeded_tables(sa_conn: AsyncConnection) -> None:
     """Fresh statistics so search plans use the new indexes right away."""
-    await sa_conn.execute(sa.text("ANALYZE organisations, users, sites, certificates, assets, matchable_assets"))
+    await sa_conn.execute(
+        sa.text("ANALYZE organisations, users, sites, certificates, assets, matchable_assets, matchable_processes")
+    )

@@ -116,6 +116,7 @@ async def run_match(
     explain_rejections: bool = False,
     cap: int | None = adapter.DEFAULT_CAP,
     now: datetime | None = None,
+    nearest: int = adapter.NEAREST,
 ) -> MatchesOut:
     """The endpoint's code path: adapter (prefilter + calendars) then the engine."""
     if request is None:
@@ -124,7 +125,7 @@ async def run_match(
         raise ValueError("limit must be >= 0")
     codes = _serving_codes(request.process_code)
     loaded = await adapter.load_for_request(
-        session, request, codes, blocked=BLOCKED, stats=adapter.NoStats(), now=now or _now(), cap=cap
+        session, request, codes, blocked=BLOCKED, stats=adapter.NoStats(), now=now or _now(), cap=cap, nearest=nearest
     )
     # Scorecards only for the suppliers that can still reach the top ``limit`` (they are the costly part).
     orgs = engine.quality_orgs(request, loaded.checks, limit)
@@ -150,6 +151,7 @@ async def run_match(
         feasible=result.feasible_count,
         examined=len(loaded.candidates),
         prefiltered=loaded.prefiltered,
+        nearest=loaded.nearest,
     )
 
 

@@ -238,6 +238,11 @@ class MatchesOut(BaseModel):
     feasible: int = Field(description="Feasible listings among those examined")
     examined: int = Field(description="Listings whose calendars were checked (at most the adapter's cap)")
     prefiltered: int = Field(description="Listings that passed every time-independent constraint")
+    nearest: int | None = Field(
+        default=None,
+        description="Set when more listings pass every time-independent constraint than matching ranks: only this"
+        " many, the nearest to the request's site, were ranked (prefiltered counts those)",
+    )
 
 
 class RequestMatchOut(BaseModel):

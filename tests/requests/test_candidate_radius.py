@@ -1,6 +1,6 @@
-"""The capped candidate statement tests a request's radius on the read model's own position (GiST
-``ix_matchable_assets_earth``), the uncapped one through the sites in the radius: both must pass the same
-listings, boundary included, and the capped one must be able to use its index."""
+"""The capped candidate statement tests a request's radius in its nearest-first walk (GiST
+``ix_matchable_processes_near``, migration 0026), the uncapped one through the sites in the radius: both must pass
+the same listings, boundary included, and the capped one must be able to use its index."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ async def test_capped_and_uncapped_statements_pass_the_same_listings(db: AsyncSe
     assert compared >= 20, "enough requests should find listings in their radius"
 
 
-async def test_capped_radius_uses_the_read_models_gist_index(db: AsyncSession) -> None:
+async def test_capped_radius_uses_the_per_process_gist_index(db: AsyncSession) -> None:
     rng = random.Random(6)
     now = datetime.now(UTC).replace(microsecond=0)
     assets = await _seed(db, rng, now)
@@ -57,5 +57,5 @@ async def test_capped_radius_uses_the_read_models_gist_index(db: AsyncSession) -
     sql = stmt.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
     await db.execute(sa.text("SET LOCAL enable_seqscan = off"))
     plan = "\n".join(r[0] for r in (await db.execute(sa.text(f"EXPLAIN {sql}"))).all())
-    assert "ix_matchable_assets_earth" in plan, plan
+    assert "ix_matchable_processes_near" in plan, plan
     assert "ix_sites_earth" not in plan, plan  # no detour through the sites in the radius
