@@ -58,6 +58,10 @@ class PgBouncer:
     def __init__(self, exe: str, server_url: str, *, pool_size: int = 4, max_client_conn: int = 1000) -> None:
         self.exe = exe
         self.server = make_url(server_url)
+        # The embedded PostgreSQL listens on a Unix socket only (``?host=<socket directory>``): the bouncer must
+        # reach it there, as the user who owns that directory (its data directory is private).
+        host = self.server.query.get("host")
+        self.socket_dir = host if isinstance(host, str) and host.startswith("/") else None
         self.pool_size = pool_size
         self.max_client_conn = max_client_conn
         self.port = _free_port()
@@ -67,7 +71,7 @@ class PgBouncer:
 
     def url_for(self, database_url: str) -> str:
         """``database_url`` (a database on the same server) rewritten to go through this bouncer."""
-        url = make_url(database_url).set(host="127.0.0.1", port=self.port)
+        url = make_url(database_url).difference_update_query(["host"]).set(host="127.0.0.1", port=self.port)
         return url.render_as_string(hide_password=False)
 
     def _write_config(self) -> Path:
@@ -78,7 +82,7 @@ class PgBouncer:
         ini = self.dir / "pgbouncer.ini"
         ini.write_text(
             "[databases]\n"
-            f"* = host={self.server.host or '127.0.0.1'} port={self.server.port or 5432}\n"
+            f"* = host={self.socket_dir or self.server.host or '127.0.0.1'} port={self.server.port or 5432}\n"
             "[pgbouncer]\n"
             "listen_addr = 127.0.0.1\n"
             f"listen_port = {self.port}\n"
@@ -101,8 +105,8 @@ class PgBouncer:
     def start(self, timeout: float = 15.0) -> PgBouncer:
         ini = self._write_config()
         args = [self.exe]
-        if os.geteuid() == 0:
-            args += ["-u", "nobody"]  # "PgBouncer should not run as root"
+        if os.geteuid() == 0:  # "PgBouncer should not run as root"
+            args += ["-u", Path(self.socket_dir).owner() if self.socket_dir else "nobody"]
         self._out = self.log.open("wb")
         self.proc = subprocess.Popen([*args, str(ini)], stdout=self._out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
