@@ -257,6 +257,8 @@ async def _latency(engine: AsyncEngine, requests: list[MatchRequest], now: datet
         "max_prefiltered_candidates": max(prefiltered),
         "requests_hitting_cap": sum(o.prefiltered > o.examined for o in outs),
         "cap": adapter.DEFAULT_CAP,
+        "requests_ranking_only_the_nearest": sum(o.nearest is not None for o in outs),
+        "nearest": adapter.NEAREST,
         "median_feasible_examined": statistics.median([o.feasible for o in outs]),
     }
 

@@ -4,7 +4,7 @@
     python bench/national_bench.py [--scale 1.0] [--stages match,search,naive,rollup,batch]
 
 Creates two throw-away databases on the server of ``MARKETPLACE_TEST_DATABASE_URL``, migrates both, seeds each
-(bench/national_seed.py: listings by ``seed_market``'s COPY, the read model's GiST index built after them, 10
+(bench/national_seed.py: listings by ``seed_market``'s COPY, matching's per-process GiST index built after them, 10
 machine bookings per machine over 60 days from the first day of the previous month, generated set-based in
 PostgreSQL with the secondary indexes, the exclusion constraint and the foreign keys of ``bookings`` re-created
 after the load; the 10x seeding is timed), then on each market measures, with the 1-minute load average at every

@@ -38,7 +38,7 @@ from listings.calendar import Calendars, free_time
 from listings.calendar import Plans as _Plans
 from listings.calendar_repository import NOT_USED as _NOT_USED
 from listings.calendar_repository import uuid_array as _uuids
-from listings.models import Asset, Certificate
+from listings.models import Asset, Certificate, Site
 from listings.ports import BlockedTime
 from matching.feasibility import check
 from matching.prefilter import NEAREST, AssetRow, ServingCodes, request_values
@@ -48,14 +48,20 @@ from matching.repository import (
     DEFAULT_CAP,
     TEXT_ARRAY,
     Binder,
+    _binder,
+    _budget_ok,
     _candidate_statement,
+    _certificates_ok,
     _custom_plan,
+    _envelope_ok,
+    _location_ok,
+    _material_ok,
     _selected,
     asset_rows_of,
+    organisations,
     published,
     row_select,
     select_rows,
-    static_rejections,
 )
 from matching.types import Candidate, CertificateInfo, FeasibleMatch, MatchRequest, Rejection
 
@@ -118,7 +124,7 @@ class Loaded:
     capped: bool  # True when fewer than ``prefiltered`` were loaded
     # The engine's verdict (``matching.feasibility.check``) per candidate, aligned with ``candidates``.
     checks: list[FeasibleMatch | Rejection] = field(default_factory=list)
-    nearest: int | None = None  # set when only this many nearest listings were ranked (more pass the filters)
+    nearest: int | None = None  # set when only the listings among this many nearest of a process were ranked
 
 
 def first_window_end(request: MatchRequest) -> datetime:
@@ -341,3 +347,38 @@ async def load_certificates(
     return {
         (a.org_id, a.site_id): [c for s, c in by_org.get(a.org_id, []) if s is None or s == a.site_id] for a in rows
     }
+
+
+async def static_rejections(
+    session: AsyncSession, request: MatchRequest, serving_codes: ServingCodes
+) -> dict[str, int]:
+    """First failing time-independent constraint, counted over the published listings (of verified
+    organisations) of the request's kind that offer the process, in the engine's order."""
+    p = _binder(request, serving_codes)
+    checks: list[tuple[str, Any]] = []
+    if request.material is not None:
+        checks.append(("material", _material_ok(p)))
+    if (env := _envelope_ok(request, p)) is not None:
+        checks.append(("envelope", env))
+    if request.tolerance_mm is not None:
+        checks.append(("tolerance", col(Asset.tolerance_mm) <= p("tolerance")))
+    if (certs := _certificates_ok(request, p)) is not None:
+        checks.append(("certificate", certs))
+    if (loc := _location_ok(request, p)) is not None:
+        checks.append(("location", loc))
+    checks.append(("currency", col(Asset.currency) == p("currency")))
+    checks.append(("budget", _budget_ok(request, p)))
+    reason = sa.case(*[(sa.not_(sa.func.coalesce(cond, False)), name) for name, cond in checks], else_=None)
+    stmt = (
+        sa.select(reason.label("reason"), sa.func.count())
+        .select_from(Asset)
+        .join(Site, col(Site.id) == col(Asset.site_id))
+        .join(organisations, organisations.c.id == col(Asset.org_id))
+        .where(
+            *published(),
+            col(Asset.kind) == p("kind"),
+            col(Asset.process_codes).bool_op("&&")(sa.cast(p("codes"), TEXT_ARRAY)),
+        )
+        .group_by(sa.literal_column("reason"))
+    )
+    return {str(r): int(n) for r, n in (await session.execute(stmt)).all() if r is not None}

@@ -42,10 +42,10 @@ def distance_limited(request: MatchRequest) -> bool:
     return request.max_distance_km is not None and request.lat is not None and request.lon is not None
 
 
-# How many listings (passing every time-independent requirement) a located request ranks at most, the nearest
-# first: at a million listings a request without a distance limit reached 41,423, and scoring every one made
-# matching's time grow with the market (issue #19; docs/performance.md, "National scale").
-NEAREST = 2_000
+# A located request ranks the listings that pass its time-independent requirements among this many nearest listings
+# of each serving process: at a million listings a request without a distance limit reached 41,423 passing ones,
+# and scoring every one made matching's time grow with the market (issue #19; docs/performance.md, "National scale").
+NEAREST = 1_000
 
 
 def request_values(

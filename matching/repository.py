@@ -36,7 +36,13 @@ from sqlmodel import col
 
 from listings.calendar_repository import NOT_USED, booked_hours_in, bookings
 from listings.models import Asset, Certificate, Site
-from listings.read_model_repository import matchable, matchable_processes, nearest_first
+from listings.read_model_repository import (
+    matchable,
+    matchable_processes,
+    nearest_first,
+    plan_walks_nearest_first,
+    restore_settings,
+)
 from matching.feasibility import EARTH_RADIUS_KM
 from matching.prefilter import (
     NEAREST,
@@ -278,13 +284,11 @@ _ROW_COLUMNS: tuple[Any, ...] = (
 )
 
 
-def row_select(*extra: Any) -> Any:
-    return (
-        sa.select(*_ROW_COLUMNS, *extra)
-        .select_from(Asset)
-        .join(Site, col(Site.id) == col(Asset.site_id))
-        .join(organisations, organisations.c.id == col(Asset.org_id))
-    )
+def row_select(*extra: Any, after: tuple[Any, Any] | None = None) -> Any:
+    """The rows' columns and ``extra``; ``after`` (``(table, on)``): every row of ``table`` left-joined to them."""
+    rows = Asset.__table__.join(Site, col(Site.id) == col(Asset.site_id))  # type: ignore[attr-defined]
+    rows = rows.join(organisations, organisations.c.id == col(Asset.org_id))
+    return sa.select(*_ROW_COLUMNS, *extra).select_from(rows if after is None else after[0].outerjoin(rows, after[1]))
 
 
 def asset_rows_of(rows: Sequence[Any]) -> list[AssetRow]:
@@ -298,7 +302,7 @@ class Selected:
     total: int  # rows passing the prefilter (more than ``len(rows)`` when capped)
     certificates: dict[tuple[uuid.UUID, uuid.UUID], list[CertificateInfo]]
     booked_hours: dict[uuid.UUID, float] | None  # machines' booked hours over the utilisation window
-    nearest: int | None = None  # set when only this many nearest listings were ranked (more pass the filters)
+    nearest: int | None = None  # set when only the listings among this many nearest of a process were ranked
 
 
 def _extra_columns(p: Binder, with_hours: bool) -> list[Any]:
@@ -307,8 +311,11 @@ def _extra_columns(p: Binder, with_hours: bool) -> list[Any]:
     certs = (
         sa.select(
             sa.func.json_agg(
-                sa.func.json_build_array(
-                    col(Certificate.standard), col(Certificate.valid_from), col(Certificate.valid_until)
+                pg.aggregate_order_by(
+                    sa.func.json_build_array(
+                        col(Certificate.standard), col(Certificate.valid_from), col(Certificate.valid_until)
+                    ),
+                    col(Certificate.id),  # the same list whatever plan reads them
                 )
             )
         )
@@ -340,6 +347,7 @@ def _extra_columns(p: Binder, with_hours: bool) -> list[Any]:
 
 def _selected(rows: Sequence[Any], total: int, with_hours: bool) -> Selected:
     n = len(_ROW_COLUMNS)
+    rows = [r for r in rows if r[0] is not None]  # the capped statement's counts come without a listing if none passed
     assets = asset_rows_of(rows)
     certs: dict[tuple[uuid.UUID, uuid.UUID], list[CertificateInfo]] = {}
     hours: dict[uuid.UUID, float] = {}
@@ -354,15 +362,21 @@ def _selected(rows: Sequence[Any], total: int, with_hours: bool) -> Selected:
     return Selected(assets, total, certs, hours if with_hours else None)
 
 
-async def _custom_plan(session: AsyncSession, stmt: Any, params: Mapping[str, Any] | None = None) -> list[Any]:
-    """Run ``stmt`` with a plan made for its actual parameters.
+async def _custom_plan(
+    session: AsyncSession, stmt: Any, params: Mapping[str, Any] | None = None, *, walk: bool = False
+) -> list[Any]:
+    """Run ``stmt`` with a plan made for its actual parameters (``walk``: as a nearest-first walk).
 
     The driver prepares statements and PostgreSQL switches a prepared statement to a generic plan after five
     executions; for the candidate query (earth box, process codes, budget ...) a generic plan can be an order
     of magnitude slower than the custom one. The setting is transaction-local (it also applies to the rest of
     the caller's transaction, where it only costs planning time)."""
     await session.execute(sa.select(sa.func.set_config("plan_cache_mode", "force_custom_plan", True)))
-    return list((await session.execute(stmt, dict(params) if params else None)).all())
+    previous = await plan_walks_nearest_first(session) if walk else {}
+    rows = list((await session.execute(stmt, dict(params) if params else None)).all())
+    if previous:  # restored after success only: a failed statement has aborted the transaction
+        await restore_settings(session, previous)
+    return rows
 
 
 async def select_rows(
@@ -376,7 +390,7 @@ async def select_rows(
 ) -> Selected:
     """Rows passing the static prefilter (all of them, or the best ``cap`` by the cheap score) and their count.
 
-    Capped, a located request ranks only the ``nearest`` listings that pass, nearest first
+    Capped, a located request ranks only those among the ``nearest`` listings of each serving process
     (:func:`listings.read_model_repository.nearest_first`); ``Selected.nearest`` says when that bound was reached.
 
     One statement: a narrow CTE (id, price, start, distance — each computed once per matching row) feeds a
@@ -390,14 +404,15 @@ async def select_rows(
         if len(_STATEMENTS) >= 256:
             _STATEMENTS.clear()
         _STATEMENTS[key] = stmt
-    rows = await _custom_plan(session, stmt, request_values(request, serving_codes, now=now, cap=cap, nearest=nearest))
+    located = request.lat is not None and request.lon is not None
+    values = request_values(request, serving_codes, now=now, cap=cap, nearest=nearest)
+    rows = await _custom_plan(session, stmt, values, walk=located and cap is not None)
     if cap is None:
         return _selected(rows, len(rows), now is not None)
-    total = int(rows[0][-1]) if rows else 0
+    total, walked = int(rows[0][-2]), int(rows[0][-1])  # always one row at least (see _selected)
     selected = _selected(rows, total, now is not None)
-    # A located request's walk stops at ``nearest`` listings: reaching it means more may pass the filters.
-    bounded = request.lat is not None and request.lon is not None and total >= nearest
-    return replace(selected, nearest=nearest) if bounded else selected
+    # A walk that met ``nearest`` listings of its process stopped before the farther ones.
+    return replace(selected, nearest=nearest) if walked >= nearest else selected
 
 
 _STATEMENTS: dict[tuple[Any, ...], Any] = {}  # candidate statements by request shape (see matching.prefilter.shape)
@@ -412,29 +427,34 @@ def _candidate_statement(request: MatchRequest, p: Binder, *, capped: bool, with
             where.append(col(Asset.site_id) == _sites_where(near_ok))
         return row_select(*extras).where(*where)
     # Every matching row is read once here, so it is read from the narrow read model, not the wide assets rows.
-    ma, mp = matchable.c, matchable_processes.c
-    where = static_conditions(request, (), location=False, src=ma, p=p)
-    if request.region_prefixes:
-        where.append(ma.site_id == _sites_where(_region_ok(request, p)))
-    values: list[Any] = [
-        sa.cast(price_sql(request, ma, p), sa.Float).label("p"),
-        sa.cast(
-            sa.extract("epoch", sa.func.greatest(sa.func.coalesce(ma.next_free_at, p("deadline")), p("earliest"))),
-            sa.Float,  # float, not numeric, arithmetic in the ORDER BY
-        ).label("t"),
-    ]
     located = request.lat is not None and request.lon is not None
+
+    def conditions(src: Any) -> tuple[list[Any], list[Any]]:
+        where = static_conditions(request, (), location=False, src=src, p=p)
+        if request.region_prefixes:
+            where.append(src.site_id == _sites_where(_region_ok(request, p)))
+        start = sa.func.greatest(sa.func.coalesce(src.next_free_at, p("deadline")), p("earliest"))
+        values = [  # float, not numeric, arithmetic in the ORDER BY
+            sa.cast(price_sql(request, src, p), sa.Float).label("p"),
+            sa.cast(sa.extract("epoch", start), sa.Float).label("t"),
+        ]
+        if located:
+            # Only ranks (min-max normalised): earthdistance's great-circle ``<@>`` (miles, one C call per row)
+            # orders like the engine's haversine; the distance limit itself is decided with the engine's formula.
+            here = sa.func.point(p("lon"), p("lat"))
+            values.append(sa.func.point(src.longitude, src.latitude).op("<@>")(here).label("d"))
+        return where, values
+
+    walked: Any = sa.literal(0)
     if located:
-        # Only ranks (min-max normalised): earthdistance's great-circle ``<@>`` (miles, one C call per row) orders
-        # like the engine's haversine; the distance limit itself is decided with the engine's formula.
-        here = sa.func.point(p("lon"), p("lat"))
-        values.append(sa.func.point(ma.longitude, ma.latitude).op("<@>")(here).label("d"))
-    if located:
-        # The nearest ``nearest`` that pass (a walk nearest first, NEAREST); the radius is tested by the same walk.
+        # Those that pass among the ``nearest`` listings of each process (NEAREST); the walk tests the radius.
+        mp = matchable_processes.c
         distance = _distance_ok(p, mp.latitude, mp.longitude) if distance_limited(request) else []
-        matched = nearest_first(where, values, p, distance=distance)
+        matched, walked = nearest_first(conditions, p, distance=distance)
     else:
-        matched = sa.select(ma.asset_id.label("id"), *values).where(*where).cte("matched").prefix_with("MATERIALIZED")
+        where, values = conditions(matchable.c)
+        matched = sa.select(matchable.c.asset_id.label("id"), *values).where(*where).cte("matched")
+        matched = matched.prefix_with("MATERIALIZED")
     m = matched.c
     # The cheap score is sum(w * (max - v) / (max - min)) (w alone where max = min). Dropping what is the same
     # for every row, its order is that of sum(k * v) ascending with k = w / (max - min) (0 where max = min):
@@ -448,49 +468,15 @@ def _candidate_statement(request: MatchRequest, p: Binder, *, capped: bool, with
         ).label(f"k{name}")
         for name in names
     ]
-    span = sa.select(sa.func.count().label("n"), *factors).select_from(matched).cte("span").prefix_with("MATERIALIZED")
+    counts = [sa.func.count().label("n"), walked.label("walked")]
+    span = sa.select(*counts, *factors).select_from(matched).cte("span").prefix_with("MATERIALIZED")
     r = span.c
     order = sum((r[f"k{name}"] * m[name] for name in names[1:]), r["kp"] * m.p)
     best = (
-        sa.select(m.id, r.n)
-        .select_from(matched.join(span, sa.true()))
+        sa.select(m.id, r.n, r.walked)
+        .select_from(span.outerjoin(matched, sa.true()))  # the counts even when none passed
         .order_by(order, m.id)
         .limit(p("cap"))
         .subquery("best")
     )
-    return row_select(*extras, best.c.n).join(best, best.c.id == col(Asset.id))
-
-
-async def static_rejections(
-    session: AsyncSession, request: MatchRequest, serving_codes: ServingCodes
-) -> dict[str, int]:
-    """First failing time-independent constraint, counted over the published listings (of verified
-    organisations) of the request's kind that offer the process, in the engine's order."""
-    p = _binder(request, serving_codes)
-    checks: list[tuple[str, Any]] = []
-    if request.material is not None:
-        checks.append(("material", _material_ok(p)))
-    if (env := _envelope_ok(request, p)) is not None:
-        checks.append(("envelope", env))
-    if request.tolerance_mm is not None:
-        checks.append(("tolerance", col(Asset.tolerance_mm) <= p("tolerance")))
-    if (certs := _certificates_ok(request, p)) is not None:
-        checks.append(("certificate", certs))
-    if (loc := _location_ok(request, p)) is not None:
-        checks.append(("location", loc))
-    checks.append(("currency", col(Asset.currency) == p("currency")))
-    checks.append(("budget", _budget_ok(request, p)))
-    reason = sa.case(*[(sa.not_(sa.func.coalesce(cond, False)), name) for name, cond in checks], else_=None)
-    stmt = (
-        sa.select(reason.label("reason"), sa.func.count())
-        .select_from(Asset)
-        .join(Site, col(Site.id) == col(Asset.site_id))
-        .join(organisations, organisations.c.id == col(Asset.org_id))
-        .where(
-            *published(),
-            col(Asset.kind) == p("kind"),
-            col(Asset.process_codes).bool_op("&&")(sa.cast(p("codes"), TEXT_ARRAY)),
-        )
-        .group_by(sa.literal_column("reason"))
-    )
-    return {str(r): int(n) for r, n in (await session.execute(stmt)).all() if r is not None}
+    return row_select(*extras, best.c.n, best.c.walked, after=(best, best.c.id == col(Asset.id)))

@@ -240,8 +240,8 @@ class MatchesOut(BaseModel):
     prefiltered: int = Field(description="Listings that passed every time-independent constraint")
     nearest: int | None = Field(
         default=None,
-        description="Set when more listings pass every time-independent constraint than matching ranks: only this"
-        " many, the nearest to the request's site, were ranked (prefiltered counts those)",
+        description="Set when the request's process has more listings than matching reads: only those among this"
+        " many nearest to the request's location (for each serving process) were checked and ranked",
     )
 
 

@@ -84,6 +84,6 @@ async def test_the_request_page_says_when_only_the_nearest_listings_were_ranked(
     assert api.json()["nearest"] == NEAREST and api.json()["prefiltered"] == NEAREST
 
     en = await _page(client, m["buyer_reg"]["email"], url, "en")
-    assert f"Ranked among the {NEAREST:,} nearest listings that meet every requirement." in en
+    assert f"Only the {NEAREST:,} listings nearest to you that offer this process were checked and ranked." in en
     zh = await _page(client, m["buyer_reg"]["email"], url, "zh-CN")
-    assert f"仅在满足全部要求、距离最近的 {NEAREST:,} 项产能中排序。" in zh
+    assert f"仅核查并排序了提供该工艺、离您最近的 {NEAREST:,} 项产能。" in zh
