@@ -85,28 +85,6 @@ def nearest_first(
     return matched, longest
 
 
-# Scans the planner could otherwise pick for :func:`nearest_first`'s join of the walked listings to their rows (a
-# scan of the whole read model), or instead of the walk (every listing of the process, then a sort): it
-# underestimates how many listings pass a request's filters (at 1M listings 1,709 against 23,872).
-_WALK_OFF = ("enable_bitmapscan", "enable_seqscan")
-
-
-async def plan_walks_nearest_first(session: AsyncSession) -> dict[str, str]:
-    """Plan :func:`nearest_first` as the walk it is meant to be (``_WALK_OFF`` off for the rest of the
-    transaction); returns the settings to give to :func:`restore_settings` after the statement."""
-    row = await session.execute(
-        sa.select(
-            *[sa.func.current_setting(name) for name in _WALK_OFF],
-            *[sa.func.set_config(name, "off", True) for name in _WALK_OFF],
-        )
-    )
-    return dict(zip(_WALK_OFF, (str(v) for v in row.one()[: len(_WALK_OFF)]), strict=True))
-
-
-async def restore_settings(session: AsyncSession, previous: dict[str, str]) -> None:
-    await session.execute(sa.select(*[sa.func.set_config(name, value, True) for name, value in previous.items()]))
-
-
 # A price sort whose process codes the planner estimates at no more listings than this is driven from those
 # listings, cheapest first (``cheapest_first``); a more common process walks ``ix_assets_search_price``.
 READ_MODEL_PRICE_SORT_MAX = 5_000

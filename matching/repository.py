@@ -36,13 +36,7 @@ from sqlmodel import col
 
 from listings.calendar_repository import NOT_USED, booked_hours_in, bookings
 from listings.models import Asset, Certificate, Site
-from listings.read_model_repository import (
-    matchable,
-    matchable_processes,
-    nearest_first,
-    plan_walks_nearest_first,
-    restore_settings,
-)
+from listings.read_model_repository import matchable, matchable_processes, nearest_first
 from matching.feasibility import EARTH_RADIUS_KM
 from matching.prefilter import (
     NEAREST,
@@ -362,21 +356,15 @@ def _selected(rows: Sequence[Any], total: int, with_hours: bool) -> Selected:
     return Selected(assets, total, certs, hours if with_hours else None)
 
 
-async def _custom_plan(
-    session: AsyncSession, stmt: Any, params: Mapping[str, Any] | None = None, *, walk: bool = False
-) -> list[Any]:
-    """Run ``stmt`` with a plan made for its actual parameters (``walk``: as a nearest-first walk).
+async def _custom_plan(session: AsyncSession, stmt: Any, params: Mapping[str, Any] | None = None) -> list[Any]:
+    """Run ``stmt`` with a plan made for its actual parameters.
 
     The driver prepares statements and PostgreSQL switches a prepared statement to a generic plan after five
     executions; for the candidate query (earth box, process codes, budget ...) a generic plan can be an order
     of magnitude slower than the custom one. The setting is transaction-local (it also applies to the rest of
     the caller's transaction, where it only costs planning time)."""
     await session.execute(sa.select(sa.func.set_config("plan_cache_mode", "force_custom_plan", True)))
-    previous = await plan_walks_nearest_first(session) if walk else {}
-    rows = list((await session.execute(stmt, dict(params) if params else None)).all())
-    if previous:  # restored after success only: a failed statement has aborted the transaction
-        await restore_settings(session, previous)
-    return rows
+    return list((await session.execute(stmt, dict(params) if params else None)).all())
 
 
 async def select_rows(
@@ -404,9 +392,7 @@ async def select_rows(
         if len(_STATEMENTS) >= 256:
             _STATEMENTS.clear()
         _STATEMENTS[key] = stmt
-    located = request.lat is not None and request.lon is not None
-    values = request_values(request, serving_codes, now=now, cap=cap, nearest=nearest)
-    rows = await _custom_plan(session, stmt, values, walk=located and cap is not None)
+    rows = await _custom_plan(session, stmt, request_values(request, serving_codes, now=now, cap=cap, nearest=nearest))
     if cap is None:
         return _selected(rows, len(rows), now is not None)
     total, walked = int(rows[0][-2]), int(rows[0][-1])  # always one row at least (see _selected)
