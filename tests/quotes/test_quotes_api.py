@@ -55,8 +55,14 @@ def machine_quote(asset_id: str, hours_from_now: float = 48, amount: int = 50_00
     return body
 
 
-def lab_day(days: int = 3) -> str:
-    return (datetime.now(UTC).astimezone(ZoneInfo("Asia/Shanghai")).date() + timedelta(days=days)).isoformat()
+def lab_day(weekdays: int = 3) -> str:
+    """The ``weekdays``-th working day (Monday to Friday, when the test lab takes samples) after today in Shanghai:
+    a plain day count failed whenever it landed on a weekend."""
+    day = datetime.now(UTC).astimezone(ZoneInfo("Asia/Shanghai")).date()
+    while weekdays:
+        day += timedelta(days=1)
+        weekdays -= day.weekday() < 5
+    return day.isoformat()
 
 
 async def post_request(client: AsyncClient, buyer: dict[str, str], **overrides: Any) -> str:
