@@ -144,8 +144,8 @@ async def load_for_request(
     cap: int | None = DEFAULT_CAP,
     nearest: int = NEAREST,
 ) -> Loaded:
-    """Candidates for one request: the SQL prefilter (of a located request, the ``nearest`` listings that pass),
-    best ``cap`` by the cheap score, then calendars.
+    """Candidates for one request: the SQL prefilter (a located request reads only the ``nearest`` listings of
+    each serving process, and ranks those of them that pass), best ``cap`` by the cheap score, then calendars.
 
     Machine free time is first computed over a short window from ``earliest_start``
     (:func:`first_window_end`); only candidates without a valid slot there (engine rejection

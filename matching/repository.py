@@ -8,13 +8,16 @@ and budget (the engine's exact integer price). It is exact, so it never drops a 
 accept; the engine then checks the time-dependent constraints and ranks.
 
 Speed (docs/performance.md, "Matching"): one statement selects the candidates, built once per request *shape*
-(:func:`matching.prefilter.shape`) and executed with the request's values as bind parameters. It scans the
-narrow read model ``matchable_assets`` (published listings of verified organisations, kept by triggers,
-migration 0007): the radius on its GiST earth index (migration 0025) AND the GIN process index (for region
-prefixes, the region's sites first, then their listings via ``site_id = ANY(...)``); a materialised CTE of id,
-price, start and distance feeds a one-row aggregate, the best ``cap`` are picked by the cheap score and only
-those are joined back to their asset/site columns, certificates and recently booked hours. It runs under
-``plan_cache_mode = force_custom_plan`` (the driver's prepared statements otherwise get generic plans).
+(:func:`matching.prefilter.shape`) and executed with the request's values as bind parameters. A located request
+walks ``matchable_processes`` (the read model once per process code, migration 0026) nearest first, at most
+``nearest`` listings per serving process, with bitmap and sequential scans off for that statement
+(``listings.read_model_repository.WALK_OFF``); a request without a location scans the narrow read model
+``matchable_assets`` (published listings of verified organisations, kept by triggers, migration 0007) on its GIN
+process index (for region prefixes, the region's sites first, then their listings via ``site_id = ANY(...)``). A
+materialised CTE of id, price, start and distance feeds a one-row aggregate, the best ``cap`` are picked by the
+cheap score and only those are joined back to their asset/site columns, certificates and recently booked hours.
+It runs under ``plan_cache_mode = force_custom_plan`` (the driver's prepared statements otherwise get generic
+plans).
 
 The shell's ``organisations`` and ``bookings`` tables are referenced read-only through lightweight ``sa.table``
 clauses (the documented contract, see docs/architecture.md).
@@ -36,7 +39,14 @@ from sqlmodel import col
 
 from listings.calendar_repository import NOT_USED, booked_hours_in, bookings
 from listings.models import Asset, Certificate, Site
-from listings.read_model_repository import matchable, matchable_processes, nearest_first
+from listings.read_model_repository import (
+    WALK_OFF,
+    matchable,
+    matchable_processes,
+    nearest_first,
+    restore_settings,
+    walk_settings,
+)
 from matching.feasibility import EARTH_RADIUS_KM
 from matching.prefilter import (
     NEAREST,
@@ -356,15 +366,22 @@ def _selected(rows: Sequence[Any], total: int, with_hours: bool) -> Selected:
     return Selected(assets, total, certs, hours if with_hours else None)
 
 
-async def _custom_plan(session: AsyncSession, stmt: Any, params: Mapping[str, Any] | None = None) -> list[Any]:
-    """Run ``stmt`` with a plan made for its actual parameters.
+async def _custom_plan(
+    session: AsyncSession, stmt: Any, params: Mapping[str, Any] | None = None, *, walk: bool = False
+) -> list[Any]:
+    """Run ``stmt`` with a plan made for its actual parameters (``walk``: and as the nearest-first walk).
 
     The driver prepares statements and PostgreSQL switches a prepared statement to a generic plan after five
     executions; for the candidate query (earth box, process codes, budget ...) a generic plan can be an order
     of magnitude slower than the custom one. The setting is transaction-local (it also applies to the rest of
-    the caller's transaction, where it only costs planning time)."""
-    await session.execute(sa.select(sa.func.set_config("plan_cache_mode", "force_custom_plan", True)))
-    return list((await session.execute(stmt, dict(params) if params else None)).all())
+    the caller's transaction, where it only costs planning time). The walk's settings are set in the same
+    round trip and given back after the statement (after success only: a failure aborts the transaction)."""
+    setup = [sa.func.set_config("plan_cache_mode", "force_custom_plan", True), *(walk_settings() if walk else [])]
+    previous = (await session.execute(sa.select(*setup))).one()[1 : 1 + len(WALK_OFF)]
+    rows = list((await session.execute(stmt, dict(params) if params else None)).all())
+    if walk:
+        await restore_settings(session, [str(v) for v in previous])
+    return rows
 
 
 async def select_rows(
@@ -392,7 +409,9 @@ async def select_rows(
         if len(_STATEMENTS) >= 256:
             _STATEMENTS.clear()
         _STATEMENTS[key] = stmt
-    rows = await _custom_plan(session, stmt, request_values(request, serving_codes, now=now, cap=cap, nearest=nearest))
+    values = request_values(request, serving_codes, now=now, cap=cap, nearest=nearest)
+    located = request.lat is not None and request.lon is not None
+    rows = await _custom_plan(session, stmt, values, walk=located and cap is not None)  # the walk: capped only
     if cap is None:
         return _selected(rows, len(rows), now is not None)
     total, walked = int(rows[0][-2]), int(rows[0][-1])  # always one row at least (see _selected)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import uuid
 from typing import Any
 
@@ -25,6 +26,27 @@ VALID_USCC = [
     "91440300708461136T",
     "914403001922038216",
 ]
+
+
+def csrf_token(html: str) -> str:
+    """The CSRF token of a web page's first form."""
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "no CSRF token in the page"
+    return match.group(1)
+
+
+async def web_sign_in(client: AsyncClient, email: str, *, locale: str = "en") -> str:
+    """Sign in on the web as ``email`` (signing out whoever was signed in) and choose ``locale``; returns a CSRF
+    token for the next form."""
+    client.cookies.clear()
+    client.headers["Accept-Language"] = "zh-CN,zh;q=0.9" if locale == "zh-CN" else "en"
+    token = csrf_token((await client.get("/login")).text)
+    resp = await client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": token})
+    assert resp.status_code == 303, resp.text
+    token = csrf_token((await client.get("/dashboard")).text)
+    chosen = await client.post("/lang", data={"csrf_token": token, "locale": locale, "next": "/dashboard"})
+    assert chosen.status_code == 303
+    return csrf_token((await client.get("/dashboard")).text)
 
 
 def unique_email(prefix: str = "user") -> str:

@@ -135,7 +135,7 @@ def reference(market: Market) -> dict[tuple[str, str], dict[str, Any]]:
     m0, m1 = utc_midnight(market.month), utc_midnight(next_month(market.month))
     out: dict[tuple[str, str], dict[str, Any]] = defaultdict(
         lambda: {"listed_hours": 0.0, "booked_hours": 0.0, "bookings": 0, "requests": 0, "requests_booked": 0,
-                 "gmv": 0, "suppliers": set(), "buyers": set(), "active_s": set(), "active_b": set()}
+                 "gmv": 0, "suppliers": set(), "buyers": set(), "active_s": set(), "active_b": set(), "minutes": []}
     )  # fmt: skip
     for mach in market.machines:
         if mach["status"] == "published" and mach["published"] < m1:
@@ -164,6 +164,26 @@ def reference(market: Market) -> dict[tuple[str, str], dict[str, Any]]:
             cell["requests"] += 1
             cell["requests_booked"] += r["status"] == "booked"
             cell["buyers"].add(r["buyer"])
+            if r["first"] is not None:  # minutes from the request to its first booking
+                cell["minutes"].append((r["first"] - r["created"]).total_seconds() / 60)
+    return dict(out)
+
+
+def reference_flows(market: Market) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """The month's flows (buyer region, supplier region, process family) computed directly from the raw rows."""
+    m0, m1 = utc_midnight(market.month), utc_midnight(next_month(market.month))
+    out: dict[tuple[str, str, str], dict[str, Any]] = defaultdict(
+        lambda: {"bookings": 0, "booked_hours": 0.0, "suppliers": set(), "buyers": set()}
+    )
+    for b in market.bookings:
+        if b["status"] not in COUNTED or not (b["start"] < m1 and b["end"] > m0):
+            continue
+        mach = b["machine"]
+        flow = out[("CN", mach["region"], mach["family"])]  # buyers without sites or USCC: their country
+        flow["bookings"] += b["start"] >= m0
+        flow["booked_hours"] += (min(b["end"], m1) - max(b["start"], m0)).total_seconds() / 3600
+        flow["suppliers"].add(mach["org"])
+        flow["buyers"].add(b["buyer"])
     return dict(out)
 
 

@@ -6,6 +6,7 @@ import random
 from datetime import date
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -13,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from marketplace.analytics import service
 from marketplace.analytics.repository import AnalyticsRepository
-from tests.analytics.market import build, reference
+from tests.analytics.market import build, reference, reference_flows
 
 MONTH = date(2027, 3, 1)  # contains the Europe/Berlin spring-forward day
 
@@ -52,11 +53,23 @@ async def test_rollup_equals_direct_computation(engine: AsyncEngine, seed: int) 
                 assert got["bookings"] == exp["bookings"]
                 assert got["requests"] == exp["requests"]
                 assert got["requests_booked"] == exp["requests_booked"]
-                assert set(got["supplier_org_ids"]) == exp["suppliers"]
-                assert set(got["buyer_org_ids"]) == exp["buyers"]
-                assert set(got["active_supplier_org_ids"]) == exp["active_s"]
-                assert set(got["active_buyer_org_ids"]) == exp["active_b"]
+                assert got["supplier_org_ids"] == sorted(exp["suppliers"])  # each organisation once, in order
+                assert got["buyer_org_ids"] == sorted(exp["buyers"])
+                assert got["active_supplier_org_ids"] == sorted(exp["active_s"])
+                assert got["active_buyer_org_ids"] == sorted(exp["active_b"])
+                assert got["match_minutes"] == pytest.approx(sorted(exp["minutes"]))
                 assert gmv.get(key, 0) == exp["gmv"]
+            flows = {
+                (r["buyer_region"], r["supplier_region"], r["process_family"]): r
+                for r in await _stored(session, "observatory_flows")
+            }
+            expected_flows = reference_flows(market)
+            assert set(flows) == set(expected_flows)
+            for key, exp in expected_flows.items():
+                got = flows[key]
+                assert (got["bookings"], got["booked_hours"]) == (exp["bookings"], pytest.approx(exp["booked_hours"]))
+                assert got["supplier_org_ids"] == sorted(exp["suppliers"])  # each organisation once, in order
+                assert got["buyer_org_ids"] == sorted(exp["buyers"])
             # GMV equals the ledger's buyer payments for the month and currency.
             ledger = await AnalyticsRepository(session).ledger_buyer_payments(
                 service.utc_midnight(MONTH), service.utc_midnight(service.next_month(MONTH))

@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from listings.read_model_repository import matchable
 from listings.taxonomy import get_taxonomy
 from marketplace.requests import service
 from matching import adapter
@@ -133,10 +134,8 @@ async def test_matches_say_when_only_the_nearest_were_ranked(db: AsyncSession) -
     assert out.nearest == 2 and 1 <= out.prefiltered <= 2 * len(codes) < full.prefiltered
 
 
-_COLUMNS = (
-    "asset_id, org_id, site_id, kind, currency, process_codes, materials, envelope_max_mm, envelope_mid_mm,"
-    " envelope_min_mm, tolerance_mm, hourly_rate, setup_fee, price_per_sample, next_free_at, latitude, longitude"
-)
+# Every column of the read model, as the code knows them: a column added there is checked here too.
+_COLUMNS = ", ".join(c.name for c in matchable.columns)
 _EXPLODED = f"SELECT code, {_COLUMNS} FROM matchable_assets, unnest(process_codes) AS code"
 _STORED = f"SELECT process_code, {_COLUMNS} FROM matchable_processes"
 # Rows of matchable_processes that differ from the read model once per process code (expect 0).

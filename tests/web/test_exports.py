@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -15,23 +14,7 @@ from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace.core.csv_export import csv_response, safe_cell
-from tests.factories import PASSWORD, invoiced_market
-
-
-def _csrf(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no CSRF token in the page"
-    return match.group(1)
-
-
-async def _sign_in(client: AsyncClient, email: str, *, locale: str = "en") -> None:
-    client.cookies.clear()
-    token = _csrf((await client.get("/login")).text)
-    resp = await client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": token})
-    assert resp.status_code == 303, resp.text
-    token = _csrf((await client.get("/dashboard")).text)
-    chosen = await client.post("/lang", data={"csrf_token": token, "locale": locale, "next": "/dashboard"})
-    assert chosen.status_code == 303
+from tests.factories import invoiced_market, web_sign_in
 
 
 def _table(body: bytes) -> list[list[str]]:
@@ -70,7 +53,7 @@ async def test_invoice_csv_equals_the_database_on_both_sides(client: AsyncClient
     expected = {r.number: r for r in rows}
     assert len(expected) == 3
 
-    await _sign_in(client, m["buyer_reg"]["email"])
+    await web_sign_in(client, m["buyer_reg"]["email"])
     resp = await client.get(f"/buyer/{m['buyer_org']}/invoices.csv")
     assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/csv")
     assert "attachment" in resp.headers["content-disposition"]
@@ -88,7 +71,7 @@ async def test_invoice_csv_equals_the_database_on_both_sides(client: AsyncClient
         assert line[col["Status"]] == "unpaid" and line[col["Payment state"]] == "awaiting payment"
         assert datetime.fromisoformat(line[col["Issued"]]).tzinfo is not None  # ISO with its zone
 
-    await _sign_in(client, m["supplier_reg"]["email"], locale="zh-CN")
+    await web_sign_in(client, m["supplier_reg"]["email"], locale="zh-CN")
     factory = await client.get(f"/factory/{m['supplier_org']}/invoices.csv")
     header, *lines = _table(factory.content)
     assert header[0] == "发票号码" and "币种" in header
@@ -100,7 +83,7 @@ async def test_booking_csv_equals_the_database_and_neutralises_formula_cells(
     client: AsyncClient, db: AsyncSession
 ) -> None:
     m = await invoiced_market(client, db, bookings=2, title='=HYPERLINK("http://evil.example","Click")')
-    await _sign_in(client, m["buyer_reg"]["email"])
+    await web_sign_in(client, m["buyer_reg"]["email"])
     resp = await client.get(f"/buyer/{m['buyer_org']}/bookings.csv")
     assert resp.status_code == 200
     header, *lines = _table(resp.content)
@@ -116,7 +99,7 @@ async def test_booking_csv_equals_the_database_and_neutralises_formula_cells(
         assert datetime.fromisoformat(line[col["Start"]]) == datetime.fromisoformat(booking["start"])
         assert line[col["Factory"]]  # the other party by name
 
-    await _sign_in(client, m["supplier_reg"]["email"])
+    await web_sign_in(client, m["supplier_reg"]["email"])
     factory = await client.get(f"/factory/{m['supplier_org']}/bookings.csv")
     header, *lines = _table(factory.content)
     assert "Buyer" in header and len(lines) == 2
@@ -125,13 +108,13 @@ async def test_booking_csv_equals_the_database_and_neutralises_formula_cells(
 
 async def test_the_pages_link_to_their_exports(client: AsyncClient, db: AsyncSession) -> None:
     m = await invoiced_market(client, db)
-    await _sign_in(client, m["buyer_reg"]["email"])
+    await web_sign_in(client, m["buyer_reg"]["email"])
     home = await client.get(f"/buyer/{m['buyer_org']}")
     assert f'href="/buyer/{m["buyer_org"]}/bookings.csv"' in home.text
     assert f'href="/buyer/{m["buyer_org"]}/invoices"' in home.text
     invoices = await client.get(f"/buyer/{m['buyer_org']}/invoices")
     assert f'href="/buyer/{m["buyer_org"]}/invoices.csv"' in invoices.text
-    await _sign_in(client, m["supplier_reg"]["email"])
+    await web_sign_in(client, m["supplier_reg"]["email"])
     bookings = await client.get(f"/factory/{m['supplier_org']}/bookings")
     assert f'href="/factory/{m["supplier_org"]}/bookings.csv"' in bookings.text
     earnings = await client.get(f"/factory/{m['supplier_org']}/earnings.csv")

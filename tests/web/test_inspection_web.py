@@ -14,35 +14,16 @@ import sqlalchemy as sa
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.factories import PASSWORD, create_admin, signed_up
+from tests.factories import create_admin, signed_up, web_sign_in
 from tests.inspection.test_plans_helpers import act, inspection_market
 
 pytestmark = pytest.mark.asyncio
-
-
-def _csrf(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no CSRF token in the page"
-    return match.group(1)
 
 
 async def _email(client: AsyncClient, headers: dict[str, str]) -> str:
     me = await client.get("/api/v1/me", headers=headers)
     assert me.status_code == 200, me.text
     return str(me.json()["user"]["email"])
-
-
-async def _sign_in(client: AsyncClient, email: str, *, locale: str = "en") -> str:
-    """Sign in on the web as ``email`` in ``locale``; returns a CSRF token."""
-    client.cookies.clear()
-    client.headers["Accept-Language"] = "zh-CN,zh;q=0.9" if locale == "zh-CN" else "en"
-    token = _csrf((await client.get("/login")).text)
-    resp = await client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": token})
-    assert resp.status_code == 303, resp.text
-    token = _csrf((await client.get("/dashboard")).text)
-    chosen = await client.post("/lang", data={"csrf_token": token, "locale": locale, "next": "/dashboard"})
-    assert chosen.status_code == 303
-    return _csrf((await client.get("/dashboard")).text)
 
 
 async def _count(db: AsyncSession, table: str) -> int:
@@ -89,7 +70,7 @@ _MESSAGES = {
 async def _refused_in(client: AsyncClient, db: AsyncSession, m: dict[str, Any], locale: str) -> str:
     """The buyer's order form refuses bad input (422) beside each field in ``locale``; nothing is saved."""
     required, lower, heading = _MESSAGES[locale]
-    token = await _sign_in(client, m["buyer_email"], locale=locale)
+    token = await web_sign_in(client, m["buyer_email"], locale=locale)
     booking = await client.get(m["booking_page"])
     assert booking.status_code == 200
     assert 'id="order-inspection-link"' in booking.text
@@ -125,7 +106,7 @@ async def test_strangers_cannot_order_or_see_the_inspection_pages(client: AsyncC
     m = await _market(client, db)
     await _refused_in(client, db, m, "en")
     stranger, _headers = await signed_up(client, roles=("buyer", "supplier"))
-    token = await _sign_in(client, stranger["email"])
+    token = await web_sign_in(client, stranger["email"])
     assert (await client.get(m["order_url"])).status_code == 404
     assert (await client.post(m["order_url"], data=_order_form(m, token))).status_code == 404
     factory_page = f"/factory/{m['supplier_org']}/bookings/{m['production']['id']}/inspection"
@@ -144,7 +125,7 @@ async def test_strangers_cannot_order_or_see_the_inspection_pages(client: AsyncC
     assert disputed.status_code == 200, disputed.text
     admin = await create_admin(db)
     await db.commit()
-    token = await _sign_in(client, admin.email, locale="zh-CN")
+    token = await web_sign_in(client, admin.email, locale="zh-CN")
     assert f"{admin_page}/inspection" in (await client.get("/admin/disputes")).text
     evidence = await client.get(f"{admin_page}/inspection")
     assert evidence.status_code == 200 and "安排返工" in evidence.text
@@ -162,7 +143,7 @@ async def test_the_three_parties_carry_an_inspection_to_its_verdict(client: Asyn
     """The buyer in English, the factory and the lab in Chinese."""
     m = await _market(client, db)
     locale = "en"
-    token = await _sign_in(client, m["buyer_email"], locale=locale)
+    token = await web_sign_in(client, m["buyer_email"], locale=locale)
     ordered = await client.post(m["order_url"], data=_order_form(m, token))
     assert ordered.status_code == 303, ordered.text
     page = (await client.get(ordered.headers["location"])).text
@@ -174,7 +155,7 @@ async def test_the_three_parties_carry_an_inspection_to_its_verdict(client: Asyn
 
     # The factory records the shipment; an empty tracking reference is refused beside its field.
     locale = "zh-CN"
-    token = await _sign_in(client, m["supplier_email"], locale=locale)
+    token = await web_sign_in(client, m["supplier_email"], locale=locale)
     factory_page = f"/factory/{m['supplier_org']}/bookings/{m['production']['id']}/inspection"
     listing = await client.get(f"/factory/{m['supplier_org']}/bookings")
     assert factory_page in listing.text
@@ -191,7 +172,7 @@ async def test_the_three_parties_carry_an_inspection_to_its_verdict(client: Asyn
     assert (await client.post(receipt, data={"csrf_token": token})).status_code == 404
 
     # The lab records receipt and submits the measurements (the grid; then pasted CSV).
-    token = await _sign_in(client, m["lab_email"], locale=locale)
+    token = await web_sign_in(client, m["lab_email"], locale=locale)
     lab_page = f"/factory/{m['lab_org']}/bookings/{lab_booking}/inspection"
     assert (await client.post(f"/factory/{m['lab_org']}/inspections/{inspection_id}/receipt",
                               data={"csrf_token": token})).status_code == 303  # fmt: skip
@@ -218,7 +199,7 @@ async def test_the_three_parties_carry_an_inspection_to_its_verdict(client: Asyn
 
     # The buyer sees the verdict; the production booking settled on the accepted lot.
     locale = "en"
-    await _sign_in(client, m["buyer_email"], locale=locale)
+    await web_sign_in(client, m["buyer_email"], locale=locale)
     page = (await client.get(m["booking_page"])).text
     assert 'data-verdict="accepted"' in page
     assert ("lot accepted" if locale == "en" else "批次合格") in page
@@ -242,7 +223,7 @@ async def test_the_factory_supplies_an_ordered_document_and_the_buyer_extends_an
     await db.commit()
 
     # The factory uploads the ordered first-article report: a text file is refused beside the field (in Chinese).
-    token = await _sign_in(client, m["supplier_email"], locale="zh-CN")
+    token = await web_sign_in(client, m["supplier_email"], locale="zh-CN")
     page = f"/factory/{m['supplier_org']}/bookings/{booking_id}/inspection"
     assert 'data-kind="fai"' in (await client.get(page)).text
     upload = f"{page}/quality/fai"
@@ -266,7 +247,7 @@ async def test_the_factory_supplies_an_ordered_document_and_the_buyer_extends_an
     assert document_id is not None and rows["coc"] is not None
 
     # The buyer downloads it, orders an inspection, and extends it once it is overdue.
-    token = await _sign_in(client, m["buyer_email"])
+    token = await web_sign_in(client, m["buyer_email"])
     booking = (await client.get(m["booking_page"])).text
     assert f"/files/{document_id}" in booking and "First-article inspection report" in booking
     assert (await client.get(f"/files/{document_id}")).status_code == 200

@@ -21,24 +21,7 @@ from marketplace.web import i18n
 from marketplace.web.invoice_lines import line_text
 from marketplace.web.invoices_state import INVOICE_STATUS, PAYMENT_STATE, labeller
 from payments.invoices import line_items
-from tests.factories import PASSWORD, invoiced_market
-
-
-def _csrf(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no CSRF token in the page"
-    return match.group(1)
-
-
-async def _sign_in(client: AsyncClient, email: str, *, locale: str) -> None:
-    client.cookies.clear()
-    client.headers["Accept-Language"] = "zh-CN,zh;q=0.9" if locale == "zh-CN" else "en"
-    token = _csrf((await client.get("/login")).text)
-    resp = await client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": token})
-    assert resp.status_code == 303, resp.text
-    token = _csrf((await client.get("/dashboard")).text)
-    chosen = await client.post("/lang", data={"csrf_token": token, "locale": locale, "next": "/dashboard"})
-    assert chosen.status_code == 303
+from tests.factories import invoiced_market, web_sign_in
 
 
 def _lines_table(page: str) -> str:
@@ -63,7 +46,7 @@ async def test_the_invoice_lines_read_in_the_page_language_on_the_page_print_and
     assert inv.line_items[0]["description"].startswith("Line test mill: machine time")  # the API's English text
     base = f"/buyer/{m['buyer_org']}/invoices"
 
-    await _sign_in(client, m["buyer_reg"]["email"], locale="zh-CN")
+    await web_sign_in(client, m["buyer_reg"]["email"], locale="zh-CN")
     for url in (f"{base}/{inv.id}", f"{base}/{inv.id}/print"):
         page = await client.get(url)
         assert page.status_code == 200, url
@@ -74,7 +57,7 @@ async def test_the_invoice_lines_read_in_the_page_language_on_the_page_print_and
     column = table[0].index("费用明细")
     assert "Line test mill：设备机时" in table[1][column] and "准备费" in table[1][column]
 
-    await _sign_in(client, m["supplier_reg"]["email"], locale="en")
+    await web_sign_in(client, m["supplier_reg"]["email"], locale="en")
     factory_base = f"/factory/{m['supplier_org']}/invoices"
     for url in (f"{factory_base}/{inv.id}", f"{factory_base}/{inv.id}/print"):
         lines = _lines_table((await client.get(url)).text)
@@ -95,7 +78,7 @@ async def test_lines_without_a_kind_show_their_stored_text(client: AsyncClient, 
         {"items": json.dumps(old), "id": inv.id},
     )
     await db.commit()
-    await _sign_in(client, m["buyer_reg"]["email"], locale="zh-CN")
+    await web_sign_in(client, m["buyer_reg"]["email"], locale="zh-CN")
     lines = _lines_table((await client.get(f"/buyer/{m['buyer_org']}/invoices/{inv.id}")).text)
     assert "Legacy machine line" in lines  # an old invoice keeps its own words
     assert "准备费" in lines  # the plain "Setup fee" of old invoices is still recognised

@@ -14,26 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace.core.settings import Settings
 from marketplace.web import invoices as invoice_pages
-from tests.factories import PASSWORD, invoiced_market, signed_up
-
-
-def _csrf(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no CSRF token in the page"
-    return match.group(1)
-
-
-async def _sign_in(client: AsyncClient, email: str, *, locale: str = "en") -> str:
-    """Sign in on the web as ``email`` (signing out whoever was signed in); returns a CSRF token."""
-    client.cookies.clear()
-    client.headers["Accept-Language"] = "zh-CN,zh;q=0.9" if locale == "zh-CN" else "en"
-    token = _csrf((await client.get("/login")).text)
-    resp = await client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": token})
-    assert resp.status_code == 303, resp.text
-    token = _csrf((await client.get("/dashboard")).text)
-    chosen = await client.post("/lang", data={"csrf_token": token, "locale": locale, "next": "/dashboard"})
-    assert chosen.status_code == 303
-    return _csrf((await client.get("/dashboard")).text)
+from tests.factories import invoiced_market, signed_up, web_sign_in
 
 
 async def _invoice_rows(db: AsyncSession, booking_ids: list[str]) -> dict[str, Any]:
@@ -61,7 +42,7 @@ async def test_buyer_and_factory_see_exactly_their_invoices(client: AsyncClient,
     mine = [invoices[b["id"]] for b in m["bookings"]]
     theirs = invoices[foreign.json()["id"]]
 
-    await _sign_in(client, m["buyer_reg"]["email"])
+    await web_sign_in(client, m["buyer_reg"]["email"])
     page = await client.get(f"/buyer/{m['buyer_org']}/invoices")
     assert page.status_code == 200
     for inv in mine:
@@ -72,7 +53,7 @@ async def test_buyer_and_factory_see_exactly_their_invoices(client: AsyncClient,
     assert theirs.number not in page.text
     assert page.text.count('<tr id="invoice-') == 2
 
-    await _sign_in(client, m["supplier_reg"]["email"], locale="zh-CN")
+    await web_sign_in(client, m["supplier_reg"]["email"], locale="zh-CN")
     factory = await client.get(f"/factory/{m['supplier_org']}/invoices")
     assert factory.status_code == 200
     assert all(inv.number in factory.text for inv in [*mine, theirs])
@@ -91,7 +72,7 @@ async def test_the_invoice_list_pages_with_a_cursor(
 ) -> None:
     m = await invoiced_market(client, db, bookings=3)
     monkeypatch.setattr(invoice_pages, "PAGE_SIZE", 2)
-    await _sign_in(client, m["buyer_reg"]["email"])
+    await web_sign_in(client, m["buyer_reg"]["email"])
     first = await client.get(f"/buyer/{m['buyer_org']}/invoices")
     link = re.search(r'href="([^"]+)" rel="next"', first.text)
     assert first.text.count('<tr id="invoice-') == 2 and link
@@ -121,7 +102,7 @@ async def test_outsiders_get_404_on_every_invoice_page_and_export(client: AsyncC
         f"/factory/{supplier}/invoices.csv",
         f"/factory/{supplier}/bookings.csv",
     ]
-    await _sign_in(client, stranger["email"])
+    await web_sign_in(client, stranger["email"])
     for url in urls:
         resp = await client.get(url)
         assert resp.status_code == 404, url
@@ -131,7 +112,7 @@ async def test_outsiders_get_404_on_every_invoice_page_and_export(client: AsyncC
     for url in (f"/buyer/{own}/invoices/{inv.id}", f"/factory/{own}/invoices/{inv.id}/print"):
         assert (await client.get(url)).status_code == 404, url
     # The buyer cannot open the factory's side, even of its own invoice.
-    await _sign_in(client, m["buyer_reg"]["email"])
+    await web_sign_in(client, m["buyer_reg"]["email"])
     assert (await client.get(f"/factory/{supplier}/invoices/{inv.id}")).status_code == 404
     assert (await client.get(f"/buyer/{buyer}/invoices/{uuid.uuid4()}")).status_code == 404
 
@@ -142,7 +123,7 @@ async def test_the_invoice_shows_the_payee_bank_details_and_prints_without_navig
     m = await invoiced_market(client, db)
     inv = (await _invoice_rows(db, [m["bookings"][0]["id"]]))[m["bookings"][0]["id"]]
     settings = Settings()
-    await _sign_in(client, m["buyer_reg"]["email"], locale="zh-CN")
+    await web_sign_in(client, m["buyer_reg"]["email"], locale="zh-CN")
     page = await client.get(f"/buyer/{m['buyer_org']}/invoices/{inv.id}")
     assert page.status_code == 200
     payee = re.search(r'<section class="invoice-payee".*?</section>', page.text, re.S)
@@ -163,7 +144,7 @@ async def test_the_invoice_shows_the_payee_bank_details_and_prints_without_navig
     css = await client.get("/static/invoice-print.css")
     assert css.status_code == 200 and "@media print" in css.text
 
-    await _sign_in(client, m["supplier_reg"]["email"])
+    await web_sign_in(client, m["supplier_reg"]["email"])
     factory = await client.get(f"/factory/{m['supplier_org']}/invoices/{inv.id}")
     assert factory.status_code == 200 and inv.number in factory.text
     assert settings.payee_name in factory.text and settings.payee_bank in factory.text  # English page
@@ -176,7 +157,7 @@ async def test_the_booking_page_keeps_the_invoice_link_and_payment_state_after_t
     m = await invoiced_market(client, db)
     booking = m["bookings"][0]
     inv = (await _invoice_rows(db, [booking["id"]]))[booking["id"]]
-    token = await _sign_in(client, m["buyer_reg"]["email"])
+    token = await web_sign_in(client, m["buyer_reg"]["email"])
     url = f"/buyer/{m['buyer_org']}/bookings/{booking['id']}"
     held = await client.get(url)
     assert f"/buyer/{m['buyer_org']}/invoices/{inv.id}" in held.text
@@ -189,7 +170,7 @@ async def test_the_booking_page_keeps_the_invoice_link_and_payment_state_after_t
     assert state and state.group(1) == "awaiting_payment"
     assert "awaiting payment" in page.text and "Still to pay" in page.text
 
-    await _sign_in(client, m["supplier_reg"]["email"])
+    await web_sign_in(client, m["supplier_reg"]["email"])
     bookings = await client.get(f"/factory/{m['supplier_org']}/bookings")
     row = re.search(rf'<tr id="booking-{booking["id"]}".*?</tr>', bookings.text, re.S)
     assert row and f"/factory/{m['supplier_org']}/invoices/{inv.id}" in row.group(0)
@@ -200,7 +181,7 @@ async def test_an_unpaid_booking_says_cancelling_is_free_not_a_zero_refund(
     client: AsyncClient, db: AsyncSession
 ) -> None:
     m = await invoiced_market(client, db)
-    await _sign_in(client, m["buyer_reg"]["email"])
+    await web_sign_in(client, m["buyer_reg"]["email"])
     page = await client.get(f"/buyer/{m['buyer_org']}/bookings/{m['bookings'][0]['id']}")
     terms = re.search(r'<p id="cancel-terms">(.*?)</p>', page.text, re.S)
     assert terms and "Nothing has been paid yet; cancelling is free." in terms.group(1)
@@ -239,7 +220,7 @@ async def test_the_request_page_links_to_the_booking_made_for_it(client: AsyncCl
         },
     )
     assert booked.status_code == 201, booked.text
-    await _sign_in(client, m["buyer_reg"]["email"])
+    await web_sign_in(client, m["buyer_reg"]["email"])
     page = await client.get(f"/buyer/{m['buyer_org']}/requests/{req.json()['id']}")
     assert page.status_code == 200
     assert f'href="/buyer/{m["buyer_org"]}/bookings/{booked.json()["id"]}" class="request-booking-link"' in page.text
@@ -261,7 +242,7 @@ async def test_a_review_is_confirmed_and_the_empty_actions_card_disappears(
         body = {"reason": "finished ahead of the slot (test)"} if action == "complete" else None
         r = await client.post(f"/api/v1/bookings/{booking['id']}/{action}", headers=m[who], json=body)
         assert r.status_code == 200, (action, r.text)
-    token = await _sign_in(client, m["buyer_reg"]["email"])
+    token = await web_sign_in(client, m["buyer_reg"]["email"])
     url = f"/buyer/{m['buyer_org']}/bookings/{booking['id']}"
     before = await client.get(url)
     assert 'data-status="settled"' in before.text and 'class="card actions-card"' in before.text

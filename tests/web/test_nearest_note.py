@@ -3,7 +3,6 @@ nearest ones were ranked (matching.prefilter.NEAREST)."""
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
@@ -11,7 +10,7 @@ from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from matching.prefilter import NEAREST
-from tests.factories import PASSWORD, invoiced_market
+from tests.factories import invoiced_market, web_sign_in
 
 # Copies of one listing under new ids, each on a site of its own a little further east (the read model's triggers
 # add them as the API would).
@@ -29,21 +28,8 @@ FROM assets a, generate_series(1, :n) AS n WHERE a.id = :asset
 """
 
 
-def _csrf(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no CSRF token in the page"
-    return match.group(1)
-
-
 async def _page(client: AsyncClient, email: str, url: str, locale: str) -> str:
-    client.cookies.clear()
-    client.headers["Accept-Language"] = "zh-CN,zh;q=0.9" if locale == "zh-CN" else "en"
-    token = _csrf((await client.get("/login")).text)
-    signed_in = await client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": token})
-    assert signed_in.status_code == 303
-    token = _csrf((await client.get("/dashboard")).text)
-    chosen = await client.post("/lang", data={"csrf_token": token, "locale": locale, "next": "/dashboard"})
-    assert chosen.status_code == 303
+    await web_sign_in(client, email, locale=locale)
     page = await client.get(url)
     assert page.status_code == 200, page.text
     return page.text

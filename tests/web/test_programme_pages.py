@@ -15,30 +15,12 @@ from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from listings.taxonomy import get_taxonomy
-from tests.factories import PASSWORD, signed_up, unique_email
+from tests.factories import PASSWORD, csrf_token, signed_up, unique_email, web_sign_in
 from tests.vouchers.conftest import CHINA, SUZHOU_REGION, buyer_in, programme, programme_org, uscc_for
 from tests.vouchers.test_claims import claim_market, redeem
 
 pytestmark = pytest.mark.asyncio
 TESTING_ZH = get_taxonomy().name("testing", "zh-CN")
-
-
-def _csrf(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no CSRF token in the page"
-    return match.group(1)
-
-
-async def _sign_in(client: AsyncClient, email: str, *, locale: str = "en") -> str:
-    """Sign in on the web as ``email`` in ``locale``; returns a CSRF token."""
-    client.cookies.clear()
-    client.headers["Accept-Language"] = "zh-CN,zh;q=0.9" if locale == "zh-CN" else "en"
-    token = _csrf((await client.get("/login")).text)
-    resp = await client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": token})
-    assert resp.status_code == 303, resp.text
-    token = _csrf((await client.get("/dashboard")).text)
-    await client.post("/lang", data={"csrf_token": token, "locale": locale, "next": "/dashboard"})
-    return _csrf((await client.get("/dashboard")).text)
 
 
 def _programme_form(token: str, **fields: Any) -> dict[str, Any]:
@@ -63,7 +45,7 @@ def _programme_form(token: str, **fields: Any) -> dict[str, Any]:
 
 async def test_a_programme_organisation_registers_alone_and_the_mix_is_refused_in_words(client: AsyncClient) -> None:
     client.headers["Accept-Language"] = "en"
-    token = _csrf((await client.get("/register")).text)
+    token = csrf_token((await client.get("/register")).text)
     form = {
         "csrf_token": token,
         "full_name": "Bureau",
@@ -95,7 +77,7 @@ async def test_the_operator_creates_a_programme_with_the_form_and_mistakes_come_
 ) -> None:
     reg, _headers = await programme_org(client, db)
     org = reg["org"]["id"]
-    token = await _sign_in(client, reg["email"], locale="zh-CN")
+    token = await web_sign_in(client, reg["email"], locale="zh-CN")
     page = await client.get(f"/programme/{org}")
     assert page.status_code == 200 and TESTING_ZH in page.text  # the families are named in Chinese
     wrong = await client.post(
@@ -150,7 +132,7 @@ async def test_the_operator_grants_by_uscc_and_decides_an_application_and_strang
     )
     assert applied.status_code == 201, applied.text
     outsider_reg, _ = await buyer_in(client, "440300")
-    token = await _sign_in(client, reg["email"])
+    token = await web_sign_in(client, reg["email"])
     outside = await client.post(f"{page}/vouchers", data={"csrf_token": token, "buyer": outsider_reg["org"]["uscc"]})
     assert outside.status_code == 422 and 'id="f-buyer-error"' in outside.text and "440300" in outside.text
     unknown = await client.post(f"{page}/vouchers", data={"csrf_token": token, "buyer": uscc_for("320500")})
@@ -168,7 +150,7 @@ async def test_the_operator_grants_by_uscc_and_decides_an_application_and_strang
     assert status == "granted"
     # A stranger (another programme's operator) sees neither the organisation nor its programme.
     other, _ = await programme_org(client, db)
-    await _sign_in(client, other["email"])
+    await web_sign_in(client, other["email"])
     assert (await client.get(f"/programme/{org}")).status_code == 404
     assert (await client.get(page)).status_code == 404
     assert (await client.get(f"/programme/{other['org']['id']}/programmes/{prog['id']}")).status_code == 404
@@ -181,7 +163,7 @@ async def test_a_claim_is_built_decided_and_paid_on_the_web_with_its_csv(client:
         await redeem(db, m, booking, amount=12_345, settled_at=last_month)
     org, prog = m["programme_reg"]["org"]["id"], m["programme"].id
     page = f"/programme/{org}/programmes/{prog}"
-    token = await _sign_in(client, m["programme_reg"]["email"])
+    token = await web_sign_in(client, m["programme_reg"]["email"])
     future = await client.post(
         f"{page}/claims", data={"csrf_token": token, "month": datetime.now(CHINA).strftime("%Y-%m")}
     )
@@ -215,6 +197,6 @@ async def test_a_claim_is_built_decided_and_paid_on_the_web_with_its_csv(client:
     stats = (await client.get(page)).text
     assert re.search(r'id="stat-paid">[^<]*246\.90<', stats)
     stranger, _ = await signed_up(client, roles=("buyer",))
-    await _sign_in(client, stranger["email"])
+    await web_sign_in(client, stranger["email"])
     assert (await client.get(claim_url)).status_code == 404
     assert (await client.get(f"{claim_url}.csv")).status_code == 404
