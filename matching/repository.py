@@ -411,7 +411,7 @@ async def select_rows(
         _STATEMENTS[key] = stmt
     values = request_values(request, serving_codes, now=now, cap=cap, nearest=nearest)
     located = request.lat is not None and request.lon is not None
-    rows = await _custom_plan(session, stmt, values, walk=located and cap is not None)  # the walk: capped only
+    rows = await _custom_plan(session, stmt, values, walk=located and cap is not None)  # only a capped one walks
     if cap is None:
         return _selected(rows, len(rows), now is not None)
     total, walked = int(rows[0][-2]), int(rows[0][-1])  # always one row at least (see _selected)
