@@ -86,9 +86,10 @@ def nearest_first(
 
 
 # Scans the planner would otherwise pick instead of :func:`nearest_first`'s walk: every listing of a process from
-# the index's process column, then a sort by distance. It estimates a process's listings as the average over all
-# codes (the code comes from the request's list), at 100k listings 1,361 against 5,006 for 3-axis milling, and that
-# plan read all 5,006 and took 100-115 ms instead of about 20 (docs/performance.md, "Matching reads the nearest").
+# the index's process column, then a sort by distance. It estimates a code's listings as the average over all codes
+# (the code comes from the request's list): at 100k listings 1,361 rows against 5,006 on average for the four codes
+# that serve 3-axis milling, and that plan read them all and took 100-115 ms (docs/performance.md, "Matching reads
+# the nearest").
 WALK_OFF = ("enable_bitmapscan", "enable_seqscan")
 
 
