@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncSession
 
-_TEXT_ARRAY = pg.ARRAY(sa.Text)
+TEXT_ARRAY = pg.ARRAY(sa.Text)  # a text[] bind parameter (process codes, materials)
 
 _COLUMNS: tuple[tuple[str, Any], ...] = (
     ("asset_id", sa.Uuid),
@@ -19,8 +19,8 @@ _COLUMNS: tuple[tuple[str, Any], ...] = (
     ("site_id", sa.Uuid),
     ("kind", sa.Text),
     ("currency", sa.Text),
-    ("process_codes", _TEXT_ARRAY),
-    ("materials", _TEXT_ARRAY),
+    ("process_codes", TEXT_ARRAY),
+    ("materials", TEXT_ARRAY),
     ("envelope_max_mm", sa.Float),
     ("envelope_mid_mm", sa.Float),
     ("envelope_min_mm", sa.Float),
@@ -56,7 +56,7 @@ def nearest_first(
     listings that *pass* instead walked 37,673 listings for 2,000 at 1M listings when 5 % passed). The second value
     is a scalar subquery: the most listings one code's walk met (``nearest`` when a walk stopped before the end)."""
     mp = matchable_processes.c
-    serving = sa.func.unnest(sa.cast(p("codes"), _TEXT_ARRAY)).table_valued("code").render_derived(name="serving")
+    serving = sa.func.unnest(sa.cast(p("codes"), TEXT_ARRAY)).table_valued("code").render_derived(name="serving")
     here = sa.func.ll_to_earth(p("lat"), p("lon"))
     walk = (
         sa.select(*[mp[name] for name, _ in _COLUMNS])
@@ -143,7 +143,7 @@ def cheapest_first(codes: Sequence[str], kind: str | None) -> Any:
     listing of the process to its site and organisation before it sorts (tensile tests at 1M listings: 2,985
     rows, 28 ms, against 6 ms this way). The price is the read model's copy of the listing's own."""
     price = sa.func.coalesce(matchable.c.hourly_rate, matchable.c.price_per_sample)
-    conditions: list[Any] = [matchable.c.process_codes.op("&&")(sa.cast(list(codes), _TEXT_ARRAY))]
+    conditions: list[Any] = [matchable.c.process_codes.op("&&")(sa.cast(list(codes), TEXT_ARRAY))]
     if kind:
         conditions.append(matchable.c.kind == kind)
     return (

@@ -9,7 +9,6 @@ from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -21,13 +20,10 @@ from listings.models import (
     ListingFlag,
     Site,
 )
-from listings.read_model_repository import cheapest_first, few_listings_serve
+from listings.read_model_repository import TEXT_ARRAY, cheapest_first, few_listings_serve
 
 # The app shell's organisations table, referenced read-only (listings never imports the shell).
 organisations = sa.table("organisations", sa.column("id"), sa.column("verification_status"))
-
-
-_TEXT_ARRAY = pg.ARRAY(sa.Text)
 
 
 def _earth(lat: Any, lon: Any) -> Any:
@@ -285,11 +281,10 @@ class ListingsRepository:
         from_read_model: bool | None = None,
     ) -> list[Any]:
         """Up to ``limit`` rows (asset, site, distance_km, sort_value) of :meth:`search_statement` in sort order,
-        past every keyset cursor in ``after``. ``from_read_model`` (default: when the process is rare, see
-        ``few_listings_serve``) drives a price sort with process codes from the read model."""
+        past every keyset cursor in ``after``. ``from_read_model`` (default: :meth:`drives_from_read_model`) drives
+        a price sort with process codes from the read model."""
         if from_read_model is None:
-            codes = f.serving_codes
-            from_read_model = sort == "price" and codes is not None and await few_listings_serve(self.session, codes)
+            from_read_model = await self.drives_from_read_model(f, sort)
         stmt, sort_expr = self.search_statement(f, sort, from_read_model=from_read_model)
         stmt = stmt.add_columns(sort_expr.label("sort_value"))
         for key in after:
@@ -303,6 +298,12 @@ class ListingsRepository:
         # and a restore then would replace the statement's error with "transaction aborted".
         await self.session.execute(sa.select(sa.func.set_config("enable_bitmapscan", previous, True)))
         return rows
+
+    async def drives_from_read_model(self, f: SearchFilters, sort: str) -> bool:
+        """Whether a search is driven from the read model: a price sort of a rare process (``few_listings_serve``).
+        Decided once per search: every page batch of it then plans alike."""
+        codes = f.serving_codes
+        return sort == "price" and codes is not None and await few_listings_serve(self.session, codes)
 
     async def prefer_knn_scans(self) -> str:
         """Plan the distance sort's nearest-sites walk as a KNN scan of ``ix_sites_earth`` (bitmap scans off for
@@ -338,9 +339,9 @@ class ListingsRepository:
         if f.org_id:
             stmt = stmt.where(col(Asset.org_id) == f.org_id)
         if f.serving_codes is not None:
-            stmt = stmt.where(col(Asset.process_codes).op("&&")(sa.cast(f.serving_codes, _TEXT_ARRAY)))
+            stmt = stmt.where(col(Asset.process_codes).op("&&")(sa.cast(f.serving_codes, TEXT_ARRAY)))
         if f.material:
-            stmt = stmt.where(col(Asset.materials).op("@>")(sa.cast([f.material], _TEXT_ARRAY)))
+            stmt = stmt.where(col(Asset.materials).op("@>")(sa.cast([f.material], TEXT_ARRAY)))
         if f.envelope_sorted:
             a, b, c = f.envelope_sorted
             stmt = stmt.where(

@@ -116,8 +116,9 @@ async def search(
     batch = q.limit if q.free_minutes is None else max(q.limit * 4, 50)
     given = [q.after] if q.after is not None else []
     cursors = given  # the next batch starts past these (the caller's cursor, then the previous batch's last row)
+    from_read_model = await repo.drives_from_read_model(filters, q.sort)  # once, not once per batch
     while len(hits) < q.limit and scanned < config.search_scan_limit:
-        rows = await repo.search_page(filters, q.sort, after=cursors, limit=batch)
+        rows = await repo.search_page(filters, q.sort, after=cursors, limit=batch, from_read_model=from_read_model)
         if not rows:
             last_key = None
             break

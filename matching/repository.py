@@ -40,6 +40,7 @@ from sqlmodel import col
 from listings.calendar_repository import NOT_USED, booked_hours_in, bookings
 from listings.models import Asset, Certificate, Site
 from listings.read_model_repository import (
+    TEXT_ARRAY,
     WALK_OFF,
     matchable,
     matchable_processes,
@@ -60,7 +61,6 @@ from matching.prefilter import (
 from matching.types import CertificateInfo, MatchRequest
 
 DEFAULT_CAP = 200
-TEXT_ARRAY = pg.ARRAY(sa.Text)
 
 # The shell's tables, referenced read-only (matching never imports the shell).
 organisations = sa.table("organisations", sa.column("id"), sa.column("verification_status"))

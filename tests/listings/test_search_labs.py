@@ -16,13 +16,11 @@ from tests.factories import BERLIN, admin_headers, published_asset, signed_up
 from tests.statements import statements
 
 
-async def _labs(client: AsyncClient, db: AsyncSession, n: int, **overrides: Any) -> list[tuple[dict[str, Any], Any]]:
+async def _labs(client: AsyncClient, db: AsyncSession, n: int, **overrides: Any) -> None:
+    """Publish ``n`` lab services."""
     admin = await admin_headers(client, db)
-    out = []
     for _ in range(n):
-        lab, headers, _site = await published_asset(client, db, admin, kind="lab_service", **overrides)
-        out.append((lab, headers))
-    return out
+        await published_asset(client, db, admin, kind="lab_service", **overrides)
 
 
 async def _search(client: AsyncClient, limit: int) -> list[dict[str, Any]]:
