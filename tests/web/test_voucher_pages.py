@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tests.factories import web_sign_in
 from tests.vouchers.conftest import (
     SHANGHAI,
     book,
@@ -25,7 +26,6 @@ from tests.vouchers.conftest import (
     programme_org,
     voucher_market,
 )
-from tests.web.test_invoices_pages import _sign_in
 
 
 async def _invoice_id(db: AsyncSession, booking_id: str) -> str:
@@ -46,7 +46,7 @@ async def test_a_buyer_in_the_region_applies_and_an_auto_grant_programme_grants_
     prog = await programme(client, p_headers, p_reg["org"]["id"], auto_grant=True, rate_bp=3000)
     reg, _headers = await buyer_in(client)
     org = reg["org"]["id"]
-    token = await _sign_in(client, reg["email"])
+    token = await web_sign_in(client, reg["email"])
 
     home = await client.get(f"/buyer/{org}")
     assert f'href="/buyer/{org}/vouchers"' in home.text  # linked from the buyer's page
@@ -83,7 +83,7 @@ async def test_a_buyer_outside_the_region_is_told_why_beside_the_programme_with_
     prog = await programme(client, p_headers, p_reg["org"]["id"], auto_grant=True)
     reg, _headers = await buyer_in(client, "350200")  # Xiamen, outside Suzhou (3205)
     org = reg["org"]["id"]
-    token = await _sign_in(client, reg["email"])
+    token = await web_sign_in(client, reg["email"])
 
     refused = await client.post(
         f"/buyer/{org}/vouchers/{prog['id']}/apply", data={"csrf_token": token, "note": "Our bracket project"}
@@ -107,7 +107,7 @@ async def test_an_application_awaits_the_programme_and_cannot_be_sent_twice(
     prog = await programme(client, p_headers, p_reg["org"]["id"])  # the programme decides itself
     reg, _headers = await buyer_in(client)
     org = reg["org"]["id"]
-    token = await _sign_in(client, reg["email"])
+    token = await web_sign_in(client, reg["email"])
     applied = await client.post(f"/buyer/{org}/vouchers/{prog['id']}/apply", data={"csrf_token": token})
     assert applied.headers["location"] == f"/buyer/{org}/vouchers?notice=applied"
     page = await client.get(applied.headers["location"])
@@ -126,7 +126,7 @@ async def test_a_buyer_without_a_uscc_is_asked_to_add_it(client: AsyncClient, db
     p_reg, p_headers = await programme_org(client, db)
     prog = await programme(client, p_headers, p_reg["org"]["id"])
     reg, _headers = await buyer_in(client, None)
-    token = await _sign_in(client, reg["email"])
+    token = await web_sign_in(client, reg["email"])
     refused = await client.post(f"/buyer/{reg['org']['id']}/vouchers/{prog['id']}/apply", data={"csrf_token": token})
     assert refused.status_code == 422
     assert "has no Unified Social Credit Code" in refused.text
@@ -139,7 +139,7 @@ async def test_another_organisations_vouchers_page_and_form_are_not_found(
     prog = await programme(client, p_headers, p_reg["org"]["id"], auto_grant=True)
     victim, _h = await buyer_in(client)
     stranger, _h2 = await buyer_in(client)
-    token = await _sign_in(client, stranger["email"])
+    token = await web_sign_in(client, stranger["email"])
     assert (await client.get(f"/buyer/{victim['org']['id']}/vouchers")).status_code == 404
     forged = await client.post(f"/buyer/{victim['org']['id']}/vouchers/{prog['id']}/apply", data={"csrf_token": token})
     assert forged.status_code == 404
@@ -154,7 +154,7 @@ async def test_the_booking_form_offers_the_voucher_and_every_page_shows_the_spli
 ) -> None:
     m = await voucher_market(client, db)
     org, lab, voucher_id = m["buyer_org"], m["lab"], m["voucher"]["id"]
-    token = await _sign_in(client, m["buyer_reg"]["email"])
+    token = await web_sign_in(client, m["buyer_reg"]["email"])
 
     form = await client.get(f"/book/{lab['id']}")
     select = re.search(r'<select id="f-voucher_id" name="voucher_id".*?</select>', form.text, re.S)
@@ -195,7 +195,7 @@ async def test_the_booking_form_offers_the_voucher_and_every_page_shows_the_spli
         sa.text("SELECT u.email FROM users u JOIN memberships m ON m.user_id = u.id WHERE m.org_id = :o"),
         {"o": uuid.UUID(supplier_org)},
     )
-    await _sign_in(client, supplier_email, locale="zh-CN")
+    await web_sign_in(client, supplier_email, locale="zh-CN")
     factory = await client.get(f"/factory/{supplier_org}/invoices/{invoice_id}")
     assert factory.status_code == 200 and 'lang="zh-Hans"' in factory.text
     share = re.search(r'<tr id="invoice-voucher-share">.*?</tr>', factory.text, re.S)
@@ -208,7 +208,7 @@ async def test_a_refused_voucher_stands_beside_the_select_with_the_entries_kept(
 ) -> None:
     m = await voucher_market(client, db)
     far, _headers, _site = await listing(client, db, m["admin"], site=SHANGHAI)  # outside Suzhou, no partner
-    token = await _sign_in(client, m["buyer_reg"]["email"])
+    token = await web_sign_in(client, m["buyer_reg"]["email"])
     assert 'name="voucher_id"' not in (await client.get(f"/book/{far['id']}")).text  # not offered there
 
     day = str(china_today() + timedelta(days=4))
@@ -236,7 +236,7 @@ async def test_an_after_use_voucher_reads_as_reimbursed_after_use(client: AsyncC
     booking: dict[str, Any] = await book(
         client, m["buyer"], lab_booking_body(m["lab"]["id"], samples=2, voucher_id=m["voucher"]["id"])
     )
-    await _sign_in(client, m["buyer_reg"]["email"])
+    await web_sign_in(client, m["buyer_reg"]["email"])
     page = _text((await client.get(f"/buyer/{m['buyer_org']}/bookings/{booking['id']}")).text)
     assert "Reimbursed after use by Kunshan 先用后补: CN¥150.00" in page
     assert "Your share" not in page
