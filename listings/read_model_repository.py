@@ -90,22 +90,7 @@ def nearest_first(
 # (the code comes from the request's list): at 100k listings 1,361 rows against 5,006 on average for the four codes
 # that serve 3-axis milling, and that plan read them all and took 100-115 ms (docs/performance.md, "Matching reads
 # the nearest").
-WALK_OFF = ("enable_bitmapscan", "enable_seqscan")
-
-
-def walk_settings() -> list[Any]:
-    """Columns of one SELECT that return the ``WALK_OFF`` settings, then turn them off for the transaction."""
-    return [
-        *[sa.func.current_setting(name) for name in WALK_OFF],
-        *[sa.func.set_config(name, "off", True) for name in WALK_OFF],
-    ]
-
-
-async def restore_settings(session: AsyncSession, previous: Sequence[str]) -> None:
-    """Give ``WALK_OFF`` back the values :func:`walk_settings` returned."""
-    await session.execute(
-        sa.select(*[sa.func.set_config(name, value, True) for name, value in zip(WALK_OFF, previous, strict=True)])
-    )
+WALK_OFF = ("enable_bitmapscan", "enable_seqscan")  # see listings.planner_repository
 
 
 # A price sort whose process codes the planner estimates at no more listings than this is driven from those

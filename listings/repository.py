@@ -20,6 +20,7 @@ from listings.models import (
     ListingFlag,
     Site,
 )
+from listings.planner_repository import restore_settings, settings_off
 from listings.read_model_repository import TEXT_ARRAY, cheapest_first, few_listings_serve
 
 # The app shell's organisations table, referenced read-only (listings never imports the shell).
@@ -28,6 +29,10 @@ organisations = sa.table("organisations", sa.column("id"), sa.column("verificati
 
 def _earth(lat: Any, lon: Any) -> Any:
     return sa.func.ll_to_earth(lat, lon)
+
+
+# Off for a distance sort's nearest-sites walk (:meth:`ListingsRepository.prefer_knn_scans`).
+_KNN_OFF = ("enable_bitmapscan",)
 
 
 @dataclass
@@ -294,9 +299,7 @@ class ListingsRepository:
             return list((await self.session.execute(stmt)).all())
         previous = await self.prefer_knn_scans()
         rows = list((await self.session.execute(stmt)).all())
-        # Restored only after success: a failed statement aborts the transaction, which discards the setting,
-        # and a restore then would replace the statement's error with "transaction aborted".
-        await self.session.execute(sa.select(sa.func.set_config("enable_bitmapscan", previous, True)))
+        await restore_settings(self.session, _KNN_OFF, [previous])  # after success only
         return rows
 
     async def drives_from_read_model(self, f: SearchFilters, sort: str) -> bool:
@@ -313,11 +316,7 @@ class ListingsRepository:
         always looks like a few dozen sites and a bitmap scan of the whole box plus a sort looks cheapest. In a
         dense market a 150 km radius holds ~28,000 sites: that plan took 204 ms where the KNN scan, which stops
         after the first page, takes under 1 ms (1M listings, docs/performance.md)."""
-        row = await self.session.execute(
-            sa.select(
-                sa.func.current_setting("enable_bitmapscan"), sa.func.set_config("enable_bitmapscan", "off", True)
-            )
-        )
+        row = await self.session.execute(sa.select(*settings_off(_KNN_OFF)))
         return str(row.one()[0])
 
     def search_statement(self, f: SearchFilters, sort: str, *, from_read_model: bool = False) -> tuple[Any, Any]:

@@ -40,13 +40,13 @@ from listings.calendar_repository import NOT_USED as _NOT_USED
 from listings.calendar_repository import uuid_array as _uuids
 from listings.models import Asset, Certificate, Site
 from listings.ports import BlockedTime
+from listings.read_model_repository import TEXT_ARRAY
 from matching.feasibility import check
 from matching.prefilter import NEAREST, AssetRow, ServingCodes, request_values
 from matching.prefilter import shape as _shape
 from matching.repository import (
     _STATEMENTS,
     DEFAULT_CAP,
-    TEXT_ARRAY,
     Binder,
     _binder,
     _budget_ok,

@@ -39,15 +39,8 @@ from sqlmodel import col
 
 from listings.calendar_repository import NOT_USED, booked_hours_in, bookings
 from listings.models import Asset, Certificate, Site
-from listings.read_model_repository import (
-    TEXT_ARRAY,
-    WALK_OFF,
-    matchable,
-    matchable_processes,
-    nearest_first,
-    restore_settings,
-    walk_settings,
-)
+from listings.planner_repository import restore_settings, settings_off
+from listings.read_model_repository import TEXT_ARRAY, WALK_OFF, matchable, matchable_processes, nearest_first
 from matching.feasibility import EARTH_RADIUS_KM
 from matching.prefilter import (
     NEAREST,
@@ -376,11 +369,14 @@ async def _custom_plan(
     of magnitude slower than the custom one. The setting is transaction-local (it also applies to the rest of
     the caller's transaction, where it only costs planning time). The walk's settings are set in the same
     round trip and given back after the statement (after success only: a failure aborts the transaction)."""
-    setup = [sa.func.set_config("plan_cache_mode", "force_custom_plan", True), *(walk_settings() if walk else [])]
+    setup = [
+        sa.func.set_config("plan_cache_mode", "force_custom_plan", True),
+        *(settings_off(WALK_OFF) if walk else []),
+    ]
     previous = (await session.execute(sa.select(*setup))).one()[1 : 1 + len(WALK_OFF)]
     rows = list((await session.execute(stmt, dict(params) if params else None)).all())
     if walk:
-        await restore_settings(session, [str(v) for v in previous])
+        await restore_settings(session, WALK_OFF, previous)
     return rows
 
 
