@@ -1,11 +1,11 @@
 """The one thin query adapter of ``matching``: loads :class:`matching.types.Candidate` objects from PostgreSQL.
 
-Everything else in ``matching`` is pure. The prefilter statement lives in :mod:`matching.repository`, calendar
-expansion (free time, lab capacity, utilisation) in :mod:`listings.calendar` (listings owns availability); this
-module selects rows, asks for their calendars, certificates and scorecards, and turns them into candidates. It
-never imports the app shell: it gets an ``AsyncSession``, plain parameters, a ``BlockedTime`` (where booked
-time comes from, :class:`listings.ports.BlockedTime`) and a :class:`SupplierStats` provider (the bookings
-scorecard counts).
+Everything else in ``matching`` is pure. The candidate statement lives in :mod:`matching.repository` (its
+conditions in :mod:`matching.conditions_repository`), calendar expansion (free time, lab capacity, utilisation) in
+:mod:`listings.calendar` (listings owns availability); this module selects rows, asks for their calendars,
+certificates and scorecards, and turns them into candidates. It never imports the app shell: it gets an
+``AsyncSession``, plain parameters, a ``BlockedTime`` (where booked time comes from,
+:class:`listings.ports.BlockedTime`) and a :class:`SupplierStats` provider (the bookings scorecard counts).
 
 Trade-off (``cap``): a request may pass the static filter for thousands of listings, and computing free
 time for each costs Python time. :func:`load_for_request` therefore loads at most ``cap`` candidates,
@@ -34,35 +34,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from listings import calendar
-from listings.calendar import Calendars, free_time
+from listings.calendar import Calendars
 from listings.calendar import Plans as _Plans
-from listings.calendar_repository import NOT_USED as _NOT_USED
 from listings.calendar_repository import uuid_array as _uuids
-from listings.models import Asset, Certificate, Site
+from listings.models import Asset, Certificate
 from listings.ports import BlockedTime
 from listings.read_model_repository import TEXT_ARRAY
+from matching.conditions_repository import published, static_rejections
 from matching.feasibility import check
-from matching.prefilter import NEAREST, AssetRow, ServingCodes, request_values
-from matching.prefilter import shape as _shape
-from matching.repository import (
-    _STATEMENTS,
-    DEFAULT_CAP,
-    Binder,
-    _binder,
-    _budget_ok,
-    _candidate_statement,
-    _certificates_ok,
-    _custom_plan,
-    _envelope_ok,
-    _location_ok,
-    _material_ok,
-    _selected,
-    asset_rows_of,
-    organisations,
-    published,
-    row_select,
-    select_rows,
-)
+from matching.prefilter import NEAREST, AssetRow, ServingCodes
+from matching.repository import DEFAULT_CAP, asset_rows_of, row_select, select_rows
 from matching.types import Candidate, CertificateInfo, FeasibleMatch, MatchRequest, Rejection
 
 # Names other code (the requests room, tests, benchmarks) reads from here.
@@ -70,26 +51,14 @@ __all__ = [
     "CHUNK",
     "DEFAULT_CAP",
     "NEAREST",
-    "_NOT_USED",
-    "_STATEMENTS",
-    "AssetRow",
-    "Binder",
-    "Calendars",
     "Loaded",
     "NoStats",
     "SupplierStats",
-    "_Plans",
-    "_candidate_statement",
-    "_custom_plan",
-    "_selected",
-    "_shape",
     "build_candidates",
     "first_window_end",
-    "free_time",
     "load_assets",
     "load_certificates",
     "load_for_request",
-    "request_values",
     "select_rows",
     "static_rejections",
 ]
@@ -347,38 +316,3 @@ async def load_certificates(
     return {
         (a.org_id, a.site_id): [c for s, c in by_org.get(a.org_id, []) if s is None or s == a.site_id] for a in rows
     }
-
-
-async def static_rejections(
-    session: AsyncSession, request: MatchRequest, serving_codes: ServingCodes
-) -> dict[str, int]:
-    """First failing time-independent constraint, counted over the published listings (of verified
-    organisations) of the request's kind that offer the process, in the engine's order."""
-    p = _binder(request, serving_codes)
-    checks: list[tuple[str, Any]] = []
-    if request.material is not None:
-        checks.append(("material", _material_ok(p)))
-    if (env := _envelope_ok(request, p)) is not None:
-        checks.append(("envelope", env))
-    if request.tolerance_mm is not None:
-        checks.append(("tolerance", col(Asset.tolerance_mm) <= p("tolerance")))
-    if (certs := _certificates_ok(request, p)) is not None:
-        checks.append(("certificate", certs))
-    if (loc := _location_ok(request, p)) is not None:
-        checks.append(("location", loc))
-    checks.append(("currency", col(Asset.currency) == p("currency")))
-    checks.append(("budget", _budget_ok(request, p)))
-    reason = sa.case(*[(sa.not_(sa.func.coalesce(cond, False)), name) for name, cond in checks], else_=None)
-    stmt = (
-        sa.select(reason.label("reason"), sa.func.count())
-        .select_from(Asset)
-        .join(Site, col(Site.id) == col(Asset.site_id))
-        .join(organisations, organisations.c.id == col(Asset.org_id))
-        .where(
-            *published(),
-            col(Asset.kind) == p("kind"),
-            col(Asset.process_codes).bool_op("&&")(sa.cast(p("codes"), TEXT_ARRAY)),
-        )
-        .group_by(sa.literal_column("reason"))
-    )
-    return {str(r): int(n) for r, n in (await session.execute(stmt)).all() if r is not None}

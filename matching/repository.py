@@ -1,10 +1,10 @@
-"""The prefilter statement of ``matching``: every time-independent hard constraint as SQL, and the rows it loads.
+"""The candidate statement of ``matching``: the rows that pass every time-independent hard constraint.
 
-SQL prefilter (:func:`static_conditions`) = every hard constraint that does not depend on time: published
-listing of a verified organisation, kind, ``process_codes && serving codes``, material, sorted envelope,
-tolerance, certificates held (verified, valid at some point of the request window), distance (``earth_box``
-for the index, then the engine's own haversine formula so the boundary agrees), region prefixes, currency
-and budget (the engine's exact integer price). It is exact, so it never drops a candidate the engine would
+SQL prefilter (:func:`matching.conditions_repository.static_conditions`) = every hard constraint that does not
+depend on time: published listing of a verified organisation, kind, ``process_codes && serving codes``, material,
+sorted envelope, tolerance, certificates held (verified, valid at some point of the request window), distance
+(``earth_box`` for the index, then the engine's own haversine formula so the boundary agrees), region prefixes,
+currency and budget (the engine's exact integer price). It is exact, so it never drops a candidate the engine would
 accept; the engine then checks the time-dependent constraints and ranks.
 
 Speed (docs/performance.md, "Matching"): one statement selects the candidates, built once per request *shape*
@@ -40,214 +40,22 @@ from sqlmodel import col
 from listings.calendar_repository import NOT_USED, booked_hours_in, bookings
 from listings.models import Asset, Certificate, Site
 from listings.planner_repository import restore_settings, settings_off
-from listings.read_model_repository import TEXT_ARRAY, WALK_OFF, matchable, matchable_processes, nearest_first
-from matching.feasibility import EARTH_RADIUS_KM
-from matching.prefilter import (
-    NEAREST,
-    AssetRow,
-    ServingCodes,
-    distance_limited,
-    request_values,
-    shape,
-    standards,
+from listings.read_model_repository import WALK_OFF, matchable, matchable_processes, nearest_first
+from matching.conditions_repository import (
+    Binder,
+    distance_ok,
+    location_ok,
+    organisations,
+    price_sql,
+    published,
+    region_ok,
+    sites_where,
+    static_conditions,
 )
+from matching.prefilter import NEAREST, AssetRow, ServingCodes, distance_limited, request_values, shape
 from matching.types import CertificateInfo, MatchRequest
 
 DEFAULT_CAP = 200
-
-# The shell's tables, referenced read-only (matching never imports the shell).
-organisations = sa.table("organisations", sa.column("id"), sa.column("verification_status"))
-
-# The condition builders below read their columns from ``src``: the ``assets`` table (default) or ``matchable``.
-ASSETS: Any = Asset.__table__.c  # type: ignore[attr-defined]
-
-
-def _norm_sql(expr: Any) -> Any:
-    return sa.func.lower(sa.func.regexp_replace(sa.func.btrim(expr), r"\s+", " ", "g"))
-
-
-# -- request values as bind parameters ------------------------------------------------------------------
-#
-# Builders ask a ``Binder`` for each request value (named in :func:`matching.prefilter.request_values`): an
-# ad-hoc binder embeds the value (an anonymous bind parameter, as a literal would), a shape binder returns a
-# named placeholder. The hot path (:func:`select_rows`) builds its statement once per request shape and
-# executes it with the values, which saves building the expression tree and its cache key (~8 ms CPU).
-
-_BIND_TYPES: dict[str, Any] = {
-    "kind": sa.Text(),
-    "codes": TEXT_ARRAY,
-    "material": TEXT_ARRAY,
-    "env_big": sa.Float(),
-    "env_mid": sa.Float(),
-    "env_small": sa.Float(),
-    "cert_lo": sa.Date(),
-    "cert_hi": sa.Date(),
-    "lat": sa.Float(),
-    "lon": sa.Float(),
-    "box_m": sa.Float(),
-    "max_km": sa.Float(),
-    "hv_p1": sa.Float(),
-    "hv_l1": sa.Float(),
-    "hv_cos_p1": sa.Float(),
-    "tolerance": sa.Float(),
-    "currency": sa.Text(),
-    "budget": sa.BigInteger(),
-    "duration": sa.Integer(),
-    "samples": sa.Integer(),
-    "w_price": sa.Float(),
-    "w_start": sa.Float(),
-    "w_distance": sa.Float(),
-    "earliest": sa.DateTime(timezone=True),
-    "deadline": sa.DateTime(timezone=True),
-    "used_from": sa.DateTime(timezone=True),
-    "used_until": sa.DateTime(timezone=True),
-    "cap": sa.Integer(),
-    "nearest": sa.Integer(),
-}
-
-
-def _bind_type(name: str) -> Any:
-    return _BIND_TYPES.get(name) or sa.Text()  # cert_<i>, region_<i>
-
-
-class Binder:
-    """``binder(name)``: the request value ``name`` as a bind parameter, embedded (``values`` given) or a named
-    placeholder filled at execution (``values=None``)."""
-
-    def __init__(self, values: Mapping[str, Any] | None) -> None:
-        self.values = values
-
-    def __call__(self, name: str) -> Any:
-        if self.values is None:
-            return sa.bindparam(name, type_=_bind_type(name))
-        return sa.bindparam(None, self.values[name], type_=_bind_type(name))
-
-
-def _binder(request: MatchRequest, serving_codes: ServingCodes) -> Binder:
-    return Binder(request_values(request, serving_codes))
-
-
-# -- the static prefilter -------------------------------------------------------------------------------
-
-
-def _haversine_sql(p: Binder, lat: Any, lon: Any) -> Any:
-    """The engine's haversine (same radius) in SQL, in km, from the request's point to (``lat``, ``lon``)."""
-    p2, l2 = sa.func.radians(lat), sa.func.radians(lon)
-    a = sa.func.power(sa.func.sin((p2 - p("hv_p1")) / 2), 2) + p("hv_cos_p1") * sa.func.cos(p2) * sa.func.power(
-        sa.func.sin((l2 - p("hv_l1")) / 2), 2
-    )
-    return 2 * EARTH_RADIUS_KM * sa.func.asin(sa.func.least(1.0, sa.func.sqrt(a)))
-
-
-def price_sql(request: MatchRequest, src: Any, p: Binder) -> Any:
-    """The engine's exact total price (minor units) as an SQL expression, NULL when there is no rate."""
-    if request.kind == "machine":
-        work = (2 * src.hourly_rate * p("duration") + 60) // 120  # integer division = half-up
-        return work + sa.func.coalesce(src.setup_fee, 0)
-    return src.price_per_sample * p("samples")
-
-
-def _material_ok(p: Binder, src: Any = ASSETS) -> Any:
-    return src.materials.bool_op("@>")(sa.cast(p("material"), TEXT_ARRAY))
-
-
-def _envelope_ok(request: MatchRequest, p: Binder, src: Any = ASSETS) -> Any | None:
-    if request.part_size_mm is None or request.kind != "machine":
-        return None  # lab services have no work envelope and pass
-    return sa.and_(
-        src.envelope_max_mm >= p("env_big"), src.envelope_mid_mm >= p("env_mid"), src.envelope_min_mm >= p("env_small")
-    )
-
-
-def _certificates_ok(request: MatchRequest, p: Binder, src: Any = ASSETS) -> Any | None:
-    if not request.required_certificates:
-        return None
-    return sa.and_(
-        *[
-            sa.exists().where(
-                col(Certificate.org_id) == src.org_id,
-                sa.or_(col(Certificate.site_id).is_(None), col(Certificate.site_id) == src.site_id),
-                col(Certificate.status) == "verified",
-                col(Certificate.valid_from) <= col(Certificate.valid_until),
-                col(Certificate.valid_until) >= p("cert_lo"),
-                col(Certificate.valid_from) <= p("cert_hi"),
-                _norm_sql(col(Certificate.standard)) == p(f"cert_{i}"),
-            )
-            for i in range(len(standards(request)))
-        ]
-    )
-
-
-def _distance_ok(p: Binder, lat: Any, lon: Any) -> list[Any]:
-    """The distance limit at (``lat``, ``lon``): ``earth_box`` for a GiST index on ``ll_to_earth(lat, lon)``, then
-    the engine's own haversine so the boundary agrees."""
-    box = sa.func.earth_box(sa.func.ll_to_earth(p("lat"), p("lon")), p("box_m"))
-    return [box.bool_op("@>")(sa.func.ll_to_earth(lat, lon)), _haversine_sql(p, lat, lon) <= p("max_km")]
-
-
-def _region_ok(request: MatchRequest, p: Binder) -> Any:
-    n = len(request.region_prefixes)
-    return sa.or_(*[col(Site.region_code).like(p(f"region_{i}"), escape="/") for i in range(n)])
-
-
-def _sites_where(condition: Any) -> Any:
-    """``= ANY`` of the ids of the sites meeting ``condition``, collected first (GiST earth index / region prefix
-    index): the planner otherwise walks every nearby site and its listings one by one."""
-    near = sa.select(col(Site.id)).where(condition).cte("near").prefix_with("MATERIALIZED")
-    return sa.any_(sa.func.array(sa.select(near.c.id).scalar_subquery()))
-
-
-def _location_ok(request: MatchRequest, p: Binder) -> Any | None:
-    """Distance limit and region prefixes, over ``sites``."""
-    parts: list[Any] = []
-    if distance_limited(request):
-        parts += _distance_ok(p, col(Site.latitude), col(Site.longitude))
-    if request.region_prefixes:
-        parts.append(_region_ok(request, p))
-    return sa.and_(*parts) if parts else None
-
-
-def _budget_ok(request: MatchRequest, p: Binder, src: Any = ASSETS) -> Any:
-    price = price_sql(request, src, p)
-    if request.budget_max is None:
-        return price.isnot(None)
-    return price <= p("budget")
-
-
-def static_conditions(
-    request: MatchRequest,
-    serving_codes: ServingCodes,
-    *,
-    location: bool = True,
-    src: Any = ASSETS,
-    p: Binder | None = None,
-) -> list[Any]:
-    """WHERE clauses (over assets joined with sites, or over ``matchable`` with ``location=False``) for every
-    time-independent hard constraint (without the location constraint when ``location`` is false: the caller
-    applies :func:`_location_ok` itself). Values come from ``p`` (default: embedded)."""
-    p = p or _binder(request, serving_codes)
-    conds: list[Any] = [
-        src.kind == p("kind"),
-        src.process_codes.bool_op("&&")(sa.cast(p("codes"), TEXT_ARRAY)),
-    ]
-    if request.material is not None:
-        conds.append(_material_ok(p, src))
-    for extra in (
-        _envelope_ok(request, p, src),
-        _certificates_ok(request, p, src),
-        _location_ok(request, p) if location else None,
-    ):
-        if extra is not None:
-            conds.append(extra)
-    if request.tolerance_mm is not None:
-        conds.append(src.tolerance_mm <= p("tolerance"))
-    conds.append(src.currency == p("currency"))
-    conds.append(_budget_ok(request, p, src))
-    return conds
-
-
-def published() -> list[Any]:
-    return [col(Asset.status) == "published", organisations.c.verification_status == "verified"]
 
 
 _ROW_COLUMNS: tuple[Any, ...] = (
@@ -342,7 +150,7 @@ def _extra_columns(p: Binder, with_hours: bool) -> list[Any]:
     return out
 
 
-def _selected(rows: Sequence[Any], total: int, with_hours: bool) -> Selected:
+def selected_rows(rows: Sequence[Any], total: int, with_hours: bool) -> Selected:
     n = len(_ROW_COLUMNS)
     rows = [r for r in rows if r[0] is not None]  # the capped statement's counts come without a listing if none passed
     assets = asset_rows_of(rows)
@@ -359,7 +167,7 @@ def _selected(rows: Sequence[Any], total: int, with_hours: bool) -> Selected:
     return Selected(assets, total, certs, hours if with_hours else None)
 
 
-async def _custom_plan(
+async def custom_plan(
     session: AsyncSession, stmt: Any, params: Mapping[str, Any] | None = None, *, walk: bool = False
 ) -> list[Any]:
     """Run ``stmt`` with a plan made for its actual parameters (``walk``: and as the nearest-first walk).
@@ -399,33 +207,33 @@ async def select_rows(
     joined back to their asset, site and organisation columns, with their certificates and (given ``now``)
     recently booked hours as correlated subqueries."""
     key = shape(request, cap=cap, now=now)
-    stmt = _STATEMENTS.get(key)
+    stmt = STATEMENTS.get(key)
     if stmt is None:
-        stmt = _candidate_statement(request, Binder(None), capped=cap is not None, with_hours=now is not None)
-        if len(_STATEMENTS) >= 256:
-            _STATEMENTS.clear()
-        _STATEMENTS[key] = stmt
+        stmt = candidate_statement(request, Binder(None), capped=cap is not None, with_hours=now is not None)
+        if len(STATEMENTS) >= 256:
+            STATEMENTS.clear()
+        STATEMENTS[key] = stmt
     values = request_values(request, serving_codes, now=now, cap=cap, nearest=nearest)
     located = request.lat is not None and request.lon is not None
-    rows = await _custom_plan(session, stmt, values, walk=located and cap is not None)  # only a capped one walks
+    rows = await custom_plan(session, stmt, values, walk=located and cap is not None)  # only a capped one walks
     if cap is None:
-        return _selected(rows, len(rows), now is not None)
-    total, walked = int(rows[0][-2]), int(rows[0][-1])  # always one row at least (see _selected)
-    selected = _selected(rows, total, now is not None)
+        return selected_rows(rows, len(rows), now is not None)
+    total, walked = int(rows[0][-2]), int(rows[0][-1])  # always one row at least (see selected_rows)
+    selected = selected_rows(rows, total, now is not None)
     # A walk that met ``nearest`` listings of its process stopped before the farther ones.
     return replace(selected, nearest=nearest) if walked >= nearest else selected
 
 
-_STATEMENTS: dict[tuple[Any, ...], Any] = {}  # candidate statements by request shape (see matching.prefilter.shape)
+STATEMENTS: dict[tuple[Any, ...], Any] = {}  # candidate statements by request shape (see matching.prefilter.shape)
 
 
-def _candidate_statement(request: MatchRequest, p: Binder, *, capped: bool, with_hours: bool) -> Any:
+def candidate_statement(request: MatchRequest, p: Binder, *, capped: bool, with_hours: bool) -> Any:
     """The statement of :func:`select_rows` for requests of ``request``'s shape (values from ``p``)."""
     extras = _extra_columns(p, with_hours)
     if not capped:
         where = [*published(), *static_conditions(request, (), location=False, p=p)]
-        if (near_ok := _location_ok(request, p)) is not None:
-            where.append(col(Asset.site_id) == _sites_where(near_ok))
+        if (near_ok := location_ok(request, p)) is not None:
+            where.append(col(Asset.site_id) == sites_where(near_ok))
         return row_select(*extras).where(*where)
     # Every matching row is read once here, so it is read from the narrow read model, not the wide assets rows.
     located = request.lat is not None and request.lon is not None
@@ -433,7 +241,7 @@ def _candidate_statement(request: MatchRequest, p: Binder, *, capped: bool, with
     def conditions(src: Any) -> tuple[list[Any], list[Any]]:
         where = static_conditions(request, (), location=False, src=src, p=p)
         if request.region_prefixes:
-            where.append(src.site_id == _sites_where(_region_ok(request, p)))
+            where.append(src.site_id == sites_where(region_ok(request, p)))
         start = sa.func.greatest(sa.func.coalesce(src.next_free_at, p("deadline")), p("earliest"))
         values = [  # float, not numeric, arithmetic in the ORDER BY
             sa.cast(price_sql(request, src, p), sa.Float).label("p"),
@@ -450,7 +258,7 @@ def _candidate_statement(request: MatchRequest, p: Binder, *, capped: bool, with
     if located:
         # Those that pass among the ``nearest`` listings of each process (NEAREST); the walk tests the radius.
         mp = matchable_processes.c
-        distance = _distance_ok(p, mp.latitude, mp.longitude) if distance_limited(request) else []
+        distance = distance_ok(p, mp.latitude, mp.longitude) if distance_limited(request) else []
         matched, walked = nearest_first(conditions, p, distance=distance)
     else:
         where, values = conditions(matchable.c)

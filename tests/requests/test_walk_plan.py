@@ -16,7 +16,9 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace.requests import service
-from matching import adapter
+from matching import adapter, repository
+from matching.conditions_repository import Binder
+from matching.prefilter import request_values
 from tests.requests.test_adapter import _random_request, _seed
 
 _KNN = "Index Scan using ix_matchable_processes_near on matchable_processes"
@@ -36,15 +38,15 @@ async def test_the_walk_reads_nearest_first_where_the_planner_would_read_every_l
     await _planner_expects_every_listing_of_the_code(db)
     a = max(assets, key=lambda x: sum(x["process_codes"][0] in y["process_codes"] for y in assets))
     mr = replace(_random_request(rng, a, now), lat=a["latitude"], lon=a["longitude"], max_distance_km=None)
-    values = adapter.request_values(mr, service.serving_codes(mr.process_code), now=now, cap=adapter.DEFAULT_CAP)
-    stmt = adapter._candidate_statement(mr, adapter.Binder(values), capped=True, with_hours=True)
+    values = request_values(mr, service.serving_codes(mr.process_code), now=now, cap=adapter.DEFAULT_CAP)
+    stmt = repository.candidate_statement(mr, Binder(values), capped=True, with_hours=True)
     explain = sa.text(f"EXPLAIN {stmt.compile(dialect=postgresql.dialect(), compile_kwargs={'literal_binds': True})}")
 
     # The control: planned freely, the walk reads every listing of the code and sorts them.
     chosen = "\n".join(r[0] for r in (await db.execute(explain)).all())
     assert _KNN not in chosen, chosen
     # As matching plans it: the index walked in distance order, with the limit on top.
-    walked = "\n".join(r[0] for r in await adapter._custom_plan(db, explain, walk=True))
+    walked = "\n".join(r[0] for r in await repository.custom_plan(db, explain, walk=True))
     assert _KNN in walked and "Order By:" in walked, walked
     # The settings are the walk's only: given back for the rest of the transaction.
     assert (await db.execute(sa.text("SELECT current_setting('enable_bitmapscan')"))).scalar_one() == "on"
