@@ -142,7 +142,7 @@ async def admin_headers(client: AsyncClient, db: AsyncSession) -> dict[str, str]
 
 # -- listings --------------------------------------------------------------------------------------
 
-SUZHOU = {
+SUZHOU: dict[str, Any] = {
     "name": "Plant 1",
     "address": "88 Industrial Rd",
     "country": "CN",
@@ -151,7 +151,7 @@ SUZHOU = {
     "longitude": 120.62,
     "timezone": "Asia/Shanghai",
 }
-DONGGUAN = {
+DONGGUAN: dict[str, Any] = {
     "name": "Dongguan works",
     "address": "1 Songshan Lake",
     "country": "CN",
@@ -160,7 +160,7 @@ DONGGUAN = {
     "longitude": 113.76,
     "timezone": "Asia/Shanghai",
 }
-BERLIN = {
+BERLIN: dict[str, Any] = {
     "name": "Werk Berlin",
     "address": "Industriestr. 5",
     "country": "DE",

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -89,7 +90,7 @@ async def test_registration_validates_input(client: AsyncClient) -> None:
         "locale": "en",
         "org": {"name": "X", "roles": ["buyer"], "country": "DE"},
     }
-    cases = [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"password": "short"}, "password"),
         ({"email": "not-an-email"}, "email"),
         ({"locale": "fr"}, "locale"),

@@ -8,7 +8,7 @@ error next to the form instead.
 from __future__ import annotations
 
 import json
-import re
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -20,6 +20,7 @@ from marketplace.core.db import SessionDep
 from tests.factories import (
     SUZHOU,
     admin_headers,
+    csrf_token,
     machine_payload,
     register,
     signed_up,
@@ -60,7 +61,7 @@ async def test_search_with_a_nul_in_a_query_parameter_is_a_422(client: AsyncClie
 
 
 async def test_registration_with_a_nul_in_the_full_name_is_a_422(client: AsyncClient) -> None:
-    body = {"email": unique_email(), "password": "a-long-password", "full_name": "Wang\x00Li"}
+    body: dict[str, Any] = {"email": unique_email(), "password": "a-long-password", "full_name": "Wang\x00Li"}
     assert_field_error(await client.post("/api/v1/auth/register", json=body), "full_name", LINE_MESSAGE)
     body["full_name"] = "Wang Li"
     body["org"] = {"name": "Org\x00", "roles": ["buyer"], "country": "CN"}
@@ -169,14 +170,8 @@ async def test_characters_postgresql_refuses_are_a_422_in_the_standard_shape(
 # -- the web forms ----------------------------------------------------------------------------------
 
 
-def _csrf(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no CSRF token in the page"
-    return match.group(1)
-
-
 async def test_a_nul_in_the_web_registration_form_is_shown_next_to_the_field(client: AsyncClient) -> None:
-    token = _csrf((await client.get("/register")).text)
+    token = csrf_token((await client.get("/register")).text)
     form = {
         "csrf_token": token,
         "full_name": "Wang\x00Li",
@@ -196,10 +191,10 @@ async def test_a_nul_in_the_web_site_form_is_shown_next_to_the_field(client: Asy
 
     reg = await register(client, roles=("supplier",), country="CN")
     await verify_org(db, reg["org"]["id"])
-    token = _csrf((await client.get("/login")).text)
+    token = csrf_token((await client.get("/login")).text)
     signed_in = await client.post("/login", data={"email": reg["email"], "password": PASSWORD, "csrf_token": token})
     assert signed_in.status_code == 303
-    token = _csrf((await client.get("/dashboard")).text)
+    token = csrf_token((await client.get("/dashboard")).text)
     fields = {k: str(v) for k, v in SUZHOU.items() if k != "name"}
     resp = await client.post(
         f"/factory/{reg['org']['id']}/sites/new", data={"csrf_token": token, "name": "Plant\x00", **fields}
@@ -213,7 +208,7 @@ async def test_a_nul_in_a_web_page_parameter_is_a_friendly_page_in_the_visitors_
 ) -> None:
     zh = await client.get("/search", params={"region": "a\x00b"}, headers={"Accept-Language": "zh-CN"})
     assert zh.status_code == 422 and "<html" in zh.text and "请检查输入" in zh.text
-    token = _csrf((await client.get("/login")).text)
+    token = csrf_token((await client.get("/login")).text)
     en = await client.post("/login", data={"email": "a\x00b@example.com", "password": "x", "csrf_token": token})
     assert en.status_code == 422 and "Check your input" in en.text and "validation_error" not in en.text
 

@@ -19,6 +19,7 @@ from tests.factories import (
     SUZHOU,
     WEEKDAYS_8_18,
     admin_headers,
+    csrf_token,
     machine_payload,
     publish,
     signed_up,
@@ -91,12 +92,6 @@ async def test_api_accepts_only_currencies_in_use(client: AsyncClient, db: Async
     assert ok.status_code == 201 and ok.json()["currency"] == "JPY", ok.text
 
 
-def _csrf(html: str) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert found, html[:500]
-    return found.group(1)
-
-
 async def _web_supplier(
     client: AsyncClient, db: AsyncSession, locale: str = "en"
 ) -> tuple[str, str, str, dict[str, str]]:
@@ -105,10 +100,10 @@ async def _web_supplier(
     await verify_org(db, reg["org"]["id"])
     site = await client.post("/api/v1/sites", json=SUZHOU, headers=headers)
     assert site.status_code == 201, site.text
-    token = _csrf((await client.get("/login")).text)
+    token = csrf_token((await client.get("/login")).text)
     signed_in = await client.post("/login", data={"email": reg["email"], "password": PASSWORD, "csrf_token": token})
     assert signed_in.status_code == 303
-    return reg["org"]["id"], _csrf((await client.get("/dashboard")).text), site.json()["id"], headers
+    return reg["org"]["id"], csrf_token((await client.get("/dashboard")).text), site.json()["id"], headers
 
 
 def _machine_form(token: str, site_id: str, **overrides: str) -> dict[str, Any]:

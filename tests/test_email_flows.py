@@ -20,6 +20,7 @@ from tests.factories import (
     PASSWORD,
     SUZHOU,
     create_asset,
+    csrf_token,
     machine_payload,
     register,
     unique_email,
@@ -286,17 +287,9 @@ async def test_changing_the_password_needs_the_current_one_and_signs_out_other_s
 
 # -- the web pages (zh-CN and en) ------------------------------------------------------------------
 
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-def _csrf(html: str) -> str:
-    match = CSRF.search(html)
-    assert match, html[:500]
-    return match.group(1)
-
 
 async def _web_sign_in(client: AsyncClient, email: str, password: str = PASSWORD) -> None:
-    token = _csrf((await client.get("/login")).text)
+    token = csrf_token((await client.get("/login")).text)
     resp = await client.post("/login", data={"email": email, "password": password, "csrf_token": token})
     assert resp.status_code == 303, resp.text
 
@@ -318,10 +311,10 @@ async def test_the_web_banner_and_verify_page_confirm_the_address_in_chinese(
     assert page.status_code == 200 and "确认我的电子邮箱" in page.text
     assert (await client.get("/dashboard")).text.count("data-verify-banner") == 1
 
-    done = await client.post("/verify-email", data={"token": token, "csrf_token": _csrf(page.text)})
+    done = await client.post("/verify-email", data={"token": token, "csrf_token": csrf_token(page.text)})
     assert done.status_code == 200 and "data-verified" in done.text, done.text
     assert "data-verify-banner" not in (await client.get("/dashboard")).text
-    again = await client.post("/verify-email", data={"token": token, "csrf_token": _csrf(page.text)})
+    again = await client.post("/verify-email", data={"token": token, "csrf_token": csrf_token(page.text)})
     assert again.status_code == 400 and "此链接无效、已被使用或已过期。" in again.text
 
 
@@ -335,16 +328,18 @@ async def test_forgot_and_reset_password_pages_and_change_password_on_the_accoun
     mailbox.messages.clear()
 
     form = await client.get("/forgot-password")
-    sent = await client.post("/forgot-password", data={"email": reg["email"], "csrf_token": _csrf(form.text)})
+    sent = await client.post("/forgot-password", data={"email": reg["email"], "csrf_token": csrf_token(form.text)})
     assert sent.status_code == 200 and "data-sent" in sent.text
-    nobody = await client.post("/forgot-password", data={"email": unique_email("x"), "csrf_token": _csrf(form.text)})
+    nobody = await client.post(
+        "/forgot-password", data={"email": unique_email("x"), "csrf_token": csrf_token(form.text)}
+    )
     assert nobody.status_code == 200 and "data-sent" in nobody.text  # the same page
     assert await _send_mail(client, port) == 1
     token = _link(mailbox.messages[0], "/reset-password")
 
     page = await client.get(f"/reset-password?token={token}")
     reset = await client.post(
-        "/reset-password", data={"token": token, "new_password": NEW_PASSWORD, "csrf_token": _csrf(page.text)}
+        "/reset-password", data={"token": token, "new_password": NEW_PASSWORD, "csrf_token": csrf_token(page.text)}
     )
     assert reset.status_code == 303 and reset.headers["location"] == "/login?reset=1"
     await _web_sign_in(client, reg["email"], NEW_PASSWORD)
@@ -353,12 +348,16 @@ async def test_forgot_and_reset_password_pages_and_change_password_on_the_accoun
     assert account.status_code == 200
     wrong = await client.post(
         "/account/password",
-        data={"current_password": PASSWORD, "new_password": "third-password-0", "csrf_token": _csrf(account.text)},
+        data={"current_password": PASSWORD, "new_password": "third-password-0", "csrf_token": csrf_token(account.text)},
     )
     assert wrong.status_code == 400 and "The current password is not correct." in wrong.text
     changed = await client.post(
         "/account/password",
-        data={"current_password": NEW_PASSWORD, "new_password": "third-password-0", "csrf_token": _csrf(account.text)},
+        data={
+            "current_password": NEW_PASSWORD,
+            "new_password": "third-password-0",
+            "csrf_token": csrf_token(account.text),
+        },
     )
     assert changed.status_code == 200 and "data-changed" in changed.text, changed.text
     assert (await client.get("/account/password")).status_code == 200  # this browser stays signed in

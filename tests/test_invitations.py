@@ -24,7 +24,7 @@ from marketplace.core.principal import Principal
 from marketplace.core.settings import Settings
 from marketplace.orgs import service
 from marketplace.orgs.models import MemberRole, Membership, Organisation
-from tests.factories import PASSWORD, login, signed_up, unique_email
+from tests.factories import PASSWORD, csrf_token, login, signed_up, unique_email
 
 # -- a real SMTP server ------------------------------------------------------------------------------
 
@@ -393,21 +393,15 @@ async def test_deleting_an_organisation_is_not_blocked_by_the_owner_rule(committ
 # -- web pages -------------------------------------------------------------------------------------
 
 
-def _csrf(html: str) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert found, html[:500]
-    return found.group(1)
-
-
 async def _web_sign_in(client: AsyncClient, address: str, *, locale: str = "en") -> str:
-    token = _csrf((await client.get("/login")).text)
+    token = csrf_token((await client.get("/login")).text)
     assert (
         await client.post("/login", data={"email": address, "password": PASSWORD, "csrf_token": token})
     ).status_code == 303
     page = await client.get("/dashboard")
-    token = _csrf(page.text)
+    token = csrf_token(page.text)
     await client.post("/lang", data={"locale": locale, "next": "/dashboard", "csrf_token": token})
-    return _csrf((await client.get("/dashboard")).text)
+    return csrf_token((await client.get("/dashboard")).text)
 
 
 async def test_the_team_page_invites_and_the_mailed_link_lets_the_invitee_join(app: Any, team: Team) -> None:

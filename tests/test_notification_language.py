@@ -8,7 +8,7 @@ import uuid
 from marketplace.notifications.models import Notification
 from marketplace.notifications.service import render, shown_in
 
-DATA = {
+DATA: dict[str, object] = {
     "title": "5-axis cell",
     "when": "2026-12-07 01:00 UTC",
     "supplier": "Acme",

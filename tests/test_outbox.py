@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 
 import pytest
 import sqlalchemy as sa
@@ -46,7 +46,7 @@ async def listen_engine(committed_db_url: str) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
-async def enqueue_committed(engine: AsyncEngine, *jobs_: tuple[str, list[object], float]) -> None:
+async def enqueue_committed(engine: AsyncEngine, *jobs_: tuple[str, Sequence[object], float]) -> None:
     async with AsyncSession(engine) as session:
         for task, args, delay in jobs_:
             await jobs.enqueue(session, task, *args, delay_seconds=delay)

@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from starlette.types import Message, Receive, Scope, Send
 
 from marketplace.core.idempotency import _RenderedJSON
 from marketplace.web.mount import WebSessionMiddleware
@@ -18,12 +19,18 @@ from marketplace.web.mount import WebSessionMiddleware
 def _seen_scope(path: str) -> dict[str, Any]:
     seen: dict[str, Any] = {}
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
         seen.update(scope)
 
+    async def receive() -> Message:
+        raise AssertionError("the app reads no request body")
+
+    async def send(message: Message) -> None:
+        raise AssertionError("the app sends no response")
+
     middleware = WebSessionMiddleware(app, secret_key="k" * 32, session_cookie="mk_session")
-    scope = {"type": "http", "path": path, "headers": [(b"cookie", b"mk_session=garbage")], "method": "GET"}
-    asyncio.run(middleware(scope, None, None))
+    scope: Scope = {"type": "http", "path": path, "headers": [(b"cookie", b"mk_session=garbage")], "method": "GET"}
+    asyncio.run(middleware(scope, receive, send))
     return seen
 
 

@@ -25,7 +25,7 @@ from marketplace.auth.models import User
 from marketplace.core.security import hash_refresh_token, hkdf_sha256, purpose_key
 from marketplace.core.settings import Settings
 from tests.conftest import build_app
-from tests.factories import PASSWORD, unique_email
+from tests.factories import PASSWORD, csrf_token, unique_email
 
 # -- helpers -------------------------------------------------------------------------------------------
 
@@ -63,10 +63,6 @@ async def _web_login(client: AsyncClient, email: str) -> None:
     resp = await client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": token})
     assert resp.status_code == 303, resp.text
     assert (await client.get("/dashboard")).status_code == 200
-
-
-def _csrf(html: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)  # type: ignore[union-attr]
 
 
 async def _web_signed_in(client: AsyncClient) -> bool:
@@ -268,7 +264,7 @@ async def test_signing_out_of_the_web_ends_the_session_for_a_copied_cookie_too(c
     copied = client.cookies.get("mk_session")
     assert copied
     page = await client.get("/dashboard")
-    resp = await client.post("/logout", data={"csrf_token": _csrf(page.text)})
+    resp = await client.post("/logout", data={"csrf_token": csrf_token(page.text)})
     assert resp.status_code == 303
     async with AsyncClient(
         transport=ASGITransport(app=app), base_url="http://testserver", cookies={"mk_session": copied}
@@ -283,7 +279,7 @@ async def test_the_sessions_page_lists_this_browser_and_signs_out_everywhere(cli
     page = await client.get("/account/sessions")
     assert page.status_code == 200
     assert "Integration/3.1" in page.text and api["refresh_token"] not in page.text
-    resp = await client.post("/account/sessions/logout-all", data={"csrf_token": _csrf(page.text)})
+    resp = await client.post("/account/sessions/logout-all", data={"csrf_token": csrf_token(page.text)})
     assert resp.status_code == 303 and resp.headers["location"] == "/login"
     assert not await _web_signed_in(client)
     assert (await _refresh(client, api["refresh_token"])).status_code == 401
@@ -293,7 +289,9 @@ async def test_the_sessions_page_is_translated(client: AsyncClient) -> None:
     email = await _user(client)
     await _web_login(client, email)
     page = await client.get("/account/sessions")
-    await client.post("/lang", data={"locale": "zh-CN", "next": "/account/sessions", "csrf_token": _csrf(page.text)})
+    await client.post(
+        "/lang", data={"locale": "zh-CN", "next": "/account/sessions", "csrf_token": csrf_token(page.text)}
+    )
     zh = await client.get("/account/sessions")
     assert zh.status_code == 200
     assert "活跃会话" in zh.text and "全部退出登录" in zh.text

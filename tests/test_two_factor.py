@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from httpx import AsyncClient, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.factories import PASSWORD, create_admin, login, register
+from tests.factories import PASSWORD, create_admin, csrf_token, login, register
 
 
 async def sign_in(client: AsyncClient, email: str, otp: str | None = None, password: str = PASSWORD) -> Response:
@@ -134,7 +134,7 @@ async def test_admin_in_production_is_refused_admin_endpoints_until_two_factor_i
     await db.commit()
     headers = await login(client, admin.email)
     page = await client.get("/login")
-    await client.post("/login", data={"email": admin.email, "password": PASSWORD, "csrf_token": _csrf(page.text)})
+    await client.post("/login", data={"email": admin.email, "password": PASSWORD, "csrf_token": csrf_token(page.text)})
     # In development/test the rule does not apply (control: API and web admin work for this admin).
     assert (await client.get("/api/v1/admin/moderation/queue", headers=headers)).status_code == 200
     assert (await client.get("/admin")).status_code == 200
@@ -163,19 +163,13 @@ async def test_admin_in_production_is_refused_admin_endpoints_until_two_factor_i
     assert (await client.get(f"/api/v1/orgs/{other_org}/statement", headers=headers)).status_code == 200
 
 
-def _csrf(html: str) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert found is not None, html[:500]
-    return found.group(1)
-
-
 async def test_web_sign_in_asks_for_the_code_in_chinese_and_signs_in_only_with_a_right_one(
     client: AsyncClient,
 ) -> None:
     email, totp, _ = await two_factor_user(client, locale="zh-CN")
     client.headers["Accept-Language"] = "zh-CN"
     page = await client.get("/login")
-    resp = await client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": _csrf(page.text)})
+    resp = await client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": csrf_token(page.text)})
     assert resp.status_code == 303 and resp.headers["location"] == "/login/2fa"
     # The password alone signed nobody in.
     assert (await client.get("/account/2fa")).status_code in (303, 401)
@@ -183,9 +177,9 @@ async def test_web_sign_in_asks_for_the_code_in_chinese_and_signs_in_only_with_a
     page = await client.get("/login/2fa")
     assert page.status_code == 200 and "两步验证登录" in page.text
     wrong = next(c for c in ("123456", "654321", "111111") if c not in {code_at(totp, o) for o in (-1, 0, 1)})
-    resp = await client.post("/login/2fa", data={"otp": wrong, "csrf_token": _csrf(page.text)})
+    resp = await client.post("/login/2fa", data={"otp": wrong, "csrf_token": csrf_token(page.text)})
     assert resp.status_code == 401 and "验证码错误" in resp.text
-    resp = await client.post("/login/2fa", data={"otp": code_at(totp, 0), "csrf_token": _csrf(resp.text)})
+    resp = await client.post("/login/2fa", data={"otp": code_at(totp, 0), "csrf_token": csrf_token(resp.text)})
     assert resp.status_code == 303, resp.text
     account = await client.get("/account/2fa")
     assert account.status_code == 200 and "两步验证已开启" in account.text
@@ -196,14 +190,14 @@ async def test_web_setup_shows_the_qr_code_and_the_recovery_codes_once_never_in_
 ) -> None:
     email = (await register(client))["email"]
     page = await client.get("/login")
-    await client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": _csrf(page.text)})
+    await client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": csrf_token(page.text)})
     page = await client.get("/account/2fa")
-    resp = await client.post("/account/2fa/setup", data={"csrf_token": _csrf(page.text)})
+    resp = await client.post("/account/2fa/setup", data={"csrf_token": csrf_token(page.text)})
     assert resp.status_code == 200 and "<svg" in resp.text
     uri = re.search(r"otpauth://[^<\"]+", resp.text)
     assert uri is not None
     totp = _totp({"otpauth_uri": uri.group(0).replace("&amp;", "&")})
-    resp = await client.post("/account/2fa/confirm", data={"code": totp.now(), "csrf_token": _csrf(resp.text)})
+    resp = await client.post("/account/2fa/confirm", data={"code": totp.now(), "csrf_token": csrf_token(resp.text)})
     assert resp.status_code == 200, resp.text
     codes = re.findall(r"<code>([0-9a-f]{5}(?:-[0-9a-f]{5}){3})</code>", resp.text)
     assert len(codes) == 10

@@ -18,16 +18,10 @@ from httpx import ASGITransport, AsyncClient
 
 from marketplace.core.settings import Settings
 from tests.bookings.live_server import LiveServer, live_settings, sql
-from tests.factories import PASSWORD, signed_up
+from tests.factories import PASSWORD, csrf_token, signed_up
 from tests.web.conftest import in_browser
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "marketplace" / "web" / "templates"
-
-
-def _csrf(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no CSRF token in the page"
-    return match.group(1)
 
 
 def _cookie_texts(response: httpx.Response) -> list[str]:
@@ -50,9 +44,9 @@ async def test_new_api_key_and_webhook_secrets_never_appear_in_a_set_cookie_head
     org = reg["org"]["id"]
     responses: list[httpx.Response] = []
     client.event_hooks["response"] = [lambda r: _keep(responses, r)]
-    token = _csrf((await client.get("/login")).text)
+    token = csrf_token((await client.get("/login")).text)
     await client.post("/login", data={"email": reg["email"], "password": PASSWORD, "csrf_token": token})
-    token = _csrf((await client.get(f"/factory/{org}/integrations")).text)
+    token = csrf_token((await client.get(f"/factory/{org}/integrations")).text)
 
     key = await client.post(
         f"/factory/{org}/integrations/api-keys", data={"csrf_token": token, "name": "MES", "scopes": "bookings:read"}

@@ -321,6 +321,7 @@ async def test_a_plain_member_cannot_add_a_webhook_in_the_web_app(client: AsyncC
     import re
 
     import sqlalchemy as sa
+    from sqlmodel import col
 
     from marketplace.orgs.models import Membership
     from tests.factories import PASSWORD
@@ -348,6 +349,6 @@ async def test_a_plain_member_cannot_add_a_webhook_in_the_web_app(client: AsyncC
     )
     assert posted.status_code == 303 and "error=" in posted.headers["location"]
     count = await db.scalar(
-        sa.select(sa.func.count()).select_from(WebhookEndpoint).where(WebhookEndpoint.org_id == uuid.UUID(org_id))
+        sa.select(sa.func.count()).select_from(WebhookEndpoint).where(col(WebhookEndpoint.org_id) == uuid.UUID(org_id))
     )
     assert count == 0

@@ -101,16 +101,16 @@ async def build(session: AsyncSession, rng: random.Random, month: date) -> Marke
             buyer = rng.choice(buyers)
             status = rng.choice(STATUSES)
             created = start - timedelta(hours=rng.randint(1, 200))
-            req = rng.choice(market.requests) if market.requests and rng.random() < 0.3 else None
+            request_row = rng.choice(market.requests) if market.requests and rng.random() < 0.3 else None
             bk = Booking(asset_id=mach["id"], kind="machine", supplier_org_id=mach["org"], buyer_org_id=buyer,
                          status=status, start_at=start, end_at=end, period=Range(start, end, bounds="[)"),
                          currency="CNY", unit_price=1000, amount=1000, cancellation_policy=POLICY,
                          site_timezone=mach["tz"], created_at=created,
-                         request_id=req["id"] if req else None)  # fmt: skip
+                         request_id=request_row["id"] if request_row else None)  # fmt: skip
             session.add(bk)
             await session.flush()
-            if req is not None and (req["first"] is None or created < req["first"]):
-                req["first"] = created
+            if request_row is not None and (request_row["first"] is None or created < request_row["first"]):
+                request_row["first"] = created
             market.bookings.append({"id": bk.id, "machine": mach, "buyer": buyer, "status": status, "start": start,
                                     "end": end})  # fmt: skip
             if rng.random() < 0.5:
@@ -119,12 +119,14 @@ async def build(session: AsyncSession, rng: random.Random, month: date) -> Marke
                 kind, account = rng.choice(
                     [("payment_received", "clearing_bank"), ("card_captured", "clearing_stripe")]
                 )
-                j = Journal(key=f"t:{bk.id}", kind=kind, booking_id=bk.id, created_at=paid_at)
-                session.add(j)
+                journal = Journal(key=f"t:{bk.id}", kind=kind, booking_id=bk.id, created_at=paid_at)
+                session.add(journal)
                 await session.flush()
-                session.add(JournalEntry(journal_id=j.id, account=account, org_id=None, currency="CNY", amount=amount))
-                session.add(JournalEntry(journal_id=j.id, account="customer_funds_held", org_id=None, currency="CNY",
-                                         amount=-amount))  # fmt: skip
+                session.add(
+                    JournalEntry(journal_id=journal.id, account=account, org_id=None, currency="CNY", amount=amount)
+                )
+                session.add(JournalEntry(journal_id=journal.id, account="customer_funds_held", org_id=None,
+                                         currency="CNY", amount=-amount))  # fmt: skip
                 market.payments.append({"machine": mach, "buyer": buyer, "at": paid_at, "amount": amount})
     await session.flush()
     return market

@@ -65,8 +65,8 @@ async def test_rollup_equals_direct_computation(engine: AsyncEngine, seed: int) 
             }
             expected_flows = reference_flows(market)
             assert set(flows) == set(expected_flows)
-            for key, exp in expected_flows.items():
-                got = flows[key]
+            for flow_key, exp in expected_flows.items():
+                got = flows[flow_key]
                 assert (got["bookings"], got["booked_hours"]) == (exp["bookings"], pytest.approx(exp["booked_hours"]))
                 assert got["supplier_org_ids"] == sorted(exp["suppliers"])  # each organisation once, in order
                 assert got["buyer_org_ids"] == sorted(exp["buyers"])

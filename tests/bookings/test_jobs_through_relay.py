@@ -9,7 +9,6 @@ outbox, a web form action that rolled back after its service had buffered jobs s
 from __future__ import annotations
 
 import asyncio
-import re
 import uuid
 from collections.abc import Iterator
 
@@ -22,7 +21,7 @@ from tests.bookings.helpers import slot
 from tests.bookings.live_server import LiveServer, build_market, http_client, live_settings, login, register, scalar
 from tests.bookings.live_server import sql as run_sql
 from tests.bookings.test_delivery import Receiver, receiver  # noqa: F401 (the fixture)
-from tests.factories import PASSWORD
+from tests.factories import PASSWORD, csrf_token
 from tests.processes import Proc, running
 
 pytestmark = pytest.mark.worker
@@ -64,12 +63,6 @@ END $$
 """
 
 
-def _csrf(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no CSRF token in the page"
-    return match.group(1)
-
-
 async def _last_job_id(database_url: str) -> int:
     return int(await scalar(database_url, "SELECT last_value FROM outbox_id_seq"))
 
@@ -78,10 +71,10 @@ async def _book_in_the_web(live: LiveServer, email: str, asset_id: str, buyer_or
     """The buyer's booking form, signed in through the login form; returns the response status."""
     start, end = slot(hours)
     async with httpx.AsyncClient(base_url=live.url, timeout=60) as browser:
-        token = _csrf((await browser.get("/login")).text)
+        token = csrf_token((await browser.get("/login")).text)
         signed_in = await browser.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": token})
         assert signed_in.status_code == 303, signed_in.text
-        token = _csrf((await browser.get(f"/book/{asset_id}")).text)
+        token = csrf_token((await browser.get(f"/book/{asset_id}")).text)
         form = {
             "csrf_token": token,
             "buyer_org_id": buyer_org,

@@ -106,7 +106,7 @@ async def test_migration_releases_rebooked_time_of_early_completions_with_timeli
     assert await _statuses_in_constraint(db) == {
         "held", "requested", "confirmed", "in_progress", "completed", "settled", "disputed", "resolved"
     }  # fmt: skip
-    periods = dict(
+    periods: dict[str, Any] = dict(
         (
             await db.execute(
                 sa.text("SELECT id::text, period FROM bookings WHERE id::text IN (:a, :b, :c, :d, :e)"),
@@ -131,7 +131,7 @@ async def test_migration_releases_rebooked_time_of_early_completions_with_timeli
         (mid["id"], "settled", "settled", "system"),
     }
     assert all("migration 0009" in e[4] for e in events)
-    audit = dict(
+    audit: dict[str, Any] = dict(
         (await db.execute(sa.text("SELECT target_id, after FROM audit_log WHERE action = 'booking.release'"))).all()
     )
     assert set(audit) == {early["id"], mid["id"]}

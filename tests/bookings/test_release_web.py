@@ -3,31 +3,23 @@ time is released only through an explicit, confirmed action; on a Chinese page, 
 
 from __future__ import annotations
 
-import re
-
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.bookings.helpers import book, market, slot
-from tests.factories import PASSWORD
-
-
-def _csrf(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no CSRF token in the page"
-    return match.group(1)
+from tests.factories import PASSWORD, csrf_token
 
 
 async def _sign_in(client: AsyncClient, headers: dict[str, str], locale: str) -> str:
     me = await client.patch("/api/v1/me", headers=headers, json={"locale": locale})
     assert me.status_code == 200, me.text
     client.cookies.clear()
-    token = _csrf((await client.get("/login")).text)
+    token = csrf_token((await client.get("/login")).text)
     resp = await client.post(
         "/login", data={"email": me.json()["user"]["email"], "password": PASSWORD, "csrf_token": token}
     )
     assert resp.status_code == 303, resp.text
-    return _csrf((await client.get("/dashboard")).text)
+    return csrf_token((await client.get("/dashboard")).text)
 
 
 async def test_factory_page_asks_a_reason_for_early_completion_and_releases_only_on_confirmation(

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis
@@ -63,8 +63,9 @@ def unacked(redis_url: str, queue: str) -> list[Unacked]:
 
     client = redis.Redis.from_url(redis_url)
     try:
-        entries = client.hgetall("unacked")
-        scores = dict(client.zrange("unacked_index", 0, -1, withscores=True))
+        # A client without decode_responses: names and values come back as bytes, scores as floats.
+        entries = cast(dict[bytes, bytes], client.hgetall("unacked"))
+        scores = dict(cast(list[tuple[bytes, float]], client.zrange("unacked_index", 0, -1, withscores=True)))
     finally:
         client.close()
     out = []

@@ -4,7 +4,6 @@ PDF byte for byte, and a tampered or forged one does not; unknown and malformed 
 
 from __future__ import annotations
 
-import re
 import uuid
 from typing import Any
 
@@ -19,6 +18,7 @@ from marketplace.inspection import pdf, verifiable
 from marketplace.inspection.models import VerifiableDocument
 from marketplace.inspection.verify_repository import VerifyRepository
 from marketplace.web import i18n
+from tests.factories import csrf_token
 from tests.inspection.test_verify_helpers import Lot, inspected_lot
 from tests.web.test_no_codes_on_pages import visible_text
 
@@ -51,12 +51,6 @@ def _leaks(lot: Lot, page: str) -> list[str]:
                 if shown in page:
                     found.append(shown)
     return found
-
-
-def _csrf(page: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert match is not None
-    return match.group(1)
 
 
 PAGE_WORDS = {
@@ -183,7 +177,7 @@ async def _forged_rejected_copy(lot: Lot, row: VerifiableDocument) -> bytes:
 async def _web_checks(client: AsyncClient, row: VerifiableDocument, data: bytes) -> None:
     """The document's page checks an uploaded copy (CSRF as every web form)."""
     page = await client.get(f"/verify/{row.hash}")
-    token = _csrf(page.text)
+    token = csrf_token(page.text)
     match = await client.post(
         f"/verify/{row.hash}/check",
         data={"csrf_token": token},
@@ -214,7 +208,7 @@ async def _web_form(client: AsyncClient, row: VerifiableDocument, data: bytes) -
     assert typed.status_code == 303 and typed.headers["location"] == f"/verify/{row.hash}"
     bad = await client.get("/verify", params={"code": "12345"})
     assert bad.status_code == 422 and "64" in bad.text
-    token = _csrf(form.text)
+    token = csrf_token(form.text)
     found = await client.post(
         "/verify/check", data={"csrf_token": token}, files={"file": ("c.pdf", data, "application/pdf")}
     )

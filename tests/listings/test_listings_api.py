@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from typing import Any
 
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -96,7 +97,7 @@ async def test_malformed_payloads_answer_422_with_a_clear_message(client: AsyncC
         assert r.status_code == 422, (body, r.text)
         assert message in r.json()["detail"], r.json()
     asset = await create_asset(client, headers, machine_payload(site["id"]))
-    bad_availability = [
+    bad_availability: list[tuple[dict[str, Any], str]] = [
         ({"weekly": [{"weekday": 0, "start": "08:00", "end": "25:00"}]}, "invalid time"),
         ({"weekly": [{"weekday": 7, "start": "08:00", "end": "18:00"}]}, "weekday"),
         (
@@ -280,7 +281,7 @@ async def test_foreign_organisation_gets_404_on_listing_site_and_certificate_end
     )
     assert cert.status_code == 201
 
-    calls = [
+    calls: list[tuple[str, str, dict[str, Any] | None]] = [
         ("GET", f"/api/v1/sites/{site['id']}", None),
         ("PATCH", f"/api/v1/sites/{site['id']}", {"name": "stolen"}),
         ("GET", f"/api/v1/orgs/{org}/sites", None),

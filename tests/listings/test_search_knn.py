@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from listings.models import Asset, Certificate, Site
 from listings.repository import ListingsRepository
@@ -107,7 +108,7 @@ async def test_distance_order_equals_brute_force(db: AsyncSession, small_market:
 async def test_ties_are_broken_by_id(db: AsyncSession, small_market: None) -> None:
     """Listings at one site have the same distance: they come in id order."""
     q = SearchQuery(lat=SUZHOU[0], lon=SUZHOU[1], sort="distance")
-    sites = dict((await db.execute(sa.select(Asset.id, Asset.site_id))).all())  # type: ignore[call-overload]
+    sites: dict[uuid.UUID, uuid.UUID] = dict((await db.execute(sa.select(col(Asset.id), col(Asset.site_id)))).all())
     got = await _paged(db, q, page=5)
     shared = [(a, b) for a, b in itertools.pairwise(got) if sites[a] == sites[b]]
     assert shared, "the seeded market should put several listings on one site"

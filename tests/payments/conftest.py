@@ -104,7 +104,7 @@ class Recorder:
             self.fail_next -= 1
             return web.json_response({"error": {"type": "api_error", "message": "try again"}}, status=500)
         if path == "/v1/accounts" and method == "POST":
-            acct = {
+            acct: dict[str, Any] = {
                 "id": f"acct_{uuid.uuid4().hex[:16]}",
                 "object": "account",
                 "type": "express",

@@ -24,6 +24,7 @@ from tests.requests.test_adapter import _random_request, _seed
 
 def _km(mr: MatchRequest, row: AssetRow) -> float:
     assert mr.lat is not None and mr.lon is not None
+    assert row.latitude is not None and row.longitude is not None
     return haversine_km(lat1=mr.lat, lon1=mr.lon, lat2=row.latitude, lon2=row.longitude)
 
 

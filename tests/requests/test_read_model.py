@@ -12,6 +12,7 @@ import importlib.util
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import sqlalchemy as sa
 from httpx import AsyncClient
@@ -43,7 +44,7 @@ async def assert_in_sync(conn: AsyncConnection | AsyncSession) -> int:
     return len(actual)
 
 
-async def _one(db: AsyncSession, sql: str) -> object:
+async def _one(db: AsyncSession, sql: str) -> Any:
     return (await db.execute(sa.text(sql))).scalar_one()
 
 

@@ -17,7 +17,7 @@ from marketplace.requests import service
 from tests.bookings.helpers import ALWAYS_OPEN, slot
 from tests.factories import SUZHOU, admin_headers, published_asset, signed_up
 
-MILL = {
+MILL: dict[str, Any] = {
     "process_codes": ["machining.milling.cnc_3axis"],
     "materials": ["al_6061", "ss_304"],
     "envelope_mm": {"x": 1000, "y": 600, "z": 300},

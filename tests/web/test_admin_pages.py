@@ -21,6 +21,7 @@ from tests.factories import (
     PASSWORD,
     create_admin,
     create_asset,
+    csrf_token,
     machine_payload,
     published_asset,
     signed_up,
@@ -33,12 +34,6 @@ def _lang(client: AsyncClient, locale: str) -> None:
     client.cookies.set("lang", locale)
 
 
-def _csrf(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no CSRF token in the page"
-    return match.group(1)
-
-
 def _text(html: str) -> str:
     """The visible text of a page (tags and attributes stripped)."""
     body = re.sub(r"<(script|style)[^>]*>.*?</\1>", " ", html, flags=re.S)
@@ -46,10 +41,10 @@ def _text(html: str) -> str:
 
 
 async def _sign_in(client: AsyncClient, email: str) -> str:
-    token = _csrf((await client.get("/login")).text)
+    token = csrf_token((await client.get("/login")).text)
     resp = await client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": token})
     assert resp.status_code == 303, resp.text
-    return _csrf((await client.get("/dashboard")).text)
+    return csrf_token((await client.get("/dashboard")).text)
 
 
 async def _web_admin(client: AsyncClient, db: AsyncSession) -> str:
@@ -143,7 +138,7 @@ async def test_flags_show_the_listing_title_link_reason_and_reporter(client: Asy
         assert i18n.translations(locale).gettext("Wrong capacity or price") in text
         assert "price is per minute" in text and "Careful Buyer Ltd" in text
     # Suspending the listing from its report needs a reason, asked for beside the field of that row.
-    token = _csrf(page.text)
+    token = csrf_token(page.text)
     flag_id = _row_ids(page.text, "flags")[0]
     asset_id = listings[0][0]["id"]
     refused = await client.post(

@@ -39,6 +39,7 @@ def _catalog() -> dict[str, str]:
             continue
         # A plural message: each form's msgid maps to the (only, in Chinese) plural form's text.
         ids = (m.id,) if isinstance(m.id, str) else m.id
+        assert m.string is not None, m.id
         text = m.string if isinstance(m.string, str) else m.string[0]
         for msgid in ids:
             out[str(msgid)] = str(text)

@@ -38,7 +38,7 @@ async def test_csv_response_streams_a_bom_and_crlf_records() -> None:
     resp = csv_response(rows(), filename="t.csv")
     assert resp.headers["content-disposition"] == 'attachment; filename="t.csv"'
     assert resp.media_type == "text/csv; charset=utf-8"
-    chunks = [c if isinstance(c, bytes) else c.encode() async for c in resp.body_iterator]
+    chunks = [c.encode() if isinstance(c, str) else bytes(c) async for c in resp.body_iterator]
     assert b"".join(chunks) == "\ufeff名称,金额\r\n'=cmd,12.50\r\n".encode()
 
 

@@ -11,13 +11,7 @@ import sqlalchemy as sa
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.factories import BERLIN, PASSWORD, create_asset, machine_payload, supplier
-
-
-def _csrf(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no CSRF token in the page"
-    return match.group(1)
+from tests.factories import BERLIN, PASSWORD, create_asset, csrf_token, machine_payload, supplier
 
 
 async def test_next_free_is_shown_in_the_site_zone(client: AsyncClient, db: AsyncSession) -> None:
@@ -29,7 +23,7 @@ async def test_next_free_is_shown_in_the_site_zone(client: AsyncClient, db: Asyn
     )
     await db.commit()
     client.cookies.clear()
-    token = _csrf((await client.get("/login")).text)
+    token = csrf_token((await client.get("/login")).text)
     resp = await client.post("/login", data={"email": reg["email"], "password": PASSWORD, "csrf_token": token})
     assert resp.status_code == 303, resp.text
 

@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from listings.models import ListingFlag
 from tests.factories import (
@@ -19,6 +20,7 @@ from tests.factories import (
     admin_headers,
     create_admin,
     create_asset,
+    csrf_token,
     login,
     machine_payload,
     publish,
@@ -28,15 +30,9 @@ from tests.factories import (
 )
 
 
-def _csrf(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no CSRF token in the page"
-    return match.group(1)
-
-
 async def _sign_in(client: AsyncClient, email: str) -> None:
     page = await client.get("/login")
-    resp = await client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": _csrf(page.text)})
+    resp = await client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": csrf_token(page.text)})
     assert resp.status_code == 303, resp.text
 
 
@@ -78,7 +74,7 @@ async def test_a_signed_in_buyer_reports_a_listing_and_the_admin_sees_it(
         assert reason in form.text
     sent = await client.post(
         f"/listings/{asset_id}/flag",
-        data={"csrf_token": _csrf(form.text), "reason_code": "wrong_capacity_or_price", "reason": "Price is 10x"},
+        data={"csrf_token": csrf_token(form.text), "reason_code": "wrong_capacity_or_price", "reason": "Price is 10x"},
     )
     assert sent.status_code == 303 and sent.headers["location"] == f"/listings/{asset_id}?reported=1"
     thanks = await client.get(sent.headers["location"])
@@ -88,7 +84,9 @@ async def test_a_signed_in_buyer_reports_a_listing_and_the_admin_sees_it(
     mine = [f for f in queue["open_flags"] if f["asset_id"] == asset_id]
     assert [(f["reason_code"], f["reason"]) for f in mine] == [("wrong_capacity_or_price", "Price is 10x")]
     stored = await db.execute(
-        sa.select(ListingFlag.reason_code, ListingFlag.reason).where(ListingFlag.asset_id == uuid.UUID(asset_id))
+        sa.select(col(ListingFlag.reason_code), col(ListingFlag.reason)).where(
+            col(ListingFlag.asset_id) == uuid.UUID(asset_id)
+        )
     )
     assert stored.all() == [("wrong_capacity_or_price", "Price is 10x")]  # the code in its column, words alone
     await _sign_in(browser, m["admin_email"])
@@ -103,7 +101,7 @@ async def test_a_second_open_report_by_the_same_person_is_refused_kindly(client:
     m = await _listing_and_reporter(client, db)
     asset_id = m["asset"]["id"]
     await _sign_in(client, m["reporter"]["email"])
-    token = _csrf((await client.get(f"/listings/{asset_id}/flag")).text)
+    token = csrf_token((await client.get(f"/listings/{asset_id}/flag")).text)
     first = await client.post(
         f"/listings/{asset_id}/flag", data={"csrf_token": token, "reason_code": "prohibited_item"}
     )
@@ -133,7 +131,7 @@ async def test_the_owner_sees_no_button_and_cannot_report_its_own_listing(
     page = await client.get(f"/listings/{asset['id']}")
     assert page.status_code == 200 and "/flag" not in page.text and "Report this listing" not in page.text
     assert (await client.get(f"/listings/{asset['id']}/flag")).status_code == 404
-    token = _csrf(page.text)
+    token = csrf_token(page.text)
     post = await client.post(f"/listings/{asset['id']}/flag", data={"csrf_token": token, "reason_code": "other"})
     assert post.status_code == 404
     api = await client.post(f"/api/v1/assets/{asset['id']}/flags", json={"reason": "mine"}, headers=owner_api)
@@ -175,7 +173,7 @@ async def test_errors_are_shown_beside_the_fields_in_the_page_language(
     asset_id = m["asset"]["id"]
     await _sign_in(client, m["reporter"]["email"])
     client.cookies.set("lang", lang)
-    token = _csrf((await client.get(f"/listings/{asset_id}/flag")).text)
+    token = csrf_token((await client.get(f"/listings/{asset_id}/flag")).text)
     no_reason = await client.post(f"/listings/{asset_id}/flag", data={"csrf_token": token, "reason": "hm"})
     assert no_reason.status_code == 422
     assert re.search(r'id="f-reason_code-error">[^<]*' + choose, no_reason.text)
@@ -204,7 +202,7 @@ async def test_reports_are_rate_limited_per_person(client: AsyncClient, db: Asyn
     app.state.auth_rate_limiter.limit = 2
     codes = []
     for asset in assets:
-        token = _csrf((await client.get(f"/listings/{asset['id']}/flag")).text)
+        token = csrf_token((await client.get(f"/listings/{asset['id']}/flag")).text)
         data = {"csrf_token": token, "reason_code": "other", "reason": "spam"}
         sent = await client.post(f"/listings/{asset['id']}/flag", data=data)
         codes.append(sent.status_code)

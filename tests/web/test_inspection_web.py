@@ -239,7 +239,7 @@ async def test_the_factory_supplies_an_ordered_document_and_the_buyer_extends_an
     assert 'id="coc-statement-error">此项为必填项。' in empty.text
     issued = await client.post(coc, data={"csrf_token": token, "statement": "The parts conform to drawing A-100."})
     assert issued.status_code == 303, issued.text
-    rows = dict(
+    rows: dict[str, Any] = dict(
         (await db.execute(sa.text("SELECT kind, document_id FROM booking_quality_documents WHERE booking_id = :b"),
                           {"b": booking_id})).all()
     )  # fmt: skip

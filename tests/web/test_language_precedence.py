@@ -7,16 +7,10 @@ import re
 
 from httpx import AsyncClient
 
-from tests.factories import PASSWORD, login, register
+from tests.factories import PASSWORD, csrf_token, login, register
 
 ZH = {"Accept-Language": "zh-CN,zh;q=0.9"}
 EN = {"Accept-Language": "en-GB,en;q=0.9"}
-
-
-def _csrf(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no CSRF token in the page"
-    return match.group(1)
 
 
 def _lang(html: str) -> str:
@@ -26,13 +20,13 @@ def _lang(html: str) -> str:
 
 
 async def _web_sign_in(client: AsyncClient, email: str) -> None:
-    token = _csrf((await client.get("/login")).text)
+    token = csrf_token((await client.get("/login")).text)
     signed_in = await client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": token})
     assert signed_in.status_code == 303
 
 
 async def _switch(client: AsyncClient, locale: str) -> None:
-    token = _csrf((await client.get("/")).text)
+    token = csrf_token((await client.get("/")).text)
     switched = await client.post("/lang", data={"locale": locale, "next": "/", "csrf_token": token})
     assert switched.status_code == 303 and switched.headers["location"] == "/"
 
@@ -59,7 +53,7 @@ async def test_the_browser_choice_outlives_signing_out_and_in(client: AsyncClien
     await _switch(client, "zh-CN")
     await _web_sign_in(client, reg["email"])
     assert _lang((await client.get("/dashboard")).text) == "zh-Hans"
-    token = _csrf((await client.get("/dashboard")).text)
+    token = csrf_token((await client.get("/dashboard")).text)
     await client.post("/logout", data={"csrf_token": token})
     assert _lang((await client.get("/", headers=EN)).text) == "zh-Hans"
 
@@ -73,7 +67,7 @@ async def test_the_account_page_changes_the_saved_language_and_pages_follow_it(c
     assert 'href="/account/password"' in page.text and 'href="/account/sessions"' in page.text
     assert 'href="/account/2fa"' in page.text and '<a href="/account" aria-current="page">' in page.text
     saved = await client.post(
-        "/account", data={"full_name": "Li Na", "locale": "zh-CN", "csrf_token": _csrf(page.text)}, headers=EN
+        "/account", data={"full_name": "Li Na", "locale": "zh-CN", "csrf_token": csrf_token(page.text)}, headers=EN
     )
     assert saved.status_code == 303 and saved.headers["location"] == "/account?saved=1"
     after = await client.get("/account?saved=1", headers=EN)
@@ -85,7 +79,7 @@ async def test_the_account_page_changes_the_saved_language_and_pages_follow_it(c
 async def test_the_account_page_refuses_an_empty_name_beside_the_field_and_saves_nothing(client: AsyncClient) -> None:
     reg = await register(client, locale="zh-CN")
     await _web_sign_in(client, reg["email"])
-    token = _csrf((await client.get("/account")).text)
+    token = csrf_token((await client.get("/account")).text)
     refused = await client.post("/account", data={"full_name": "  ", "locale": "en", "csrf_token": token})
     assert refused.status_code == 422 and _lang(refused.text) == "zh-Hans"
     assert 'class="error-summary"' in refused.text and 'href="#f-full_name"' in refused.text
@@ -121,6 +115,6 @@ async def test_the_order_is_browser_choice_then_account_then_accept_language(cli
     account = await client.get("/account")
     assert "This browser shows pages in English, as chosen with the switch." in account.text
     # ... until the browser gives its choice up on the account page: the account's language again.
-    back = await client.post("/account/browser-language", data={"csrf_token": _csrf(account.text)})
+    back = await client.post("/account/browser-language", data={"csrf_token": csrf_token(account.text)})
     assert back.status_code == 303
     assert _lang((await client.get("/", headers=EN)).text) == "zh-Hans"

@@ -7,13 +7,7 @@ import re
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.factories import PASSWORD, admin_headers, published_asset, signed_up
-
-
-def _csrf(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no CSRF token in the page"
-    return match.group(1)
+from tests.factories import PASSWORD, admin_headers, csrf_token, published_asset, signed_up
 
 
 async def test_public_pages_render_in_both_languages(client: AsyncClient, db: AsyncSession) -> None:
@@ -35,7 +29,7 @@ async def test_public_pages_render_in_both_languages(client: AsyncClient, db: As
 async def test_login_requires_a_valid_csrf_token(client: AsyncClient) -> None:
     reg, _ = await signed_up(client)
     page = await client.get("/login")
-    token = _csrf(page.text)
+    token = csrf_token(page.text)
     forged = await client.post("/login", data={"email": reg["email"], "password": PASSWORD, "csrf_token": "forged"})
     assert forged.status_code == 403
     missing = await client.post("/login", data={"email": reg["email"], "password": PASSWORD})
@@ -50,7 +44,7 @@ async def test_login_requires_a_valid_csrf_token(client: AsyncClient) -> None:
 
 async def test_register_form_shows_errors_next_to_the_fields(client: AsyncClient) -> None:
     page = await client.get("/register")
-    token = _csrf(page.text)
+    token = csrf_token(page.text)
     resp = await client.post(
         "/register",
         data={
@@ -76,10 +70,10 @@ async def test_signed_out_visitors_are_sent_to_sign_in(client: AsyncClient) -> N
 
 
 async def _sign_in(client: AsyncClient, email: str) -> str:
-    token = _csrf((await client.get("/login")).text)
+    token = csrf_token((await client.get("/login")).text)
     resp = await client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": token})
     assert resp.status_code == 303
-    return _csrf((await client.get("/dashboard")).text)
+    return csrf_token((await client.get("/dashboard")).text)
 
 
 async def test_admin_moderates_from_the_admin_page(client: AsyncClient, db: AsyncSession) -> None:

@@ -15,18 +15,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace.web.invoice_lines import line_texts
 from tests.bookings.helpers import ALWAYS_OPEN
-from tests.factories import PASSWORD, admin_headers, create_asset, machine_payload, publish, signed_up, supplier
-
-
-def _csrf(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no CSRF token in the page"
-    return match.group(1)
+from tests.factories import (
+    PASSWORD,
+    admin_headers,
+    create_asset,
+    csrf_token,
+    machine_payload,
+    publish,
+    signed_up,
+    supplier,
+)
 
 
 async def _sign_in(web: AsyncClient, email: str) -> None:
     page = await web.get("/login")
-    resp = await web.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": _csrf(page.text)})
+    resp = await web.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": csrf_token(page.text)})
     assert resp.status_code == 303, resp.text
 
 
@@ -79,13 +82,15 @@ async def test_the_factory_form_offers_documents_at_a_price_and_shows_errors_bes
         assert f'name="qd_{kind}"' in page.text
     assert re.search(r'name="qd_coc"[^>]*value="30(\.00)?"', page.text), "the stored price is shown"
 
-    bad = await web.post(url, data=_edit_form(f, _csrf(page.text), qd_coc="30", qd_fai="lots"))
+    bad = await web.post(url, data=_edit_form(f, csrf_token(page.text), qd_coc="30", qd_fai="lots"))
     assert bad.status_code == 422
     assert 'id="f-qd_fai-error"' in bad.text
     unchanged = await client.get(f"/api/v1/assets/{f['asset']['id']}", headers=f["headers"])
     assert unchanged.json()["quality_documents"] == {"coc": 3000}
 
-    ok = await web.post(url, data=_edit_form(f, _csrf(page.text), qd_coc="", qd_fai="250", qd_material_cert="80.5"))
+    ok = await web.post(
+        url, data=_edit_form(f, csrf_token(page.text), qd_coc="", qd_fai="250", qd_material_cert="80.5")
+    )
     assert ok.status_code == 303, ok.text
     saved = await client.get(f"/api/v1/assets/{f['asset']['id']}", headers=f["headers"])
     assert saved.json()["quality_documents"] == {"fai": 25000, "material_cert": 8050}
@@ -114,7 +119,7 @@ async def test_the_buyer_orders_documents_with_checkboxes_on_the_book_form(
 
     start = (datetime.now() + timedelta(days=3)).replace(hour=10, minute=0, second=0, microsecond=0)
     data = {
-        "csrf_token": _csrf(form.text),
+        "csrf_token": csrf_token(form.text),
         "buyer_org_id": buyer_reg["org"]["id"],
         "start": start.strftime("%Y-%m-%dT%H:%M"),
         "hours": "2",

@@ -25,6 +25,7 @@ from tests.factories import (
     SUZHOU,
     admin_headers,
     create_asset,
+    csrf_token,
     lab_payload,
     login,
     machine_payload,
@@ -41,21 +42,26 @@ ALWAYS_OPEN = [{"weekday": d, "start": "00:00", "end": "00:00"} for d in range(7
 LONG_TITLE = "Mazak Integrex i-400S multi-tasking turning and milling centre with bar feeder, line 3"
 
 
-def _csrf(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no CSRF token in the page"
-    return match.group(1)
-
-
 async def _sign_in(client: AsyncClient, email: str) -> None:
     page = await client.get("/login")
-    resp = await client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": _csrf(page.text)})
+    resp = await client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": csrf_token(page.text)})
     assert resp.status_code == 303, resp.text
 
 
 def _svgs(html: str) -> dict[str, ET.Element]:
     """Every chart of the page, parsed as XML (a malformed one fails here), by id."""
     return {(el := ET.fromstring(m)).get("id", ""): el for m in re.findall(r"<svg.*?</svg>", html, re.S)}
+
+
+def _legend_titles(svg: ET.Element) -> list[str]:
+    """The title of each legend item of a chart, in document order (an item without one fails here)."""
+    titles = []
+    for g in svg.iter(f"{SVG}g"):
+        if g.get("class") == "legend-item":
+            title = g.find(f"{SVG}title")
+            assert title is not None and title.text is not None, ET.tostring(g, encoding="unicode")
+            titles.append(title.text)
+    return titles
 
 
 def _texts(svg: ET.Element, css: str) -> list[str]:
@@ -129,13 +135,13 @@ async def test_dashboard_charts_machine_hours_and_lab_samples_per_week(
         assert _texts(svg, "y-label") == [y_label]
         assert svg.find(f"{SVG}title") is not None and svg.find(f"{SVG}desc") is not None
 
-    legend = [g.find(f"{SVG}title").text for g in machine.iter(f"{SVG}g") if g.get("class") == "legend-item"]  # type: ignore[union-attr]
+    legend = _legend_titles(machine)
     assert sorted(legend) == sorted([LONG_TITLE, "CK6150 lathe"])
     drawn = [
         t.text or "" for g in machine.iter(f"{SVG}g") if g.get("class") == "legend-item" for t in g.iter(f"{SVG}text")
     ]
     assert "CK6150 lathe" in drawn and any(t.endswith("…") and LONG_TITLE.startswith(t[:-1]) for t in drawn)
-    lab_legend = [g.find(f"{SVG}title").text for g in lab.iter(f"{SVG}g") if g.get("class") == "legend-item"]  # type: ignore[union-attr]
+    lab_legend = _legend_titles(lab)
     assert lab_legend == ["Salt spray test"]
 
     # The same numbers as text: the description and the table below each chart.

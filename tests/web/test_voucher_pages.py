@@ -170,7 +170,9 @@ async def test_the_booking_form_offers_the_voucher_and_every_page_shows_the_spli
     assert booked.status_code == 303, booked.text
     page = await client.get(booked.headers["location"])
     booking_id = booked.headers["location"].rsplit("/", 1)[-1]
-    payment = _text(re.search(r'<section class="card" id="payment-state".*?</section>', page.text, re.S).group(0))
+    section = re.search(r'<section class="card" id="payment-state".*?</section>', page.text, re.S)
+    assert section is not None, page.text
+    payment = _text(section.group(0))
     # 2 samples x 150 CNY = 300 CNY; the voucher pays 50 %.
     assert "Total: CN¥300.00" in payment
     assert "Innovation voucher (Suzhou innovation vouchers): −CN¥150.00" in payment
