@@ -40,7 +40,7 @@ def norm_sql(expr: Any) -> Any:
 #
 # Builders ask a ``Binder`` for each request value (named in :func:`matching.prefilter.request_values`): an
 # ad-hoc binder embeds the value (an anonymous bind parameter, as a literal would), a shape binder returns a
-# named placeholder. The hot path (:func:`select_rows`) builds its statement once per request shape and
+# named placeholder. The hot path (:func:`matching.repository.select_rows`) builds its statement once per shape and
 # executes it with the values, which saves building the expression tree and its cache key (~8 ms CPU).
 
 _BIND_TYPES: dict[str, Any] = {

@@ -20,7 +20,8 @@ It runs under ``plan_cache_mode = force_custom_plan`` (the driver's prepared sta
 plans).
 
 The shell's ``organisations`` and ``bookings`` tables are referenced read-only through lightweight ``sa.table``
-clauses (the documented contract, see docs/architecture.md).
+clauses (the documented contract, see docs/architecture.md): ``organisations`` in
+:mod:`matching.conditions_repository`, ``bookings`` in :mod:`listings.calendar_repository`.
 """
 
 from __future__ import annotations
