@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import re
 import uuid
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -170,6 +171,15 @@ BERLIN: dict[str, Any] = {
     "timezone": "Europe/Berlin",
 }
 WEEKDAYS_8_18 = [{"weekday": d, "start": "08:00", "end": "18:00"} for d in range(5)]
+
+
+def weekday_after(days: int) -> date:
+    """The first Monday-to-Friday date at least ``days`` after today (UTC): a day a ``WEEKDAYS_8_18`` listing is
+    open (a fixed offset lands on a weekend two days a week)."""
+    day = datetime.now(UTC).date() + timedelta(days=days)
+    while day.weekday() >= 5:
+        day += timedelta(days=1)
+    return day
 
 
 def machine_payload(site_id: str, **overrides: Any) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import re
 import uuid
 import zlib
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 from httpx import AsyncClient
@@ -18,7 +18,7 @@ from listings.models import Certificate
 from marketplace.inspection.models import Inspection, InspectionReport
 from marketplace.orgs.models import Organisation
 from tests.bookings.helpers import book, market, slot
-from tests.factories import published_asset
+from tests.factories import published_asset, weekday_after
 
 CHARACTERISTICS = [
     {"name": "Bore diameter", "nominal": "12.000", "lower_tol": "-0.020", "upper_tol": "0.020", "unit": "mm"},
@@ -36,13 +36,6 @@ class Lot:
     buyer_name: str
     inspection: Inspection
     report: InspectionReport
-
-
-def _weekday_after(days: int) -> date:
-    d = datetime.now(UTC).date() + timedelta(days=days)
-    while d.weekday() >= 5:
-        d += timedelta(days=1)
-    return d
 
 
 def units(sample_size: int, failing: int) -> list[dict[str, Any]]:
@@ -83,7 +76,7 @@ async def inspected_lot(
     r = await client.post(
         "/api/v1/bookings",
         headers={**m["buyer"], "Idempotency-Key": uuid.uuid4().hex},
-        json={"asset_id": lab["id"], "drop_off_date": _weekday_after(4).isoformat(), "samples": sample_size},
+        json={"asset_id": lab["id"], "drop_off_date": weekday_after(4).isoformat(), "samples": sample_size},
     )
     assert r.status_code == 201, r.text
     lab_booking = r.json()
@@ -120,7 +113,7 @@ async def inspected_lot(
         reject_number=1,
         require_accreditation=True,
         status="reported",
-        due_date=_weekday_after(10),
+        due_date=weekday_after(10),
         verdict=verdict,
         gates_payment=True,
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -24,6 +24,7 @@ from tests.factories import (
     published_asset,
     signed_up,
     supplier,
+    weekday_after,
 )
 from tests.requests.test_requests_api import MILL, request_body
 
@@ -353,15 +354,6 @@ async def test_factory_withdraws_and_buyer_declines_with_a_reason(
     assert "quote declined" in (await factory.get(f"/factory/{sup_org}/opportunities/{req_id}")).text
 
 
-def _weekday_after(days: int) -> date:
-    """The first Monday-to-Friday date at least ``days`` after today (UTC): a drop-off on a day the lab is closed
-    cannot be booked, so a fixed offset failed this test whenever it fell on a weekend (run on a Tuesday)."""
-    day = datetime.now(UTC).date() + timedelta(days=days)
-    while day.weekday() >= 5:
-        day += timedelta(days=1)
-    return day
-
-
 async def test_a_lab_quote_with_drop_off_and_samples(client: AsyncClient, db: AsyncSession, app: Any) -> None:
     admin = await admin_headers(client, db)
     lab, _, _ = await published_asset(client, db, admin, kind="lab_service")
@@ -379,7 +371,7 @@ async def test_a_lab_quote_with_drop_off_and_samples(client: AsyncClient, db: As
         await buyer.sign_in(buyer_reg["email"])
         page = await factory.get(f"/factory/{lab['org_id']}/opportunities/{req_id}")
         assert page.status_code == 200 and 'name="drop_off_date"' in page.text and 'name="start"' not in page.text
-        day = _weekday_after(4).isoformat()  # the lab is open Monday to Friday (WEEKDAYS_8_18)
+        day = weekday_after(4).isoformat()  # the lab is open Monday to Friday (WEEKDAYS_8_18)
         form = {"asset_id": lab["id"], "amount": "700", "drop_off_date": day, "samples": "5"}
         form["valid_until"] = _local(datetime.now(UTC) + timedelta(days=1))
         sent = await factory.post(f"/factory/{lab['org_id']}/opportunities/{req_id}/quotes", form)
